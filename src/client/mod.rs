@@ -1,0 +1,211 @@
+//! A chat service as one device sees it.
+//!
+//! Probes talk only to [`ChatService`] and [`Device`]; each service protocol
+//! (the mock backend, Matrix) is one file of this module implementing them.
+//! Nothing above this trait knows which service it talks to.
+
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+
+use crate::outcome::Reason;
+
+/// A group id, as the service spells it.
+pub type GroupId = String;
+/// A user id, as the service spells it.
+pub type UserId = String;
+/// A message id, as the service spells it.
+pub type MessageId = String;
+
+/// Credentials of one probe account.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Account {
+    /// User name (the localpart on Matrix).
+    pub user: String,
+    /// Password; never logged.
+    pub password: String,
+}
+
+impl std::fmt::Debug for Account {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Account")
+            .field("user", &self.user)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
+/// A group's settings: the promises `edit_settings` checks.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct GroupSettings {
+    /// Display name.
+    pub name: String,
+    /// Notice (topic).
+    pub notice: String,
+}
+
+/// A group as one member reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupInfo {
+    /// The group.
+    pub id: GroupId,
+    /// Its settings.
+    pub settings: GroupSettings,
+    /// Its current members.
+    pub members: Vec<UserId>,
+}
+
+/// A message as it reached a device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceivedMessage {
+    /// Service-assigned id (the one [`Device::send`] returned to the sender).
+    pub id: MessageId,
+    /// The group.
+    pub group: GroupId,
+    /// Sending user.
+    pub sender: UserId,
+    /// Text as delivered.
+    pub body: String,
+}
+
+/// Something a device learned by push or by catch-up sync.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A message in one of the user's groups.
+    Message(ReceivedMessage),
+    /// A user became a member of a group (or was added to it).
+    MemberJoined {
+        /// The group.
+        group: GroupId,
+        /// The new member.
+        user: UserId,
+    },
+    /// A user left a group.
+    MemberLeft {
+        /// The group.
+        group: GroupId,
+        /// The member who left.
+        user: UserId,
+    },
+    /// A group's settings changed; a service that reports name and notice
+    /// separately fills only the part that changed.
+    SettingsChanged {
+        /// The group.
+        group: GroupId,
+        /// New display name, when it is part of this change.
+        name: Option<String>,
+        /// New notice, when it is part of this change.
+        notice: Option<String>,
+    },
+}
+
+/// An event with the instant it arrived at the client, taken as it was read
+/// off the connection (not when the probe looked), so latencies are exact.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivered {
+    /// What arrived.
+    pub event: Event,
+    /// When it arrived.
+    pub received_at: Instant,
+}
+
+/// Why a client call failed; maps onto the contract reasons.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The service did not answer in time.
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+    /// The connection was refused, reset or closed.
+    #[error("connection failed: {0}")]
+    Connect(String),
+    /// The service rejected the credentials or token.
+    #[error("credentials rejected: {0}")]
+    Auth(String),
+    /// The service answered an error status.
+    #[error("HTTP {status}: {message}")]
+    Status {
+        /// The HTTP status code.
+        status: u16,
+        /// The service's error text, shortened.
+        message: String,
+    },
+    /// The service answered a body that does not parse.
+    #[error("malformed answer: {0}")]
+    Malformed(String),
+}
+
+impl ClientError {
+    /// The contract reason this error is reported as, when the failing step
+    /// has no more specific reason of its own.
+    pub fn reason(&self) -> Reason {
+        match self {
+            ClientError::Timeout(_) => Reason::Timeout,
+            ClientError::Connect(_) => Reason::ConnectError,
+            ClientError::Auth(_) => Reason::AuthError,
+            ClientError::Status { .. } | ClientError::Malformed(_) => Reason::HttpError,
+        }
+    }
+}
+
+/// Result of a client call.
+pub type ClientResult<T> = Result<T, ClientError>;
+
+/// A chat service: where probe devices log in.
+#[async_trait]
+pub trait ChatService: Send + Sync {
+    /// Log `account` in as a new device (each login is a device of its own).
+    async fn login(&self, account: &Account) -> ClientResult<Box<dyn Device>>;
+}
+
+/// One logged-in device of one account.
+///
+/// Every call is bounded by the timeout the service client was built with;
+/// probes add their own step deadlines on top.
+#[async_trait]
+pub trait Device: Send + Sync {
+    /// The account's user id.
+    fn user_id(&self) -> &str;
+
+    /// The device's id.
+    fn device_id(&self) -> &str;
+
+    /// Open (or reopen) the push connection; events arrive through [`Device::next_event`].
+    async fn connect(&mut self) -> ClientResult<()>;
+
+    /// Close the push connection, if open.
+    async fn disconnect(&mut self);
+
+    /// The next pushed event, or `None` once `until` passes first. Fails with
+    /// [`ClientError::Connect`] when the push connection is closed or lost.
+    async fn next_event(&mut self, until: Instant) -> ClientResult<Option<Delivered>>;
+
+    /// Catch-up sync: events since this device's own sync cursor, which it
+    /// then advances. Independent of push.
+    async fn sync(&mut self) -> ClientResult<Vec<Delivered>>;
+
+    /// Send `body` to `group` with idempotency key `txn`; returns the message id.
+    async fn send(&self, group: &str, txn: &str, body: &str) -> ClientResult<MessageId>;
+
+    /// Ids of the groups the user is a member of.
+    async fn list_groups(&self) -> ClientResult<Vec<GroupId>>;
+
+    /// Read one group's settings and members.
+    async fn read_group(&self, group: &str) -> ClientResult<GroupInfo>;
+
+    /// Create a group with `members` besides the caller; they still have to
+    /// [`Device::join_group`] it.
+    async fn create_group(&self, settings: &GroupSettings, members: &[UserId])
+    -> ClientResult<GroupId>;
+
+    /// Accept membership of a group the user was added to.
+    async fn join_group(&self, group: &str) -> ClientResult<()>;
+
+    /// Add `user` to `group`; they still have to [`Device::join_group`] it.
+    async fn add_member(&self, group: &str, user: &str) -> ClientResult<()>;
+
+    /// Leave `group` (and, where the service has it, forget it).
+    async fn leave(&self, group: &str) -> ClientResult<()>;
+
+    /// Change the group's name and notice.
+    async fn edit_settings(&self, group: &str, settings: &GroupSettings) -> ClientResult<()>;
+}

@@ -1,0 +1,11 @@
+//! chatprobe: a synthetic group-chat prober.
+//!
+//! Data flows one way: config → scheduler → probe → client → outcome →
+//! metrics and status. See `README.md` for the map of modules.
+#![forbid(unsafe_code)]
+
+pub mod client;
+pub mod outcome;
+pub mod probe;
+pub mod protocol;
+pub mod yaml;

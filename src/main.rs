@@ -1,0 +1,4 @@
+//! The `chatprobe` command line.
+#![forbid(unsafe_code)]
+
+fn main() {}

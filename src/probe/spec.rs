@@ -1,0 +1,165 @@
+//! A probe definition (one YAML file in `probes/`): its kind, timing and size,
+//! with every default and every validation rule in one place.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// The kinds of probe (**contract** names: shipped probes are named after them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProbeKind {
+    /// A burst reaches every other member's every device exactly once, intact, in order.
+    GroupMessage,
+    /// Two devices of one account agree, by push and by catch-up sync.
+    DeviceSync,
+    /// A leave is accepted, applied everywhere, seen by others, and stays done.
+    LeaveGroup,
+    /// A name and notice change reads back and reaches every member's devices.
+    EditSettings,
+    /// An added member sees the group and its next message.
+    AddMember,
+}
+
+impl ProbeKind {
+    /// The kind's name as written in probe files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProbeKind::GroupMessage => "group_message",
+            ProbeKind::DeviceSync => "device_sync",
+            ProbeKind::LeaveGroup => "leave_group",
+            ProbeKind::EditSettings => "edit_settings",
+            ProbeKind::AddMember => "add_member",
+        }
+    }
+}
+
+/// One probe definition, as read from a probe file.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProbeSpec {
+    /// The probe's name: its `probe` label.
+    pub name: String,
+    /// What it checks.
+    pub kind: ProbeKind,
+    /// Time between the starts of two runs.
+    #[serde(with = "humantime_serde", default = "defaults::interval")]
+    pub interval: Duration,
+    /// Longest wait for any single request.
+    #[serde(with = "humantime_serde", default = "defaults::step_timeout")]
+    pub step_timeout: Duration,
+    /// Longest wait for a message or change to reach every device.
+    #[serde(with = "humantime_serde", default = "defaults::delivery_deadline")]
+    pub delivery_deadline: Duration,
+    /// Deliveries slower than this (but within the deadline) are `late_delivery`.
+    #[serde(with = "humantime_serde", default = "defaults::latency_objective")]
+    pub latency_objective: Duration,
+    /// Members of the run's group, the sender included.
+    #[serde(default = "defaults::group_size")]
+    pub group_size: usize,
+    /// Devices logged in per account.
+    #[serde(default = "defaults::devices_per_account")]
+    pub devices_per_account: usize,
+    /// Messages sent per run.
+    #[serde(default = "defaults::messages")]
+    pub messages: usize,
+}
+
+/// Defaults of every optional probe field.
+mod defaults {
+    use std::time::Duration;
+
+    pub fn interval() -> Duration {
+        Duration::from_secs(30)
+    }
+    pub fn step_timeout() -> Duration {
+        Duration::from_secs(5)
+    }
+    pub fn delivery_deadline() -> Duration {
+        Duration::from_secs(10)
+    }
+    pub fn latency_objective() -> Duration {
+        Duration::from_secs(2)
+    }
+    pub fn group_size() -> usize {
+        4
+    }
+    pub fn devices_per_account() -> usize {
+        1
+    }
+    pub fn messages() -> usize {
+        3
+    }
+}
+
+impl ProbeSpec {
+    /// Check the values together; the error names the offending field.
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        let fail = |field, message: &str| Err((field, message.to_string()));
+        if self.name.is_empty()
+            || !self
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            return fail("name", "must be non-empty letters, digits, `_` or `-`");
+        }
+        if self.interval < Duration::from_millis(100) {
+            return fail("interval", "must be at least 100ms");
+        }
+        if self.step_timeout.is_zero() {
+            return fail("step_timeout", "must be more than zero");
+        }
+        if self.latency_objective > self.delivery_deadline {
+            return fail(
+                "latency_objective",
+                "must not exceed delivery_deadline (late deliveries would count as lost)",
+            );
+        }
+        if !(2..=50).contains(&self.group_size) {
+            return fail("group_size", "must be between 2 and 50");
+        }
+        if !(1..=10).contains(&self.devices_per_account) {
+            return fail("devices_per_account", "must be between 1 and 10");
+        }
+        if self.kind == ProbeKind::DeviceSync && self.devices_per_account < 2 {
+            return fail("devices_per_account", "device_sync needs at least 2 devices");
+        }
+        if !(1..=100).contains(&self.messages) {
+            return fail("messages", "must be between 1 and 100");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn defaults_fill_a_minimal_spec() {
+        let spec: ProbeSpec =
+            crate::yaml::parse(Path::new("p.yaml"), "name: gm\nkind: group_message\n").unwrap();
+        assert_eq!(spec.interval, Duration::from_secs(30));
+        assert_eq!(spec.group_size, 4);
+        assert_eq!(spec.messages, 3);
+        assert!(spec.validate().is_ok());
+    }
+
+    #[test]
+    fn humantime_durations_parse() {
+        let text = "name: gm\nkind: device_sync\ninterval: 1m30s\nstep_timeout: 250ms\ndevices_per_account: 2\n";
+        let spec: ProbeSpec = crate::yaml::parse(Path::new("p.yaml"), text).unwrap();
+        assert_eq!(spec.interval, Duration::from_secs(90));
+        assert_eq!(spec.step_timeout, Duration::from_millis(250));
+        assert!(spec.validate().is_ok());
+    }
+
+    #[test]
+    fn validation_names_the_field() {
+        let text = "name: ds\nkind: device_sync\n";
+        let spec: ProbeSpec = crate::yaml::parse(Path::new("p.yaml"), text).unwrap();
+        assert_eq!(spec.validate().unwrap_err().0, "devices_per_account");
+    }
+}

@@ -1,0 +1,206 @@
+//! Wire format of the mock group-chat service (`chatprobe backend`).
+//!
+//! The backend serves these types and the mock client speaks them, so both sides
+//! share one definition and cannot drift. `docs/api.md` describes the same API
+//! for people.
+
+use serde::{Deserialize, Serialize};
+
+/// Header naming the region a request comes from (faults can target one region).
+pub const REGION_HEADER: &str = "x-chatprobe-region";
+
+/// Route paths of the mock service. `{id}` is a group id.
+pub mod route {
+    /// `POST`: log in; every login is a new device.
+    pub const LOGIN: &str = "/api/v1/login";
+    /// `GET` (WebSocket upgrade): push stream of the device's events, as [`super::Event`] text frames.
+    pub const PUSH: &str = "/api/v1/push";
+    /// `GET ?since=CURSOR`: catch-up sync of the device's events after a cursor.
+    pub const SYNC: &str = "/api/v1/sync";
+    /// `GET`: the caller's groups; `POST`: create a group.
+    pub const GROUPS: &str = "/api/v1/groups";
+    /// `GET`: read one group; `PATCH`: edit its settings.
+    pub const GROUP: &str = "/api/v1/groups/{id}";
+    /// `POST`: send a message to the group.
+    pub const MESSAGES: &str = "/api/v1/groups/{id}/messages";
+    /// `POST`: add a member to the group.
+    pub const MEMBERS: &str = "/api/v1/groups/{id}/members";
+    /// `POST`: accept membership of a group the caller was added to.
+    pub const JOIN: &str = "/api/v1/groups/{id}/join";
+    /// `POST`: leave the group.
+    pub const LEAVE: &str = "/api/v1/groups/{id}/leave";
+    /// `GET`/`PUT`/`DELETE`: the active fault list.
+    pub const ADMIN_FAULTS: &str = "/admin/faults";
+    /// `GET`: counters of fired faults and sizes of the model.
+    pub const ADMIN_STATS: &str = "/admin/stats";
+}
+
+/// `POST /api/v1/login` body.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    /// User name; created on first login when the backend allows registration.
+    pub user: String,
+    /// Password; later logins of the same user must repeat it.
+    pub password: String,
+}
+
+/// `POST /api/v1/login` answer: a new device of the user.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LoginResponse {
+    /// The user logged in.
+    pub user: String,
+    /// The new device's id.
+    pub device_id: String,
+    /// Bearer token of the new device (`Authorization: Bearer TOKEN`).
+    pub token: String,
+    /// The newest event cursor at login: a sync from here returns only newer events.
+    pub cursor: u64,
+}
+
+/// `POST /api/v1/groups` body.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateGroupRequest {
+    /// Display name of the group.
+    pub name: String,
+    /// Notice (topic) of the group.
+    #[serde(default)]
+    pub notice: String,
+    /// Users added besides the creator.
+    #[serde(default)]
+    pub members: Vec<String>,
+}
+
+/// A group as read by a member.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Group {
+    /// Group id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Notice (topic).
+    pub notice: String,
+    /// Current members' user names, sorted.
+    pub members: Vec<String>,
+}
+
+/// `GET /api/v1/groups` answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GroupList {
+    /// Groups the caller is a member of.
+    pub groups: Vec<Group>,
+}
+
+/// `PATCH /api/v1/groups/{id}` body; absent fields stay as they are.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EditSettingsRequest {
+    /// New display name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// New notice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notice: Option<String>,
+}
+
+/// `POST /api/v1/groups/{id}/members` body.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddMemberRequest {
+    /// User to add.
+    pub user: String,
+}
+
+/// `POST /api/v1/groups/{id}/messages` body.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SendRequest {
+    /// Client-chosen key: resending the same key returns the same message.
+    pub idempotency_key: String,
+    /// Message text.
+    pub body: String,
+}
+
+/// A stored message, as acknowledged to the sender and delivered to devices.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Message {
+    /// Message id, unique on the server.
+    pub id: String,
+    /// Group the message belongs to.
+    pub group_id: String,
+    /// Per-group sequence number, from 1, in send order.
+    pub seq: u64,
+    /// Sending user.
+    pub sender: String,
+    /// Sending device.
+    pub sender_device: String,
+    /// Message text.
+    pub body: String,
+    /// The sender's idempotency key.
+    pub idempotency_key: String,
+    /// Server time of acceptance, milliseconds since the Unix epoch.
+    pub server_ts_ms: u64,
+}
+
+/// What happened, as a device learns it by push or sync.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum EventKind {
+    /// A message was sent to a group the device's user is in.
+    Message {
+        /// The message.
+        message: Message,
+    },
+    /// A user became a member of a group.
+    MemberJoined {
+        /// The group.
+        group_id: String,
+        /// The new member.
+        user: String,
+    },
+    /// A user left a group.
+    MemberLeft {
+        /// The group.
+        group_id: String,
+        /// The member who left.
+        user: String,
+    },
+    /// A group's settings changed.
+    SettingsChanged {
+        /// The group.
+        group_id: String,
+        /// Display name after the change.
+        name: String,
+        /// Notice after the change.
+        notice: String,
+        /// User who changed it.
+        by: String,
+    },
+}
+
+/// One event of a device's stream, with its position.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    /// Server-wide increasing position; sync with `since=cursor` returns later events.
+    pub cursor: u64,
+    /// What happened.
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+/// `GET /api/v1/sync` answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SyncResponse {
+    /// The device's events after `since`, oldest first.
+    pub events: Vec<Event>,
+    /// Cursor to pass as `since` next time.
+    pub next_cursor: u64,
+}
+
+/// Body of every error answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// What went wrong, for people.
+    pub error: String,
+}

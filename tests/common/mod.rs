@@ -1,0 +1,34 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)] // each test binary uses its own subset
+
+use std::path::PathBuf;
+
+/// Finds an outside tool for a test: the path in `env_var` (written by
+/// `tests/setup.sh` into `target/tools.env`), else `binary` on `PATH`.
+///
+/// Under the full suite (`CHATPROBE_REQUIRE_TOOLS=1`, set by `tests/run.sh`) a
+/// missing tool fails the test with `install` as the fix; under plain
+/// `cargo test` the test is skipped, loudly.
+pub fn tool(env_var: &str, binary: &str, install: &str) -> Option<PathBuf> {
+    let from_env = std::env::var_os(env_var)
+        .map(PathBuf::from)
+        .filter(|path| path.is_file());
+    let found = from_env.or_else(|| find_on_path(binary));
+    if found.is_none() {
+        if std::env::var_os("CHATPROBE_REQUIRE_TOOLS").is_some() {
+            panic!("`{binary}` is needed by this test and was not found; install it: {install}");
+        }
+        eprintln!(
+            "\n*** SKIPPED: `{binary}` not found (set {env_var} or install it: {install}); \
+             `bash tests/run.sh` installs it and runs this test ***\n"
+        );
+    }
+    found
+}
+
+fn find_on_path(binary: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(binary))
+        .find(|candidate| candidate.is_file())
+}

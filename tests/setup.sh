@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs what the test suite needs and writes target/tools.env naming it.
+# Safe to run again: it installs only what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mkdir -p target
+
+apt_packages=()
+command -v promtool >/dev/null || apt_packages+=(prometheus)
+command -v prometheus-alertmanager >/dev/null || apt_packages+=(prometheus-alertmanager)
+command -v chromium >/dev/null || apt_packages+=(chromium)
+if ((${#apt_packages[@]})); then
+    echo "setup: installing Debian packages: ${apt_packages[*]}" >&2
+    sudo_cmd=()
+    [[ $(id -u) == 0 ]] || sudo_cmd=(sudo)
+    "${sudo_cmd[@]}" apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${apt_packages[@]}" >/dev/null
+fi
+
+# Debian's packages start their services on install; the tests start their own.
+for service in prometheus prometheus-alertmanager prometheus-node-exporter; do
+    pkill -x "$service" 2>/dev/null || true
+done
+
+cat > target/tools.env <<ENV
+export CHATPROBE_PROMTOOL=$(command -v promtool)
+export CHATPROBE_PROMETHEUS=$(command -v prometheus)
+export CHATPROBE_ALERTMANAGER=$(command -v prometheus-alertmanager)
+export CHATPROBE_CHROMIUM=$(command -v chromium)
+ENV
+echo "setup: tools ready (target/tools.env)" >&2
