@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 pub mod client;
+pub mod logging;
 pub mod outcome;
 pub mod probe;
 pub mod protocol;

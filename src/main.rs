@@ -1,4 +1,37 @@
-//! The `chatprobe` command line.
+//! The `chatprobe` command line: one subcommand per job (see design and README).
 #![forbid(unsafe_code)]
 
-fn main() {}
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use chatprobe::logging::{self, LogFormat};
+
+/// Synthetic group-chat prober.
+#[derive(Debug, Parser)]
+#[command(name = "chatprobe", version, about)]
+struct Cli {
+    /// Log line format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// The subcommands (**contract**: names and options are documented in the README).
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Print the version and exit.
+    Version,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    logging::init(cli.log_format);
+    match cli.command {
+        Command::Version => {
+            println!("chatprobe {}", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
+    }
+}

@@ -11,4 +11,4 @@ source target/tools.env
 export CHATPROBE_REQUIRE_TOOLS=1
 cargo fmt --check
 cargo clippy --all-targets -- -D warnings
-cargo test --release
+cargo test
