@@ -110,6 +110,17 @@ impl Reason {
     }
 }
 
+/// Which probe a run belongs to: the `region`, `target` and `probe` labels.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct ProbeKey {
+    /// The agent's region.
+    pub region: String,
+    /// The probed service's name in config.
+    pub target: String,
+    /// The probe's name.
+    pub probe: String,
+}
+
 /// One failed step: which operation, the contract reason, and what was seen.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Failure {

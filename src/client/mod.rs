@@ -147,6 +147,25 @@ impl ClientError {
     }
 }
 
+/// The `User-Agent` every request of an agent carries, so operators can tell
+/// synthetic traffic from users' in their own logs and metrics.
+pub fn user_agent(region: &str) -> String {
+    format!(
+        "chatprobe/{} (synthetic probe; region={region})",
+        env!("CARGO_PKG_VERSION")
+    )
+}
+
+/// Install the process-wide TLS crypto provider (ring). Call before building
+/// any HTTP client; later calls do nothing.
+pub fn init_tls() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // Fails only when a provider is already installed, which is what we want.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
 /// Result of a client call.
 pub type ClientResult<T> = Result<T, ClientError>;
 
