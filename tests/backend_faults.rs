@@ -60,6 +60,18 @@ impl Room {
         message_bodies(&self.backend.sync(&self.bob, self.bob.cursor).await.events)
     }
 
+    /// Replace the faults with this one fault.
+    async fn install(&self, operations: &[&str], effect: &str, extra: Value) {
+        self.backend
+            .set_faults(json!([fault(operations, effect, extra)]))
+            .await;
+    }
+
+    /// Events Alice's device got after `cursor`.
+    async fn alice_events_after(&self, cursor: u64) -> usize {
+        self.backend.sync(&self.alice, cursor).await.events.len()
+    }
+
     fn group_path(&self, tail: &str) -> String {
         format!("/api/v1/groups/{}{tail}", self.group)
     }
@@ -101,13 +113,12 @@ fn impatient_client() -> reqwest::Client {
 #[tokio::test]
 async fn send_error_hits_only_the_named_region() {
     let mut room = Room::open().await;
-    room.backend
-        .set_faults(json!([fault(
-            &["send"],
-            "error",
-            json!({"status": 502, "regions": ["ap-south"]})
-        )]))
-        .await;
+    room.install(
+        &["send"],
+        "error",
+        json!({"status": 502, "regions": ["ap-south"]}),
+    )
+    .await;
     let (status, body) = room
         .backend
         .send(&room.bob, &room.group, "b1", "from bob")
@@ -122,9 +133,7 @@ async fn send_error_hits_only_the_named_region() {
 #[tokio::test]
 async fn send_drop_acknowledges_but_nobody_ever_gets_it() {
     let mut room = Room::open().await;
-    room.backend
-        .set_faults(json!([fault(&["send"], "drop", json!({}))]))
-        .await;
+    room.install(&["send"], "drop", json!({})).await;
     let ghost = room.sent("k1", "ghost").await;
     assert_eq!(ghost.body, "ghost");
     room.backend.set_faults(json!([])).await;
@@ -136,17 +145,13 @@ async fn send_drop_acknowledges_but_nobody_ever_gets_it() {
 #[tokio::test]
 async fn send_duplicate_and_corrupt_reach_receivers() {
     let mut room = Room::open().await;
-    room.backend
-        .set_faults(json!([fault(&["send"], "duplicate", json!({}))]))
-        .await;
+    room.install(&["send"], "duplicate", json!({})).await;
     room.sent("k1", "twice").await;
     assert_eq!(
         message_bodies(&room.bob_push.drain().await),
         ["twice", "twice"]
     );
-    room.backend
-        .set_faults(json!([fault(&["send"], "corrupt", json!({}))]))
-        .await;
+    room.install(&["send"], "corrupt", json!({})).await;
     let ack = room.sent("k2", "intact").await;
     assert_eq!(ack.body, "intact", "the sender sees what it sent");
     let delivered = room.bob_push.next_message_body().await;
@@ -156,20 +161,13 @@ async fn send_duplicate_and_corrupt_reach_receivers() {
 #[tokio::test]
 async fn send_delay_and_timeout() {
     let room = Room::open().await;
-    room.backend
-        .set_faults(json!([fault(
-            &["send"],
-            "delay",
-            json!({"delay": "300ms"})
-        )]))
+    room.install(&["send"], "delay", json!({"delay": "300ms"}))
         .await;
     let started = Instant::now();
     room.sent("k1", "slow").await;
     assert!(started.elapsed() >= Duration::from_millis(300));
 
-    room.backend
-        .set_faults(json!([fault(&["send"], "timeout", json!({}))]))
-        .await;
+    room.install(&["send"], "timeout", json!({})).await;
     let url = format!("{}{}", room.backend.base, room.group_path("/messages"));
     let held = impatient_client()
         .post(url)
@@ -184,12 +182,7 @@ async fn send_delay_and_timeout() {
 async fn deliver_drop_is_missing_from_push_and_sync_of_that_region_only() {
     let room = Room::open().await;
     let mut alice_push = room.backend.push(&room.alice).await;
-    room.backend
-        .set_faults(json!([fault(
-            &["deliver"],
-            "drop",
-            json!({"regions": ["ap-south"]})
-        )]))
+    room.install(&["deliver"], "drop", json!({"regions": ["ap-south"]}))
         .await;
     room.sent("k1", "lost for bob").await;
     assert_eq!(alice_push.next_message_body().await, "lost for bob");
@@ -201,12 +194,7 @@ async fn deliver_drop_is_missing_from_push_and_sync_of_that_region_only() {
 #[tokio::test]
 async fn deliver_delay_holds_the_push_for_the_delay() {
     let mut room = Room::open().await;
-    room.backend
-        .set_faults(json!([fault(
-            &["deliver"],
-            "delay",
-            json!({"delay": "400ms"})
-        )]))
+    room.install(&["deliver"], "delay", json!({"delay": "400ms"}))
         .await;
     let started = Instant::now();
     room.sent("k1", "late").await;
@@ -217,19 +205,12 @@ async fn deliver_delay_holds_the_push_for_the_delay() {
 #[tokio::test]
 async fn deliver_duplicate_reorder_and_corrupt_change_the_push_only() {
     let mut room = Room::open().await;
-    room.backend
-        .set_faults(json!([fault(&["deliver"], "duplicate", json!({}))]))
-        .await;
+    room.install(&["deliver"], "duplicate", json!({})).await;
     room.sent("k1", "dup").await;
     assert_eq!(message_bodies(&room.bob_push.drain().await), ["dup", "dup"]);
 
     // Held for up to 10s, so the next message overtakes it for sure.
-    room.backend
-        .set_faults(json!([fault(
-            &["deliver"],
-            "reorder",
-            json!({"delay": "10s"})
-        )]))
+    room.install(&["deliver"], "reorder", json!({"delay": "10s"}))
         .await;
     room.sent("k2", "first").await;
     room.backend.set_faults(json!([])).await;
@@ -240,19 +221,12 @@ async fn deliver_duplicate_reorder_and_corrupt_change_the_push_only() {
     );
 
     // A held delivery with nothing behind it is released after the bound.
-    room.backend
-        .set_faults(json!([fault(
-            &["deliver"],
-            "reorder",
-            json!({"delay": "200ms"})
-        )]))
+    room.install(&["deliver"], "reorder", json!({"delay": "200ms"}))
         .await;
     room.sent("k4", "alone").await;
     assert_eq!(room.bob_push.next_message_body().await, "alone");
 
-    room.backend
-        .set_faults(json!([fault(&["deliver"], "corrupt", json!({}))]))
-        .await;
+    room.install(&["deliver"], "corrupt", json!({})).await;
     room.sent("k5", "clean").await;
     assert_ne!(room.bob_push.next_message_body().await, "clean");
     assert_eq!(
@@ -265,26 +239,17 @@ async fn deliver_duplicate_reorder_and_corrupt_change_the_push_only() {
 #[tokio::test]
 async fn deliver_timeout_error_and_disconnect_keep_the_event_in_sync() {
     let mut room = Room::open().await;
-    room.backend
-        .set_faults(json!([fault(&["deliver"], "timeout", json!({}))]))
-        .await;
+    room.install(&["deliver"], "timeout", json!({})).await;
     room.sent("k1", "stuck").await;
     assert!(message_bodies(&room.bob_push.drain().await).is_empty());
 
-    room.backend
-        .set_faults(json!([fault(
-            &["deliver"],
-            "error",
-            json!({"status": 500})
-        )]))
+    room.install(&["deliver"], "error", json!({"status": 500}))
         .await;
     room.sent("k2", "broken").await;
     assert!(room.bob_push.closed_within(PATIENCE).await);
 
     let mut again = room.backend.push(&room.bob).await;
-    room.backend
-        .set_faults(json!([fault(&["deliver"], "disconnect", json!({}))]))
-        .await;
+    room.install(&["deliver"], "disconnect", json!({})).await;
     room.sent("k3", "cut").await;
     assert!(again.closed_within(PATIENCE).await);
     assert_eq!(room.bob_synced_bodies().await, ["stuck", "broken", "cut"]);
@@ -295,9 +260,7 @@ async fn sync_faults_change_catch_up_but_not_push() {
     let mut room = Room::open().await;
     room.sent("k1", "a").await;
     room.sent("k2", "b").await;
-    room.backend
-        .set_faults(json!([fault(&["sync"], "drop", json!({}))]))
-        .await;
+    room.install(&["sync"], "drop", json!({})).await;
     room.sent("k3", "pushed only").await;
     assert_eq!(
         message_bodies(&room.bob_push.drain().await),
@@ -306,9 +269,7 @@ async fn sync_faults_change_catch_up_but_not_push() {
     room.backend.set_faults(json!([])).await;
     assert_eq!(room.bob_synced_bodies().await, ["a", "b"]);
 
-    room.backend
-        .set_faults(json!([fault(&["sync"], "stale", json!({}))]))
-        .await;
+    room.install(&["sync"], "stale", json!({})).await;
     room.sent("k4", "newest").await;
     let stale = room.backend.sync(&room.bob, room.bob.cursor).await;
     assert_eq!(message_bodies(&stale.events), ["a", "b"]);
@@ -316,32 +277,23 @@ async fn sync_faults_change_catch_up_but_not_push() {
     let caught_up = room.backend.sync(&room.bob, stale.next_cursor).await;
     assert_eq!(message_bodies(&caught_up.events), ["newest"]);
 
-    room.backend
-        .set_faults(json!([fault(&["sync"], "reorder", json!({}))]))
-        .await;
+    room.install(&["sync"], "reorder", json!({})).await;
     assert_eq!(room.bob_synced_bodies().await, ["b", "a", "newest"]);
-    room.backend
-        .set_faults(json!([fault(&["sync"], "duplicate", json!({}))]))
-        .await;
+    room.install(&["sync"], "duplicate", json!({})).await;
     assert_eq!(
         room.bob_synced_bodies().await,
         ["a", "a", "b", "b", "newest", "newest"]
     );
-    room.backend
-        .set_faults(json!([fault(&["sync"], "corrupt", json!({}))]))
-        .await;
+    room.install(&["sync"], "corrupt", json!({})).await;
     assert!(!room.bob_synced_bodies().await.contains(&"a".to_string()));
-    room.backend
-        .set_faults(json!([fault(&["sync"], "error", json!({"status": 503}))]))
+    room.install(&["sync"], "error", json!({"status": 503}))
         .await;
     let (status, _) = room
         .backend
         .call(&room.bob, Method::GET, "/api/v1/sync", None)
         .await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
-    room.backend
-        .set_faults(json!([fault(&["sync"], "disconnect", json!({}))]))
-        .await;
+    room.install(&["sync"], "disconnect", json!({})).await;
     let _ = room
         .backend
         .call(&room.bob, Method::GET, "/api/v1/sync", None)
@@ -352,13 +304,12 @@ async fn sync_faults_change_catch_up_but_not_push() {
 #[tokio::test]
 async fn connect_faults() {
     let room = Room::open().await;
-    room.backend
-        .set_faults(json!([fault(
-            &["connect"],
-            "error",
-            json!({"status": 503, "regions": ["ap-south"]})
-        )]))
-        .await;
+    room.install(
+        &["connect"],
+        "error",
+        json!({"status": 503, "regions": ["ap-south"]}),
+    )
+    .await;
     let url = format!(
         "ws://{}/api/v1/push?token={}",
         room.backend.handle.addr(),
@@ -382,17 +333,11 @@ async fn connect_faults() {
     }
     let mut alice_push = room.backend.push(&room.alice).await;
 
-    room.backend
-        .set_faults(json!([fault(&["connect"], "drop", json!({}))]))
-        .await;
+    room.install(&["connect"], "drop", json!({})).await;
     let mut silent = room.backend.push(&room.bob).await;
-    room.backend
-        .set_faults(json!([fault(&["connect"], "duplicate", json!({}))]))
-        .await;
+    room.install(&["connect"], "duplicate", json!({})).await;
     let mut doubled = room.backend.push(&room.bob).await;
-    room.backend
-        .set_faults(json!([fault(&["connect"], "disconnect", json!({}))]))
-        .await;
+    room.install(&["connect"], "disconnect", json!({})).await;
     let mut cut = room.backend.push(&room.bob).await;
     assert!(cut.closed_within(PATIENCE).await);
     room.backend.set_faults(json!([])).await;
@@ -455,14 +400,11 @@ async fn login_faults() {
 #[tokio::test]
 async fn leave_faults() {
     let room = Room::open().await;
-    room.backend
-        .set_faults(json!([fault(&["leave"], "error", json!({"status": 500}))]))
+    room.install(&["leave"], "error", json!({"status": 500}))
         .await;
     let (status, _) = room.bob_call(Method::POST, "/leave", None).await;
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
-    room.backend
-        .set_faults(json!([fault(&["leave"], "stale", json!({}))]))
-        .await;
+    room.install(&["leave"], "stale", json!({})).await;
     let (status, _) = room.bob_call(Method::POST, "/leave", None).await;
     assert_eq!(status, StatusCode::OK);
     room.backend.set_faults(json!([])).await;
@@ -472,12 +414,7 @@ async fn leave_faults() {
         "the accepted leave was not applied"
     );
 
-    room.backend
-        .set_faults(json!([fault(
-            &["leave"],
-            "resurrect",
-            json!({"delay": "200ms"})
-        )]))
+    room.install(&["leave"], "resurrect", json!({"delay": "200ms"}))
         .await;
     let before = room.backend.sync(&room.alice, 0).await.next_cursor;
     let (status, _) = room.bob_call(Method::POST, "/leave", None).await;
@@ -505,19 +442,14 @@ async fn leave_faults() {
         .collect();
     assert_eq!(kinds, ["left", "joined"]);
 
-    room.backend
-        .set_faults(json!([fault(&["leave"], "drop", json!({}))]))
-        .await;
+    room.install(&["leave"], "drop", json!({})).await;
     let before = room.backend.sync(&room.alice, 0).await.next_cursor;
     let (status, _) = room.bob_call(Method::POST, "/leave", None).await;
     assert_eq!(status, StatusCode::OK);
     assert!(room.bob_groups().await.is_empty(), "applied");
-    assert!(
-        room.backend
-            .sync(&room.alice, before)
-            .await
-            .events
-            .is_empty(),
+    assert_eq!(
+        room.alice_events_after(before).await,
+        0,
         "but nobody was told"
     );
 }
@@ -526,9 +458,7 @@ async fn leave_faults() {
 async fn settings_faults() {
     let room = Room::open().await;
     let rename = |name: &str| Some(json!({"name": name}));
-    room.backend
-        .set_faults(json!([fault(&["edit_settings"], "error", json!({}))]))
-        .await;
+    room.install(&["edit_settings"], "error", json!({})).await;
     let (status, _) = room.bob_call(Method::PATCH, "", rename("x")).await;
     assert_eq!(
         status,
@@ -536,9 +466,7 @@ async fn settings_faults() {
         "503 is the default status"
     );
 
-    room.backend
-        .set_faults(json!([fault(&["edit_settings"], "stale", json!({}))]))
-        .await;
+    room.install(&["edit_settings"], "stale", json!({})).await;
     let (status, claimed) = room.bob_call(Method::PATCH, "", rename("stale")).await;
     assert_eq!(
         (status, claimed["name"].as_str()),
@@ -548,30 +476,19 @@ async fn settings_faults() {
     let (_, read) = room.bob_call(Method::GET, "", None).await;
     assert_eq!(read["name"], "room", "not applied");
 
-    room.backend
-        .set_faults(json!([fault(&["edit_settings"], "corrupt", json!({}))]))
-        .await;
+    room.install(&["edit_settings"], "corrupt", json!({})).await;
     room.bob_call(Method::PATCH, "", rename("clean")).await;
     room.backend.set_faults(json!([])).await;
     let (_, read) = room.bob_call(Method::GET, "", None).await;
     assert_ne!(read["name"], "clean");
 
-    room.backend
-        .set_faults(json!([fault(&["edit_settings"], "drop", json!({}))]))
-        .await;
+    room.install(&["edit_settings"], "drop", json!({})).await;
     let before = room.backend.sync(&room.alice, 0).await.next_cursor;
     room.bob_call(Method::PATCH, "", rename("quiet")).await;
     room.backend.set_faults(json!([])).await;
     let (_, read) = room.bob_call(Method::GET, "", None).await;
     assert_eq!(read["name"], "quiet", "applied");
-    assert!(
-        room.backend
-            .sync(&room.alice, before)
-            .await
-            .events
-            .is_empty(),
-        "not propagated"
-    );
+    assert_eq!(room.alice_events_after(before).await, 0, "not propagated");
 }
 
 #[tokio::test]
@@ -579,12 +496,7 @@ async fn read_and_list_faults() {
     let room = Room::open().await;
     room.bob_call(Method::PATCH, "", Some(json!({"name": "new name"})))
         .await;
-    room.backend
-        .set_faults(json!([fault(
-            &["read_group", "list_groups"],
-            "stale",
-            json!({})
-        )]))
+    room.install(&["read_group", "list_groups"], "stale", json!({}))
         .await;
     let (_, read) = room.bob_call(Method::GET, "", None).await;
     assert_eq!(read["name"], "room", "the view before the latest change");
@@ -593,36 +505,26 @@ async fn read_and_list_faults() {
     room.backend.set_faults(json!([])).await;
     room.bob_call(Method::POST, "/leave", None).await;
     assert!(room.bob_groups().await.is_empty());
-    room.backend
-        .set_faults(json!([fault(&["list_groups"], "stale", json!({}))]))
-        .await;
+    room.install(&["list_groups"], "stale", json!({})).await;
     assert_eq!(
         room.bob_groups().await.len(),
         1,
         "a left group still listed"
     );
 
-    room.backend
-        .set_faults(json!([fault(&["list_groups"], "drop", json!({}))]))
-        .await;
+    room.install(&["list_groups"], "drop", json!({})).await;
     assert!(room.groups_of(&room.alice).await.is_empty());
-    room.backend
-        .set_faults(json!([fault(&["list_groups"], "duplicate", json!({}))]))
-        .await;
+    room.install(&["list_groups"], "duplicate", json!({})).await;
     assert_eq!(room.groups_of(&room.alice).await.len(), 2);
 
     let path = room.group_path("");
-    room.backend
-        .set_faults(json!([fault(&["read_group"], "drop", json!({}))]))
-        .await;
+    room.install(&["read_group"], "drop", json!({})).await;
     let (status, _) = room
         .backend
         .call(&room.alice, Method::GET, &path, None)
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    room.backend
-        .set_faults(json!([fault(&["read_group"], "corrupt", json!({}))]))
-        .await;
+    room.install(&["read_group"], "corrupt", json!({})).await;
     let (_, read) = room
         .backend
         .call(&room.alice, Method::GET, &path, None)
@@ -635,9 +537,7 @@ async fn add_member_faults() {
     let room = Room::open().await;
     let carol = room.backend.login("carol", "ap-south").await;
     let dave = room.backend.login("dave", "ap-south").await;
-    room.backend
-        .set_faults(json!([fault(&["add_member"], "stale", json!({}))]))
-        .await;
+    room.install(&["add_member"], "stale", json!({})).await;
     let (status, claimed) = room
         .bob_call(Method::POST, "/members", Some(json!({"user": "carol"})))
         .await;
@@ -654,9 +554,7 @@ async fn add_member_faults() {
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN, "not applied");
 
-    room.backend
-        .set_faults(json!([fault(&["add_member"], "drop", json!({}))]))
-        .await;
+    room.install(&["add_member"], "drop", json!({})).await;
     room.bob_call(Method::POST, "/members", Some(json!({"user": "dave"})))
         .await;
     let (status, _) = room
@@ -673,9 +571,7 @@ async fn add_member_faults() {
         "nobody told"
     );
 
-    room.backend
-        .set_faults(json!([fault(&["add_member"], "duplicate", json!({}))]))
-        .await;
+    room.install(&["add_member"], "duplicate", json!({})).await;
     room.bob_call(Method::POST, "/members", Some(json!({"user": "carol"})))
         .await;
     assert_eq!(
@@ -688,8 +584,7 @@ async fn add_member_faults() {
 async fn probability_and_windows() {
     let room = Room::open().await;
     let ops = ["list_groups"];
-    room.backend
-        .set_faults(json!([fault(&ops, "error", json!({"probability": 0.5}))]))
+    room.install(&ops, "error", json!({"probability": 0.5}))
         .await;
     let mut statuses = Vec::new();
     for _ in 0..200 {
@@ -714,18 +609,12 @@ async fn probability_and_windows() {
         failed
     );
 
-    room.backend
-        .set_faults(json!([fault(&ops, "error", json!({"probability": 0.0}))]))
+    room.install(&ops, "error", json!({"probability": 0.0}))
         .await;
     assert_eq!(room.bob_groups().await.len(), 1);
 
     // Not yet active, then active, then over.
-    room.backend
-        .set_faults(json!([fault(
-            &ops,
-            "error",
-            json!({"after": "1s", "duration": "1s"})
-        )]))
+    room.install(&ops, "error", json!({"after": "1s", "duration": "1s"}))
         .await;
     let installed = Instant::now();
     let list_status = || async {
