@@ -17,6 +17,9 @@ use super::faults::Operation;
 
 /// Frames written before one flush, so a busy connection sends in large writes.
 const FRAMES_PER_FLUSH: usize = 256;
+/// Read buffer of a push connection. Clients send almost nothing, and tungstenite
+/// zero-fills this much on every read attempt (128 KiB by default).
+const READ_BUFFER_BYTES: usize = 4 * 1024;
 
 /// `?token=` for clients that cannot set headers on a WebSocket request.
 #[derive(Debug, serde::Deserialize)]
@@ -48,6 +51,7 @@ pub(crate) async fn connect(
     let (id, feed) = caller.push.attach(mode);
     let push = caller.push.clone();
     let response: Response = upgrade
+        .read_buffer_size(READ_BUFFER_BYTES)
         .on_upgrade(move |socket| async move {
             serve(socket, feed, &shared).await;
             push.detach(id);
