@@ -43,7 +43,7 @@ fn main() -> ExitCode {
     logging::init(cli.log_format);
     let result = match cli.command {
         Command::Backend { config, faults } => {
-            run_async(chatprobe::backend::run(&config, faults.as_ref()))
+            run_async(chatprobe::backend::run(&config, faults.as_deref()))
         }
         Command::Bench { target } => run_async(chatprobe::bench::run(target)),
     };

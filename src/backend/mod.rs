@@ -12,7 +12,7 @@ pub mod state;
 pub mod timer;
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
@@ -138,7 +138,7 @@ pub async fn start(config: BackendConfig) -> Result<BackendHandle, BackendError>
 }
 
 /// `chatprobe backend`: load the config (and faults file), serve until Ctrl-C or SIGTERM.
-pub async fn run(config_path: &Path, faults_path: Option<&PathBuf>) -> Result<(), BackendError> {
+pub async fn run(config_path: &Path, faults_path: Option<&Path>) -> Result<(), BackendError> {
     let mut config = BackendConfig::load(config_path)?;
     if let Some(path) = faults_path {
         config.faults.extend(faults::load_faults(path)?);

@@ -42,8 +42,8 @@ pub enum ModelError {
 /// The device a request comes from, resolved from its token.
 #[derive(Debug, Clone)]
 pub struct Caller {
-    /// Internal device number.
-    pub device: u64,
+    /// Position of the device among its user's devices.
+    pub device: usize,
     /// Device id as clients see it.
     pub device_id: Arc<str>,
     /// The device's user.
@@ -81,7 +81,7 @@ pub struct ModelStats {
 
 struct User {
     password: String,
-    devices: Vec<u64>,
+    devices: Vec<Device>,
     groups: BTreeSet<String>,
 }
 
@@ -132,7 +132,6 @@ impl GroupState {
 /// Users and devices with their logs: the recipients side of every event.
 struct Directory {
     users: HashMap<String, User>,
-    devices: HashMap<u64, Device>,
     cursor: u64,
     event_log_limit: usize,
 }
@@ -168,13 +167,10 @@ impl Directory {
                 kind: kind.clone(),
             }));
             for member in members {
-                let Some(user) = self.users.get(member) else {
+                let Some(user) = self.users.get_mut(member) else {
                     continue;
                 };
-                for device_number in &user.devices {
-                    let Some(device) = self.devices.get_mut(device_number) else {
-                        continue;
-                    };
+                for device in &mut user.devices {
                     let effects = if deliver_faults {
                         fanout.faults.fire(Operation::Deliver, &device.region)
                     } else {
@@ -204,7 +200,8 @@ impl Directory {
 /// The whole state of the mock service.
 pub struct Model {
     directory: Directory,
-    tokens: HashMap<String, u64>,
+    /// Token → the device's user and its position among the user's devices.
+    tokens: HashMap<String, (Arc<str>, usize)>,
     groups: HashMap<String, GroupState>,
     graveyard: VecDeque<Group>,
     next_id: u64,
@@ -256,7 +253,6 @@ impl Model {
         Model {
             directory: Directory {
                 users: HashMap::new(),
-                devices: HashMap::new(),
                 cursor: 0,
                 event_log_limit,
             },
@@ -309,21 +305,17 @@ impl Model {
         let number = self.next_id();
         let device_id: Arc<str> = format!("d{number}").into();
         let token = new_token();
-        if !dead_token {
-            self.tokens.insert(token.clone(), number);
-            self.directory.devices.insert(
-                number,
-                Device {
-                    id: device_id.clone(),
-                    user: request.user.as_str().into(),
-                    region,
-                    log: VecDeque::new(),
-                    push: Arc::new(DevicePush::default()),
-                },
-            );
-            if let Some(user) = self.directory.users.get_mut(&request.user) {
-                user.devices.push(number);
-            }
+        if !dead_token && let Some(user) = self.directory.users.get_mut(&request.user) {
+            let user_name: Arc<str> = request.user.as_str().into();
+            self.tokens
+                .insert(token.clone(), (user_name.clone(), user.devices.len()));
+            user.devices.push(Device {
+                id: device_id.clone(),
+                user: user_name,
+                region,
+                log: VecDeque::new(),
+                push: Arc::new(DevicePush::default()),
+            });
         }
         Ok(LoginResponse {
             user: request.user.clone(),
@@ -335,10 +327,10 @@ impl Model {
 
     /// The device a token belongs to.
     pub fn caller(&self, token: &str) -> Option<Caller> {
-        let number = *self.tokens.get(token)?;
-        let device = self.directory.devices.get(&number)?;
+        let (user, index) = self.tokens.get(token)?;
+        let device = self.directory.users.get(&**user)?.devices.get(*index)?;
         Some(Caller {
-            device: number,
+            device: *index,
             device_id: device.id.clone(),
             user: device.user.clone(),
             region: device.region.clone(),
@@ -353,7 +345,6 @@ impl Model {
         };
         user.devices
             .iter()
-            .filter_map(|number| self.directory.devices.get(number))
             .map(|device| device.push.clone())
             .collect()
     }
@@ -484,7 +475,12 @@ impl Model {
     /// The device's events after `since` as a JSON [`crate::protocol::SyncResponse`] body.
     /// `stale` answers as if the device's newest event had not happened yet.
     pub fn sync(&self, caller: &Caller, since: u64, effects: &Effects) -> String {
-        let Some(device) = self.directory.devices.get(&caller.device) else {
+        let device = self
+            .directory
+            .users
+            .get(&*caller.user)
+            .and_then(|user| user.devices.get(caller.device));
+        let Some(device) = device else {
             return sync_body(&[], since);
         };
         let start = device
@@ -734,21 +730,17 @@ impl Model {
 
     /// Sizes for `/admin/stats`.
     pub fn stats(&self) -> ModelStats {
+        let devices = || self.directory.users.values().flat_map(|user| &user.devices);
         ModelStats {
             users: self.directory.users.len(),
-            devices: self.directory.devices.len(),
+            devices: devices().count(),
             groups: self.groups.len(),
             members: self
                 .groups
                 .values()
                 .map(|group| group.view.members.len())
                 .sum(),
-            push_sockets: self
-                .directory
-                .devices
-                .values()
-                .map(|device| device.push.connected())
-                .sum(),
+            push_sockets: devices().map(|device| device.push.connected()).sum(),
             cursor: self.directory.cursor,
         }
     }
