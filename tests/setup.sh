@@ -13,8 +13,8 @@ if ((${#apt_packages[@]})); then
     echo "setup: installing Debian packages: ${apt_packages[*]}" >&2
     sudo_cmd=()
     [[ $(id -u) == 0 ]] || sudo_cmd=(sudo)
-    "${sudo_cmd[@]}" apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${apt_packages[@]}" >/dev/null
+    "${sudo_cmd[@]}" apt-get -o DPkg::Lock::Timeout=600 update -qq
+    DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${apt_packages[@]}" >/dev/null
 fi
 
 # Debian's packages start their services on install; the tests start their own.
