@@ -10,4 +10,5 @@ pub mod logging;
 pub mod outcome;
 pub mod probe;
 pub mod protocol;
+pub mod status;
 pub mod yaml;
