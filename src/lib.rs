@@ -4,7 +4,9 @@
 //! metrics and status. See `README.md` for the map of modules.
 #![forbid(unsafe_code)]
 
+pub mod check;
 pub mod client;
+pub mod config;
 pub mod logging;
 pub mod outcome;
 pub mod probe;

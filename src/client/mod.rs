@@ -213,8 +213,11 @@ pub trait Device: Send + Sync {
 
     /// Create a group with `members` besides the caller; they still have to
     /// [`Device::join_group`] it.
-    async fn create_group(&self, settings: &GroupSettings, members: &[UserId])
-    -> ClientResult<GroupId>;
+    async fn create_group(
+        &self,
+        settings: &GroupSettings,
+        members: &[UserId],
+    ) -> ClientResult<GroupId>;
 
     /// Accept membership of a group the user was added to.
     async fn join_group(&self, group: &str) -> ClientResult<()>;
