@@ -15,4 +15,5 @@ pub mod probe;
 pub mod protocol;
 pub mod record;
 pub mod schedule;
+pub mod status;
 pub mod yaml;
