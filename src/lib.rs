@@ -5,10 +5,16 @@
 #![forbid(unsafe_code)]
 
 pub mod backend;
+pub mod check;
 pub mod client;
+pub mod config;
+pub mod http;
 pub mod logging;
+pub mod metrics;
 pub mod outcome;
 pub mod probe;
 pub mod protocol;
+pub mod record;
+pub mod schedule;
 pub mod status;
 pub mod yaml;

@@ -31,16 +31,27 @@ enum Command {
         #[arg(long)]
         faults: Option<PathBuf>,
     },
+    /// Validate the agent config and every probe file; errors name file, line and field.
+    Check {
+        /// The agent config file.
+        #[arg(long)]
+        config: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     logging::init(cli.log_format);
-    let result = match cli.command {
+    match cli.command {
         Command::Backend { config, faults } => {
-            run_async(chatprobe::backend::run(&config, faults.as_ref()))
+            exit_code(run_async(chatprobe::backend::run(&config, faults.as_ref())))
         }
-    };
+        Command::Check { config } => chatprobe::check::run(&config),
+    }
+}
+
+/// Exit status of a command's result; an error is printed first.
+fn exit_code(result: anyhow::Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
