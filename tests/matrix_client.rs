@@ -158,7 +158,8 @@ async fn groups_messages_devices_settings_and_membership() {
     }
 
     // Add a member: after joining, they get the next message.
-    let mut carol = login(&service, "carol").await;
+    // (Matrix user ids are lower case; the account name is mapped onto one.)
+    let mut carol = login(&service, "Carol").await;
     bob.add_member(&group, carol.user_id())
         .await
         .expect("add carol");

@@ -81,7 +81,7 @@ impl MatrixService {
     async fn password_login(&self, account: &Account) -> ApiResult<LoginResponse> {
         let body = json!({
             "type": "m.login.password",
-            "identifier": { "type": "m.id.user", "user": account.user },
+            "identifier": { "type": "m.id.user", "user": localpart(account) },
             "password": account.password,
             "initial_device_display_name": "chatprobe",
         });
@@ -96,7 +96,7 @@ impl MatrixService {
     /// in; an account that already exists counts as done.
     async fn register(&self, account: &Account) -> ApiResult<()> {
         let mut body = json!({
-            "username": account.user,
+            "username": localpart(account),
             "password": account.password,
             "inhibit_login": true,
             "auth": { "type": "m.login.dummy" },
@@ -126,6 +126,12 @@ impl MatrixService {
             .call()
             .await
     }
+}
+
+/// The account's Matrix localpart: its user name in lower case, the only
+/// case homeservers register.
+fn localpart(account: &Account) -> String {
+    account.user.to_lowercase()
 }
 
 /// `POST /login` answer.
