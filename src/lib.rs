@@ -4,9 +4,15 @@
 //! metrics and status. See `README.md` for the map of modules.
 #![forbid(unsafe_code)]
 
+pub mod check;
 pub mod client;
+pub mod config;
+pub mod http;
 pub mod logging;
+pub mod metrics;
 pub mod outcome;
 pub mod probe;
 pub mod protocol;
+pub mod record;
+pub mod schedule;
 pub mod yaml;

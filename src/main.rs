@@ -1,6 +1,7 @@
 //! The `chatprobe` command line: one subcommand per job (see design and README).
 #![forbid(unsafe_code)]
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -23,6 +24,12 @@ struct Cli {
 enum Command {
     /// Print the version and exit.
     Version,
+    /// Validate the agent config and every probe file; errors name file, line and field.
+    Check {
+        /// The agent config file.
+        #[arg(long)]
+        config: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -33,5 +40,6 @@ fn main() -> ExitCode {
             println!("chatprobe {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
         }
+        Command::Check { config } => chatprobe::check::run(&config),
     }
 }
