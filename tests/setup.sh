@@ -22,10 +22,13 @@ for service in prometheus prometheus-alertmanager prometheus-node-exporter; do
     pkill -x "$service" 2>/dev/null || true
 done
 
+synapse=$(bash tests/synapse/install.sh)
+
 cat > target/tools.env <<ENV
 export CHATPROBE_PROMTOOL=$(command -v promtool)
 export CHATPROBE_PROMETHEUS=$(command -v prometheus)
 export CHATPROBE_ALERTMANAGER=$(command -v prometheus-alertmanager)
 export CHATPROBE_CHROMIUM=$(command -v chromium)
+export CHATPROBE_SYNAPSE=$synapse
 ENV
 echo "setup: tools ready (target/tools.env)" >&2
