@@ -4,6 +4,7 @@
 //! metrics and status. See `README.md` for the map of modules.
 #![forbid(unsafe_code)]
 
+pub mod backend;
 pub mod client;
 pub mod logging;
 pub mod outcome;

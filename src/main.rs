@@ -1,6 +1,7 @@
 //! The `chatprobe` command line: one subcommand per job (see design and README).
 #![forbid(unsafe_code)]
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -21,17 +22,39 @@ struct Cli {
 /// The subcommands (**contract**: names and options are documented in the README).
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Print the version and exit.
-    Version,
+    /// Run the mock group-chat service with fault injection.
+    Backend {
+        /// Backend config file (YAML).
+        #[arg(long)]
+        config: PathBuf,
+        /// Faults file (YAML list), added to the config's faults.
+        #[arg(long)]
+        faults: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     logging::init(cli.log_format);
-    match cli.command {
-        Command::Version => {
-            println!("chatprobe {}", env!("CARGO_PKG_VERSION"));
-            ExitCode::SUCCESS
+    let result = match cli.command {
+        Command::Backend { config, faults } => {
+            run_async(chatprobe::backend::run(&config, faults.as_ref()))
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
         }
     }
+}
+
+/// Run one async entry point on a fresh multi-threaded runtime.
+fn run_async<E>(future: impl std::future::Future<Output = Result<(), E>>) -> anyhow::Result<()>
+where
+    E: Into<anyhow::Error>,
+{
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(future).map_err(Into::into)
 }
