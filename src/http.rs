@@ -1,8 +1,8 @@
 //! The agent's own HTTP endpoints (**contract** paths): `/metrics`,
 //! `/healthz` and `/readyz`; other routers (the status page) merge in.
 
-use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
@@ -60,14 +60,36 @@ pub async fn bind(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
     Ok(listener)
 }
 
-/// Serve `router` on `listener` until `shutdown` completes, then finish the
-/// requests in flight.
-pub async fn serve(
-    listener: TcpListener,
-    router: Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
+/// A running HTTP server.
+pub struct Server {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+/// Serve `router` on `listener` in a task of its own until [`Server::stop`].
+pub fn spawn(listener: TcpListener, router: Router) -> Server {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let shutdown = async move {
+        let _ = stopped.await;
+    };
+    let task = tokio::spawn(async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(shutdown)
+            .await
+    });
+    Server { stop, task }
+}
+
+impl Server {
+    /// Stop accepting, finish the requests in flight for up to `grace`.
+    pub async fn stop(self, grace: Duration) {
+        let _ = self.stop.send(());
+        let mut task = self.task;
+        match tokio::time::timeout(grace, &mut task).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(err))) => tracing::warn!("HTTP server: {err}"),
+            Ok(Err(err)) => tracing::warn!("HTTP server task: {err}"),
+            Err(_) => task.abort(),
+        }
+    }
 }

@@ -1,10 +1,13 @@
 //! Where every finished probe run goes: one [`Recorder`] fans it out to the
-//! metrics and a log line (the agent) or a one-line summary (the demo).
+//! metrics, the status board, and a log line (the agent) or a one-line
+//! summary (the demo).
 
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 use crate::metrics::ProbeMetrics;
 use crate::outcome::{ProbeKey, ProbeOutcome};
+use crate::status::StatusBoard;
 
 /// How each finished run is written out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,13 +21,18 @@ pub enum LineStyle {
 /// Receives every finished run of every probe.
 pub struct Recorder {
     metrics: ProbeMetrics,
+    board: Arc<StatusBoard>,
     style: LineStyle,
 }
 
 impl Recorder {
-    /// A recorder feeding `metrics` and writing lines in `style`.
-    pub fn new(metrics: ProbeMetrics, style: LineStyle) -> Recorder {
-        Recorder { metrics, style }
+    /// A recorder feeding `metrics` and `board` and writing lines in `style`.
+    pub fn new(metrics: ProbeMetrics, board: Arc<StatusBoard>, style: LineStyle) -> Recorder {
+        Recorder {
+            metrics,
+            board,
+            style,
+        }
     }
 
     /// Announce a probe before its first run (creates its metric series).
@@ -35,6 +43,7 @@ impl Recorder {
     /// Take one finished run.
     pub fn record(&self, key: &ProbeKey, outcome: &ProbeOutcome) {
         self.metrics.observe(key, outcome);
+        self.board.record(key, outcome);
         match self.style {
             LineStyle::Log => log_run(key, outcome),
             LineStyle::Summary => eprintln!("{}", summary_line(key, outcome)),

@@ -180,7 +180,7 @@ impl ProbeLoop {
 }
 
 /// One run, cut off after `run_timeout` and then reported as a `timeout` failure.
-async fn run_bounded(job: &mut Job, run_timeout: Duration) -> ProbeOutcome {
+pub async fn run_bounded(job: &mut Job, run_timeout: Duration) -> ProbeOutcome {
     let started_at = SystemTime::now();
     let started = Instant::now();
     match tokio::time::timeout(run_timeout, job.probe.run()).await {
@@ -310,7 +310,11 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_hanging_probe_never_overlaps_itself_and_times_out() {
         let metrics = MetricsRegistry::new().unwrap();
-        let recorder = Arc::new(Recorder::new(metrics.probes.clone(), LineStyle::Log));
+        let recorder = Arc::new(Recorder::new(
+            metrics.probes.clone(),
+            Arc::new(crate::status::StatusBoard::new()),
+            LineStyle::Log,
+        ));
         let max_in_flight = Arc::new(AtomicUsize::new(0));
         let starts = Arc::new(Mutex::new(Vec::new()));
         let shut_down = Arc::new(AtomicBool::new(false));
@@ -360,7 +364,11 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn runs_follow_the_interval_within_the_jitter() {
         let metrics = MetricsRegistry::new().unwrap();
-        let recorder = Arc::new(Recorder::new(metrics.probes.clone(), LineStyle::Log));
+        let recorder = Arc::new(Recorder::new(
+            metrics.probes.clone(),
+            Arc::new(crate::status::StatusBoard::new()),
+            LineStyle::Log,
+        ));
         let starts = Arc::new(Mutex::new(Vec::new()));
         let probe = SlowProbe {
             run_time: Duration::from_millis(100),

@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)] // each test binary uses its own subset
 
+pub mod backend;
+
 use std::path::PathBuf;
 
 /// Finds an outside tool for a test: the path in `env_var` (written by
