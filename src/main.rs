@@ -31,6 +31,18 @@ enum Command {
         #[arg(long)]
         faults: Option<PathBuf>,
     },
+    /// Run the agent: every probe on schedule, endpoints on `listen`.
+    Agent {
+        /// The agent config file.
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Run every probe once, print a table, exit 0 only if all passed.
+    Once {
+        /// The agent config file.
+        #[arg(long)]
+        config: PathBuf,
+    },
     /// Validate the agent config and every probe file; errors name file, line and field.
     Check {
         /// The agent config file.
@@ -46,6 +58,8 @@ fn main() -> ExitCode {
         Command::Backend { config, faults } => {
             exit_code(run_async(chatprobe::backend::run(&config, faults.as_ref())))
         }
+        Command::Agent { config } => chatprobe::agent::main(&config),
+        Command::Once { config } => chatprobe::once::main(&config),
         Command::Check { config } => chatprobe::check::run(&config),
     }
 }

@@ -180,7 +180,7 @@ impl ProbeLoop {
 }
 
 /// One run, cut off after `run_timeout` and then reported as a `timeout` failure.
-async fn run_bounded(job: &mut Job, run_timeout: Duration) -> ProbeOutcome {
+pub async fn run_bounded(job: &mut Job, run_timeout: Duration) -> ProbeOutcome {
     let started_at = SystemTime::now();
     let started = Instant::now();
     match tokio::time::timeout(run_timeout, job.probe.run()).await {

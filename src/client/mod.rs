@@ -5,6 +5,7 @@
 //! Nothing above this trait knows which service it talks to.
 
 pub mod matrix;
+pub mod mock;
 
 use std::time::{Duration, Instant};
 
