@@ -15,12 +15,11 @@ if ((${#apt_packages[@]})); then
     [[ $(id -u) == 0 ]] || sudo_cmd=(sudo)
     "${sudo_cmd[@]}" apt-get -o DPkg::Lock::Timeout=600 update -qq
     DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${apt_packages[@]}" >/dev/null
+    # The packages may start their services on install; the tests start their own.
+    for service in prometheus prometheus-alertmanager prometheus-node-exporter; do
+        "${sudo_cmd[@]}" service "$service" stop >/dev/null 2>&1 || true
+    done
 fi
-
-# Debian's packages start their services on install; the tests start their own.
-for service in prometheus prometheus-alertmanager prometheus-node-exporter; do
-    pkill -x "$service" 2>/dev/null || true
-done
 
 synapse=$(bash tests/synapse/install.sh)
 
