@@ -61,6 +61,11 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Load benchmarks: `chatprobe bench <what>`.
+    Bench {
+        #[command(subcommand)]
+        target: chatprobe::bench::BenchTarget,
+    },
 }
 
 fn main() -> ExitCode {
@@ -70,6 +75,7 @@ fn main() -> ExitCode {
         Command::Backend { config, faults } => {
             exit_code(run_async(chatprobe::backend::run(&config, faults.as_ref())))
         }
+        Command::Bench { target } => exit_code(run_async(chatprobe::bench::run(target))),
         Command::Agent { config } => chatprobe::agent::main(&config),
         Command::Once { config } => chatprobe::once::main(&config),
         Command::Demo {
