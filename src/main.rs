@@ -31,6 +31,11 @@ enum Command {
         #[arg(long)]
         faults: Option<PathBuf>,
     },
+    /// Load benchmarks: `chatprobe bench <what>`.
+    Bench {
+        #[command(subcommand)]
+        target: chatprobe::bench::BenchTarget,
+    },
 }
 
 fn main() -> ExitCode {
@@ -40,6 +45,7 @@ fn main() -> ExitCode {
         Command::Backend { config, faults } => {
             run_async(chatprobe::backend::run(&config, faults.as_ref()))
         }
+        Command::Bench { target } => run_async(chatprobe::bench::run(target)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
