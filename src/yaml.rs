@@ -125,6 +125,9 @@ mod tests {
     #[test]
     fn missing_file_is_named() {
         let err = load::<Outer>(Path::new("/nonexistent/x.yaml")).unwrap_err();
-        assert!(err.to_string().starts_with("/nonexistent/x.yaml: cannot read"));
+        assert!(
+            err.to_string()
+                .starts_with("/nonexistent/x.yaml: cannot read")
+        );
     }
 }

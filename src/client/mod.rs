@@ -4,6 +4,8 @@
 //! (the mock backend, Matrix) is one file of this module implementing them.
 //! Nothing above this trait knows which service it talks to.
 
+pub mod mock;
+
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -213,8 +215,11 @@ pub trait Device: Send + Sync {
 
     /// Create a group with `members` besides the caller; they still have to
     /// [`Device::join_group`] it.
-    async fn create_group(&self, settings: &GroupSettings, members: &[UserId])
-    -> ClientResult<GroupId>;
+    async fn create_group(
+        &self,
+        settings: &GroupSettings,
+        members: &[UserId],
+    ) -> ClientResult<GroupId>;
 
     /// Accept membership of a group the user was added to.
     async fn join_group(&self, group: &str) -> ClientResult<()>;

@@ -123,7 +123,10 @@ impl ProbeSpec {
             return fail("devices_per_account", "must be between 1 and 10");
         }
         if self.kind == ProbeKind::DeviceSync && self.devices_per_account < 2 {
-            return fail("devices_per_account", "device_sync needs at least 2 devices");
+            return fail(
+                "devices_per_account",
+                "device_sync needs at least 2 devices",
+            );
         }
         if !(1..=100).contains(&self.messages) {
             return fail("messages", "must be between 1 and 100");
