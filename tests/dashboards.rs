@@ -1,23 +1,22 @@
 //! Checks of `dashboards/` with the real Prometheus tools: the rules load and
 //! pass their unit tests, the example configs are valid, every PromQL
-//! expression of the dashboard parses, every panel and alert says what it is
-//! for, and every alert's runbook is a section of the README.
+//! expression of the dashboard parses and names only metrics a real agent
+//! exposes, that agent's /metrics passes `promtool check metrics`, every panel
+//! and alert says what it is for, and every alert's runbook is a section of
+//! the README.
 
 mod common;
+mod stack;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-/// The directory this test checks.
-const DASHBOARDS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/dashboards");
-
-fn dashboards_file(name: &str) -> PathBuf {
-    Path::new(DASHBOARDS).join(name)
-}
+use stack::{TempDir, dashboards_file};
 
 fn promtool() -> Option<PathBuf> {
     common::tool(
@@ -133,30 +132,6 @@ fn substitute_grafana_variables(expr: &str) -> String {
     out
 }
 
-/// A temporary directory removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(purpose: &str) -> TempDir {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|elapsed| elapsed.as_nanos())
-            .unwrap_or_default();
-        let path = std::env::temp_dir().join(format!(
-            "chatprobe-{purpose}-{}-{nanos}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&path).expect("temporary directory can be created");
-        TempDir(path)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 #[test]
 fn shipped_rules_pass_promtool_check_rules() {
     let Some(promtool) = promtool() else { return };
@@ -267,9 +242,8 @@ fn every_dashboard_expression_parses() {
         }],
     };
     let dir = TempDir::new("dashboard-exprs");
-    let path = dir.0.join("dashboard_exprs.yml");
     let yaml = serde_yaml_ng::to_string(&file).expect("rules serialize");
-    std::fs::write(&path, yaml).expect("temporary rule file can be written");
+    let path = dir.write("dashboard_exprs.yml", &yaml);
     let output = run_tool(Command::new(promtool).arg("check").arg("rules").arg(&path));
     assert!(
         output.contains(&format!("SUCCESS: {} rules found", expressions.len())),
@@ -394,4 +368,141 @@ fn every_alert_names_what_broke_and_links_its_runbook_section() {
             "README.md has no `### {alert}` section for {alert}'s runbook"
         );
     }
+}
+
+/// The metric names (`chatprobe_*`) that the dashboard and the rules read.
+fn metric_names_read() -> BTreeSet<String> {
+    let dashboard = dashboard();
+    let variable_queries = dashboard["templating"]["list"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|variable| variable["definition"].as_str().map(str::to_string));
+    let rule_exprs = shipped_rules()
+        .groups
+        .into_iter()
+        .flat_map(|group| group.rules)
+        .map(|rule| rule.expr);
+    dashboard_expressions(&dashboard)
+        .into_iter()
+        .chain(variable_queries)
+        .chain(rule_exprs)
+        .flat_map(|expr| chatprobe_names_in(&expr))
+        .collect()
+}
+
+/// Every `chatprobe_...` metric name in a PromQL text (recorded `chatprobe:...`
+/// series are not metrics of the agent and do not match).
+fn chatprobe_names_in(text: &str) -> Vec<String> {
+    let is_name_char = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    let mut names = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("chatprobe_") {
+        let preceded_by_name = rest[..start].chars().next_back().is_some_and(is_name_char);
+        let after = &rest[start..];
+        let end = after
+            .find(|c: char| !is_name_char(c))
+            .unwrap_or(after.len());
+        if !preceded_by_name {
+            names.push(after[..end].to_string());
+        }
+        rest = &after[end..];
+    }
+    names
+}
+
+/// The names of the samples in a Prometheus text exposition.
+fn exposed_names(exposition: &str) -> BTreeSet<String> {
+    exposition
+        .lines()
+        .filter(|line| !line.starts_with('#') && !line.trim().is_empty())
+        .filter_map(|line| line.split(['{', ' ']).next())
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn metric_names_are_found_in_promql() {
+    assert_eq!(
+        chatprobe_names_in(
+            r#"sum(rate(chatprobe_a_total{x="chatprobe_b"}[5m])) / chatprobe:c:5m + xchatprobe_d"#
+        ),
+        ["chatprobe_a_total", "chatprobe_b"]
+    );
+}
+
+/// Runs one agent against the mock backend until its /metrics shows every
+/// series the dashboard and rules read (a passing run, then failing ones),
+/// and returns that exposition.
+async fn real_agent_exposition(names: &BTreeSet<String>) -> String {
+    let dir = TempDir::new("agent-metrics");
+    let (_backend, backend_url) = stack::start_backend(&dir);
+    let (_agent, metrics_url) =
+        stack::start_agent(&dir, "eu-west", &backend_url, Duration::from_secs(1));
+    let http = stack::http_client();
+    let has = |exposition: &str, name: &str| exposed_names(exposition).contains(name);
+    let patience = Duration::from_secs(90);
+    let poll = Duration::from_millis(500);
+    stack::wait_for("a finished run in /metrics", patience, poll, || async {
+        let exposition = stack::get_text(&http, &metrics_url).await?;
+        match has(&exposition, "chatprobe_probe_duration_seconds_count") {
+            true => Ok(()),
+            false => Err(exposition),
+        }
+    })
+    .await;
+    // A failing run adds the failure series.
+    stack::set_faults(&http, &backend_url, &stack::send_outage(&["eu-west"])).await;
+    stack::wait_for(
+        "every metric the dashboard and rules read",
+        patience,
+        poll,
+        || async {
+            let exposition = stack::get_text(&http, &metrics_url).await?;
+            let exposed = exposed_names(&exposition);
+            let missing: Vec<&String> = names
+                .iter()
+                .filter(|name| !exposed.contains(*name))
+                .collect();
+            match missing.is_empty() {
+                true => Ok(exposition),
+                false => Err(format!("missing {missing:?} in:\n{exposition}")),
+            }
+        },
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_real_agent_exposes_every_metric_read_and_passes_promtool_check_metrics() {
+    let Some(promtool) = promtool() else { return };
+    let names = metric_names_read();
+    for expected in [
+        "chatprobe_probe_success",
+        "chatprobe_build_info",
+        "chatprobe_last_run_timestamp_seconds",
+    ] {
+        assert!(
+            names.contains(expected),
+            "{expected} not found among {names:?}"
+        );
+    }
+    let exposition = real_agent_exposition(&names).await;
+    let dir = TempDir::new("promtool-metrics");
+    let path = dir.write("metrics.txt", &exposition);
+    let output = Command::new(promtool)
+        .arg("check")
+        .arg("metrics")
+        .stdin(std::fs::File::open(&path).expect("metrics file opens"))
+        .output()
+        .expect("promtool runs");
+    let complaints = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        output.status.success() && complaints.trim().is_empty(),
+        "promtool check metrics on a real agent's /metrics: {complaints}\n{exposition}"
+    );
 }
