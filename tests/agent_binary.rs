@@ -5,7 +5,7 @@ mod agent_support;
 
 use std::time::Duration;
 
-use agent_support::{Backend, PATIENCE, metric, scratch_with_probes, spawn};
+use agent_support::{Backend, metric, scratch_with_probes, spawn};
 
 /// Every `/metrics` series name the design lists (**contract**).
 const CONTRACT: &[&str] = &[
@@ -128,7 +128,6 @@ fn sighup_with_a_bad_config_keeps_the_old_one_and_a_good_one_applies() {
         "{}",
         agent.log()
     );
-    let _ = PATIENCE;
 }
 
 #[test]
