@@ -27,6 +27,7 @@ cat > target/tools.env <<ENV
 export CHATPROBE_PROMTOOL=$(command -v promtool)
 export CHATPROBE_PROMETHEUS=$(command -v prometheus)
 export CHATPROBE_ALERTMANAGER=$(command -v prometheus-alertmanager)
+export CHATPROBE_AMTOOL=$(command -v amtool)
 export CHATPROBE_CHROMIUM=$(command -v chromium)
 export CHATPROBE_SYNAPSE=$synapse
 ENV
