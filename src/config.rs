@@ -490,6 +490,47 @@ pub fn load_probe(path: &Path) -> Result<LoadedProbe, FileError> {
     })
 }
 
+/// The shipped probe files (`probes/`), built into the binary for `demo`.
+const SHIPPED_PROBES: [(&str, &str); 5] = [
+    (
+        "probes/group_message.yaml",
+        include_str!("../probes/group_message.yaml"),
+    ),
+    (
+        "probes/device_sync.yaml",
+        include_str!("../probes/device_sync.yaml"),
+    ),
+    (
+        "probes/leave_group.yaml",
+        include_str!("../probes/leave_group.yaml"),
+    ),
+    (
+        "probes/edit_settings.yaml",
+        include_str!("../probes/edit_settings.yaml"),
+    ),
+    (
+        "probes/add_member.yaml",
+        include_str!("../probes/add_member.yaml"),
+    ),
+];
+
+/// Every shipped probe, as built into the binary.
+pub fn shipped_probes() -> Result<Vec<LoadedProbe>, FileError> {
+    SHIPPED_PROBES
+        .iter()
+        .map(|(name, text)| {
+            let path = Path::new(name);
+            let spec: ProbeSpec = yaml::parse(path, text)?;
+            spec.validate()
+                .map_err(|(field, message)| FileError::new(path, Some(field.into()), message))?;
+            Ok(LoadedProbe {
+                path: path.to_path_buf(),
+                spec,
+            })
+        })
+        .collect()
+}
+
 /// An error about `field` of a probe file, with the field's line when it is written there.
 fn probe_field_error(path: &Path, field: &str, message: String) -> FileError {
     let line = std::fs::read_to_string(path)
@@ -585,6 +626,22 @@ mod tests {
         let typo = "  - kind: matrix\n    name: synapse\n    url: http://127.0.0.1:8008\n";
         let err = first_error(&dir, &config(typo));
         assert!(err.message.contains("url"), "{err}");
+    }
+
+    #[test]
+    fn shipped_probes_are_built_in_and_valid() {
+        let probes = shipped_probes().unwrap();
+        let names: Vec<&str> = probes.iter().map(|p| p.spec.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "group_message",
+                "device_sync",
+                "leave_group",
+                "edit_settings",
+                "add_member"
+            ]
+        );
     }
 
     #[test]

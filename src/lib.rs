@@ -9,6 +9,7 @@ pub mod backend;
 pub mod check;
 pub mod client;
 pub mod config;
+pub mod demo;
 pub mod http;
 pub mod logging;
 pub mod metrics;

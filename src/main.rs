@@ -43,6 +43,18 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Mock backend and agents for eu-west, us-east and ap-south in one process.
+    Demo {
+        /// Where /metrics and the status page are served.
+        #[arg(long, default_value = chatprobe::config::DEFAULT_LISTEN)]
+        listen: std::net::SocketAddr,
+        /// Interval of every probe.
+        #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+        interval: std::time::Duration,
+        /// A faults file (times relative to start).
+        #[arg(long)]
+        scenario: Option<PathBuf>,
+    },
     /// Validate the agent config and every probe file; errors name file, line and field.
     Check {
         /// The agent config file.
@@ -60,6 +72,15 @@ fn main() -> ExitCode {
         }
         Command::Agent { config } => chatprobe::agent::main(&config),
         Command::Once { config } => chatprobe::once::main(&config),
+        Command::Demo {
+            listen,
+            interval,
+            scenario,
+        } => chatprobe::demo::main(chatprobe::demo::DemoOptions {
+            listen,
+            interval,
+            scenario,
+        }),
         Command::Check { config } => chatprobe::check::run(&config),
     }
 }

@@ -54,6 +54,16 @@ fn outcome(failures: Vec<Failure>) -> ProbeOutcome {
     }
 }
 
+async fn status_json(http: &reqwest::Client, base: &str) -> serde_json::Value {
+    http.get(format!("{base}/api/status"))
+        .send()
+        .await
+        .expect("GET /api/status")
+        .json()
+        .await
+        .expect("JSON body")
+}
+
 #[tokio::test]
 async fn the_page_and_the_json_follow_what_is_recorded() {
     let board = Arc::new(StatusBoard::new());
@@ -100,14 +110,7 @@ async fn the_page_and_the_json_follow_what_is_recorded() {
     ));
     assert!(page.contains("&lt;em&gt;0 of 4&lt;/em&gt; devices"));
 
-    let json: serde_json::Value = http
-        .get(format!("{base}/api/status"))
-        .send()
-        .await
-        .expect("GET /api/status")
-        .json()
-        .await
-        .expect("JSON body");
+    let json = status_json(&http, &base).await;
     assert_eq!(json["overall"], "red");
     assert_eq!(json["cells"][0]["region"], "ap-south");
     assert_eq!(json["cells"][0]["reasons"][0], "not_delivered");
@@ -117,14 +120,7 @@ async fn the_page_and_the_json_follow_what_is_recorded() {
     );
 
     board.record(&ap_south(), &outcome(vec![]));
-    let json: serde_json::Value = http
-        .get(format!("{base}/api/status"))
-        .send()
-        .await
-        .expect("GET /api/status")
-        .json()
-        .await
-        .expect("JSON body");
+    let json = status_json(&http, &base).await;
     assert_eq!(json["overall"], "green");
     assert_eq!(json["cells"][0]["state"], "green");
     assert_eq!(json["recent_failures"].as_array().map(Vec::len), Some(1));

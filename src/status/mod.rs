@@ -104,11 +104,14 @@ impl StatusBoard {
         let health = Health::of(&failures);
 
         let mut state = self.lock();
-        state
-            .trends
-            .entry(key.probe.clone())
-            .or_insert_with(new_trend)
-            .record(at.unix_seconds(), health);
+        match state.trends.get_mut(&key.probe) {
+            Some(trend) => trend.record(at.unix_seconds(), health),
+            None => {
+                let mut trend = new_trend();
+                trend.record(at.unix_seconds(), health);
+                state.trends.insert(key.probe.clone(), trend);
+            }
+        }
         for failure in &failures {
             state.recent_failures.push(RecentFailure {
                 at,
@@ -116,9 +119,13 @@ impl StatusBoard {
                 failure: failure.clone(),
             });
         }
-        let previous = state.cells.remove(key);
-        let cell = next_cell(previous, at, health, outcome, failures);
-        state.cells.insert(key.clone(), cell);
+        let cell = next_cell(state.cells.get(key), at, health, outcome, failures);
+        match state.cells.get_mut(key) {
+            Some(slot) => *slot = cell,
+            None => {
+                state.cells.insert(key.clone(), cell);
+            }
+        }
     }
 
     /// Everything the page shows, as of now.
@@ -186,7 +193,7 @@ fn shortened(failure: &Failure) -> Failure {
 
 /// The cell after a run that finished at `at` as `health`, given the cell before it.
 fn next_cell(
-    previous: Option<Cell>,
+    previous: Option<&Cell>,
     at: Timestamp,
     health: Health,
     outcome: &ProbeOutcome,
@@ -196,7 +203,7 @@ fn next_cell(
     let mut reasons: Vec<Reason> = failures.iter().map(|f| f.reason).collect();
     reasons.sort_unstable();
     reasons.dedup();
-    let (streak, since, last_success) = match &previous {
+    let (streak, since, last_success) = match previous {
         Some(cell) => (
             cell.consecutive_failures,
             cell.failing_since,
