@@ -233,4 +233,9 @@ async fn wrong_password_and_stopped_server() {
         device.next_event(until).await,
         Err(ClientError::Connect(_))
     ));
+    // Reopening push needs the server.
+    assert!(matches!(
+        device.connect().await,
+        Err(ClientError::Connect(_))
+    ));
 }

@@ -317,10 +317,9 @@ impl Device for MatrixDevice {
     }
 
     async fn connect(&mut self) -> ClientResult<()> {
-        self.push = Some(Push::start(
-            Arc::clone(&self.session),
-            Arc::clone(&self.push_since),
-        ));
+        self.push = None;
+        let push = Push::open(Arc::clone(&self.session), Arc::clone(&self.push_since)).await?;
+        self.push = Some(push);
         Ok(())
     }
 

@@ -263,12 +263,19 @@ pub(super) struct Push {
 }
 
 impl Push {
-    /// Starts long-polling from the position in `since`, which the task
-    /// advances as answers arrive (a later push continues from there).
-    pub(super) fn start(session: Arc<SyncSession>, since: Arc<Mutex<String>>) -> Self {
+    /// Opens push from the position in `since`: one immediate sync proves
+    /// the server reachable (its events come first), then a task long-polls
+    /// and advances `since` as answers arrive (a later push continues there).
+    pub(super) async fn open(
+        session: Arc<SyncSession>,
+        since: Arc<Mutex<String>>,
+    ) -> ClientResult<Self> {
+        let position = lock(&since).clone();
+        let (first, next) = session.since(&position, Duration::ZERO).await?;
+        *lock(&since) = next;
         let (sender, events) = mpsc::channel(PUSH_BUFFER);
-        let task = tokio::spawn(poll_loop(session, since, sender));
-        Self { events, task }
+        let task = tokio::spawn(poll_loop(session, since, first, sender));
+        Ok(Self { events, task })
     }
 
     /// The next pushed event, `None` when `until` passes first; the loop's
@@ -289,23 +296,26 @@ impl Drop for Push {
     }
 }
 
-/// Long-polls `/sync` until an error (handed to the reader) or until the
-/// reader is gone.
+/// Hands on `first`, then long-polls `/sync` until an error (handed to the
+/// reader) or until the reader is gone.
 async fn poll_loop(
     session: Arc<SyncSession>,
     since: Arc<Mutex<String>>,
+    first: Vec<Delivered>,
     sender: mpsc::Sender<ClientResult<Delivered>>,
 ) {
+    let mut delivered = first;
     loop {
+        for event in delivered {
+            if sender.send(Ok(event)).await.is_err() {
+                return;
+            }
+        }
         let position = lock(&since).clone();
         match session.since(&position, LONG_POLL).await {
-            Ok((delivered, next)) => {
+            Ok((batch, next)) => {
                 *lock(&since) = next;
-                for event in delivered {
-                    if sender.send(Ok(event)).await.is_err() {
-                        return;
-                    }
-                }
+                delivered = batch;
             }
             Err(error) => {
                 let _ = sender.send(Err(error)).await;
