@@ -1,6 +1,9 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)] // each test binary uses its own subset
 
+pub mod backend;
+pub mod probes;
+
 use std::path::PathBuf;
 
 /// Finds an outside tool for a test: the path in `env_var` (written by

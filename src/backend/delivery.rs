@@ -1,0 +1,307 @@
+//! Pushing events to one device's open push connections, with the effects of
+//! `deliver` faults (delay, drop-to-push, duplicate, reorder, corrupt, error,
+//! disconnect) applied per delivery.
+
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::Utf8Bytes;
+use tokio::sync::{mpsc, oneshot};
+
+use super::faults::Effects;
+use super::timer::Timer;
+use crate::protocol::{Event, EventKind};
+
+/// Frames a push connection may queue before the server gives up on it.
+pub const PUSH_QUEUE_FRAMES: usize = 16 * 1024;
+/// A reordered event waits at most this long for the next event to overtake it.
+pub const REORDER_HOLD: Duration = Duration::from_millis(50);
+
+/// An event as stored once and shared by every recipient: the value and its JSON text.
+#[derive(Debug)]
+pub struct StoredEvent {
+    /// The event.
+    pub event: Event,
+    /// Its JSON encoding, sent as-is in push frames and sync answers.
+    pub json: Utf8Bytes,
+}
+
+impl StoredEvent {
+    /// Encode `event` once.
+    pub fn new(event: Event) -> StoredEvent {
+        let json = encode(&event);
+        StoredEvent { event, json }
+    }
+
+    /// The JSON of this event with its content altered (the `corrupt` effect).
+    pub fn corrupted_json(&self) -> Utf8Bytes {
+        encode(&corrupt(&self.event))
+    }
+}
+
+fn encode(event: &Event) -> Utf8Bytes {
+    // Serializing these plain structs cannot fail; an empty object is a safe fallback.
+    Utf8Bytes::from(serde_json::to_string(event).unwrap_or_else(|_| "{}".to_string()))
+}
+
+/// Alter the text of a string so it differs from the original, as a broken server would.
+pub fn corrupt_text(text: &str) -> String {
+    let mut altered: String = text.chars().rev().collect();
+    altered.push('\u{fffd}');
+    altered
+}
+
+/// The event with its content altered: message bodies, settings, user names.
+pub fn corrupt(event: &Event) -> Event {
+    let kind = match &event.kind {
+        EventKind::Message { message } => {
+            let mut message = message.clone();
+            message.body = corrupt_text(&message.body);
+            EventKind::Message { message }
+        }
+        EventKind::MemberJoined { group_id, user } => EventKind::MemberJoined {
+            group_id: group_id.clone(),
+            user: corrupt_text(user),
+        },
+        EventKind::MemberLeft { group_id, user } => EventKind::MemberLeft {
+            group_id: group_id.clone(),
+            user: corrupt_text(user),
+        },
+        EventKind::SettingsChanged {
+            group_id,
+            name,
+            notice,
+            by,
+        } => EventKind::SettingsChanged {
+            group_id: group_id.clone(),
+            name: corrupt_text(name),
+            notice: corrupt_text(notice),
+            by: by.clone(),
+        },
+    };
+    Event {
+        cursor: event.cursor,
+        kind,
+    }
+}
+
+/// Why the server ends a push connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kill {
+    /// Drop the TCP connection without a close frame (`disconnect`).
+    Drop,
+    /// Close with code 1011 naming this status (`error` on `deliver`).
+    Error(u16),
+    /// Close with code 1008: the client reads too slowly.
+    Overflow,
+}
+
+/// How one push connection treats frames, set by `connect` faults when it opened.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SocketMode {
+    /// Send nothing at all (`drop` on `connect`).
+    pub silent: bool,
+    /// Send every frame twice (`duplicate` on `connect`).
+    pub duplicate: bool,
+}
+
+/// The server's end of one open push connection.
+#[derive(Debug)]
+pub struct PushSocket {
+    id: u64,
+    frames: mpsc::Sender<Utf8Bytes>,
+    kill: Option<oneshot::Sender<Kill>>,
+    mode: SocketMode,
+}
+
+/// What the WebSocket task of one connection reads from.
+pub struct SocketFeed {
+    /// Frames to send, in order.
+    pub frames: mpsc::Receiver<Utf8Bytes>,
+    /// Fires when the server ends the connection.
+    pub kill: oneshot::Receiver<Kill>,
+}
+
+#[derive(Debug)]
+struct Held {
+    json: Utf8Bytes,
+    generation: u64,
+}
+
+#[derive(Debug, Default)]
+struct PushState {
+    sockets: Vec<PushSocket>,
+    held: Option<Held>,
+    next_id: u64,
+}
+
+/// One device's push side: its open connections and a frame held back by `reorder`.
+#[derive(Debug, Default)]
+pub struct DevicePush {
+    state: Mutex<PushState>,
+}
+
+impl DevicePush {
+    fn lock(&self) -> MutexGuard<'_, PushState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Register a new connection; returns its id and what its task reads.
+    pub fn attach(&self, mode: SocketMode) -> (u64, SocketFeed) {
+        let (frames_tx, frames) = mpsc::channel(PUSH_QUEUE_FRAMES);
+        let (kill_tx, kill) = oneshot::channel();
+        let mut state = self.lock();
+        state.next_id += 1;
+        let id = state.next_id;
+        state.sockets.push(PushSocket {
+            id,
+            frames: frames_tx,
+            kill: Some(kill_tx),
+            mode,
+        });
+        (id, SocketFeed { frames, kill })
+    }
+
+    /// Forget connection `id` (its task ended).
+    pub fn detach(&self, id: u64) {
+        self.lock().sockets.retain(|socket| socket.id != id);
+    }
+
+    /// Number of open connections.
+    pub fn connected(&self) -> usize {
+        self.lock().sockets.len()
+    }
+
+    /// End every open connection.
+    pub fn disconnect(&self, why: Kill) {
+        let sockets = std::mem::take(&mut self.lock().sockets);
+        for kill in sockets.into_iter().filter_map(|socket| socket.kill) {
+            // The task may already be gone; nothing else to do then.
+            let _ = kill.send(why);
+        }
+    }
+
+    /// Push `event` to this device with the `deliver` effects that fired for it.
+    pub fn deliver(self: &Arc<Self>, event: &StoredEvent, effects: &Effects, timer: &Timer) {
+        if effects.timeout || effects.drop {
+            return;
+        }
+        if let Some(status) = effects.error {
+            return self.disconnect(Kill::Error(status));
+        }
+        if effects.disconnect {
+            return self.disconnect(Kill::Drop);
+        }
+        let json = if effects.corrupt {
+            event.corrupted_json()
+        } else {
+            event.json.clone()
+        };
+        let copies = if effects.duplicate { 2 } else { 1 };
+        if !effects.delay.is_zero() {
+            let device = self.clone();
+            let job = move || device.push_now(&json, copies);
+            return timer.at(Instant::now() + effects.delay, Box::new(job));
+        }
+        if effects.reorder {
+            return self.hold(json, timer);
+        }
+        self.push_now(&json, copies);
+    }
+
+    /// Send now, then release a held frame behind it (that is the swap of `reorder`).
+    fn push_now(&self, json: &Utf8Bytes, copies: usize) {
+        let mut state = self.lock();
+        send_all(&mut state.sockets, json, copies);
+        if let Some(held) = state.held.take() {
+            send_all(&mut state.sockets, &held.json, 1);
+        }
+    }
+
+    /// Hold `json` back until the next frame overtakes it, or [`REORDER_HOLD`] passes.
+    fn hold(self: &Arc<Self>, json: Utf8Bytes, timer: &Timer) {
+        let mut state = self.lock();
+        if state.held.is_some() {
+            drop(state);
+            return self.push_now(&json, 1);
+        }
+        state.next_id += 1;
+        let generation = state.next_id;
+        state.held = Some(Held { json, generation });
+        drop(state);
+        let device = Arc::downgrade(self);
+        let release = move || {
+            if let Some(device) = device.upgrade() {
+                device.release(generation);
+            }
+        };
+        timer.at(Instant::now() + REORDER_HOLD, Box::new(release));
+    }
+
+    fn release(&self, generation: u64) {
+        let mut state = self.lock();
+        if state.held.as_ref().map(|held| held.generation) == Some(generation)
+            && let Some(held) = state.held.take()
+        {
+            send_all(&mut state.sockets, &held.json, 1);
+        }
+    }
+}
+
+/// Queue `copies` of `json` on every socket; a socket that is gone is forgotten, one
+/// whose queue is full is closed (its device must sync to catch up).
+fn send_all(sockets: &mut Vec<PushSocket>, json: &Utf8Bytes, copies: usize) {
+    sockets.retain_mut(|socket| {
+        if socket.mode.silent {
+            return true;
+        }
+        let wanted = if socket.mode.duplicate {
+            copies * 2
+        } else {
+            copies
+        };
+        for _ in 0..wanted {
+            match socket.frames.try_send(json.clone()) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    if let Some(kill) = socket.kill.take() {
+                        let _ = kill.send(Kill::Overflow);
+                    }
+                    return false;
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => return false,
+            }
+        }
+        true
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::Message;
+
+    #[test]
+    fn corrupt_changes_message_body() {
+        let event = Event {
+            cursor: 1,
+            kind: EventKind::Message {
+                message: Message {
+                    id: "m1".into(),
+                    group_id: "g1".into(),
+                    seq: 1,
+                    sender: "a".into(),
+                    sender_device: "d1".into(),
+                    body: "hello".into(),
+                    idempotency_key: "k".into(),
+                    server_ts_ms: 0,
+                },
+            },
+        };
+        let EventKind::Message { message } = corrupt(&event).kind else {
+            panic!("kind changed");
+        };
+        assert_ne!(message.body, "hello");
+        assert_ne!(corrupt_text(""), "");
+    }
+}

@@ -1,0 +1,516 @@
+//! Fault injection: the fault spec (YAML/JSON), its validation, and the engine
+//! that decides which faults fire for one operation in one region.
+//!
+//! `docs/api.md` has the table of what each effect does on each operation.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::yaml::{self, FileError};
+
+/// Resurrect re-adds the user this long after the leave when the fault sets no `delay`.
+pub const DEFAULT_RESURRECT_DELAY: Duration = Duration::from_secs(1);
+/// Status answered by `error` when the fault sets no `status`.
+pub const DEFAULT_ERROR_STATUS: u16 = 503;
+
+/// An operation a fault can hit (**contract** names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Operation {
+    /// `POST /api/v1/login`.
+    Login,
+    /// Opening the WebSocket push stream.
+    Connect,
+    /// `POST /api/v1/groups/{id}/messages`.
+    Send,
+    /// Pushing one event to one device.
+    Deliver,
+    /// `GET /api/v1/sync`.
+    Sync,
+    /// `POST /api/v1/groups/{id}/leave`.
+    Leave,
+    /// `GET /api/v1/groups`.
+    ListGroups,
+    /// `PATCH /api/v1/groups/{id}`.
+    EditSettings,
+    /// `GET /api/v1/groups/{id}`.
+    ReadGroup,
+    /// `POST /api/v1/groups/{id}/members`.
+    AddMember,
+}
+
+impl Operation {
+    /// The operation's name as written in fault files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operation::Login => "login",
+            Operation::Connect => "connect",
+            Operation::Send => "send",
+            Operation::Deliver => "deliver",
+            Operation::Sync => "sync",
+            Operation::Leave => "leave",
+            Operation::ListGroups => "list_groups",
+            Operation::EditSettings => "edit_settings",
+            Operation::ReadGroup => "read_group",
+            Operation::AddMember => "add_member",
+        }
+    }
+}
+
+/// What a fault does when it fires (**contract** names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Effect {
+    /// Answer an error status.
+    Error,
+    /// Add latency.
+    Delay,
+    /// Hold the request open without answering.
+    Timeout,
+    /// Acknowledge but never deliver.
+    Drop,
+    /// Deliver twice.
+    Duplicate,
+    /// Swap consecutive deliveries.
+    Reorder,
+    /// Alter the body.
+    Corrupt,
+    /// Answer success without applying, or serve an old view.
+    Stale,
+    /// Apply a leave, then re-add the user later.
+    Resurrect,
+    /// Drop push connections.
+    Disconnect,
+}
+
+impl Effect {
+    /// The effect's name as written in fault files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Effect::Error => "error",
+            Effect::Delay => "delay",
+            Effect::Timeout => "timeout",
+            Effect::Drop => "drop",
+            Effect::Duplicate => "duplicate",
+            Effect::Reorder => "reorder",
+            Effect::Corrupt => "corrupt",
+            Effect::Stale => "stale",
+            Effect::Resurrect => "resurrect",
+            Effect::Disconnect => "disconnect",
+        }
+    }
+
+    /// Whether this effect has a meaning on `operation` (see the table in `docs/api.md`).
+    pub fn applies_to(self, operation: Operation) -> bool {
+        use Operation as Op;
+        match self {
+            Effect::Error | Effect::Delay | Effect::Timeout | Effect::Disconnect => true,
+            Effect::Drop => true,
+            Effect::Duplicate => operation != Op::Login,
+            Effect::Reorder => matches!(operation, Op::Deliver | Op::Sync | Op::Connect),
+            Effect::Corrupt => matches!(
+                operation,
+                Op::Send
+                    | Op::Deliver
+                    | Op::Sync
+                    | Op::Connect
+                    | Op::EditSettings
+                    | Op::ListGroups
+                    | Op::ReadGroup
+            ),
+            Effect::Stale => matches!(
+                operation,
+                Op::Leave
+                    | Op::EditSettings
+                    | Op::AddMember
+                    | Op::Sync
+                    | Op::ListGroups
+                    | Op::ReadGroup
+            ),
+            Effect::Resurrect => operation == Op::Leave,
+        }
+    }
+}
+
+/// One fault as written in a faults file, the backend config or `PUT /admin/faults`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultSpec {
+    /// Free text, shown in logs, `/admin/faults` and `/admin/stats`.
+    pub name: String,
+    /// Operations the fault hits.
+    pub operations: Vec<Operation>,
+    /// Regions the fault hits; empty means every region.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub regions: Vec<String>,
+    /// Chance that a matching operation is hit, 0.0 to 1.0.
+    #[serde(default = "default_probability")]
+    pub probability: f64,
+    /// Active from this long after the backend start (or after the `PUT` installing it).
+    #[serde(
+        default,
+        with = "humantime_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub after: Option<Duration>,
+    /// Active for this long; absent means until removed.
+    #[serde(
+        default,
+        with = "humantime_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub duration: Option<Duration>,
+    /// What the fault does.
+    pub effect: Effect,
+    /// Status answered by `error` (default 503).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// Latency added by `delay`; re-add delay of `resurrect` (default 1s).
+    #[serde(
+        default,
+        with = "humantime_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub delay: Option<Duration>,
+}
+
+fn default_probability() -> f64 {
+    1.0
+}
+
+/// A validated fault. Deserializing validates, so a bad fault is an error that
+/// names its position in the file or request body.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "FaultSpec", into = "FaultSpec")]
+pub struct Fault(FaultSpec);
+
+impl Fault {
+    /// Validate a spec.
+    pub fn new(spec: FaultSpec) -> Result<Fault, String> {
+        validate(&spec).map_err(|problem| format!("fault `{}`: {problem}", spec.name))?;
+        Ok(Fault(spec))
+    }
+
+    /// The fault's fields.
+    pub fn spec(&self) -> &FaultSpec {
+        &self.0
+    }
+}
+
+impl TryFrom<FaultSpec> for Fault {
+    type Error = String;
+    fn try_from(spec: FaultSpec) -> Result<Self, String> {
+        Fault::new(spec)
+    }
+}
+
+impl From<Fault> for FaultSpec {
+    fn from(fault: Fault) -> FaultSpec {
+        fault.0
+    }
+}
+
+fn validate(spec: &FaultSpec) -> Result<(), String> {
+    if spec.name.trim().is_empty() {
+        return Err("`name` must not be empty".into());
+    }
+    if spec.operations.is_empty() {
+        return Err("`operations` must name at least one operation".into());
+    }
+    if !(0.0..=1.0).contains(&spec.probability) {
+        return Err(format!(
+            "`probability` must be between 0.0 and 1.0, not {}",
+            spec.probability
+        ));
+    }
+    if let Some(operation) = spec
+        .operations
+        .iter()
+        .find(|operation| !spec.effect.applies_to(**operation))
+    {
+        return Err(format!(
+            "effect `{}` does not apply to operation `{}`",
+            spec.effect.as_str(),
+            operation.as_str()
+        ));
+    }
+    match (spec.effect, spec.status) {
+        (Effect::Error, Some(status)) if !(400..=599).contains(&status) => {
+            return Err(format!("`status` must be 400 to 599, not {status}"));
+        }
+        (Effect::Error, _) | (_, None) => {}
+        (effect, Some(_)) => {
+            return Err(format!(
+                "`status` is only for effect `error`, not `{}`",
+                effect.as_str()
+            ));
+        }
+    }
+    match (spec.effect, spec.delay) {
+        (Effect::Delay, None) => Err("effect `delay` needs a `delay`".into()),
+        (Effect::Delay | Effect::Resurrect, _) | (_, None) => Ok(()),
+        (effect, Some(_)) => Err(format!(
+            "`delay` is only for effects `delay` and `resurrect`, not `{}`",
+            effect.as_str()
+        )),
+    }
+}
+
+/// Load a faults file: a YAML list of faults. Errors name the file, line and field.
+pub fn load_faults(path: &Path) -> Result<Vec<Fault>, FileError> {
+    yaml::load(path)
+}
+
+/// What the faults that fired on one operation ask for, all together.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Effects {
+    /// Answer this status instead of doing the operation.
+    pub error: Option<u16>,
+    /// Latency to add first.
+    pub delay: Duration,
+    /// Never answer.
+    pub timeout: bool,
+    /// Acknowledge, deliver nothing.
+    pub drop: bool,
+    /// Deliver twice.
+    pub duplicate: bool,
+    /// Swap with the next delivery.
+    pub reorder: bool,
+    /// Alter the body.
+    pub corrupt: bool,
+    /// Do not apply / serve an old view.
+    pub stale: bool,
+    /// Re-add the leaving user after this long.
+    pub resurrect: Option<Duration>,
+    /// Drop push connections.
+    pub disconnect: bool,
+}
+
+impl Effects {
+    fn add(&mut self, spec: &FaultSpec) {
+        match spec.effect {
+            Effect::Error => {
+                self.error
+                    .get_or_insert(spec.status.unwrap_or(DEFAULT_ERROR_STATUS));
+            }
+            Effect::Delay => self.delay += spec.delay.unwrap_or_default(),
+            Effect::Timeout => self.timeout = true,
+            Effect::Drop => self.drop = true,
+            Effect::Duplicate => self.duplicate = true,
+            Effect::Reorder => self.reorder = true,
+            Effect::Corrupt => self.corrupt = true,
+            Effect::Stale => self.stale = true,
+            Effect::Resurrect => {
+                self.resurrect
+                    .get_or_insert(spec.delay.unwrap_or(DEFAULT_RESURRECT_DELAY));
+            }
+            Effect::Disconnect => self.disconnect = true,
+        }
+    }
+}
+
+/// A fault installed at `epoch` (backend start or the `PUT`), so windows are relative to it.
+#[derive(Debug)]
+struct Installed {
+    fault: Fault,
+    epoch: Instant,
+}
+
+impl Installed {
+    fn active_at(&self, now: Instant) -> bool {
+        let spec = self.fault.spec();
+        let start = self.epoch + spec.after.unwrap_or_default();
+        now >= start && spec.duration.is_none_or(|duration| now < start + duration)
+    }
+
+    fn matches(&self, operation: Operation, region: &str) -> bool {
+        let spec = self.fault.spec();
+        spec.operations.contains(&operation)
+            && (spec.regions.is_empty() || spec.regions.iter().any(|r| r == region))
+    }
+}
+
+/// The active faults, their windows, and counts of how often each fired.
+#[derive(Debug, Default)]
+pub struct FaultEngine {
+    installed: RwLock<Arc<Vec<Installed>>>,
+    fired: Mutex<BTreeMap<String, u64>>,
+}
+
+impl FaultEngine {
+    /// An engine with `faults` installed at `epoch`.
+    pub fn new(faults: Vec<Fault>, epoch: Instant) -> FaultEngine {
+        let engine = FaultEngine::default();
+        engine.replace(faults, epoch);
+        engine
+    }
+
+    /// Replace every fault; windows of the new ones start at `epoch`.
+    pub fn replace(&self, faults: Vec<Fault>, epoch: Instant) {
+        for fault in &faults {
+            tracing::info!(fault = %fault.spec().name, effect = fault.spec().effect.as_str(), "fault installed");
+        }
+        let installed = faults
+            .into_iter()
+            .map(|fault| Installed { fault, epoch })
+            .collect();
+        *self
+            .installed
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Arc::new(installed);
+    }
+
+    /// The installed faults, in order.
+    pub fn list(&self) -> Vec<Fault> {
+        self.snapshot()
+            .faults
+            .iter()
+            .map(|installed| installed.fault.clone())
+            .collect()
+    }
+
+    /// How often each fault fired, by name, since start.
+    pub fn fired_counts(&self) -> BTreeMap<String, u64> {
+        self.fired
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The faults as they are now; cheap, for deciding many deliveries at once.
+    pub fn snapshot(&self) -> FaultSnapshot<'_> {
+        let faults = self
+            .installed
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        FaultSnapshot {
+            faults,
+            engine: self,
+        }
+    }
+
+    /// Decide which faults fire on `operation` in `region` now.
+    pub fn fire(&self, operation: Operation, region: &str) -> Effects {
+        self.snapshot().fire(operation, region)
+    }
+
+    fn count(&self, name: &str) {
+        let mut fired = self.fired.lock().unwrap_or_else(PoisonError::into_inner);
+        match fired.get_mut(name) {
+            Some(count) => *count += 1,
+            None => {
+                fired.insert(name.to_string(), 1);
+            }
+        }
+    }
+}
+
+/// The installed faults at one moment.
+pub struct FaultSnapshot<'a> {
+    faults: Arc<Vec<Installed>>,
+    engine: &'a FaultEngine,
+}
+
+impl FaultSnapshot<'_> {
+    /// Whether any installed fault names `operation` (regardless of window and region).
+    pub fn touches(&self, operation: Operation) -> bool {
+        self.faults
+            .iter()
+            .any(|installed| installed.fault.spec().operations.contains(&operation))
+    }
+
+    /// Decide which faults fire on `operation` in `region` now.
+    pub fn fire(&self, operation: Operation, region: &str) -> Effects {
+        self.fire_only(operation, region, |_| true)
+    }
+
+    /// Like [`FaultSnapshot::fire`], considering only faults whose effect passes `wanted`.
+    pub fn fire_only(
+        &self,
+        operation: Operation,
+        region: &str,
+        wanted: impl Fn(Effect) -> bool,
+    ) -> Effects {
+        let mut effects = Effects::default();
+        if self.faults.is_empty() {
+            return effects;
+        }
+        let now = Instant::now();
+        for installed in self.faults.iter() {
+            let spec = installed.fault.spec();
+            if !wanted(spec.effect)
+                || !installed.matches(operation, region)
+                || !installed.active_at(now)
+                || (spec.probability < 1.0 && rand::random::<f64>() >= spec.probability)
+            {
+                continue;
+            }
+            tracing::debug!(
+                fault = %spec.name,
+                operation = operation.as_str(),
+                region,
+                effect = spec.effect.as_str(),
+                "fault fired"
+            );
+            self.engine.count(&spec.name);
+            effects.add(spec);
+        }
+        effects
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(effect: Effect, operations: Vec<Operation>) -> FaultSpec {
+        FaultSpec {
+            name: "f".into(),
+            operations,
+            regions: vec![],
+            probability: 1.0,
+            after: None,
+            duration: None,
+            effect,
+            status: None,
+            delay: None,
+        }
+    }
+
+    #[test]
+    fn resurrect_only_on_leave() {
+        assert!(Fault::new(spec(Effect::Resurrect, vec![Operation::Leave])).is_ok());
+        let err = Fault::new(spec(Effect::Resurrect, vec![Operation::Send])).unwrap_err();
+        assert!(err.contains("does not apply to operation `send`"), "{err}");
+    }
+
+    #[test]
+    fn delay_needs_a_delay() {
+        let err = Fault::new(spec(Effect::Delay, vec![Operation::Send])).unwrap_err();
+        assert!(err.contains("needs a `delay`"), "{err}");
+    }
+
+    #[test]
+    fn window_and_region_decide_firing() {
+        let mut windowed = spec(Effect::Drop, vec![Operation::Send]);
+        windowed.regions = vec!["ap-south".into()];
+        windowed.after = Some(Duration::from_secs(10));
+        windowed.duration = Some(Duration::from_secs(5));
+        let epoch = Instant::now();
+        let installed = Installed {
+            fault: Fault::new(windowed).unwrap(),
+            epoch,
+        };
+        assert!(!installed.active_at(epoch + Duration::from_secs(9)));
+        assert!(installed.active_at(epoch + Duration::from_secs(12)));
+        assert!(!installed.active_at(epoch + Duration::from_secs(15)));
+        assert!(installed.matches(Operation::Send, "ap-south"));
+        assert!(!installed.matches(Operation::Send, "eu-west"));
+        assert!(!installed.matches(Operation::Leave, "ap-south"));
+    }
+}

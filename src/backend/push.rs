@@ -1,0 +1,125 @@
+//! The WebSocket push stream (`GET /api/v1/push`): one connection per device
+//! login, carrying the device's events as JSON text frames.
+
+use std::sync::Arc;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use futures_util::{SinkExt, StreamExt};
+
+use super::Shared;
+use super::api::{ApiError, ApiResult, authenticate, bearer_token, gate};
+use super::delivery::{Kill, SocketFeed, SocketMode};
+use super::faults::Operation;
+
+/// Frames written before one flush, so a busy connection sends in large writes.
+const FRAMES_PER_FLUSH: usize = 256;
+
+/// `?token=` for clients that cannot set headers on a WebSocket request.
+#[derive(Debug, serde::Deserialize)]
+pub(crate) struct PushQuery {
+    token: Option<String>,
+}
+
+/// Authenticate, apply `connect` faults, register the connection, then upgrade.
+pub(crate) async fn connect(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    query: Result<Query<PushQuery>, QueryRejection>,
+    upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+) -> ApiResult {
+    let query_token = query.ok().and_then(|Query(query)| query.token);
+    let token = bearer_token(&headers).or(query_token.as_deref());
+    let caller = authenticate(&shared, token)?;
+    let upgrade =
+        upgrade.map_err(|rejection| ApiError::new(rejection.status(), rejection.body_text()))?;
+    let effects = gate(&shared, Operation::Connect, &caller.region).await?;
+    if effects.disconnect {
+        return Ok(upgrade.on_upgrade(|socket| async move { drop(socket) }));
+    }
+    let mode = SocketMode {
+        silent: effects.drop,
+        duplicate: effects.duplicate,
+    };
+    // Registered before the 101 answer, so no event after the handshake is missed.
+    let (id, feed) = caller.push.attach(mode);
+    let push = caller.push.clone();
+    let response: Response = upgrade
+        .on_upgrade(move |socket| async move {
+            serve(socket, feed, &shared).await;
+            push.detach(id);
+        })
+        .into_response();
+    if response.status() != StatusCode::SWITCHING_PROTOCOLS {
+        caller.push.detach(id);
+    }
+    Ok(response)
+}
+
+/// Write queued frames (many per flush) until the client leaves, the server kills
+/// the connection, or the backend shuts down.
+async fn serve(socket: WebSocket, mut feed: SocketFeed, shared: &Shared) {
+    let (mut sink, mut incoming) = socket.split();
+    loop {
+        tokio::select! {
+            kill = &mut feed.kill => {
+                if let Some(frame) = kill.ok().and_then(close_frame) {
+                    let _ = sink.send(Message::Close(Some(frame))).await;
+                }
+                return;
+            }
+            _ = shared.shutting_down() => {
+                let frame = CloseFrame { code: close_code::AWAY, reason: "server shutting down".into() };
+                let _ = sink.send(Message::Close(Some(frame))).await;
+                return;
+            }
+            frame = feed.frames.recv() => {
+                let Some(first) = frame else { return };
+                if write_batch(&mut sink, first, &mut feed).await.is_err() {
+                    return;
+                }
+            }
+            message = incoming.next() => match message {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
+                Some(Ok(_)) => {}
+            },
+        }
+    }
+}
+
+/// Feed `first` and whatever else is queued (up to [`FRAMES_PER_FLUSH`]), then flush once.
+async fn write_batch<S>(
+    sink: &mut S,
+    first: axum::extract::ws::Utf8Bytes,
+    feed: &mut SocketFeed,
+) -> Result<(), axum::Error>
+where
+    S: futures_util::Sink<Message, Error = axum::Error> + Unpin,
+{
+    sink.feed(Message::Text(first)).await?;
+    for _ in 1..FRAMES_PER_FLUSH {
+        match feed.frames.try_recv() {
+            Ok(frame) => sink.feed(Message::Text(frame)).await?,
+            Err(_) => break,
+        }
+    }
+    sink.flush().await
+}
+
+/// The close frame for a kill; `None` means drop the connection without one.
+fn close_frame(kill: Kill) -> Option<CloseFrame> {
+    match kill {
+        Kill::Drop => None,
+        Kill::Error(status) => Some(CloseFrame {
+            code: close_code::ERROR,
+            reason: format!("injected fault: status {status}").into(),
+        }),
+        Kill::Overflow => Some(CloseFrame {
+            code: close_code::POLICY,
+            reason: "push queue full; sync to catch up".into(),
+        }),
+    }
+}

@@ -1,0 +1,788 @@
+//! The model of the mock service: users, devices, groups, messages and the
+//! per-device event logs, with every operation as one method.
+//!
+//! The whole model sits behind one mutex held only for the short, synchronous
+//! work of an operation (never across an await). Events get their cursor and
+//! reach every device log under that lock, so each log is in cursor order.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use super::delivery::{DevicePush, StoredEvent, corrupt_text};
+use super::faults::{Effect, Effects, FaultSnapshot, Operation};
+use super::timer::Timer;
+use crate::protocol::{
+    CreateGroupRequest, EditSettingsRequest, Event, EventKind, Group, GroupList, LoginRequest,
+    LoginResponse, Message, SendRequest,
+};
+
+/// Deleted groups remembered for `stale` views of group lists.
+const GRAVEYARD_LIMIT: usize = 1024;
+/// Idempotency keys remembered per group (oldest forgotten first).
+const IDEMPOTENCY_LIMIT: usize = 100_000;
+
+/// Why an operation was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ModelError {
+    /// Bad or missing credentials.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// The caller may not do this.
+    #[error("{0}")]
+    Forbidden(String),
+    /// Unknown id.
+    #[error("{0}")]
+    NotFound(String),
+    /// The request makes no sense.
+    #[error("{0}")]
+    BadRequest(String),
+}
+
+/// The device a request comes from, resolved from its token.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// Internal device number.
+    pub device: u64,
+    /// Device id as clients see it.
+    pub device_id: Arc<str>,
+    /// The device's user.
+    pub user: Arc<str>,
+    /// The region its login carried.
+    pub region: Arc<str>,
+    /// Its push side.
+    pub push: Arc<DevicePush>,
+}
+
+/// What a fan-out needs besides the model: the faults on `deliver`/`sync` and the timer.
+pub struct Fanout<'a> {
+    /// Faults as they are now.
+    pub faults: FaultSnapshot<'a>,
+    /// Timer for delayed and reordered pushes.
+    pub timer: &'a Timer,
+}
+
+/// Sizes of the model, for `/admin/stats`.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct ModelStats {
+    /// Registered users.
+    pub users: usize,
+    /// Devices (logins).
+    pub devices: usize,
+    /// Live groups.
+    pub groups: usize,
+    /// Memberships over all groups.
+    pub members: usize,
+    /// Open push connections.
+    pub push_sockets: usize,
+    /// The newest event cursor.
+    pub cursor: u64,
+}
+
+struct User {
+    password: String,
+    devices: Vec<u64>,
+    groups: BTreeSet<String>,
+}
+
+struct Device {
+    id: Arc<str>,
+    user: Arc<str>,
+    region: Arc<str>,
+    log: VecDeque<Arc<StoredEvent>>,
+    push: Arc<DevicePush>,
+}
+
+struct GroupState {
+    view: Group,
+    previous: Option<Group>,
+    next_seq: u64,
+    sent: HashMap<(String, String), Message>,
+    sent_order: VecDeque<(String, String)>,
+}
+
+impl GroupState {
+    fn is_member(&self, user: &str) -> bool {
+        self.view
+            .members
+            .binary_search_by(|member| member.as_str().cmp(user))
+            .is_ok()
+    }
+
+    /// Remember the current view as the previous one, before a change.
+    fn remember(&mut self) {
+        self.previous = Some(self.view.clone());
+    }
+
+    fn stale_view(&self) -> &Group {
+        self.previous.as_ref().unwrap_or(&self.view)
+    }
+
+    fn remember_sent(&mut self, key: (String, String), message: Message) {
+        if self.sent_order.len() >= IDEMPOTENCY_LIMIT
+            && let Some(oldest) = self.sent_order.pop_front()
+        {
+            self.sent.remove(&oldest);
+        }
+        self.sent_order.push_back(key.clone());
+        self.sent.insert(key, message);
+    }
+}
+
+/// Users and devices with their logs: the recipients side of every event.
+struct Directory {
+    users: HashMap<String, User>,
+    devices: HashMap<u64, Device>,
+    cursor: u64,
+    event_log_limit: usize,
+}
+
+/// Whether and how often an event is emitted.
+#[derive(Debug, Clone, Copy)]
+struct Emit {
+    copies: usize,
+}
+
+impl Emit {
+    fn from_effects(effects: &Effects) -> Emit {
+        let copies = match (effects.drop, effects.duplicate) {
+            (true, _) => 0,
+            (false, true) => 2,
+            (false, false) => 1,
+        };
+        Emit { copies }
+    }
+
+    const ONCE: Emit = Emit { copies: 1 };
+}
+
+impl Directory {
+    /// Give `kind` a cursor and deliver it to every device of every user in `members`.
+    fn emit(&mut self, fanout: &Fanout<'_>, members: &[String], kind: EventKind, emit: Emit) {
+        let deliver_faults = fanout.faults.touches(Operation::Deliver);
+        let sync_faults = fanout.faults.touches(Operation::Sync);
+        for _ in 0..emit.copies {
+            self.cursor += 1;
+            let stored = Arc::new(StoredEvent::new(Event {
+                cursor: self.cursor,
+                kind: kind.clone(),
+            }));
+            for member in members {
+                let Some(user) = self.users.get(member) else {
+                    continue;
+                };
+                for device_number in &user.devices {
+                    let Some(device) = self.devices.get_mut(device_number) else {
+                        continue;
+                    };
+                    let effects = if deliver_faults {
+                        fanout.faults.fire(Operation::Deliver, &device.region)
+                    } else {
+                        Effects::default()
+                    };
+                    if effects.drop {
+                        continue;
+                    }
+                    let hidden_from_sync = sync_faults
+                        && fanout
+                            .faults
+                            .fire_only(Operation::Sync, &device.region, |e| e == Effect::Drop)
+                            .drop;
+                    if !hidden_from_sync {
+                        if device.log.len() >= self.event_log_limit {
+                            device.log.pop_front();
+                        }
+                        device.log.push_back(stored.clone());
+                    }
+                    device.push.deliver(&stored, &effects, fanout.timer);
+                }
+            }
+        }
+    }
+}
+
+/// The whole state of the mock service.
+pub struct Model {
+    directory: Directory,
+    tokens: HashMap<String, u64>,
+    groups: HashMap<String, GroupState>,
+    graveyard: VecDeque<Group>,
+    next_id: u64,
+    registration: bool,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_millis() as u64)
+        .unwrap_or_default()
+}
+
+fn new_token() -> String {
+    format!("{:032x}", rand::random::<u128>())
+}
+
+fn insert_sorted(members: &mut Vec<String>, user: &str) -> bool {
+    match members.binary_search_by(|member| member.as_str().cmp(user)) {
+        Ok(_) => false,
+        Err(index) => {
+            members.insert(index, user.to_string());
+            true
+        }
+    }
+}
+
+fn remove_sorted(members: &mut Vec<String>, user: &str) -> bool {
+    match members.binary_search_by(|member| member.as_str().cmp(user)) {
+        Ok(index) => {
+            members.remove(index);
+            true
+        }
+        Err(_) => false,
+    }
+}
+
+fn corrupt_group(group: &Group) -> Group {
+    Group {
+        name: corrupt_text(&group.name),
+        notice: corrupt_text(&group.notice),
+        ..group.clone()
+    }
+}
+
+impl Model {
+    /// An empty model.
+    pub fn new(registration: bool, event_log_limit: usize) -> Model {
+        Model {
+            directory: Directory {
+                users: HashMap::new(),
+                devices: HashMap::new(),
+                cursor: 0,
+                event_log_limit,
+            },
+            tokens: HashMap::new(),
+            groups: HashMap::new(),
+            graveyard: VecDeque::new(),
+            next_id: 0,
+            registration,
+        }
+    }
+
+    fn next_id(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    /// Log in: a new device of the user (created first if registration is open).
+    /// With `dead_token` (the `drop` effect) the answer looks normal but the token works nowhere.
+    pub fn login(
+        &mut self,
+        request: &LoginRequest,
+        region: Arc<str>,
+        dead_token: bool,
+    ) -> Result<LoginResponse, ModelError> {
+        if request.user.is_empty() {
+            return Err(ModelError::BadRequest("`user` must not be empty".into()));
+        }
+        match self.directory.users.get(&request.user) {
+            Some(user) if user.password != request.password => {
+                return Err(ModelError::Unauthorized("wrong password".into()));
+            }
+            Some(_) => {}
+            None if !self.registration => {
+                return Err(ModelError::Unauthorized(format!(
+                    "unknown user `{}` and registration is closed",
+                    request.user
+                )));
+            }
+            None => {
+                self.directory.users.insert(
+                    request.user.clone(),
+                    User {
+                        password: request.password.clone(),
+                        devices: Vec::new(),
+                        groups: BTreeSet::new(),
+                    },
+                );
+            }
+        }
+        let number = self.next_id();
+        let device_id: Arc<str> = format!("d{number}").into();
+        let token = new_token();
+        if !dead_token {
+            self.tokens.insert(token.clone(), number);
+            self.directory.devices.insert(
+                number,
+                Device {
+                    id: device_id.clone(),
+                    user: request.user.as_str().into(),
+                    region,
+                    log: VecDeque::new(),
+                    push: Arc::new(DevicePush::default()),
+                },
+            );
+            if let Some(user) = self.directory.users.get_mut(&request.user) {
+                user.devices.push(number);
+            }
+        }
+        Ok(LoginResponse {
+            user: request.user.clone(),
+            device_id: device_id.to_string(),
+            token,
+            cursor: self.directory.cursor,
+        })
+    }
+
+    /// The device a token belongs to.
+    pub fn caller(&self, token: &str) -> Option<Caller> {
+        let number = *self.tokens.get(token)?;
+        let device = self.directory.devices.get(&number)?;
+        Some(Caller {
+            device: number,
+            device_id: device.id.clone(),
+            user: device.user.clone(),
+            region: device.region.clone(),
+            push: device.push.clone(),
+        })
+    }
+
+    /// Push sides of every device of `user`.
+    pub fn user_pushes(&self, user: &str) -> Vec<Arc<DevicePush>> {
+        let Some(user) = self.directory.users.get(user) else {
+            return Vec::new();
+        };
+        user.devices
+            .iter()
+            .filter_map(|number| self.directory.devices.get(number))
+            .map(|device| device.push.clone())
+            .collect()
+    }
+
+    fn group_of_member(&self, user: &str, group_id: &str) -> Result<&GroupState, ModelError> {
+        let group = self
+            .groups
+            .get(group_id)
+            .ok_or_else(|| ModelError::NotFound(format!("unknown group `{group_id}`")))?;
+        if group.is_member(user) {
+            Ok(group)
+        } else {
+            Err(ModelError::Forbidden(format!(
+                "`{user}` is not a member of group `{group_id}`"
+            )))
+        }
+    }
+
+    fn require_user(&self, user: &str) -> Result<(), ModelError> {
+        if self.directory.users.contains_key(user) {
+            Ok(())
+        } else {
+            Err(ModelError::NotFound(format!("unknown user `{user}`")))
+        }
+    }
+
+    /// Create a group with the caller and `request.members`; each member's joining is an event.
+    pub fn create_group(
+        &mut self,
+        caller: &Caller,
+        request: &CreateGroupRequest,
+        fanout: &Fanout<'_>,
+    ) -> Result<Group, ModelError> {
+        for member in &request.members {
+            self.require_user(member)?;
+        }
+        let id = format!("g{}", self.next_id());
+        let mut members = vec![caller.user.to_string()];
+        for member in &request.members {
+            insert_sorted(&mut members, member);
+        }
+        members.sort();
+        members.dedup();
+        let view = Group {
+            id: id.clone(),
+            name: request.name.clone(),
+            notice: request.notice.clone(),
+            members,
+        };
+        for member in &view.members {
+            if let Some(user) = self.directory.users.get_mut(member) {
+                user.groups.insert(id.clone());
+            }
+        }
+        for member in &view.members {
+            let kind = EventKind::MemberJoined {
+                group_id: id.clone(),
+                user: member.clone(),
+            };
+            self.directory.emit(fanout, &view.members, kind, Emit::ONCE);
+        }
+        self.groups.insert(
+            id,
+            GroupState {
+                view: view.clone(),
+                previous: None,
+                next_seq: 1,
+                sent: HashMap::new(),
+                sent_order: VecDeque::new(),
+            },
+        );
+        Ok(view)
+    }
+
+    /// Send a message; resending the same idempotency key answers the first message.
+    pub fn send(
+        &mut self,
+        caller: &Caller,
+        group_id: &str,
+        request: &SendRequest,
+        effects: &Effects,
+        fanout: &Fanout<'_>,
+    ) -> Result<Message, ModelError> {
+        self.group_of_member(&caller.user, group_id)?;
+        let message_number = self.next_id();
+        let Some(group) = self.groups.get_mut(group_id) else {
+            return Err(ModelError::NotFound(format!("unknown group `{group_id}`")));
+        };
+        let key = (caller.user.to_string(), request.idempotency_key.clone());
+        if let Some(message) = group.sent.get(&key) {
+            return Ok(message.clone());
+        }
+        let message = Message {
+            id: format!("m{message_number}"),
+            group_id: group_id.to_string(),
+            seq: group.next_seq,
+            sender: caller.user.to_string(),
+            sender_device: caller.device_id.to_string(),
+            body: request.body.clone(),
+            idempotency_key: request.idempotency_key.clone(),
+            server_ts_ms: now_ms(),
+        };
+        if effects.drop {
+            return Ok(message);
+        }
+        group.next_seq += 1;
+        group.remember_sent(key, message.clone());
+        let mut stored = message.clone();
+        if effects.corrupt {
+            stored.body = corrupt_text(&stored.body);
+        }
+        let mut copies = vec![stored];
+        if effects.duplicate {
+            let mut twin = copies[0].clone();
+            twin.id = format!("{}-dup", twin.id);
+            twin.seq = group.next_seq;
+            group.next_seq += 1;
+            copies.push(twin);
+        }
+        let members = &group.view.members;
+        for message in copies {
+            let kind = EventKind::Message { message };
+            self.directory.emit(fanout, members, kind, Emit::ONCE);
+        }
+        Ok(message)
+    }
+
+    /// The device's events after `since` as a JSON [`crate::protocol::SyncResponse`] body.
+    /// `stale` answers as if the device's newest event had not happened yet.
+    pub fn sync(&self, caller: &Caller, since: u64, effects: &Effects) -> String {
+        let Some(device) = self.directory.devices.get(&caller.device) else {
+            return sync_body(&[], since);
+        };
+        let start = device
+            .log
+            .partition_point(|event| event.event.cursor <= since);
+        let mut end = device.log.len();
+        let mut next_cursor = self.directory.cursor.max(since);
+        if effects.stale && end > start {
+            end -= 1;
+            next_cursor = device.log[end].event.cursor.saturating_sub(1).max(since);
+        }
+        let mut events: Vec<Utf8Text> = device
+            .log
+            .range(start..end)
+            .map(|event| {
+                if effects.corrupt {
+                    Utf8Text::Owned(event.corrupted_json().to_string())
+                } else {
+                    Utf8Text::Shared(event.clone())
+                }
+            })
+            .collect();
+        if effects.reorder {
+            for pair in events.chunks_mut(2) {
+                pair.reverse();
+            }
+        }
+        if effects.duplicate {
+            events = events
+                .into_iter()
+                .flat_map(|event| [event.clone(), event])
+                .collect();
+        }
+        sync_body(&events, next_cursor)
+    }
+
+    /// The groups `user` is a member of. `stale` shows each group as it was before its
+    /// latest change (including groups since left or deleted).
+    pub fn list_groups(&self, user: &str, effects: &Effects) -> GroupList {
+        if effects.drop {
+            return GroupList { groups: Vec::new() };
+        }
+        let mut groups: Vec<Group> = if effects.stale {
+            self.stale_groups_of(user)
+        } else {
+            self.directory
+                .users
+                .get(user)
+                .map(|found| {
+                    found
+                        .groups
+                        .iter()
+                        .filter_map(|id| self.groups.get(id))
+                        .map(|group| group.view.clone())
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        if effects.corrupt {
+            groups = groups.iter().map(corrupt_group).collect();
+        }
+        if effects.duplicate {
+            groups = groups
+                .into_iter()
+                .flat_map(|group| [group.clone(), group])
+                .collect();
+        }
+        GroupList { groups }
+    }
+
+    fn stale_groups_of(&self, user: &str) -> Vec<Group> {
+        let is_member = |group: &&Group| group.members.iter().any(|member| member == user);
+        let mut groups: Vec<Group> = self
+            .groups
+            .values()
+            .map(GroupState::stale_view)
+            .chain(self.graveyard.iter())
+            .filter(is_member)
+            .cloned()
+            .collect();
+        groups.sort_by(|a, b| a.id.cmp(&b.id));
+        groups
+    }
+
+    /// Read one group the caller is a member of.
+    pub fn read_group(
+        &self,
+        user: &str,
+        group_id: &str,
+        effects: &Effects,
+    ) -> Result<Group, ModelError> {
+        let group = self.group_of_member(user, group_id)?;
+        if effects.drop {
+            return Err(ModelError::NotFound(format!("unknown group `{group_id}`")));
+        }
+        let mut view = if effects.stale {
+            group.stale_view().clone()
+        } else {
+            group.view.clone()
+        };
+        if effects.corrupt {
+            view = corrupt_group(&view);
+        }
+        if effects.duplicate {
+            view.members = view
+                .members
+                .into_iter()
+                .flat_map(|member| [member.clone(), member])
+                .collect();
+        }
+        Ok(view)
+    }
+
+    /// Change name and/or notice; members get a settings-changed event.
+    pub fn edit_settings(
+        &mut self,
+        user: &str,
+        group_id: &str,
+        request: &EditSettingsRequest,
+        effects: &Effects,
+        fanout: &Fanout<'_>,
+    ) -> Result<Group, ModelError> {
+        let current = self.group_of_member(user, group_id)?.view.clone();
+        let requested = Group {
+            name: request.name.clone().unwrap_or(current.name.clone()),
+            notice: request.notice.clone().unwrap_or(current.notice.clone()),
+            ..current
+        };
+        if effects.stale {
+            return Ok(requested);
+        }
+        let applied = if effects.corrupt {
+            corrupt_group(&requested)
+        } else {
+            requested.clone()
+        };
+        let Some(group) = self.groups.get_mut(group_id) else {
+            return Err(ModelError::NotFound(format!("unknown group `{group_id}`")));
+        };
+        group.remember();
+        group.view = applied.clone();
+        let kind = EventKind::SettingsChanged {
+            group_id: group_id.to_string(),
+            name: applied.name,
+            notice: applied.notice,
+            by: user.to_string(),
+        };
+        let members = &group.view.members;
+        self.directory
+            .emit(fanout, members, kind, Emit::from_effects(effects));
+        Ok(requested)
+    }
+
+    /// Make `target` a member at once; members (the new one included) get member-joined.
+    pub fn add_member(
+        &mut self,
+        user: &str,
+        group_id: &str,
+        target: &str,
+        effects: &Effects,
+        fanout: &Fanout<'_>,
+    ) -> Result<Group, ModelError> {
+        let current = self.group_of_member(user, group_id)?.view.clone();
+        self.require_user(target)?;
+        if effects.stale {
+            let mut claimed = current;
+            insert_sorted(&mut claimed.members, target);
+            return Ok(claimed);
+        }
+        self.enter(group_id, target, Emit::from_effects(effects), fanout)
+            .ok_or_else(|| ModelError::NotFound(format!("unknown group `{group_id}`")))
+    }
+
+    /// Put `user` into `group_id` (no-op if already a member) and announce it.
+    fn enter(
+        &mut self,
+        group_id: &str,
+        user: &str,
+        emit: Emit,
+        fanout: &Fanout<'_>,
+    ) -> Option<Group> {
+        let group = self.groups.get_mut(group_id)?;
+        if group.is_member(user) {
+            return Some(group.view.clone());
+        }
+        group.remember();
+        insert_sorted(&mut group.view.members, user);
+        if let Some(found) = self.directory.users.get_mut(user) {
+            found.groups.insert(group_id.to_string());
+        }
+        let kind = EventKind::MemberJoined {
+            group_id: group_id.to_string(),
+            user: user.to_string(),
+        };
+        self.directory.emit(fanout, &group.view.members, kind, emit);
+        Some(group.view.clone())
+    }
+
+    /// Accept membership: succeeds for members only.
+    pub fn join(&self, user: &str, group_id: &str) -> Result<Group, ModelError> {
+        Ok(self.group_of_member(user, group_id)?.view.clone())
+    }
+
+    /// Leave a group; members and the leaver's devices get member-left. A group
+    /// with no members left is deleted.
+    pub fn leave(
+        &mut self,
+        user: &str,
+        group_id: &str,
+        effects: &Effects,
+        fanout: &Fanout<'_>,
+    ) -> Result<(), ModelError> {
+        self.group_of_member(user, group_id)?;
+        if effects.stale {
+            return Ok(());
+        }
+        let Some(group) = self.groups.get_mut(group_id) else {
+            return Err(ModelError::NotFound(format!("unknown group `{group_id}`")));
+        };
+        let audience = group.view.members.clone();
+        group.remember();
+        remove_sorted(&mut group.view.members, user);
+        let emptied = group.view.members.is_empty();
+        if let Some(found) = self.directory.users.get_mut(user) {
+            found.groups.remove(group_id);
+        }
+        let kind = EventKind::MemberLeft {
+            group_id: group_id.to_string(),
+            user: user.to_string(),
+        };
+        self.directory
+            .emit(fanout, &audience, kind, Emit::from_effects(effects));
+        if emptied && let Some(group) = self.groups.remove(group_id) {
+            if self.graveyard.len() >= GRAVEYARD_LIMIT {
+                self.graveyard.pop_front();
+            }
+            self.graveyard.push_back(group.stale_view().clone());
+        }
+        Ok(())
+    }
+
+    /// Re-add `user` to `group_id` as a server that lost the leave would (`resurrect`);
+    /// nothing happens if the group is gone or the user is back already.
+    pub fn resurrect(&mut self, group_id: &str, user: &str, fanout: &Fanout<'_>) {
+        self.enter(group_id, user, Emit::ONCE, fanout);
+    }
+
+    /// Sizes for `/admin/stats`.
+    pub fn stats(&self) -> ModelStats {
+        ModelStats {
+            users: self.directory.users.len(),
+            devices: self.directory.devices.len(),
+            groups: self.groups.len(),
+            members: self
+                .groups
+                .values()
+                .map(|group| group.view.members.len())
+                .sum(),
+            push_sockets: self
+                .directory
+                .devices
+                .values()
+                .map(|device| device.push.connected())
+                .sum(),
+            cursor: self.directory.cursor,
+        }
+    }
+}
+
+/// One event's JSON in a sync answer: shared with the log, or altered for this answer.
+#[derive(Clone)]
+enum Utf8Text {
+    Shared(Arc<StoredEvent>),
+    Owned(String),
+}
+
+impl Utf8Text {
+    fn as_str(&self) -> &str {
+        match self {
+            Utf8Text::Shared(event) => event.json.as_str(),
+            Utf8Text::Owned(text) => text,
+        }
+    }
+}
+
+/// `{"events":[...],"next_cursor":N}` from already-encoded events.
+fn sync_body(events: &[Utf8Text], next_cursor: u64) -> String {
+    let size: usize = events.iter().map(|event| event.as_str().len() + 1).sum();
+    let mut body = String::with_capacity(size + 48);
+    body.push_str("{\"events\":[");
+    for (index, event) in events.iter().enumerate() {
+        if index > 0 {
+            body.push(',');
+        }
+        body.push_str(event.as_str());
+    }
+    body.push_str("],\"next_cursor\":");
+    body.push_str(&next_cursor.to_string());
+    body.push('}');
+    body
+}
