@@ -6,6 +6,7 @@
 
 pub mod agent;
 pub mod backend;
+pub mod bench;
 pub mod check;
 pub mod client;
 pub mod config;

@@ -61,6 +61,11 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Load benchmarks: `chatprobe bench <what>`.
+    Bench {
+        #[command(subcommand)]
+        target: chatprobe::bench::BenchTarget,
+    },
 }
 
 fn main() -> ExitCode {
@@ -82,6 +87,7 @@ fn main() -> ExitCode {
             scenario,
         }),
         Command::Check { config } => chatprobe::check::run(&config),
+        Command::Bench { target } => exit_code(run_async(chatprobe::bench::run(target))),
     }
 }
 

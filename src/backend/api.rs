@@ -16,7 +16,7 @@ use serde::de::DeserializeOwned;
 use super::Shared;
 use super::delivery::Kill;
 use super::faults::{Effects, Operation};
-use super::state::{Caller, ModelError};
+use super::state::{Caller, Fanout, Model, ModelError};
 use crate::protocol::{
     AddMemberRequest, CreateGroupRequest, EditSettingsRequest, ErrorBody, LoginRequest,
     REGION_HEADER, SendRequest, route,
@@ -258,21 +258,44 @@ async fn read_group(
     Ok(json_response(&group))
 }
 
+/// The shared path of the operations that change a group: authenticate, parse the
+/// body, pass the fault gate, then change the model under its lock and answer.
+async fn change_group<R, T>(
+    shared: &Shared,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+    operation: Operation,
+    change: impl FnOnce(&mut Model, &Caller, &R, &Effects, &Fanout<'_>) -> Result<T, ModelError>,
+) -> ApiResult
+where
+    R: DeserializeOwned,
+    T: serde::Serialize,
+{
+    let caller = authenticate(shared, bearer_token(headers))?;
+    let request: R = parse_json(body)?;
+    let effects = gate_caller(shared, operation, &caller).await?;
+    let fanout = shared.fanout();
+    let answer = change(&mut shared.model(), &caller, &request, &effects, &fanout)?;
+    Ok(json_response(&answer))
+}
+
 async fn edit_settings(
     State(shared): State<Arc<Shared>>,
     headers: HeaderMap,
     Path(group_id): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult {
-    let caller = authenticate(&shared, bearer_token(&headers))?;
-    let request: EditSettingsRequest = parse_json(body)?;
-    let effects = gate_caller(&shared, Operation::EditSettings, &caller).await?;
-    let fanout = shared.fanout();
-    let group =
-        shared
-            .model()
-            .edit_settings(&caller.user, &group_id, &request, &effects, &fanout)?;
-    Ok(json_response(&group))
+    let operation = Operation::EditSettings;
+    change_group(
+        &shared,
+        &headers,
+        body,
+        operation,
+        |model, caller, request: &EditSettingsRequest, effects, fanout| {
+            model.edit_settings(&caller.user, &group_id, request, effects, fanout)
+        },
+    )
+    .await
 }
 
 async fn send(
@@ -281,14 +304,17 @@ async fn send(
     Path(group_id): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult {
-    let caller = authenticate(&shared, bearer_token(&headers))?;
-    let request: SendRequest = parse_json(body)?;
-    let effects = gate_caller(&shared, Operation::Send, &caller).await?;
-    let fanout = shared.fanout();
-    let message = shared
-        .model()
-        .send(&caller, &group_id, &request, &effects, &fanout)?;
-    Ok(json_response(&message))
+    let operation = Operation::Send;
+    change_group(
+        &shared,
+        &headers,
+        body,
+        operation,
+        |model, caller, request: &SendRequest, effects, fanout| {
+            model.send(caller, &group_id, request, effects, fanout)
+        },
+    )
+    .await
 }
 
 async fn add_member(
@@ -297,15 +323,17 @@ async fn add_member(
     Path(group_id): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult {
-    let caller = authenticate(&shared, bearer_token(&headers))?;
-    let request: AddMemberRequest = parse_json(body)?;
-    let effects = gate_caller(&shared, Operation::AddMember, &caller).await?;
-    let fanout = shared.fanout();
-    let group =
-        shared
-            .model()
-            .add_member(&caller.user, &group_id, &request.user, &effects, &fanout)?;
-    Ok(json_response(&group))
+    let operation = Operation::AddMember;
+    change_group(
+        &shared,
+        &headers,
+        body,
+        operation,
+        |model, caller, request: &AddMemberRequest, effects, fanout| {
+            model.add_member(&caller.user, &group_id, &request.user, effects, fanout)
+        },
+    )
+    .await
 }
 
 async fn join(

@@ -14,8 +14,6 @@ use crate::protocol::{Event, EventKind};
 
 /// Frames a push connection may queue before the server gives up on it.
 pub const PUSH_QUEUE_FRAMES: usize = 16 * 1024;
-/// A reordered event waits at most this long for the next event to overtake it.
-pub const REORDER_HOLD: Duration = Duration::from_millis(50);
 
 /// An event as stored once and shared by every recipient: the value and its JSON text.
 #[derive(Debug)]
@@ -203,8 +201,8 @@ impl DevicePush {
             let job = move || device.push_now(&json, copies);
             return timer.at(Instant::now() + effects.delay, Box::new(job));
         }
-        if effects.reorder {
-            return self.hold(json, timer);
+        if let Some(longest) = effects.reorder {
+            return self.hold(json, longest, timer);
         }
         self.push_now(&json, copies);
     }
@@ -218,8 +216,8 @@ impl DevicePush {
         }
     }
 
-    /// Hold `json` back until the next frame overtakes it, or [`REORDER_HOLD`] passes.
-    fn hold(self: &Arc<Self>, json: Utf8Bytes, timer: &Timer) {
+    /// Hold `json` back until the next frame overtakes it, or `longest` passes.
+    fn hold(self: &Arc<Self>, json: Utf8Bytes, longest: Duration, timer: &Timer) {
         let mut state = self.lock();
         if state.held.is_some() {
             drop(state);
@@ -235,7 +233,7 @@ impl DevicePush {
                 device.release(generation);
             }
         };
-        timer.at(Instant::now() + REORDER_HOLD, Box::new(release));
+        timer.at(Instant::now() + longest, Box::new(release));
     }
 
     fn release(&self, generation: u64) {

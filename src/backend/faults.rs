@@ -4,16 +4,22 @@
 //! `docs/api.md` has the table of what each effect does on each operation.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
+use serde::de::value::MapAccessDeserializer;
+use serde::de::{self, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::yaml::{self, FileError};
 
 /// Resurrect re-adds the user this long after the leave when the fault sets no `delay`.
 pub const DEFAULT_RESURRECT_DELAY: Duration = Duration::from_secs(1);
+/// A delivery held back by `reorder` waits at most this long for the next one to overtake it
+/// when the fault sets no `delay`.
+pub const DEFAULT_REORDER_HOLD: Duration = Duration::from_millis(50);
 /// Status answered by `error` when the fault sets no `status`.
 pub const DEFAULT_ERROR_STATUS: u16 = 503;
 
@@ -169,7 +175,8 @@ pub struct FaultSpec {
     /// Status answered by `error` (default 503).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<u16>,
-    /// Latency added by `delay`; re-add delay of `resurrect` (default 1s).
+    /// Latency added by `delay`; longest hold of `reorder` (default 50ms); re-add delay of
+    /// `resurrect` (default 1s).
     #[serde(
         default,
         with = "humantime_serde",
@@ -184,9 +191,31 @@ fn default_probability() -> f64 {
 
 /// A validated fault. Deserializing validates, so a bad fault is an error that
 /// names its position in the file or request body.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(try_from = "FaultSpec", into = "FaultSpec")]
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(into = "FaultSpec")]
 pub struct Fault(FaultSpec);
+
+impl<'de> Deserialize<'de> for Fault {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(FaultVisitor)
+    }
+}
+
+/// Validates inside the mapping, so the YAML error carries the fault's own line.
+struct FaultVisitor;
+
+impl<'de> Visitor<'de> for FaultVisitor {
+    type Value = Fault;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str("a fault: a mapping with name, operations, effect and options")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Fault, A::Error> {
+        let spec = FaultSpec::deserialize(MapAccessDeserializer::new(map))?;
+        Fault::new(spec).map_err(de::Error::custom)
+    }
+}
 
 impl Fault {
     /// Validate a spec.
@@ -198,13 +227,6 @@ impl Fault {
     /// The fault's fields.
     pub fn spec(&self) -> &FaultSpec {
         &self.0
-    }
-}
-
-impl TryFrom<FaultSpec> for Fault {
-    type Error = String;
-    fn try_from(spec: FaultSpec) -> Result<Self, String> {
-        Fault::new(spec)
     }
 }
 
@@ -252,9 +274,9 @@ fn validate(spec: &FaultSpec) -> Result<(), String> {
     }
     match (spec.effect, spec.delay) {
         (Effect::Delay, None) => Err("effect `delay` needs a `delay`".into()),
-        (Effect::Delay | Effect::Resurrect, _) | (_, None) => Ok(()),
+        (Effect::Delay | Effect::Resurrect | Effect::Reorder, _) | (_, None) => Ok(()),
         (effect, Some(_)) => Err(format!(
-            "`delay` is only for effects `delay` and `resurrect`, not `{}`",
+            "`delay` is only for effects `delay`, `reorder` and `resurrect`, not `{}`",
             effect.as_str()
         )),
     }
@@ -278,8 +300,8 @@ pub struct Effects {
     pub drop: bool,
     /// Deliver twice.
     pub duplicate: bool,
-    /// Swap with the next delivery.
-    pub reorder: bool,
+    /// Hold back until the next delivery overtakes it, at most this long.
+    pub reorder: Option<Duration>,
     /// Alter the body.
     pub corrupt: bool,
     /// Do not apply / serve an old view.
@@ -301,7 +323,10 @@ impl Effects {
             Effect::Timeout => self.timeout = true,
             Effect::Drop => self.drop = true,
             Effect::Duplicate => self.duplicate = true,
-            Effect::Reorder => self.reorder = true,
+            Effect::Reorder => {
+                self.reorder
+                    .get_or_insert(spec.delay.unwrap_or(DEFAULT_REORDER_HOLD));
+            }
             Effect::Corrupt => self.corrupt = true,
             Effect::Stale => self.stale = true,
             Effect::Resurrect => {
@@ -512,5 +537,30 @@ mod tests {
         assert!(installed.matches(Operation::Send, "ap-south"));
         assert!(!installed.matches(Operation::Send, "eu-west"));
         assert!(!installed.matches(Operation::Leave, "ap-south"));
+    }
+}
+
+#[cfg(test)]
+mod file_tests {
+    use super::*;
+
+    #[test]
+    fn invalid_fault_in_a_file_names_its_line_and_index() {
+        let text = "- name: ok\n  operations: [send]\n  effect: drop\n- name: bad\n  operations: [send]\n  effect: resurrect\n";
+        let err = yaml::parse::<Vec<Fault>>(Path::new("faults.yaml"), text).unwrap_err();
+        assert_eq!(err.line, Some(4), "{err}");
+        assert_eq!(err.field.as_deref(), Some("[1]"));
+        assert!(err.message.contains("fault `bad`"), "{err}");
+    }
+
+    #[test]
+    fn faults_round_trip_with_humantime_durations() {
+        let text = "- name: slow\n  operations: [deliver]\n  effect: delay\n  delay: 250ms\n  after: 1m30s\n";
+        let faults = yaml::parse::<Vec<Fault>>(Path::new("faults.yaml"), text).unwrap();
+        let json = serde_json::to_value(&faults).unwrap();
+        assert_eq!(json[0]["delay"], "250ms");
+        assert_eq!(json[0]["after"], "1m 30s");
+        let back: Vec<Fault> = serde_json::from_value(json).unwrap();
+        assert_eq!(back, faults);
     }
 }

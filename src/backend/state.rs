@@ -507,7 +507,7 @@ impl Model {
                 }
             })
             .collect();
-        if effects.reorder {
+        if effects.reorder.is_some() {
             for pair in events.chunks_mut(2) {
                 pair.reverse();
             }

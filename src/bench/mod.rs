@@ -1,0 +1,20 @@
+//! `chatprobe bench <what>`: load benchmarks that print throughput numbers.
+//! One file per thing measured; each is a variant of [`BenchTarget`].
+
+pub mod backend;
+
+use clap::Subcommand;
+
+/// What to benchmark.
+#[derive(Debug, Clone, Subcommand)]
+pub enum BenchTarget {
+    /// The mock backend: push fan-out or the group_message workload over real sockets.
+    Backend(backend::BackendBenchArgs),
+}
+
+/// Run the chosen benchmark and print its numbers on stdout.
+pub async fn run(target: BenchTarget) -> anyhow::Result<()> {
+    match target {
+        BenchTarget::Backend(args) => backend::run(args).await,
+    }
+}
