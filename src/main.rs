@@ -88,7 +88,6 @@ fn main() -> ExitCode {
             scenario,
         }),
         Command::Check { config } => chatprobe::check::run(&config),
-        Command::Bench { target } => exit_code(run_async(chatprobe::bench::run(target))),
     }
 }
 
