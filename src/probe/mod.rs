@@ -2,6 +2,15 @@
 //! [`ProbeOutcome`]. Probes know only the [`ChatService`] trait; timing between
 //! runs, whole-run timeouts, metrics and status belong to the scheduler.
 
+mod add_member;
+mod context;
+pub mod deliver;
+mod device_sync;
+mod edit_settings;
+pub mod fleet;
+mod group_message;
+mod leave_group;
+pub mod run;
 pub mod spec;
 
 use std::sync::Arc;
@@ -10,6 +19,7 @@ use async_trait::async_trait;
 
 use crate::client::{Account, ChatService};
 use crate::outcome::ProbeOutcome;
+use context::{Driver, Steps};
 pub use spec::{ProbeKind, ProbeSpec};
 
 /// What a probe is built from.
@@ -33,4 +43,22 @@ pub trait Probe: Send {
     /// Leave and remove whatever the probe still holds on the service
     /// (called once at shutdown).
     async fn shutdown(&mut self);
+}
+
+/// Builds the probe `ctx.spec` describes.
+pub fn build(ctx: ProbeContext) -> Box<dyn Probe> {
+    let steps: Box<dyn Steps> = match ctx.spec.kind {
+        ProbeKind::GroupMessage => Box::new(group_message::GroupMessage),
+        ProbeKind::DeviceSync => Box::new(device_sync::DeviceSync),
+        ProbeKind::LeaveGroup => Box::new(leave_group::LeaveGroup::default()),
+        ProbeKind::EditSettings => Box::new(edit_settings::EditSettings),
+        ProbeKind::AddMember => Box::new(add_member::AddMember),
+    };
+    Box::new(Driver::new(ctx, steps))
+}
+
+/// How many accounts a probe of `spec` acts as: one per group member (the
+/// `add_member` kind adds the last of them during the run).
+pub fn accounts_needed(spec: &ProbeSpec) -> usize {
+    spec.group_size
 }

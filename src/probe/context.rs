@@ -1,0 +1,152 @@
+//! What every kind shares: the driver that prepares devices, runs a kind's
+//! steps and cleans up, and the per-run context the steps work with.
+
+use std::time::Instant;
+
+use async_trait::async_trait;
+
+use super::deliver::Sent;
+use super::fleet::{Created, Fleet, Target};
+use super::run::Run;
+use super::{Probe, ProbeContext, ProbeSpec};
+use crate::client::{GroupId, GroupSettings};
+use crate::outcome::{Operation, ProbeOutcome};
+
+/// The steps of one kind of probe, run once per probe run.
+#[async_trait]
+pub trait Steps: Send {
+    /// Runs the kind's steps; `None` when a step failed so that the rest
+    /// cannot run (the failure is already recorded).
+    async fn steps(&mut self, cx: &mut Cx<'_>) -> Option<()>;
+}
+
+/// One run's context: the devices, the record, and the groups to clean up.
+pub struct Cx<'a> {
+    /// The probe's devices.
+    pub fleet: &'a mut Fleet,
+    /// The run's record.
+    pub run: &'a mut Run,
+    /// The probe's definition.
+    pub spec: &'a ProbeSpec,
+    /// Unique tag of this run, in every body, key and name it creates.
+    pub tag: String,
+    /// Groups created by this run, emptied after the steps.
+    pub groups: Vec<Created>,
+}
+
+impl Cx<'_> {
+    /// Creates the run's group of `members` (the first creates it); `None`
+    /// unless every member is in it.
+    pub async fn create_group(&mut self, members: &[usize]) -> Option<GroupId> {
+        let settings = GroupSettings {
+            name: format!("chatprobe {}", self.tag),
+            notice: String::new(),
+        };
+        let created = self
+            .fleet
+            .create_group(self.run, &settings, members)
+            .await?;
+        let complete = created.members.len() == members.len();
+        let id = created.id.clone();
+        self.groups.push(created);
+        complete.then_some(id)
+    }
+
+    /// Notes that `member` is (again) in `group` or is no longer, for cleanup.
+    pub fn set_member(&mut self, group: &str, member: usize, is_member: bool) {
+        let Some(created) = self.groups.iter_mut().find(|created| created.id == group) else {
+            if is_member {
+                self.groups.push(Created {
+                    id: group.to_string(),
+                    members: vec![member],
+                });
+            }
+            return;
+        };
+        created.members.retain(|&other| other != member);
+        if is_member {
+            created.members.push(member);
+        }
+    }
+
+    /// Sends `count` messages from `from` to `group`, one after another, as
+    /// steps of `send`; numbered from `first` in bodies and keys.
+    pub async fn send_burst(
+        &mut self,
+        from: Target,
+        group: &str,
+        first: usize,
+        count: usize,
+    ) -> Option<Vec<Sent>> {
+        let mut sent = Vec::with_capacity(count);
+        for index in first..first + count {
+            let body = format!("chatprobe run {} message {index}", self.tag);
+            let key = format!("{}-{index}", self.tag);
+            let sent_at = Instant::now();
+            let sending = self.fleet.device(from).send(group, &key, &body);
+            let id = self.run.step(Operation::Send, sending).await?;
+            sent.push(Sent { id, body, sent_at });
+        }
+        Some(sent)
+    }
+
+    /// The delivery deadline of something that started at `start`.
+    pub fn deadline(&self, start: Instant) -> Instant {
+        start + self.spec.delivery_deadline
+    }
+}
+
+/// A probe: a kind's steps around the shared preparation and cleanup.
+pub struct Driver {
+    spec: ProbeSpec,
+    fleet: Fleet,
+    steps: Box<dyn Steps>,
+    instance: u32,
+    runs: u64,
+}
+
+impl Driver {
+    /// A probe running `steps` with the devices of `ctx`.
+    pub fn new(ctx: ProbeContext, steps: Box<dyn Steps>) -> Driver {
+        let fleet = Fleet::new(ctx.service, ctx.accounts, ctx.spec.devices_per_account);
+        Driver {
+            spec: ctx.spec,
+            fleet,
+            steps,
+            instance: rand::random(),
+            runs: 0,
+        }
+    }
+}
+
+#[async_trait]
+impl Probe for Driver {
+    async fn run(&mut self) -> ProbeOutcome {
+        let mut run = Run::start(self.spec.step_timeout);
+        self.runs += 1;
+        if self.fleet.prepare(&mut run).await {
+            let mut cx = Cx {
+                fleet: &mut self.fleet,
+                run: &mut run,
+                spec: &self.spec,
+                tag: format!("{}-{:08x}-{}", self.spec.name, self.instance, self.runs),
+                groups: Vec::new(),
+            };
+            // A failed step is already recorded; cleanup runs either way.
+            let _ = self.steps.steps(&mut cx).await;
+            for group in std::mem::take(&mut cx.groups) {
+                self.fleet.clean_up(&mut run, group).await;
+            }
+        }
+        run.finish()
+    }
+
+    async fn shutdown(&mut self) {
+        let mut run = Run::start(self.spec.step_timeout);
+        self.fleet.shut_down(&mut run).await;
+        for failure in run.finish().failures {
+            tracing::warn!(probe = %self.spec.name, operation = %failure.operation,
+                reason = %failure.reason, detail = %failure.detail, "cleanup at shutdown failed");
+        }
+    }
+}

@@ -1,0 +1,354 @@
+//! Watching several devices for what a run caused, and the delivery checker
+//! every kind uses: did each sent message reach each recipient device
+//! exactly once, intact, in send order, within the objective and deadline?
+
+use std::time::{Duration, Instant};
+
+use crate::client::{ClientError, Delivered, Event, MessageId, ReceivedMessage};
+use crate::outcome::{Operation, Reason};
+
+use super::fleet::{Fleet, Target};
+use super::run::Run;
+
+/// How long to keep listening after every expected event arrived, to catch
+/// duplicates sent right behind the original.
+const SETTLE: Duration = Duration::from_millis(20);
+
+/// Watches `targets` until each has seen what it waits for (`observe`
+/// returns true for a target once it has everything) or `until` passes, then
+/// listens a moment longer so late duplicates are seen too. Returns which
+/// targets kept their push connection; a lost one is reported as
+/// `connect_error` on `connect`, and its device reconnects before the next
+/// run. Malformed push frames are `http_error` on `deliver`.
+pub async fn watch(
+    fleet: &mut Fleet,
+    run: &mut Run,
+    targets: &[Target],
+    until: Instant,
+    mut observe: impl FnMut(usize, &Delivered) -> bool,
+) -> Vec<bool> {
+    let begun = Instant::now();
+    let mut alive = vec![true; targets.len()];
+    let mut done = vec![false; targets.len()];
+    for (index, &target) in targets.iter().enumerate() {
+        let slot = fleet.slot_mut(target);
+        alive[index] = !slot.push_lost;
+        while alive[index] && !done[index] {
+            match listen(slot, run, until).await {
+                Some(Some(event)) => done[index] = observe(index, &event),
+                Some(None) => break,
+                None => alive[index] = false,
+            }
+        }
+    }
+    let settle_until = (Instant::now() + SETTLE).min(until);
+    for (index, &target) in targets.iter().enumerate() {
+        let slot = fleet.slot_mut(target);
+        while alive[index] {
+            match listen(slot, run, settle_until).await {
+                Some(Some(event)) => {
+                    observe(index, &event);
+                }
+                Some(None) => break,
+                None => alive[index] = false,
+            }
+        }
+    }
+    run.record(Operation::Deliver, begun.elapsed());
+    alive
+}
+
+/// The next event of one device before `until`: `Some(None)` at `until`,
+/// `None` once its push connection is lost (reported).
+async fn listen(
+    slot: &mut super::fleet::Slot,
+    run: &mut Run,
+    until: Instant,
+) -> Option<Option<Delivered>> {
+    loop {
+        match slot.device.next_event(until).await {
+            Ok(event) => return Some(event),
+            Err(ClientError::Malformed(detail)) => {
+                run.fail(Operation::Deliver, Reason::HttpError, detail);
+            }
+            Err(err) => {
+                run.fail(
+                    Operation::Connect,
+                    Reason::ConnectError,
+                    format!("push of {} lost: {err}", slot.device.device_id()),
+                );
+                slot.push_lost = true;
+                return None;
+            }
+        }
+    }
+}
+
+/// One message a run sent.
+#[derive(Debug, Clone)]
+pub struct Sent {
+    /// The id the service acknowledged it with.
+    pub id: MessageId,
+    /// The text sent.
+    pub body: String,
+    /// When the send began (latency counts from here).
+    pub sent_at: Instant,
+}
+
+/// Which of `sent` a received message is: by the acknowledged id, or by its
+/// body (unique per run), so a copy stored under another id still counts.
+pub fn sent_index(sent: &[Sent], message: &ReceivedMessage) -> Option<usize> {
+    sent.iter()
+        .position(|one| one.id == message.id || one.body == message.body)
+}
+
+/// What one recipient device got of one message.
+#[derive(Debug, Clone, Copy, Default)]
+struct Receipt {
+    copies: u32,
+    first_at: Option<Instant>,
+    intact: bool,
+}
+
+impl Receipt {
+    fn arrived_by(&self, deadline: Instant) -> bool {
+        self.copies > 0 && self.first_at.is_some_and(|at| at <= deadline)
+    }
+}
+
+/// What the delivery checker found, reason by reason, for the caller to
+/// report under the operation its kind gives each reason.
+#[derive(Debug, Default)]
+pub struct DeliveryReport {
+    /// Each finding: the contract reason and what was seen.
+    pub findings: Vec<(Reason, String)>,
+    /// Deliveries waited for (messages × recipient devices).
+    pub expected: u64,
+    /// Of those, arrived intact before the deadline.
+    pub delivered: u64,
+    /// Per target, per message: whether it arrived before the deadline.
+    pub reached: Vec<Vec<bool>>,
+}
+
+impl DeliveryReport {
+    /// Records every finding on `operation`, except those `remap` moves to
+    /// another operation and reason; counts the messages.
+    pub fn report(
+        self,
+        run: &mut Run,
+        operation: Operation,
+        remap: impl Fn(Reason) -> Option<(Operation, Reason)>,
+    ) {
+        for (reason, detail) in self.findings {
+            let (operation, reason) = remap(reason).unwrap_or((operation, reason));
+            run.fail(operation, reason, detail);
+        }
+        run.count_messages(self.expected, self.delivered);
+    }
+}
+
+/// Waits until every target got every message of `sent` or `deadline`
+/// passes, and classifies what arrived. Events of other messages (older
+/// runs, other groups) are ignored.
+pub async fn check_messages(
+    fleet: &mut Fleet,
+    run: &mut Run,
+    targets: &[Target],
+    sent: &[Sent],
+    deadline: Instant,
+    objective: Duration,
+) -> DeliveryReport {
+    let mut receipts = vec![vec![Receipt::default(); sent.len()]; targets.len()];
+    let mut arrival_order: Vec<Vec<usize>> = vec![Vec::new(); targets.len()];
+    let alive = watch(fleet, run, targets, deadline, |target, delivered| {
+        let Event::Message(message) = &delivered.event else {
+            return false;
+        };
+        let Some(index) = sent_index(sent, message) else {
+            return false;
+        };
+        let receipt = &mut receipts[target][index];
+        if receipt.copies == 0 {
+            receipt.first_at = Some(delivered.received_at);
+            receipt.intact = message.body == sent[index].body;
+            arrival_order[target].push(index);
+        } else {
+            receipt.intact &= message.body == sent[index].body;
+        }
+        receipt.copies += 1;
+        receipts[target].iter().all(|receipt| receipt.copies > 0)
+    })
+    .await;
+    classify(sent, &receipts, &arrival_order, &alive, deadline, objective)
+}
+
+fn classify(
+    sent: &[Sent],
+    receipts: &[Vec<Receipt>],
+    arrival_order: &[Vec<usize>],
+    alive: &[bool],
+    deadline: Instant,
+    objective: Duration,
+) -> DeliveryReport {
+    let mut report = DeliveryReport {
+        expected: (sent.len() * receipts.len()) as u64,
+        ..DeliveryReport::default()
+    };
+    let mut found = |reason: Reason, detail: String| {
+        if !report.findings.iter().any(|(seen, _)| *seen == reason) {
+            report.findings.push((reason, detail));
+        }
+    };
+    let listening = alive.iter().filter(|alive| **alive).count();
+    for (index, message) in sent.iter().enumerate() {
+        let got: Vec<&Receipt> = receipts
+            .iter()
+            .map(|per_target| &per_target[index])
+            .filter(|receipt| receipt.arrived_by(deadline))
+            .collect();
+        let name = format!("message {} ({})", index + 1, message.id);
+        if got.is_empty() && listening > 0 {
+            found(
+                Reason::NotDelivered,
+                format!("{name} reached no recipient device"),
+            );
+        } else if got.len() < listening {
+            found(
+                Reason::PartialDelivery,
+                format!("{name} reached {} of {listening} devices", got.len()),
+            );
+        }
+        if got.iter().any(|receipt| receipt.copies > 1) {
+            found(Reason::Duplicate, format!("{name} arrived more than once"));
+        }
+        if got.iter().any(|receipt| !receipt.intact) {
+            found(Reason::Corrupted, format!("{name} arrived altered"));
+        }
+        let slowest = got
+            .iter()
+            .filter_map(|receipt| receipt.first_at)
+            .map(|at| at.saturating_duration_since(message.sent_at))
+            .max();
+        if let Some(slowest) = slowest.filter(|slowest| *slowest > objective) {
+            found(
+                Reason::LateDelivery,
+                format!("{name} took {slowest:?} (objective {objective:?})"),
+            );
+        }
+    }
+    if arrival_order
+        .iter()
+        .any(|order| order.windows(2).any(|pair| pair[0] > pair[1]))
+    {
+        found(
+            Reason::OutOfOrder,
+            "messages arrived out of send order".to_string(),
+        );
+    }
+    report.reached = receipts
+        .iter()
+        .map(|per_target| {
+            per_target
+                .iter()
+                .map(|receipt| receipt.arrived_by(deadline))
+                .collect()
+        })
+        .collect();
+    report.delivered = receipts
+        .iter()
+        .flatten()
+        .filter(|receipt| receipt.arrived_by(deadline) && receipt.intact)
+        .count() as u64;
+    report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sent(count: usize, at: Instant) -> Vec<Sent> {
+        (0..count)
+            .map(|index| Sent {
+                id: format!("m{index}"),
+                body: format!("body {index}"),
+                sent_at: at,
+            })
+            .collect()
+    }
+
+    fn receipt(at: Instant, copies: u32, intact: bool) -> Receipt {
+        Receipt {
+            copies,
+            first_at: Some(at),
+            intact,
+        }
+    }
+
+    fn reasons(report: &DeliveryReport) -> Vec<Reason> {
+        report.findings.iter().map(|(reason, _)| *reason).collect()
+    }
+
+    #[test]
+    fn each_fault_is_its_own_reason() {
+        let start = Instant::now();
+        let messages = sent(2, start);
+        let deadline = start + Duration::from_secs(10);
+        let objective = Duration::from_secs(1);
+        let ok = receipt(start + Duration::from_millis(5), 1, true);
+        let classify_one = |receipts: Vec<Vec<Receipt>>, order: Vec<Vec<usize>>| {
+            let alive = vec![true; receipts.len()];
+            classify(&messages, &receipts, &order, &alive, deadline, objective)
+        };
+        let healthy = classify_one(vec![vec![ok, ok]; 2], vec![vec![0, 1]; 2]);
+        assert!(healthy.findings.is_empty());
+        assert_eq!((healthy.expected, healthy.delivered), (4, 4));
+
+        let none = classify_one(vec![vec![ok, Receipt::default()]; 2], vec![vec![0]; 2]);
+        assert_eq!(reasons(&none), [Reason::NotDelivered]);
+        assert_eq!(none.delivered, 2);
+
+        let partial = classify_one(
+            vec![vec![ok, ok], vec![ok, Receipt::default()]],
+            vec![vec![0, 1], vec![0]],
+        );
+        assert_eq!(reasons(&partial), [Reason::PartialDelivery]);
+
+        let twice = classify_one(
+            vec![vec![ok, receipt(start, 2, true)]; 2],
+            vec![vec![0, 1]; 2],
+        );
+        assert_eq!(reasons(&twice), [Reason::Duplicate]);
+
+        let altered = classify_one(
+            vec![vec![ok, receipt(start, 1, false)]; 2],
+            vec![vec![0, 1]; 2],
+        );
+        assert_eq!(reasons(&altered), [Reason::Corrupted]);
+        assert_eq!(altered.delivered, 2);
+
+        let slow = receipt(start + Duration::from_secs(3), 1, true);
+        let late = classify_one(vec![vec![ok, slow]; 2], vec![vec![0, 1]; 2]);
+        assert_eq!(reasons(&late), [Reason::LateDelivery]);
+
+        let swapped = classify_one(vec![vec![ok, ok]; 2], vec![vec![0, 1], vec![1, 0]]);
+        assert_eq!(reasons(&swapped), [Reason::OutOfOrder]);
+    }
+
+    #[test]
+    fn a_device_that_lost_its_push_is_not_counted_as_missing() {
+        let start = Instant::now();
+        let messages = sent(1, start);
+        let ok = receipt(start, 1, true);
+        let receipts = vec![vec![ok], vec![Receipt::default()]];
+        let report = classify(
+            &messages,
+            &receipts,
+            &[vec![0], vec![]],
+            &[true, false],
+            start + Duration::from_secs(1),
+            Duration::from_secs(1),
+        );
+        assert!(report.findings.is_empty());
+        assert_eq!((report.expected, report.delivered), (2, 1));
+    }
+}

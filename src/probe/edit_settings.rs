@@ -1,0 +1,77 @@
+//! `edit_settings`: a member changes the group's name and notice; the change
+//! must be accepted (else `settings_rejected`), read back (else
+//! `settings_not_applied`) and reach every other member's every device by
+//! push before the deadline (else `settings_not_propagated`).
+
+use std::time::Instant;
+
+use async_trait::async_trait;
+
+use super::context::{Cx, Steps};
+use super::deliver::watch;
+use crate::client::{Event, GroupSettings};
+use crate::outcome::{Operation, Reason};
+
+/// The `edit_settings` kind.
+pub struct EditSettings;
+
+#[async_trait]
+impl Steps for EditSettings {
+    async fn steps(&mut self, cx: &mut Cx<'_>) -> Option<()> {
+        let members: Vec<usize> = (0..cx.fleet.members.len()).collect();
+        let group = cx.create_group(&members).await?;
+        let wanted = GroupSettings {
+            name: format!("chatprobe {} renamed", cx.tag),
+            notice: format!("notice of run {}", cx.tag),
+        };
+        let started = Instant::now();
+        let editor = cx.fleet.device((0, 0));
+        let editing = editor.edit_settings(&group, &wanted);
+        let refused = Reason::SettingsRejected;
+        cx.run
+            .step_or_refused(Operation::EditSettings, refused, editing)
+            .await?;
+        let reading = cx.fleet.device((0, 0)).read_group(&group);
+        let read = cx.run.step(Operation::EditSettings, reading).await?;
+        if read.settings != wanted {
+            let detail = format!("read back {:?}, set {:?}", read.settings, wanted);
+            cx.run
+                .fail(Operation::EditSettings, Reason::SettingsNotApplied, detail);
+            return None;
+        }
+        let others = cx.fleet.devices_of(1..members.len());
+        let mut seen = vec![(false, false); others.len()];
+        let deadline = cx.deadline(started);
+        let alive = watch(cx.fleet, cx.run, &others, deadline, |target, delivered| {
+            if let Event::SettingsChanged {
+                group: changed,
+                name,
+                notice,
+            } = &delivered.event
+                && *changed == group
+            {
+                seen[target].0 |= name.as_deref() == Some(wanted.name.as_str());
+                seen[target].1 |= notice.as_deref() == Some(wanted.notice.as_str());
+            }
+            seen[target] == (true, true)
+        })
+        .await;
+        let missed = seen
+            .iter()
+            .zip(&alive)
+            .filter(|(seen, alive)| **alive && **seen != (true, true))
+            .count();
+        if missed > 0 {
+            let detail = format!(
+                "{missed} of {} other devices never saw the change",
+                others.len()
+            );
+            cx.run.fail(
+                Operation::EditSettings,
+                Reason::SettingsNotPropagated,
+                detail,
+            );
+        }
+        Some(())
+    }
+}

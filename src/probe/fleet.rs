@@ -1,0 +1,284 @@
+//! The probe's accounts and their devices, kept logged in and push-connected
+//! across runs, and the groups a run creates (with their cleanup).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::client::{Account, ChatService, ClientError, Device, GroupId, GroupSettings};
+use crate::outcome::{Operation, Reason};
+
+use super::run::Run;
+
+/// Most stale events read off one device before a run (bounds the drain).
+const DRAIN_MAX: usize = 10_000;
+/// Most groups whose cleanup failed kept for retrying in later runs.
+const PENDING_MAX: usize = 32;
+
+/// One logged-in device and whether its push connection was found lost.
+pub struct Slot {
+    /// The device.
+    pub device: Box<dyn Device>,
+    /// Its push connection closed and the loss was already reported.
+    pub push_lost: bool,
+}
+
+/// One probe account and its devices.
+pub struct Member {
+    account: Account,
+    /// The devices logged in so far (full after [`Fleet::prepare`] succeeded).
+    pub slots: Vec<Slot>,
+}
+
+impl Member {
+    /// The account's user id, as the service spells it.
+    pub fn user(&self) -> &str {
+        self.slots
+            .first()
+            .map_or(self.account.user.as_str(), |slot| slot.device.user_id())
+    }
+}
+
+/// A device of the fleet: member index and device index.
+pub type Target = (usize, usize);
+
+/// A group a run created and who is in it, so cleanup can empty it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Created {
+    /// The group.
+    pub id: GroupId,
+    /// Members (indices into the fleet) currently in the group.
+    pub members: Vec<usize>,
+}
+
+/// Every account of a probe with its devices.
+pub struct Fleet {
+    service: Arc<dyn ChatService>,
+    /// The accounts, in the order the probe was given them.
+    pub members: Vec<Member>,
+    devices_per_account: usize,
+    pending_cleanup: Vec<Created>,
+}
+
+impl Fleet {
+    /// A fleet of `accounts`, each to hold `devices_per_account` devices.
+    pub fn new(
+        service: Arc<dyn ChatService>,
+        accounts: Vec<Account>,
+        devices_per_account: usize,
+    ) -> Fleet {
+        let members = accounts
+            .into_iter()
+            .map(|account| Member {
+                account,
+                slots: Vec::new(),
+            })
+            .collect();
+        Fleet {
+            service,
+            members,
+            devices_per_account,
+            pending_cleanup: Vec::new(),
+        }
+    }
+
+    /// Gets every device ready for a run: logs in missing devices, reconnects
+    /// lost push connections (reporting a loss not yet reported) and reads
+    /// away events left from earlier runs. False when some device is not ready.
+    pub async fn prepare(&mut self, run: &mut Run) -> bool {
+        self.retry_pending_cleanup(run).await;
+        let mut ready = true;
+        for member_index in 0..self.members.len() {
+            ready &= self.prepare_member(run, member_index).await.is_some();
+        }
+        ready
+    }
+
+    async fn prepare_member(&mut self, run: &mut Run, member_index: usize) -> Option<()> {
+        let service = Arc::clone(&self.service);
+        let member = &mut self.members[member_index];
+        let mut index = 0;
+        while index < member.slots.len() {
+            if reconnect_if_lost(run, &mut member.slots[index]).await {
+                index += 1;
+            } else {
+                member.slots.swap_remove(index);
+            }
+        }
+        while member.slots.len() < self.devices_per_account {
+            let mut device = run
+                .step(Operation::Login, service.login(&member.account))
+                .await?;
+            run.step(Operation::Connect, device.connect()).await?;
+            member.slots.push(Slot {
+                device,
+                push_lost: false,
+            });
+        }
+        Some(())
+    }
+
+    /// The device at `target`.
+    pub fn device(&self, (member, device): Target) -> &dyn Device {
+        self.members[member].slots[device].device.as_ref()
+    }
+
+    /// The slot at `target`, for reading its events.
+    pub fn slot_mut(&mut self, (member, device): Target) -> &mut Slot {
+        &mut self.members[member].slots[device]
+    }
+
+    /// The user id of member `member`.
+    pub fn user(&self, member: usize) -> String {
+        self.members[member].user().to_string()
+    }
+
+    /// Every device of the listed members.
+    pub fn devices_of(&self, members: impl IntoIterator<Item = usize>) -> Vec<Target> {
+        members
+            .into_iter()
+            .flat_map(|member| (0..self.members[member].slots.len()).map(move |d| (member, d)))
+            .collect()
+    }
+
+    /// Creates a group of `members` (the first creates it, the others join
+    /// from their first device), as steps of the `send` operation. The group
+    /// is returned even when some join failed, so it can be cleaned up.
+    pub async fn create_group(
+        &self,
+        run: &mut Run,
+        settings: &GroupSettings,
+        members: &[usize],
+    ) -> Option<Created> {
+        let (&creator, others) = members.split_first()?;
+        let users: Vec<String> = others.iter().map(|&member| self.user(member)).collect();
+        let creating = self.device((creator, 0)).create_group(settings, &users);
+        let id = run.step(Operation::Send, creating).await?;
+        let mut created = Created {
+            id,
+            members: vec![creator],
+        };
+        for &member in others {
+            let joining = self.device((member, 0)).join_group(&created.id);
+            if run.step(Operation::Send, joining).await.is_some() {
+                created.members.push(member);
+            }
+        }
+        Some(created)
+    }
+
+    /// Every member still in `group` leaves it (steps of `cleanup`), so the
+    /// service deletes it; a group not emptied is retried in later runs.
+    pub async fn clean_up(&mut self, run: &mut Run, group: Created) {
+        let mut remaining = Vec::new();
+        for &member in &group.members {
+            let leaving = self.device((member, 0)).leave(&group.id);
+            match run.timed(Operation::Cleanup, leaving).await {
+                Ok(()) => {}
+                Err(err) if not_a_member(&err) => {}
+                Err(err) => {
+                    run.fail(Operation::Cleanup, err.reason(), err.to_string());
+                    remaining.push(member);
+                }
+            }
+        }
+        self.keep_pending(Created {
+            id: group.id,
+            members: remaining,
+        });
+    }
+
+    /// Empties the groups whose cleanup failed earlier and disconnects every
+    /// device (at shutdown).
+    pub async fn shut_down(&mut self, run: &mut Run) {
+        for group in std::mem::take(&mut self.pending_cleanup) {
+            self.clean_up(run, group).await;
+        }
+        for slot in self
+            .members
+            .iter_mut()
+            .flat_map(|member| member.slots.iter_mut())
+        {
+            slot.device.disconnect().await;
+        }
+    }
+
+    fn keep_pending(&mut self, group: Created) {
+        if !group.members.is_empty() && self.pending_cleanup.len() < PENDING_MAX {
+            self.pending_cleanup.push(group);
+        }
+    }
+
+    /// Retries cleanups that failed in earlier runs, quietly: their failure
+    /// was reported when it happened.
+    async fn retry_pending_cleanup(&mut self, run: &mut Run) {
+        for group in std::mem::take(&mut self.pending_cleanup) {
+            let mut remaining = Vec::new();
+            for &member in &group.members {
+                let Some(slot) = self.members[member].slots.first() else {
+                    remaining.push(member);
+                    continue;
+                };
+                let leaving = run.timed(Operation::Cleanup, slot.device.leave(&group.id));
+                if leaving.await.is_err_and(|err| !not_a_member(&err)) {
+                    remaining.push(member);
+                }
+            }
+            self.keep_pending(Created {
+                id: group.id,
+                members: remaining,
+            });
+        }
+    }
+}
+
+/// True for the answer to a leave by a user who is not (or no longer) in
+/// the group: forbidden or not found. Cleanup's goal is met then.
+fn not_a_member(err: &ClientError) -> bool {
+    matches!(
+        err,
+        ClientError::Status {
+            status: 403 | 404,
+            ..
+        }
+    )
+}
+
+/// Reads away a device's stale events; reconnects its push connection when
+/// it was lost. False when the device has to log in again.
+async fn reconnect_if_lost(run: &mut Run, slot: &mut Slot) -> bool {
+    if !slot.push_lost {
+        match drain(slot.device.as_mut()).await {
+            Ok(()) => return true,
+            Err(err) => run.fail(
+                Operation::Connect,
+                Reason::ConnectError,
+                format!(
+                    "push of {} lost between runs: {err}",
+                    slot.device.device_id()
+                ),
+            ),
+        }
+    }
+    match run.timed(Operation::Connect, slot.device.connect()).await {
+        Ok(()) => {
+            slot.push_lost = false;
+            true
+        }
+        Err(err) => {
+            run.fail(Operation::Connect, err.reason(), err.to_string());
+            false
+        }
+    }
+}
+
+/// Reads every event already waiting on the device.
+async fn drain(device: &mut dyn Device) -> Result<(), ClientError> {
+    for _ in 0..DRAIN_MAX {
+        match device.next_event(Instant::now()).await {
+            Ok(Some(_)) | Err(ClientError::Malformed(_)) => {}
+            Ok(None) => return Ok(()),
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,163 @@
+//! `leave_group`: a member leaves the run's group. The leave must be
+//! accepted (else `leave_rejected`); afterwards the group must be gone from
+//! the list of every device of the leaver, the leaver gone from the members
+//! others read, and every other device must see the member leave by push
+//! (else `leave_not_applied`); a later look, in this run and in later runs,
+//! must not find the group back (else `membership_resurrected`).
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use async_trait::async_trait;
+
+use super::context::{Cx, Steps};
+use super::deliver::watch;
+use crate::client::Event;
+use crate::outcome::{Operation, Reason};
+
+/// Most groups left in earlier runs that are checked again.
+const REMEMBERED: usize = 8;
+
+/// The `leave_group` kind; remembers the groups it left.
+#[derive(Default)]
+pub struct LeaveGroup {
+    left: VecDeque<String>,
+}
+
+#[async_trait]
+impl Steps for LeaveGroup {
+    async fn steps(&mut self, cx: &mut Cx<'_>) -> Option<()> {
+        let members: Vec<usize> = (0..cx.fleet.members.len()).collect();
+        let leaver = members.len() - 1;
+        self.recheck_earlier(cx, leaver).await?;
+        let group = cx.create_group(&members).await?;
+        let leaving = cx.fleet.device((leaver, 0)).leave(&group);
+        let refused = Reason::LeaveRejected;
+        cx.run
+            .step_or_refused(Operation::Leave, refused, leaving)
+            .await?;
+        cx.set_member(&group, leaver, false);
+        let started = Instant::now();
+        if !check_applied(cx, &group, leaver, started).await? {
+            cx.set_member(&group, leaver, true);
+            return None;
+        }
+        let later = started + cx.spec.latency_objective;
+        tokio::time::sleep_until(later.into()).await;
+        if still_member(cx, &group, leaver).await? {
+            let detail = format!("group {group} came back after the leave");
+            cx.run
+                .fail(Operation::Leave, Reason::MembershipResurrected, detail);
+            cx.set_member(&group, leaver, true);
+            return None;
+        }
+        if self.left.len() == REMEMBERED {
+            self.left.pop_front();
+        }
+        self.left.push_back(group);
+        Some(())
+    }
+}
+
+impl LeaveGroup {
+    /// Groups left in earlier runs must stay gone from the leaver's list; one
+    /// that came back is reported and left again.
+    async fn recheck_earlier(&mut self, cx: &mut Cx<'_>, leaver: usize) -> Option<()> {
+        if self.left.is_empty() {
+            return Some(());
+        }
+        let listing = cx.fleet.device((leaver, 0)).list_groups();
+        let listed = cx.run.step(Operation::Leave, listing).await?;
+        let (back, gone): (Vec<String>, Vec<String>) = self
+            .left
+            .drain(..)
+            .partition(|group| listed.contains(group));
+        self.left = gone.into();
+        for group in back {
+            let detail = format!("group {group}, left in an earlier run, is listed again");
+            cx.run
+                .fail(Operation::Leave, Reason::MembershipResurrected, detail);
+            cx.set_member(&group, leaver, true);
+        }
+        Some(())
+    }
+}
+
+/// True when the leave shows everywhere: the leaver's devices no longer list
+/// the group, another member no longer reads the leaver among its members,
+/// and every other device saw the member leave by push.
+async fn check_applied(
+    cx: &mut Cx<'_>,
+    group: &str,
+    leaver: usize,
+    started: Instant,
+) -> Option<bool> {
+    let mut applied = true;
+    for target in cx.fleet.devices_of([leaver]) {
+        let listing = cx.fleet.device(target).list_groups();
+        if cx
+            .run
+            .step(Operation::Leave, listing)
+            .await?
+            .iter()
+            .any(|id| id == group)
+        {
+            let detail = format!(
+                "device {} of the leaver still lists the group",
+                target.1 + 1
+            );
+            cx.run
+                .fail(Operation::Leave, Reason::LeaveNotApplied, detail);
+            applied = false;
+        }
+    }
+    let user = cx.fleet.user(leaver);
+    let reading = cx.fleet.device((0, 0)).read_group(group);
+    if cx
+        .run
+        .step(Operation::Leave, reading)
+        .await?
+        .members
+        .contains(&user)
+    {
+        let detail = "other members still read the leaver as a member".to_string();
+        cx.run
+            .fail(Operation::Leave, Reason::LeaveNotApplied, detail);
+        applied = false;
+    }
+    let others = cx.fleet.devices_of(0..leaver);
+    let mut saw = vec![false; others.len()];
+    let deadline = cx.deadline(started);
+    let alive = watch(cx.fleet, cx.run, &others, deadline, |target, delivered| {
+        let seen = matches!(&delivered.event,
+            Event::MemberLeft { group: left, user: who } if left == group && *who == user);
+        saw[target] |= seen;
+        saw[target]
+    })
+    .await;
+    let missed = saw
+        .iter()
+        .zip(&alive)
+        .filter(|(saw, alive)| **alive && !**saw)
+        .count();
+    if missed > 0 {
+        let detail = format!(
+            "{missed} of {} other devices never saw the member leave",
+            others.len()
+        );
+        cx.run
+            .fail(Operation::Leave, Reason::LeaveNotApplied, detail);
+        applied = false;
+    }
+    Some(applied)
+}
+
+/// True when the leaver is back in `group`, by its own list or by the members
+/// another member reads.
+async fn still_member(cx: &mut Cx<'_>, group: &str, leaver: usize) -> Option<bool> {
+    let listing = cx.fleet.device((leaver, 0)).list_groups();
+    let listed = cx.run.step(Operation::Leave, listing).await?;
+    let reading = cx.fleet.device((0, 0)).read_group(group);
+    let read = cx.run.step(Operation::Leave, reading).await?;
+    Some(listed.iter().any(|id| id == group) || read.members.contains(&cx.fleet.user(leaver)))
+}

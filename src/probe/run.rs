@@ -1,0 +1,173 @@
+//! The record of one probe run: timed steps, each bounded by the step
+//! timeout, and the failures found, turned into a [`ProbeOutcome`] at the end.
+
+use std::future::Future;
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::client::{ClientError, ClientResult};
+use crate::outcome::{Failure, Operation, ProbeOutcome, Reason, StepTiming};
+
+/// One run in progress.
+pub struct Run {
+    started: Instant,
+    started_at: SystemTime,
+    step_timeout: Duration,
+    steps: Vec<StepTiming>,
+    failures: Vec<Failure>,
+    messages_expected: u64,
+    messages_delivered: u64,
+}
+
+impl Run {
+    /// Starts a run whose steps each get at most `step_timeout`.
+    pub fn start(step_timeout: Duration) -> Run {
+        Run {
+            started: Instant::now(),
+            started_at: SystemTime::now(),
+            step_timeout,
+            steps: Vec::new(),
+            failures: Vec::new(),
+            messages_expected: 0,
+            messages_delivered: 0,
+        }
+    }
+
+    /// Runs one client call as a step of `operation`: timed, bounded by the
+    /// step timeout; a failure is recorded with the error's own reason.
+    pub async fn step<T>(
+        &mut self,
+        operation: Operation,
+        call: impl Future<Output = ClientResult<T>>,
+    ) -> Option<T> {
+        let result = self.timed(operation, call).await;
+        result
+            .map_err(|err| self.fail(operation, err.reason(), err.to_string()))
+            .ok()
+    }
+
+    /// Like [`Run::step`], but an error status (the service refused) is
+    /// recorded as `refused` instead of `http_error`.
+    pub async fn step_or_refused<T>(
+        &mut self,
+        operation: Operation,
+        refused: Reason,
+        call: impl Future<Output = ClientResult<T>>,
+    ) -> Option<T> {
+        let result = self.timed(operation, call).await;
+        result
+            .map_err(|err| {
+                let reason = match err {
+                    ClientError::Status { .. } => refused,
+                    _ => err.reason(),
+                };
+                self.fail(operation, reason, err.to_string())
+            })
+            .ok()
+    }
+
+    /// Like [`Run::step`], but hands the error back to the caller, which
+    /// decides how to classify it.
+    pub async fn timed<T>(
+        &mut self,
+        operation: Operation,
+        call: impl Future<Output = ClientResult<T>>,
+    ) -> ClientResult<T> {
+        let begun = Instant::now();
+        let result = match tokio::time::timeout(self.step_timeout, call).await {
+            Ok(result) => result,
+            Err(_) => Err(ClientError::Timeout(self.step_timeout)),
+        };
+        self.record(operation, begun.elapsed());
+        result
+    }
+
+    /// Records the timing of a step measured by the caller (waits for
+    /// deliveries, which are bounded by their own deadline).
+    pub fn record(&mut self, operation: Operation, duration: Duration) {
+        self.steps.push(StepTiming {
+            operation,
+            duration,
+        });
+    }
+
+    /// Records a failure; one per operation and reason, later details are
+    /// appended to the first.
+    pub fn fail(&mut self, operation: Operation, reason: Reason, detail: impl Into<String>) {
+        let detail = detail.into();
+        let same =
+            |failure: &&mut Failure| failure.operation == operation && failure.reason == reason;
+        match self.failures.iter_mut().find(same) {
+            Some(failure) if failure.detail.len() < 500 => {
+                failure.detail.push_str("; ");
+                failure.detail.push_str(&detail);
+            }
+            Some(_) => {}
+            None => self.failures.push(Failure {
+                operation,
+                reason,
+                detail,
+            }),
+        }
+    }
+
+    /// True when a failure of `operation` was recorded.
+    pub fn failed(&self, operation: Operation) -> bool {
+        self.failures
+            .iter()
+            .any(|failure| failure.operation == operation)
+    }
+
+    /// Counts message deliveries waited for and those that arrived intact in time.
+    pub fn count_messages(&mut self, expected: u64, delivered: u64) {
+        self.messages_expected += expected;
+        self.messages_delivered += delivered;
+    }
+
+    /// The run's outcome.
+    pub fn finish(self) -> ProbeOutcome {
+        ProbeOutcome {
+            started_at: self.started_at,
+            duration: self.started.elapsed(),
+            steps: self.steps,
+            failures: self.failures,
+            messages_expected: self.messages_expected,
+            messages_delivered: self.messages_delivered,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_slow_step_times_out_with_the_timeout_reason() {
+        let mut run = Run::start(Duration::from_millis(20));
+        let slow = async {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            Ok(())
+        };
+        assert!(run.step(Operation::Send, slow).await.is_none());
+        let outcome = run.finish();
+        assert_eq!(outcome.failures.len(), 1);
+        assert_eq!(outcome.failures[0].operation, Operation::Send);
+        assert_eq!(outcome.failures[0].reason, Reason::Timeout);
+        assert_eq!(outcome.steps.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn client_errors_keep_their_reason_and_repeats_merge() {
+        let mut run = Run::start(Duration::from_secs(1));
+        for _ in 0..2 {
+            let refused = async { Err::<(), _>(ClientError::Connect("refused".into())) };
+            run.step(Operation::Login, refused).await;
+        }
+        let ok = run.step(Operation::Send, async { Ok(7) }).await;
+        assert_eq!(ok, Some(7));
+        let outcome = run.finish();
+        assert_eq!(outcome.failures.len(), 1);
+        assert_eq!(outcome.failures[0].reason, Reason::ConnectError);
+        assert_eq!(outcome.failures[0].detail.matches("refused").count(), 2);
+        assert_eq!(outcome.steps.len(), 3);
+    }
+}

@@ -1,0 +1,60 @@
+//! Building probes against a test backend, for the probe and detection tests.
+#![allow(dead_code)] // each test binary uses its own subset
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chatprobe::client::Account;
+use chatprobe::client::mock::MockService;
+use chatprobe::outcome::{Operation, ProbeOutcome, Reason};
+use chatprobe::probe::{self, Probe, ProbeContext, ProbeKind, ProbeSpec};
+
+/// Every probe kind.
+pub const KINDS: [ProbeKind; 5] = [
+    ProbeKind::GroupMessage,
+    ProbeKind::DeviceSync,
+    ProbeKind::LeaveGroup,
+    ProbeKind::EditSettings,
+    ProbeKind::AddMember,
+];
+
+/// A fast spec of `kind`: short timeouts, small groups, two devices an account.
+pub fn fast_spec(kind: ProbeKind) -> ProbeSpec {
+    ProbeSpec {
+        name: kind.as_str().to_string(),
+        kind,
+        interval: Duration::from_secs(1),
+        step_timeout: Duration::from_millis(800),
+        delivery_deadline: Duration::from_millis(1500),
+        latency_objective: Duration::from_millis(400),
+        group_size: 3,
+        devices_per_account: 2,
+        messages: 3,
+    }
+}
+
+/// A probe of `spec` acting from `region` against the mock service at
+/// `base`, with accounts named after `prefix` (unique per probe).
+pub fn build(base: &str, region: &str, spec: ProbeSpec, prefix: &str) -> Box<dyn Probe> {
+    let service = MockService::new(base, region, spec.step_timeout).expect("mock client");
+    let accounts = (0..probe::accounts_needed(&spec))
+        .map(|index| Account {
+            user: format!("{prefix}-{}-{index}", spec.name),
+            password: format!("secret-{prefix}-{index}"),
+        })
+        .collect();
+    probe::build(ProbeContext {
+        spec,
+        service: Arc::new(service),
+        accounts,
+    })
+}
+
+/// The (operation, reason) pairs of an outcome's failures.
+pub fn failures(outcome: &ProbeOutcome) -> Vec<(Operation, Reason)> {
+    outcome
+        .failures
+        .iter()
+        .map(|failure| (failure.operation, failure.reason))
+        .collect()
+}

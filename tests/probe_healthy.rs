@@ -1,0 +1,67 @@
+//! Against a healthy mock backend, every probe kind passes 200 runs in a row
+//! and leaves no group behind after any run.
+
+mod common;
+
+use std::time::Duration;
+
+use chatprobe::probe::ProbeKind;
+use common::backend::TestBackend;
+use common::probes::{KINDS, build, failures, fast_spec};
+
+const RUNS: usize = 200;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_kind_passes_200_runs_and_cleans_up_after_each() {
+    let backend = TestBackend::start().await;
+    let baseline = backend.stats().await["groups"]
+        .as_u64()
+        .expect("group count");
+    let mut runners = Vec::new();
+    for kind in KINDS {
+        let base = backend.base.clone();
+        runners.push(tokio::spawn(async move {
+            let mut spec = fast_spec(kind);
+            spec.latency_objective = Duration::from_millis(100);
+            let mut probe = build(&base, "eu-west", spec, "healthy");
+            let (mut expected, mut delivered) = (0, 0);
+            for index in 0..RUNS {
+                let outcome = probe.run().await;
+                assert!(
+                    outcome.passed(),
+                    "{kind:?} run {index} failed: {:?} ({:?})",
+                    failures(&outcome),
+                    outcome.failures
+                );
+                expected += outcome.messages_expected;
+                delivered += outcome.messages_delivered;
+            }
+            assert_eq!(expected, delivered, "{kind:?}: every delivery arrived");
+            let per_run = match kind {
+                // 3 messages to 2 other members with 2 devices each.
+                ProbeKind::GroupMessage => 12,
+                // 1 message to the sibling device and 2 others' 2 devices, 1 to both own devices.
+                ProbeKind::DeviceSync => 7,
+                // 1 message to the added member's 2 devices.
+                ProbeKind::AddMember => 2,
+                ProbeKind::LeaveGroup | ProbeKind::EditSettings => 0,
+            };
+            assert_eq!(
+                expected,
+                per_run * RUNS as u64,
+                "{kind:?} waited for every delivery"
+            );
+            probe.shutdown().await;
+        }));
+    }
+    for runner in runners {
+        runner.await.expect("probe task");
+    }
+    let stats = backend.stats().await;
+    assert_eq!(
+        stats["groups"].as_u64(),
+        Some(baseline),
+        "groups left: {stats}"
+    );
+    backend.handle.shutdown().await.expect("backend stops");
+}
