@@ -68,6 +68,10 @@ async fn malformed_and_oversized_bodies() {
 
 #[test]
 fn config_errors_name_file_line_and_field() {
+    let shipped = BackendConfig::load(&PathBuf::from("config/backend.yaml")).unwrap();
+    assert_eq!(shipped.listen.to_string(), "127.0.0.1:8080");
+    assert!(shipped.admin_token.is_none() && shipped.faults.is_empty());
+
     let path = temp_file(
         "config",
         "backend.yaml",

@@ -307,3 +307,28 @@ async fn push_needs_a_valid_token_and_shutdown_closes_it() {
         .expect("clean shutdown");
     assert!(push.closed_within(common::backend::PATIENCE).await);
 }
+
+#[tokio::test]
+async fn a_login_beyond_the_device_limit_logs_the_oldest_device_out() {
+    let config = BackendConfig {
+        max_devices_per_user: 2,
+        ..BackendConfig::ephemeral()
+    };
+    let backend = TestBackend::start_with(config).await;
+    let oldest = backend.login("alice", "default").await;
+    let mut oldest_push = backend.push(&oldest).await;
+    let kept = backend.login("alice", "default").await;
+    let newest = backend.login("alice", "default").await;
+    assert!(oldest_push.closed_within(common::backend::PATIENCE).await);
+    let (status, _) = backend
+        .call(&oldest, Method::GET, "/api/v1/groups", None)
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    for device in [&kept, &newest] {
+        let (status, _) = backend
+            .call(device, Method::GET, "/api/v1/groups", None)
+            .await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    assert_eq!(backend.stats().await["devices"], 2);
+}

@@ -27,6 +27,9 @@ pub struct BackendConfig {
     /// Events kept per device for catch-up sync; older ones are forgotten.
     #[serde(default = "default_event_log_limit")]
     pub event_log_limit: usize,
+    /// Devices kept per user; a login beyond it logs the user's oldest device out.
+    #[serde(default = "default_max_devices_per_user")]
+    pub max_devices_per_user: usize,
     /// Faults active from start (windows relative to start).
     #[serde(default)]
     pub faults: Vec<Fault>,
@@ -48,6 +51,10 @@ fn default_event_log_limit() -> usize {
     10_000
 }
 
+fn default_max_devices_per_user() -> usize {
+    100
+}
+
 impl Default for BackendConfig {
     fn default() -> Self {
         BackendConfig {
@@ -56,6 +63,7 @@ impl Default for BackendConfig {
             max_body_bytes: default_max_body_bytes(),
             registration: default_registration(),
             event_log_limit: default_event_log_limit(),
+            max_devices_per_user: default_max_devices_per_user(),
             faults: Vec::new(),
         }
     }
@@ -78,20 +86,18 @@ impl BackendConfig {
     }
 
     fn validate(&self, path: &Path) -> Result<(), FileError> {
-        if self.max_body_bytes == 0 {
-            return Err(FileError::new(
+        let positive = [
+            ("max_body_bytes", self.max_body_bytes),
+            ("event_log_limit", self.event_log_limit),
+            ("max_devices_per_user", self.max_devices_per_user),
+        ];
+        match positive.into_iter().find(|(_, value)| *value == 0) {
+            Some((field, _)) => Err(FileError::new(
                 path,
-                Some("max_body_bytes".into()),
+                Some(field.into()),
                 "must be greater than 0",
-            ));
+            )),
+            None => Ok(()),
         }
-        if self.event_log_limit == 0 {
-            return Err(FileError::new(
-                path,
-                Some("event_log_limit".into()),
-                "must be greater than 0",
-            ));
-        }
-        Ok(())
     }
 }

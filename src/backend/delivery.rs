@@ -92,6 +92,8 @@ pub enum Kill {
     Error(u16),
     /// Close with code 1008: the client reads too slowly.
     Overflow,
+    /// Close with code 1008: the user logged in more devices than allowed.
+    LoggedOut,
 }
 
 /// How one push connection treats frames, set by `connect` faults when it opened.

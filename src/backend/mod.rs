@@ -115,7 +115,7 @@ pub async fn start(config: BackendConfig) -> Result<BackendHandle, BackendError>
     let (stop, shutdown) = watch::channel(false);
     let started = Instant::now();
     let shared = Arc::new(Shared {
-        model: Mutex::new(Model::new(config.registration, config.event_log_limit)),
+        model: Mutex::new(Model::new(&config)),
         faults: FaultEngine::new(config.faults.clone(), started),
         timer: Timer::start()?,
         config,

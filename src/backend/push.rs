@@ -123,5 +123,9 @@ fn close_frame(kill: Kill) -> Option<CloseFrame> {
             code: close_code::POLICY,
             reason: "push queue full; sync to catch up".into(),
         }),
+        Kill::LoggedOut => Some(CloseFrame {
+            code: close_code::POLICY,
+            reason: "device logged out: its user logged in too many devices".into(),
+        }),
     }
 }

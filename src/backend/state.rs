@@ -9,7 +9,8 @@ use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::delivery::{DevicePush, StoredEvent, corrupt_text};
+use super::config::BackendConfig;
+use super::delivery::{DevicePush, Kill, StoredEvent, corrupt_text};
 use super::faults::{Effect, Effects, FaultSnapshot, Operation};
 use super::timer::Timer;
 use crate::protocol::{
@@ -42,8 +43,8 @@ pub enum ModelError {
 /// The device a request comes from, resolved from its token.
 #[derive(Debug, Clone)]
 pub struct Caller {
-    /// Position of the device among its user's devices.
-    pub device: usize,
+    /// Internal device number.
+    pub device: u64,
     /// Device id as clients see it.
     pub device_id: Arc<str>,
     /// The device's user.
@@ -81,11 +82,20 @@ pub struct ModelStats {
 
 struct User {
     password: String,
+    /// Oldest first; at most `max_devices_per_user`.
     devices: Vec<Device>,
     groups: BTreeSet<String>,
 }
 
+impl User {
+    fn device(&self, number: u64) -> Option<&Device> {
+        self.devices.iter().find(|device| device.number == number)
+    }
+}
+
 struct Device {
+    number: u64,
+    token: String,
     id: Arc<str>,
     user: Arc<str>,
     region: Arc<str>,
@@ -201,11 +211,12 @@ impl Directory {
 pub struct Model {
     directory: Directory,
     /// Token → the device's user and its position among the user's devices.
-    tokens: HashMap<String, (Arc<str>, usize)>,
+    tokens: HashMap<String, (Arc<str>, u64)>,
     groups: HashMap<String, GroupState>,
     graveyard: VecDeque<Group>,
     next_id: u64,
     registration: bool,
+    max_devices_per_user: usize,
 }
 
 fn now_ms() -> u64 {
@@ -248,19 +259,20 @@ fn corrupt_group(group: &Group) -> Group {
 }
 
 impl Model {
-    /// An empty model.
-    pub fn new(registration: bool, event_log_limit: usize) -> Model {
+    /// An empty model with the limits of `config`.
+    pub fn new(config: &BackendConfig) -> Model {
         Model {
             directory: Directory {
                 users: HashMap::new(),
                 cursor: 0,
-                event_log_limit,
+                event_log_limit: config.event_log_limit,
             },
             tokens: HashMap::new(),
             groups: HashMap::new(),
             graveyard: VecDeque::new(),
             next_id: 0,
-            registration,
+            registration: config.registration,
+            max_devices_per_user: config.max_devices_per_user,
         }
     }
 
@@ -308,14 +320,21 @@ impl Model {
         if !dead_token && let Some(user) = self.directory.users.get_mut(&request.user) {
             let user_name: Arc<str> = request.user.as_str().into();
             self.tokens
-                .insert(token.clone(), (user_name.clone(), user.devices.len()));
+                .insert(token.clone(), (user_name.clone(), number));
             user.devices.push(Device {
+                number,
+                token: token.clone(),
                 id: device_id.clone(),
                 user: user_name,
                 region,
                 log: VecDeque::new(),
                 push: Arc::new(DevicePush::default()),
             });
+            if user.devices.len() > self.max_devices_per_user {
+                let oldest = user.devices.remove(0);
+                self.tokens.remove(&oldest.token);
+                oldest.push.disconnect(Kill::LoggedOut);
+            }
         }
         Ok(LoginResponse {
             user: request.user.clone(),
@@ -327,10 +346,10 @@ impl Model {
 
     /// The device a token belongs to.
     pub fn caller(&self, token: &str) -> Option<Caller> {
-        let (user, index) = self.tokens.get(token)?;
-        let device = self.directory.users.get(&**user)?.devices.get(*index)?;
+        let (user, number) = self.tokens.get(token)?;
+        let device = self.directory.users.get(&**user)?.device(*number)?;
         Some(Caller {
-            device: *index,
+            device: *number,
             device_id: device.id.clone(),
             user: device.user.clone(),
             region: device.region.clone(),
@@ -479,7 +498,7 @@ impl Model {
             .directory
             .users
             .get(&*caller.user)
-            .and_then(|user| user.devices.get(caller.device));
+            .and_then(|user| user.device(caller.device));
         let Some(device) = device else {
             return sync_body(&[], since);
         };
