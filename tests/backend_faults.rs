@@ -126,6 +126,33 @@ async fn send_error_hits_only_the_named_region() {
     assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
     room.sent("a1", "from alice").await;
     assert_eq!(room.bob_push.next_message_body().await, "from alice");
+    // Sends match the request's region header; sync matches the device's login region.
+    let path = room.group_path("/messages");
+    let request = json!({"idempotency_key": "b2", "body": "bob from eu-west"});
+    let (status, _) = room
+        .backend
+        .request(
+            Method::POST,
+            &path,
+            Some(&room.bob.token),
+            "eu-west",
+            Some(request),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    room.install(&["sync"], "error", json!({"regions": ["ap-south"]}))
+        .await;
+    let (status, _) = room
+        .backend
+        .request(
+            Method::GET,
+            "/api/v1/sync",
+            Some(&room.bob.token),
+            "eu-west",
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     let stats = room.backend.stats().await;
     assert_eq!(stats["faults_fired"]["error-on-send"], 1);
 }

@@ -94,15 +94,18 @@ async fn not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "no such route")
 }
 
-/// The region a request says it comes from.
+/// The region a request says it comes from (`default` without the header).
 pub fn request_region(headers: &HeaderMap) -> Arc<str> {
+    header_region(headers).unwrap_or(DEFAULT_REGION).into()
+}
+
+/// The request's `X-Chatprobe-Region`, if present and not blank.
+fn header_region(headers: &HeaderMap) -> Option<&str> {
     headers
         .get(REGION_HEADER)
         .and_then(|value| value.to_str().ok())
         .map(str::trim)
         .filter(|region| !region.is_empty())
-        .unwrap_or(DEFAULT_REGION)
-        .into()
 }
 
 /// The bearer token of a request, if any.
@@ -172,12 +175,19 @@ pub(crate) async fn gate(
 }
 
 /// [`gate`] for a logged-in caller; `disconnect` drops the caller's push connections.
+/// `sync` matches the device's login region, every other operation the request's
+/// region header (the device's login region when the header is absent).
 async fn gate_caller(
     shared: &Shared,
     operation: Operation,
     caller: &Caller,
+    headers: &HeaderMap,
 ) -> Result<Effects, ApiError> {
-    let effects = gate(shared, operation, &caller.region).await?;
+    let region = match operation {
+        Operation::Sync | Operation::Deliver | Operation::Connect => caller.region.clone(),
+        _ => header_region(headers).map_or_else(|| caller.region.clone(), Arc::from),
+    };
+    let effects = gate(shared, operation, &region).await?;
     if effects.disconnect {
         caller.push.disconnect(Kill::Drop);
     }
@@ -221,14 +231,14 @@ async fn sync(
     let caller = authenticate(&shared, bearer_token(&headers))?;
     let Query(query) =
         query.map_err(|rejection| ApiError::new(StatusCode::BAD_REQUEST, rejection.body_text()))?;
-    let effects = gate_caller(&shared, Operation::Sync, &caller).await?;
+    let effects = gate_caller(&shared, Operation::Sync, &caller, &headers).await?;
     let body = shared.model().sync(&caller, query.since, &effects);
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 async fn list_groups(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> ApiResult {
     let caller = authenticate(&shared, bearer_token(&headers))?;
-    let effects = gate_caller(&shared, Operation::ListGroups, &caller).await?;
+    let effects = gate_caller(&shared, Operation::ListGroups, &caller, &headers).await?;
     let groups = shared.model().list_groups(&caller.user, &effects);
     Ok(json_response(&groups))
 }
@@ -251,7 +261,7 @@ async fn read_group(
     Path(group_id): Path<String>,
 ) -> ApiResult {
     let caller = authenticate(&shared, bearer_token(&headers))?;
-    let effects = gate_caller(&shared, Operation::ReadGroup, &caller).await?;
+    let effects = gate_caller(&shared, Operation::ReadGroup, &caller, &headers).await?;
     let group = shared
         .model()
         .read_group(&caller.user, &group_id, &effects)?;
@@ -273,7 +283,7 @@ where
 {
     let caller = authenticate(shared, bearer_token(headers))?;
     let request: R = parse_json(body)?;
-    let effects = gate_caller(shared, operation, &caller).await?;
+    let effects = gate_caller(shared, operation, &caller, headers).await?;
     let fanout = shared.fanout();
     let answer = change(&mut shared.model(), &caller, &request, &effects, &fanout)?;
     Ok(json_response(&answer))
@@ -352,7 +362,7 @@ async fn leave(
     Path(group_id): Path<String>,
 ) -> ApiResult {
     let caller = authenticate(&shared, bearer_token(&headers))?;
-    let effects = gate_caller(&shared, Operation::Leave, &caller).await?;
+    let effects = gate_caller(&shared, Operation::Leave, &caller, &headers).await?;
     let fanout = shared.fanout();
     shared
         .model()
