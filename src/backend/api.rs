@@ -15,7 +15,7 @@ use serde::de::DeserializeOwned;
 
 use super::Shared;
 use super::delivery::Kill;
-use super::faults::{Effects, Operation};
+use super::faults::{Effect, Effects, Operation};
 use super::state::{Caller, Fanout, Model, ModelError};
 use crate::protocol::{
     AddMemberRequest, CreateGroupRequest, EditSettingsRequest, ErrorBody, LoginRequest,
@@ -157,7 +157,12 @@ pub(crate) async fn gate(
     operation: Operation,
     region: &str,
 ) -> Result<Effects, ApiError> {
-    let effects = shared.faults.fire(operation, region);
+    // `drop` on `sync` is decided per event as it happens (see `state::Directory::emit`).
+    let per_event = |effect| operation == Operation::Sync && effect == Effect::Drop;
+    let effects = shared
+        .faults
+        .snapshot()
+        .fire_only(operation, region, |effect| !per_event(effect));
     if !effects.delay.is_zero() {
         tokio::time::sleep(effects.delay).await;
     }

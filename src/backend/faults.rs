@@ -117,13 +117,12 @@ impl Effect {
             Effect::Error | Effect::Delay | Effect::Timeout | Effect::Disconnect => true,
             Effect::Drop => true,
             Effect::Duplicate => operation != Op::Login,
-            Effect::Reorder => matches!(operation, Op::Deliver | Op::Sync | Op::Connect),
+            Effect::Reorder => matches!(operation, Op::Deliver | Op::Sync),
             Effect::Corrupt => matches!(
                 operation,
                 Op::Send
                     | Op::Deliver
                     | Op::Sync
-                    | Op::Connect
                     | Op::EditSettings
                     | Op::ListGroups
                     | Op::ReadGroup
@@ -417,11 +416,6 @@ impl FaultEngine {
             faults,
             engine: self,
         }
-    }
-
-    /// Decide which faults fire on `operation` in `region` now.
-    pub fn fire(&self, operation: Operation, region: &str) -> Effects {
-        self.snapshot().fire(operation, region)
     }
 
     fn count(&self, name: &str) {
