@@ -3,6 +3,7 @@
 //! and measures sends/s and push deliveries/s (`fanout`), or runs/s of the
 //! `group_message` workload (`group-message`).
 
+use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -65,6 +66,120 @@ pub enum Workload {
 
 /// Run the benchmark and print its numbers.
 pub async fn run(args: BackendBenchArgs) -> anyhow::Result<()> {
+    let report = measure(&args).await?;
+    println!("{report}");
+    Ok(())
+}
+
+/// What one benchmark measured.
+#[derive(Debug, Clone)]
+pub enum Report {
+    /// Numbers of the `fanout` workload.
+    Fanout(FanoutReport),
+    /// Numbers of the `group-message` workload.
+    GroupMessage(GroupMessageReport),
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Report::Fanout(report) => report.fmt(f),
+            Report::GroupMessage(report) => report.fmt(f),
+        }
+    }
+}
+
+/// Numbers of the `fanout` workload.
+#[derive(Debug, Clone)]
+pub struct FanoutReport {
+    /// Connected devices.
+    pub devices: usize,
+    /// Groups they were split into.
+    pub groups: usize,
+    /// Members per group.
+    pub group_size: usize,
+    /// Concurrent senders per group.
+    pub senders_per_group: usize,
+    /// Length of the measuring window.
+    pub elapsed: Duration,
+    /// Acknowledged sends in the window.
+    pub sends: u64,
+    /// Sends answered with an error.
+    pub failed_sends: u64,
+    /// Push frames received in the window.
+    pub delivered_in_window: u64,
+    /// Push frames received by the end of the drain.
+    pub delivered: u64,
+    /// Push frames the acknowledged sends should produce.
+    pub expected: u64,
+}
+
+impl fmt::Display for FanoutReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let seconds = self.elapsed.as_secs_f64();
+        writeln!(
+            f,
+            "fanout: {} devices connected, {} groups of {}, {} senders per group, {seconds:.1}s",
+            self.devices, self.groups, self.group_size, self.senders_per_group
+        )?;
+        writeln!(
+            f,
+            "sends: {} ({:.0}/s), failed sends: {}",
+            self.sends,
+            self.sends as f64 / seconds,
+            self.failed_sends
+        )?;
+        write!(
+            f,
+            "push deliveries: {} in the window ({:.0}/s); after drain {} of {} expected",
+            self.delivered_in_window,
+            self.delivered_in_window as f64 / seconds,
+            self.delivered,
+            self.expected
+        )
+    }
+}
+
+/// Numbers of the `group-message` workload.
+#[derive(Debug, Clone)]
+pub struct GroupMessageReport {
+    /// Concurrent rooms.
+    pub rooms: usize,
+    /// Length of the measuring window.
+    pub elapsed: Duration,
+    /// Durations of the successful runs, sorted.
+    pub latencies: Vec<Duration>,
+    /// Runs that failed (an error or a missing delivery).
+    pub failed: u64,
+}
+
+impl fmt::Display for GroupMessageReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let seconds = self.elapsed.as_secs_f64();
+        let runs = self.latencies.len();
+        let deliveries = runs * BURST * RECEIVERS;
+        writeln!(
+            f,
+            "group-message: {} rooms (1 sender, {RECEIVERS} receiving devices, {BURST} messages a run), {seconds:.1}s",
+            self.rooms
+        )?;
+        write!(
+            f,
+            "runs: {runs} ({:.0}/s), failed runs: {}, deliveries: {deliveries} ({:.0}/s)",
+            runs as f64 / seconds,
+            self.failed,
+            deliveries as f64 / seconds
+        )?;
+        if let (Some(median), Some(max)) = (self.latencies.get(runs / 2), self.latencies.last()) {
+            let p99 = self.latencies[(runs * 99 / 100).min(runs - 1)];
+            write!(f, "\nrun latency: p50 {median:?}, p99 {p99:?}, max {max:?}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Run the benchmark and answer its numbers.
+pub async fn measure(args: &BackendBenchArgs) -> anyhow::Result<Report> {
     crate::client::init_tls();
     let (base, local) = match &args.url {
         Some(url) => (url.trim_end_matches('/').to_string(), None),
@@ -75,8 +190,8 @@ pub async fn run(args: BackendBenchArgs) -> anyhow::Result<()> {
     };
     let api = Arc::new(Api::new(&base)?);
     let result = match args.workload {
-        Workload::Fanout => fanout(&api, &args).await,
-        Workload::GroupMessage => group_message(&api, &args).await,
+        Workload::Fanout => fanout(&api, args).await.map(Report::Fanout),
+        Workload::GroupMessage => group_message(&api, args).await.map(Report::GroupMessage),
     };
     if let Some(handle) = local {
         stop(handle).await;
@@ -215,7 +330,7 @@ impl Api {
 }
 
 /// Fan-out: `devices` connected devices in groups of `group_size`, senders in every group.
-async fn fanout(api: &Arc<Api>, args: &BackendBenchArgs) -> anyhow::Result<()> {
+async fn fanout(api: &Arc<Api>, args: &BackendBenchArgs) -> anyhow::Result<FanoutReport> {
     if args.group_size == 0 || args.devices < args.group_size {
         bail!("--devices must be at least --group-size, which must be at least 1");
     }
@@ -286,21 +401,18 @@ async fn fanout(api: &Arc<Api>, args: &BackendBenchArgs) -> anyhow::Result<()> {
     for reader in readers {
         reader.abort();
     }
-    let seconds = elapsed.as_secs_f64();
-    println!(
-        "fanout: {devices} devices connected, {groups_count} groups of {}, {} senders per group, {:.1}s",
-        args.group_size, args.senders_per_group, seconds
-    );
-    println!(
-        "sends: {sent} ({:.0}/s), failed sends: {}",
-        sent as f64 / seconds,
-        failures.load(Ordering::Relaxed)
-    );
-    println!(
-        "push deliveries: {in_window} in the window ({:.0}/s); after drain {total} of {expected} expected",
-        in_window as f64 / seconds
-    );
-    Ok(())
+    Ok(FanoutReport {
+        devices,
+        groups: groups_count,
+        group_size: args.group_size,
+        senders_per_group: args.senders_per_group,
+        elapsed,
+        sends: sent,
+        failed_sends: failures.load(Ordering::Relaxed),
+        delivered_in_window: in_window,
+        delivered: total,
+        expected,
+    })
 }
 
 /// Wait until no frame has arrived for a moment (bounded).
@@ -325,7 +437,10 @@ struct Room {
 
 /// group_message: rooms of 1 sender + 3 receiving devices; a run sends 3 messages
 /// (each after the previous one's acknowledgment) and waits for all 9 deliveries.
-async fn group_message(api: &Arc<Api>, args: &BackendBenchArgs) -> anyhow::Result<()> {
+async fn group_message(
+    api: &Arc<Api>,
+    args: &BackendBenchArgs,
+) -> anyhow::Result<GroupMessageReport> {
     if args.rooms == 0 {
         bail!("--rooms must be at least 1");
     }
@@ -371,31 +486,17 @@ async fn group_message(api: &Arc<Api>, args: &BackendBenchArgs) -> anyhow::Resul
         latencies.extend(room_latencies);
         failed += room_failed;
     }
-    let seconds = started.elapsed().as_secs_f64();
+    let elapsed = started.elapsed();
     for reader in readers {
         reader.abort();
     }
     latencies.sort();
-    let runs = latencies.len();
-    println!(
-        "group-message: {} rooms (1 sender, {RECEIVERS} receiving devices, {BURST} messages a run), {:.1}s",
-        args.rooms, seconds
-    );
-    println!(
-        "runs: {runs} ({:.0}/s), failed runs: {failed}, deliveries: {} ({:.0}/s)",
-        runs as f64 / seconds,
-        runs * BURST * RECEIVERS,
-        (runs * BURST * RECEIVERS) as f64 / seconds
-    );
-    if runs > 0 {
-        println!(
-            "run latency: p50 {:?}, p99 {:?}, max {:?}",
-            latencies[runs / 2],
-            latencies[(runs * 99 / 100).min(runs - 1)],
-            latencies[runs - 1]
-        );
-    }
-    Ok(())
+    Ok(GroupMessageReport {
+        rooms: args.rooms,
+        elapsed,
+        latencies,
+        failed,
+    })
 }
 
 /// Run the room until `deadline`; answers each successful run's duration and the failures.
