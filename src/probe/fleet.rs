@@ -187,10 +187,11 @@ impl Fleet {
         });
     }
 
-    /// Empties the groups whose cleanup failed earlier and disconnects every
-    /// device (at shutdown).
-    pub async fn shut_down(&mut self, run: &mut Run) {
-        for group in std::mem::take(&mut self.pending_cleanup) {
+    /// Empties the groups kept between runs and those whose cleanup failed
+    /// earlier, and disconnects every device (at shutdown).
+    pub async fn shut_down(&mut self, run: &mut Run, kept: Vec<Created>) {
+        let pending = std::mem::take(&mut self.pending_cleanup);
+        for group in kept.into_iter().chain(pending) {
             self.clean_up(run, group).await;
         }
         for slot in self
