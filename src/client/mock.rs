@@ -380,9 +380,11 @@ impl Device for MockDevice {
         let Some(push) = self.push.as_mut() else {
             return Err(ClientError::Connect("push connection is not open".into()));
         };
-        // A frame already read needs no timer.
+        // A frame already read, or a wait that is already over, needs no timer
+        // (registering one wakes the runtime's driver).
         let ready = match push.frames.try_recv() {
             Ok(frame) => Some(frame),
+            Err(mpsc::error::TryRecvError::Empty) if Instant::now() >= until => return Ok(None),
             Err(mpsc::error::TryRecvError::Empty) => None,
             Err(mpsc::error::TryRecvError::Disconnected) => return Err(self.push_closed()),
         };
