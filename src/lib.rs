@@ -4,11 +4,21 @@
 //! metrics and status. See `README.md` for the map of modules.
 #![forbid(unsafe_code)]
 
+pub mod agent;
 pub mod backend;
 pub mod bench;
+pub mod check;
 pub mod client;
+pub mod config;
+pub mod demo;
+pub mod http;
 pub mod logging;
+pub mod metrics;
+pub mod once;
 pub mod outcome;
 pub mod probe;
 pub mod protocol;
+pub mod record;
+pub mod schedule;
+pub mod status;
 pub mod yaml;

@@ -31,6 +31,36 @@ enum Command {
         #[arg(long)]
         faults: Option<PathBuf>,
     },
+    /// Run the agent: every probe on schedule, endpoints on `listen`.
+    Agent {
+        /// The agent config file.
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Run every probe once, print a table, exit 0 only if all passed.
+    Once {
+        /// The agent config file.
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Mock backend and agents for eu-west, us-east and ap-south in one process.
+    Demo {
+        /// Where /metrics and the status page are served.
+        #[arg(long, default_value = chatprobe::config::DEFAULT_LISTEN)]
+        listen: std::net::SocketAddr,
+        /// Interval of every probe.
+        #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+        interval: std::time::Duration,
+        /// A faults file (times relative to start).
+        #[arg(long)]
+        scenario: Option<PathBuf>,
+    },
+    /// Validate the agent config and every probe file; errors name file, line and field.
+    Check {
+        /// The agent config file.
+        #[arg(long)]
+        config: PathBuf,
+    },
     /// Load benchmarks: `chatprobe bench <what>`.
     Bench {
         #[command(subcommand)]
@@ -41,12 +71,28 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     logging::init(cli.log_format);
-    let result = match cli.command {
+    match cli.command {
         Command::Backend { config, faults } => {
-            run_async(chatprobe::backend::run(&config, faults.as_ref()))
+            exit_code(run_async(chatprobe::backend::run(&config, faults.as_ref())))
         }
-        Command::Bench { target } => run_async(chatprobe::bench::run(target)),
-    };
+        Command::Bench { target } => exit_code(run_async(chatprobe::bench::run(target))),
+        Command::Agent { config } => chatprobe::agent::main(&config),
+        Command::Once { config } => chatprobe::once::main(&config),
+        Command::Demo {
+            listen,
+            interval,
+            scenario,
+        } => chatprobe::demo::main(chatprobe::demo::DemoOptions {
+            listen,
+            interval,
+            scenario,
+        }),
+        Command::Check { config } => chatprobe::check::run(&config),
+    }
+}
+
+/// Exit status of a command's result; an error is printed first.
+fn exit_code(result: anyhow::Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

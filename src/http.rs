@@ -1,0 +1,95 @@
+//! The agent's own HTTP endpoints (**contract** paths): `/metrics`,
+//! `/healthz` and `/readyz`; other routers (the status page) merge in.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use tokio::net::TcpListener;
+
+use crate::metrics::MetricsRegistry;
+use crate::schedule::Readiness;
+
+/// What the endpoints read.
+#[derive(Clone)]
+pub struct Endpoints {
+    /// Rendered on `/metrics`.
+    pub metrics: Arc<MetricsRegistry>,
+    /// Answered on `/readyz`.
+    pub readiness: Readiness,
+}
+
+/// The router for `/metrics`, `/healthz` and `/readyz`.
+pub fn router(endpoints: Endpoints) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .with_state(endpoints)
+}
+
+async fn metrics(State(endpoints): State<Endpoints>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        endpoints.metrics.render(),
+    )
+}
+
+async fn readyz(State(endpoints): State<Endpoints>) -> (StatusCode, &'static str) {
+    if endpoints.readiness.is_ready() {
+        (StatusCode::OK, "ready\n")
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "waiting for the first round of probe runs\n",
+        )
+    }
+}
+
+/// Bind `addr`, logging `listening on ADDR` once bound.
+pub async fn bind(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    let listener = TcpListener::bind(addr).await?;
+    tracing::info!("listening on {}", listener.local_addr()?);
+    Ok(listener)
+}
+
+/// A running HTTP server.
+pub struct Server {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+/// Serve `router` on `listener` in a task of its own until [`Server::stop`].
+pub fn spawn(listener: TcpListener, router: Router) -> Server {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let shutdown = async move {
+        let _ = stopped.await;
+    };
+    let task = tokio::spawn(async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(shutdown)
+            .await
+    });
+    Server { stop, task }
+}
+
+impl Server {
+    /// Stop accepting, finish the requests in flight for up to `grace`.
+    pub async fn stop(self, grace: Duration) {
+        let _ = self.stop.send(());
+        let mut task = self.task;
+        match tokio::time::timeout(grace, &mut task).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(err))) => tracing::warn!("HTTP server: {err}"),
+            Ok(Err(err)) => tracing::warn!("HTTP server task: {err}"),
+            Err(_) => task.abort(),
+        }
+    }
+}

@@ -1,0 +1,289 @@
+//! The agent's Prometheus metrics (**contract** names, types and labels; see
+//! the README's "Metrics" section), kept in a registry of their own so one
+//! process can hold several regions (`demo`).
+
+use prometheus::{
+    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
+
+use crate::outcome::{ProbeKey, ProbeOutcome};
+
+/// Histogram buckets in seconds: 5 ms to 30 s.
+pub const BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0,
+];
+
+const PROBE_LABELS: &[&str] = &["region", "target", "probe"];
+
+/// The probe metrics of one process, registered in one registry.
+#[derive(Clone)]
+pub struct ProbeMetrics {
+    runs: IntCounterVec,
+    success: IntGaugeVec,
+    run_duration: HistogramVec,
+    operation_duration: HistogramVec,
+    operation_failures: IntCounterVec,
+    messages_expected: IntCounterVec,
+    messages_delivered: IntCounterVec,
+    last_run: GaugeVec,
+}
+
+/// A registry holding `chatprobe_build_info`, the process metrics and the probe metrics.
+pub struct MetricsRegistry {
+    /// Where everything is registered.
+    pub registry: Registry,
+    /// The probe metrics.
+    pub probes: ProbeMetrics,
+}
+
+impl MetricsRegistry {
+    /// A fresh registry with every metric registered.
+    pub fn new() -> prometheus::Result<MetricsRegistry> {
+        let registry = Registry::new();
+        let build_info = IntGaugeVec::new(
+            Opts::new(
+                "chatprobe_build_info",
+                "Always 1; the version label says which build runs.",
+            ),
+            &["version"],
+        )?;
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
+        registry.register(Box::new(build_info))?;
+        registry.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))?;
+        let probes = ProbeMetrics::register(&registry)?;
+        Ok(MetricsRegistry { registry, probes })
+    }
+
+    /// Every metric in the Prometheus text format.
+    pub fn render(&self) -> String {
+        let mut buffer = Vec::new();
+        let encoded = TextEncoder::new().encode(&self.registry.gather(), &mut buffer);
+        match encoded {
+            Ok(()) => String::from_utf8_lossy(&buffer).into_owned(),
+            Err(err) => format!("# encoding metrics failed: {err}\n"),
+        }
+    }
+}
+
+fn histogram(name: &str, help: &str, labels: &[&str]) -> prometheus::Result<HistogramVec> {
+    HistogramVec::new(
+        HistogramOpts::new(name, help).buckets(BUCKETS.to_vec()),
+        labels,
+    )
+}
+
+impl ProbeMetrics {
+    fn register(registry: &Registry) -> prometheus::Result<ProbeMetrics> {
+        let with_operation = &["region", "target", "probe", "operation"];
+        let metrics = ProbeMetrics {
+            runs: IntCounterVec::new(
+                Opts::new(
+                    "chatprobe_probe_runs_total",
+                    "Probe runs by result (success or failure).",
+                ),
+                &["region", "target", "probe", "result"],
+            )?,
+            success: IntGaugeVec::new(
+                Opts::new(
+                    "chatprobe_probe_success",
+                    "1 if the last run passed, else 0.",
+                ),
+                PROBE_LABELS,
+            )?,
+            run_duration: histogram(
+                "chatprobe_probe_duration_seconds",
+                "Duration of one whole probe run.",
+                PROBE_LABELS,
+            )?,
+            operation_duration: histogram(
+                "chatprobe_operation_duration_seconds",
+                "Duration of one step of a probe run.",
+                with_operation,
+            )?,
+            operation_failures: IntCounterVec::new(
+                Opts::new(
+                    "chatprobe_operation_failures_total",
+                    "Failed steps, one per step and reason.",
+                ),
+                &["region", "target", "probe", "operation", "reason"],
+            )?,
+            messages_expected: IntCounterVec::new(
+                Opts::new(
+                    "chatprobe_messages_expected_total",
+                    "Message deliveries the probe waited for (one per recipient device).",
+                ),
+                PROBE_LABELS,
+            )?,
+            messages_delivered: IntCounterVec::new(
+                Opts::new(
+                    "chatprobe_messages_delivered_total",
+                    "Message deliveries that arrived intact within the deadline.",
+                ),
+                PROBE_LABELS,
+            )?,
+            last_run: GaugeVec::new(
+                Opts::new(
+                    "chatprobe_last_run_timestamp_seconds",
+                    "Unix time of the last finished run.",
+                ),
+                PROBE_LABELS,
+            )?,
+        };
+        registry.register(Box::new(metrics.runs.clone()))?;
+        registry.register(Box::new(metrics.success.clone()))?;
+        registry.register(Box::new(metrics.run_duration.clone()))?;
+        registry.register(Box::new(metrics.operation_duration.clone()))?;
+        registry.register(Box::new(metrics.operation_failures.clone()))?;
+        registry.register(Box::new(metrics.messages_expected.clone()))?;
+        registry.register(Box::new(metrics.messages_delivered.clone()))?;
+        registry.register(Box::new(metrics.last_run.clone()))?;
+        Ok(metrics)
+    }
+
+    /// Create the series of a probe before its first run: both `runs_total`
+    /// results at 0 (so `rate()` works from the start) and the message counters.
+    pub fn init_probe(&self, key: &ProbeKey) {
+        let labels = labels(key);
+        for result in ["success", "failure"] {
+            self.runs
+                .with_label_values(&[labels[0], labels[1], labels[2], result]);
+        }
+        self.messages_expected.with_label_values(&labels);
+        self.messages_delivered.with_label_values(&labels);
+    }
+
+    /// Count one finished run.
+    pub fn observe(&self, key: &ProbeKey, outcome: &ProbeOutcome) {
+        let labels = labels(key);
+        let [region, target, probe] = labels;
+        let result = if outcome.passed() {
+            "success"
+        } else {
+            "failure"
+        };
+        self.runs
+            .with_label_values(&[region, target, probe, result])
+            .inc();
+        self.success
+            .with_label_values(&labels)
+            .set(i64::from(outcome.passed()));
+        self.run_duration
+            .with_label_values(&labels)
+            .observe(outcome.duration.as_secs_f64());
+        for step in &outcome.steps {
+            self.operation_duration
+                .with_label_values(&[region, target, probe, step.operation.as_str()])
+                .observe(step.duration.as_secs_f64());
+        }
+        for failure in &outcome.failures {
+            self.operation_failures
+                .with_label_values(&[
+                    region,
+                    target,
+                    probe,
+                    failure.operation.as_str(),
+                    failure.reason.as_str(),
+                ])
+                .inc();
+        }
+        self.messages_expected
+            .with_label_values(&labels)
+            .inc_by(outcome.messages_expected);
+        self.messages_delivered
+            .with_label_values(&labels)
+            .inc_by(outcome.messages_delivered);
+        let finished = outcome.started_at + outcome.duration;
+        let unix = finished
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|since| since.as_secs_f64())
+            .unwrap_or_default();
+        self.last_run.with_label_values(&labels).set(unix);
+    }
+}
+
+fn labels(key: &ProbeKey) -> [&str; 3] {
+    [&key.region, &key.target, &key.probe]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outcome::{Failure, Operation, Reason, StepTiming};
+    use std::time::{Duration, SystemTime};
+
+    fn key(region: &str) -> ProbeKey {
+        ProbeKey {
+            region: region.into(),
+            target: "mock".into(),
+            probe: "group_message".into(),
+        }
+    }
+
+    fn outcome(failures: Vec<Failure>) -> ProbeOutcome {
+        ProbeOutcome {
+            started_at: SystemTime::now(),
+            duration: Duration::from_millis(40),
+            steps: vec![StepTiming {
+                operation: Operation::Send,
+                duration: Duration::from_millis(7),
+            }],
+            failures,
+            messages_expected: 9,
+            messages_delivered: 6,
+        }
+    }
+
+    #[test]
+    fn runs_total_exists_for_both_results_before_any_run() {
+        let metrics = MetricsRegistry::new().unwrap();
+        metrics.probes.init_probe(&key("eu-west"));
+        let text = metrics.render();
+        for result in ["success", "failure"] {
+            let series = format!(
+                "chatprobe_probe_runs_total{{probe=\"group_message\",region=\"eu-west\",result=\"{result}\",target=\"mock\"}} 0"
+            );
+            assert!(text.contains(&series), "{text}");
+        }
+        assert!(text.contains("chatprobe_build_info{version=\""), "{text}");
+    }
+
+    #[test]
+    fn a_failed_run_counts_every_contract_series() {
+        let metrics = MetricsRegistry::new().unwrap();
+        let failure = Failure {
+            operation: Operation::Deliver,
+            reason: Reason::NotDelivered,
+            detail: "3 of 9 missing".into(),
+        };
+        metrics
+            .probes
+            .observe(&key("eu-west"), &outcome(vec![failure]));
+        metrics.probes.observe(&key("us-east"), &outcome(vec![]));
+        let text = metrics.render();
+        for series in [
+            "chatprobe_probe_runs_total{probe=\"group_message\",region=\"eu-west\",result=\"failure\",target=\"mock\"} 1",
+            "chatprobe_probe_runs_total{probe=\"group_message\",region=\"us-east\",result=\"success\",target=\"mock\"} 1",
+            "chatprobe_probe_success{probe=\"group_message\",region=\"eu-west\",target=\"mock\"} 0",
+            "chatprobe_probe_success{probe=\"group_message\",region=\"us-east\",target=\"mock\"} 1",
+            "chatprobe_operation_failures_total{operation=\"deliver\",probe=\"group_message\",reason=\"not_delivered\",region=\"eu-west\",target=\"mock\"} 1",
+            "chatprobe_operation_duration_seconds_bucket{operation=\"send\",probe=\"group_message\",region=\"eu-west\",target=\"mock\",le=\"0.01\"} 1",
+            "chatprobe_probe_duration_seconds_bucket{probe=\"group_message\",region=\"eu-west\",target=\"mock\",le=\"0.005\"} 0",
+            "chatprobe_probe_duration_seconds_bucket{probe=\"group_message\",region=\"eu-west\",target=\"mock\",le=\"30\"} 1",
+            "chatprobe_messages_expected_total{probe=\"group_message\",region=\"eu-west\",target=\"mock\"} 9",
+            "chatprobe_messages_delivered_total{probe=\"group_message\",region=\"eu-west\",target=\"mock\"} 6",
+        ] {
+            assert!(text.contains(series), "missing {series} in\n{text}");
+        }
+        let last_run = text
+            .lines()
+            .find_map(|line| line.strip_prefix("chatprobe_last_run_timestamp_seconds{probe=\"group_message\",region=\"eu-west\",target=\"mock\"} "))
+            .and_then(|value| value.parse::<f64>().ok())
+            .unwrap();
+        assert!(last_run > 1.6e9, "{last_run}");
+    }
+}

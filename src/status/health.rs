@@ -1,0 +1,144 @@
+//! The colour of a probe run on the status page, and every failure reason in
+//! plain words.
+
+use serde::Serialize;
+
+use crate::outcome::{Failure, Reason};
+
+/// How a probe (or the whole page) is doing, as a colour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Health {
+    /// No run finished yet.
+    Unknown,
+    /// The last run passed.
+    Green,
+    /// The last run failed only with degradations (late or partial delivery).
+    Amber,
+    /// The last run failed with at least one other reason.
+    Red,
+}
+
+impl Health {
+    /// The colour of a run with these failures.
+    pub fn of(failures: &[Failure]) -> Health {
+        if failures.is_empty() {
+            Health::Green
+        } else if failures
+            .iter()
+            .all(|failure| failure.reason.is_degradation())
+        {
+            Health::Amber
+        } else {
+            Health::Red
+        }
+    }
+
+    /// The worst of several colours (`Unknown` when there are none).
+    pub fn worst(all: impl IntoIterator<Item = Health>) -> Health {
+        all.into_iter().max().unwrap_or(Health::Unknown)
+    }
+
+    /// The value of the `data-state` attribute and of `state` in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Health::Unknown => "unknown",
+            Health::Green => "green",
+            Health::Amber => "amber",
+            Health::Red => "red",
+        }
+    }
+
+    /// A word for people.
+    pub fn word(self) -> &'static str {
+        match self {
+            Health::Unknown => "no data",
+            Health::Green => "passing",
+            Health::Amber => "degraded",
+            Health::Red => "failing",
+        }
+    }
+}
+
+/// What the service did, in the words of someone watching it.
+pub fn reason_phrase(reason: Reason) -> &'static str {
+    match reason {
+        Reason::HttpError => "answered with an error",
+        Reason::Timeout => "did not answer in time",
+        Reason::ConnectError => "refused or dropped the connection",
+        Reason::AuthError => "rejected the login",
+        Reason::NotDelivered => "sent but never delivered",
+        Reason::PartialDelivery => "reached only some devices",
+        Reason::LateDelivery => "delivered late",
+        Reason::Duplicate => "delivered more than once",
+        Reason::OutOfOrder => "delivered out of order",
+        Reason::Corrupted => "delivered altered content",
+        Reason::DeviceDesync => "devices of one account disagree",
+        Reason::LeaveRejected => "refused to let a member leave",
+        Reason::LeaveNotApplied => "accepted a leave but kept the member",
+        Reason::MembershipResurrected => "a left group came back",
+        Reason::SettingsRejected => "refused a settings change",
+        Reason::SettingsNotApplied => "accepted a settings change that did not stick",
+        Reason::SettingsNotPropagated => "other members never saw a settings change",
+        Reason::MemberAddFailed => "an added member cannot see the group",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outcome::Operation;
+
+    fn failure(reason: Reason) -> Failure {
+        Failure {
+            operation: Operation::Deliver,
+            reason,
+            detail: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_run_without_failures_is_green() {
+        assert_eq!(Health::of(&[]), Health::Green);
+    }
+
+    #[test]
+    fn degradations_alone_are_amber() {
+        let failures = [
+            failure(Reason::LateDelivery),
+            failure(Reason::PartialDelivery),
+        ];
+        assert_eq!(Health::of(&failures), Health::Amber);
+    }
+
+    #[test]
+    fn any_other_reason_is_red_even_beside_a_degradation() {
+        let failures = [failure(Reason::LateDelivery), failure(Reason::NotDelivered)];
+        assert_eq!(Health::of(&failures), Health::Red);
+        for reason in Reason::ALL.iter().filter(|r| !r.is_degradation()) {
+            assert_eq!(Health::of(&[failure(*reason)]), Health::Red, "{reason}");
+        }
+    }
+
+    #[test]
+    fn the_worst_colour_wins() {
+        assert_eq!(Health::worst([]), Health::Unknown);
+        assert_eq!(Health::worst([Health::Green, Health::Amber]), Health::Amber);
+        assert_eq!(
+            Health::worst([Health::Red, Health::Green, Health::Amber]),
+            Health::Red
+        );
+    }
+
+    #[test]
+    fn every_reason_has_its_own_phrase() {
+        let mut phrases: Vec<_> = Reason::ALL.iter().map(|r| reason_phrase(*r)).collect();
+        phrases.sort_unstable();
+        phrases.dedup();
+        assert_eq!(phrases.len(), Reason::ALL.len());
+        assert_eq!(
+            reason_phrase(Reason::NotDelivered),
+            "sent but never delivered"
+        );
+    }
+}

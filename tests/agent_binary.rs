@@ -1,0 +1,157 @@
+//! The `agent` binary against the real mock backend: endpoints, readiness,
+//! every contract metric, SIGHUP reload (a bad config keeps the old one), SIGTERM drain.
+
+mod agent_support;
+
+use std::time::Duration;
+
+use agent_support::{Backend, metric, scratch_with_probes, spawn};
+
+/// Every `/metrics` series name the design lists (**contract**).
+const CONTRACT: &[&str] = &[
+    "chatprobe_probe_runs_total{probe=\"group_message\",region=\"eu-west\",result=\"success\",target=\"mock\"}",
+    "chatprobe_probe_runs_total{probe=\"edit_settings\",region=\"eu-west\",result=\"failure\",target=\"mock\"}",
+    "chatprobe_probe_success{probe=\"group_message\",region=\"eu-west\",target=\"mock\"}",
+    "chatprobe_probe_duration_seconds_count{probe=\"group_message\",region=\"eu-west\",target=\"mock\"}",
+    "chatprobe_operation_duration_seconds_count{operation=\"send\",probe=\"group_message\",region=\"eu-west\",target=\"mock\"}",
+    "chatprobe_operation_failures_total{operation=\"edit_settings\",probe=\"edit_settings\",reason=\"settings_rejected\",region=\"eu-west\",target=\"mock\"}",
+    "chatprobe_messages_expected_total{probe=\"group_message\",region=\"eu-west\",target=\"mock\"}",
+    "chatprobe_messages_delivered_total{probe=\"group_message\",region=\"eu-west\",target=\"mock\"}",
+    "chatprobe_last_run_timestamp_seconds{probe=\"group_message\",region=\"eu-west\",target=\"mock\"}",
+    concat!(
+        "chatprobe_build_info{version=\"",
+        env!("CARGO_PKG_VERSION"),
+        "\"}"
+    ),
+    "process_cpu_seconds_total",
+];
+
+#[test]
+fn endpoints_readiness_metrics_and_sigterm() {
+    // Logins take 6 s during the first 12 s, so the first round cannot finish early;
+    // settings changes always fail.
+    let backend = Backend::start(
+        "- name: slow-login\n  operations: [login]\n  duration: 12s\n  effect: delay\n  delay: 6s\n\
+         - name: no-settings\n  operations: [edit_settings]\n  effect: error\n  status: 503\n",
+    );
+    let scratch = scratch_with_probes("agent-endpoints", &["group_message", "edit_settings"]);
+    let config =
+        agent_support::agent_config("eu-west", &backend.url, &scratch.0.join("probes"), "1s");
+    let config = config.replace("request_timeout: 5s", "request_timeout: 20s");
+    let config_path = scratch.write("agent.yaml", &config);
+    let mut agent = spawn(&["agent", "--config", config_path.to_str().unwrap()]);
+
+    assert_eq!(agent.get("/healthz").0, 200);
+    assert_eq!(agent.get("/readyz").0, 503, "{}", agent.log());
+    let (status, _) = agent.poll("/readyz", |status, _| status == 200);
+    assert_eq!(status, 200, "{}", agent.log());
+
+    let (_, text) = agent.poll("/metrics", |_, text| {
+        CONTRACT.iter().all(|series| metric(text, series).is_some())
+            && metric(text, CONTRACT[0]).unwrap_or(0.0) >= 1.0
+            && metric(text, CONTRACT[5]).unwrap_or(0.0) >= 1.0
+    });
+    for series in CONTRACT {
+        assert!(metric(&text, series).is_some(), "missing {series}:\n{text}");
+    }
+    assert!(metric(&text, CONTRACT[0]).unwrap() >= 1.0, "{text}");
+    assert!(metric(&text, CONTRACT[5]).unwrap() >= 1.0, "{text}");
+    // Both results exist for every probe from the start.
+    let failures = "chatprobe_probe_runs_total{probe=\"group_message\",region=\"eu-west\",result=\"failure\",target=\"mock\"}";
+    assert!(metric(&text, failures).is_some(), "{text}");
+    assert!(!text.contains("test-password"));
+    assert!(!agent.log().contains("test-password"));
+
+    agent.signal("TERM");
+    let (status, _) = agent
+        .wait_exit(Duration::from_secs(15))
+        .unwrap_or_else(|| panic!("no exit after SIGTERM:\n{}", agent.log()));
+    assert!(status.success(), "{status}:\n{}", agent.log());
+    assert!(agent.log().contains("\"stopped\""), "{}", agent.log());
+}
+
+#[test]
+fn sighup_with_a_bad_config_keeps_the_old_one_and_a_good_one_applies() {
+    let backend = Backend::start("");
+    let scratch = scratch_with_probes("agent-reload", &["group_message"]);
+    let good =
+        agent_support::agent_config("eu-west", &backend.url, &scratch.0.join("probes"), "500ms");
+    let config_path = scratch.write("agent.yaml", &good);
+    let mut agent = spawn(&["agent", "--config", config_path.to_str().unwrap()]);
+    let runs = "chatprobe_probe_runs_total{probe=\"group_message\",region=\"eu-west\",result=\"success\",target=\"mock\"}";
+    agent.poll("/metrics", |_, text| {
+        metric(text, runs).unwrap_or(0.0) >= 1.0
+    });
+
+    scratch.write("agent.yaml", &good.replace("url: http", "url: ftp"));
+    agent.signal("HUP");
+    let rejected = agent.wait_for_line(|line| line.contains("reload rejected"));
+    let rejected = rejected.unwrap_or_else(|| panic!("no rejection logged:\n{}", agent.log()));
+    assert!(rejected.contains("targets[0].url"), "{rejected}");
+    let before = metric(&agent.get("/metrics").1, runs).unwrap();
+    let (_, text) = agent.poll("/metrics", |_, text| {
+        metric(text, runs).unwrap_or(0.0) >= before + 2.0
+    });
+    assert!(
+        metric(&text, runs).unwrap() >= before + 2.0,
+        "old config stopped running:\n{}",
+        agent.log()
+    );
+
+    scratch.write(
+        "probes/add_member.yaml",
+        &agent_support::probe_file("add_member"),
+    );
+    scratch.write("agent.yaml", &good);
+    agent.signal("HUP");
+    assert!(
+        agent
+            .wait_for_line(|line| line.contains("config reloaded"))
+            .is_some(),
+        "{}",
+        agent.log()
+    );
+    let added = "chatprobe_probe_runs_total{probe=\"add_member\",region=\"eu-west\",result=\"success\",target=\"mock\"}";
+    let (_, text) = agent.poll("/metrics", |_, text| {
+        metric(text, added).unwrap_or(0.0) >= 1.0
+    });
+    assert!(
+        metric(&text, added).unwrap() >= 1.0,
+        "{text}\n{}",
+        agent.log()
+    );
+
+    agent.signal("INT");
+    let exited = agent.wait_exit(Duration::from_secs(15));
+    assert!(
+        exited.is_some_and(|(status, _)| status.success()),
+        "{}",
+        agent.log()
+    );
+}
+
+#[test]
+fn a_hanging_service_never_piles_runs_up() {
+    // Every send hangs; each run then lasts at least the 2 s step timeout, so
+    // with a 200 ms interval overlapping runs would finish far more often.
+    let backend = Backend::start("- name: hang\n  operations: [send]\n  effect: timeout\n");
+    let scratch = scratch_with_probes("agent-hang", &["group_message"]);
+    let config =
+        agent_support::agent_config("eu-west", &backend.url, &scratch.0.join("probes"), "200ms");
+    let config_path = scratch.write("agent.yaml", &config);
+    let started = std::time::Instant::now();
+    let agent = spawn(&["agent", "--config", config_path.to_str().unwrap()]);
+    let failed = "chatprobe_probe_runs_total{probe=\"group_message\",region=\"eu-west\",result=\"failure\",target=\"mock\"}";
+    let (_, text) = agent.poll("/metrics", |_, text| {
+        metric(text, failed).unwrap_or(0.0) >= 3.0
+    });
+    let elapsed = started.elapsed().as_secs_f64();
+    let runs = metric(&text, failed).unwrap();
+    assert!(runs >= 3.0, "{text}");
+    assert!(
+        runs <= elapsed / 2.0 + 1.0,
+        "{runs} runs in {elapsed:.1}s overlap"
+    );
+    let timeouts = "chatprobe_operation_failures_total{operation=\"send\",probe=\"group_message\",reason=\"timeout\",region=\"eu-west\",target=\"mock\"}";
+    assert!(metric(&text, timeouts).unwrap_or(0.0) >= 1.0, "{text}");
+}

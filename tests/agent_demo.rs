@@ -1,0 +1,85 @@
+//! `chatprobe demo`: backend and three regions in one process, one /metrics
+//! for all, a summary line per run, and a scenario that hits one region only.
+
+mod agent_support;
+
+use std::time::Duration;
+
+use agent_support::{Scratch, metric, spawn};
+
+fn series(name: &str, probe: &str, region: &str, extra: &str) -> String {
+    format!("{name}{{{extra}probe=\"{probe}\",region=\"{region}\",target=\"mock\"}}")
+}
+
+#[test]
+fn demo_serves_three_regions_and_replays_a_scenario() {
+    let scratch = Scratch::new("demo");
+    let scenario = scratch.write(
+        "scenario.yaml",
+        "- name: ap-south-send-outage\n  operations: [send]\n  regions: [ap-south]\n  effect: error\n  status: 503\n",
+    );
+    let mut demo = spawn(&[
+        "demo",
+        "--listen",
+        "127.0.0.1:0",
+        "--interval",
+        "1s",
+        "--scenario",
+        scenario.to_str().unwrap(),
+    ]);
+    let passed = |region| {
+        let mut text = String::from("chatprobe_probe_runs_total{probe=\"group_message\",region=\"");
+        text.push_str(region);
+        text.push_str("\",result=\"success\",target=\"mock\"}");
+        text
+    };
+    let failed = series(
+        "chatprobe_operation_failures_total",
+        "group_message",
+        "ap-south",
+        "operation=\"send\",",
+    )
+    .replace("region=", "reason=\"http_error\",region=");
+    let (_, text) = demo.poll("/metrics", |_, text| {
+        metric(text, &passed("eu-west")).unwrap_or(0.0) >= 1.0
+            && metric(text, &passed("us-east")).unwrap_or(0.0) >= 1.0
+            && metric(text, &failed).unwrap_or(0.0) >= 1.0
+    });
+    assert!(
+        metric(&text, &passed("eu-west")).unwrap_or(0.0) >= 1.0,
+        "{text}"
+    );
+    assert!(
+        metric(&text, &passed("us-east")).unwrap_or(0.0) >= 1.0,
+        "{text}"
+    );
+    assert!(metric(&text, &failed).unwrap_or(0.0) >= 1.0, "{text}");
+    assert_eq!(metric(&text, &passed("ap-south")), Some(0.0), "{text}");
+    for region in ["eu-west", "us-east"] {
+        let failures = format!(
+            "chatprobe_operation_failures_total{{operation=\"send\",probe=\"group_message\",reason=\"http_error\",region=\"{region}\""
+        );
+        assert!(!text.contains(&failures), "{region} failed too:\n{text}");
+    }
+    assert!(
+        demo.count_lines(|line| line.contains(" eu-west ") && line.contains(" pass ")) >= 1,
+        "{}",
+        demo.log()
+    );
+    assert!(
+        demo.count_lines(|line| line.contains(" ap-south ")
+            && line.contains(" FAIL ")
+            && line.contains("send/http_error"))
+            >= 1,
+        "{}",
+        demo.log()
+    );
+    assert_eq!(demo.get("/").0, 200);
+    demo.signal("TERM");
+    let exited = demo.wait_exit(Duration::from_secs(15));
+    assert!(
+        exited.is_some_and(|(status, _)| status.success()),
+        "{}",
+        demo.log()
+    );
+}
