@@ -1,6 +1,7 @@
 //! `chatprobe bench <what>`: load benchmarks that print throughput numbers.
 //! One file per thing measured; each is a variant of [`BenchTarget`].
 
+pub mod agent;
 pub mod backend;
 
 use clap::Subcommand;
@@ -10,11 +11,14 @@ use clap::Subcommand;
 pub enum BenchTarget {
     /// The mock backend: push fan-out or the group_message workload over real sockets.
     Backend(backend::BackendBenchArgs),
+    /// The agent: memory of N push-connected devices, CPU per probe run, latency measurement error.
+    Agent(agent::AgentBenchArgs),
 }
 
 /// Run the chosen benchmark and print its numbers on stdout.
 pub async fn run(target: BenchTarget) -> anyhow::Result<()> {
     match target {
         BenchTarget::Backend(args) => backend::run(args).await,
+        BenchTarget::Agent(args) => agent::run(args).await,
     }
 }

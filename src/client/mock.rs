@@ -182,6 +182,12 @@ impl MockDevice {
         answer(request, self.shared.timeout).await.map(drop)
     }
 
+    /// Forgets a push connection that ended.
+    fn push_closed(&mut self) -> ClientError {
+        self.push = None;
+        ClientError::Connect("push connection closed".into())
+    }
+
     async fn open_push(&self) -> ClientResult<Push> {
         let mut request = self
             .shared
@@ -374,13 +380,21 @@ impl Device for MockDevice {
         let Some(push) = self.push.as_mut() else {
             return Err(ClientError::Connect("push connection is not open".into()));
         };
-        let frame = match tokio::time::timeout_at(until.into(), push.frames.recv()).await {
-            Err(_) => return Ok(None),
-            Ok(Some(frame)) => frame,
-            Ok(None) => {
-                self.push = None;
-                return Err(ClientError::Connect("push connection closed".into()));
-            }
+        // A frame already read, or a wait that is already over, needs no timer
+        // (registering one wakes the runtime's driver).
+        let ready = match push.frames.try_recv() {
+            Ok(frame) => Some(frame),
+            Err(mpsc::error::TryRecvError::Empty) if Instant::now() >= until => return Ok(None),
+            Err(mpsc::error::TryRecvError::Empty) => None,
+            Err(mpsc::error::TryRecvError::Disconnected) => return Err(self.push_closed()),
+        };
+        let frame = match ready {
+            Some(frame) => frame,
+            None => match tokio::time::timeout_at(until.into(), push.frames.recv()).await {
+                Err(_) => return Ok(None),
+                Ok(Some(frame)) => frame,
+                Ok(None) => return Err(self.push_closed()),
+            },
         };
         let (received_at, text) = frame;
         let event: protocol::Event = serde_json::from_str(&text)

@@ -52,23 +52,15 @@ impl Steps for AddMember {
 /// shows the member in it; else `member_add_failed` is recorded.
 async fn sees_group(cx: &mut Cx<'_>, group: &str, added: usize) -> Option<bool> {
     let mut sees = true;
-    for target in cx.fleet.devices_of([added]) {
-        let listing = cx.fleet.device(target).list_groups();
-        if !cx
-            .run
-            .step(Operation::AddMember, listing)
-            .await?
-            .iter()
-            .any(|id| id == group)
-        {
-            let detail = format!(
-                "device {} of the added member does not list the group",
-                target.1 + 1
-            );
-            cx.run
-                .fail(Operation::AddMember, Reason::MemberAddFailed, detail);
-            sees = false;
-        }
+    let listed = cx.listed_on(Operation::AddMember, added, group).await?;
+    for (device, _) in listed.iter().enumerate().filter(|(_, listed)| !**listed) {
+        let detail = format!(
+            "device {} of the added member does not list the group",
+            device + 1
+        );
+        cx.run
+            .fail(Operation::AddMember, Reason::MemberAddFailed, detail);
+        sees = false;
     }
     let user = cx.fleet.user(added);
     let reading = cx.fleet.device((added, 0)).read_group(group);

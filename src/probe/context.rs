@@ -18,6 +18,12 @@ pub trait Steps: Send {
     /// Runs the kind's steps; `None` when a step failed so that the rest
     /// cannot run (the failure is already recorded).
     async fn steps(&mut self, cx: &mut Cx<'_>) -> Option<()>;
+
+    /// Hands over the groups the kind keeps between runs, to be emptied at
+    /// shutdown.
+    fn retire(&mut self) -> Vec<Created> {
+        Vec::new()
+    }
 }
 
 /// One run's context: the devices, the record, and the groups to clean up.
@@ -50,6 +56,12 @@ impl Cx<'_> {
         let id = created.id.clone();
         self.groups.push(created);
         complete.then_some(id)
+    }
+
+    /// Takes `group` out of this run's cleanup: the kind keeps it for later runs.
+    pub fn keep(&mut self, group: &str) -> Option<Created> {
+        let index = self.groups.iter().position(|created| created.id == group)?;
+        Some(self.groups.swap_remove(index))
     }
 
     /// Notes that `member` is (again) in `group` or is no longer, for cleanup.
@@ -88,6 +100,23 @@ impl Cx<'_> {
             sent.push(Sent { id, body, sent_at });
         }
         Some(sent)
+    }
+
+    /// For each device of `member`: whether its list of groups has `group`
+    /// (steps of `operation`).
+    pub async fn listed_on(
+        &mut self,
+        operation: Operation,
+        member: usize,
+        group: &str,
+    ) -> Option<Vec<bool>> {
+        let mut listed = Vec::new();
+        for target in self.fleet.devices_of([member]) {
+            let listing = self.fleet.device(target).list_groups();
+            let groups = self.run.step(operation, listing).await?;
+            listed.push(groups.iter().any(|id| id == group));
+        }
+        Some(listed)
     }
 
     /// The delivery deadline of something that started at `start`.
@@ -143,7 +172,7 @@ impl Probe for Driver {
 
     async fn shutdown(&mut self) {
         let mut run = Run::start(self.spec.step_timeout);
-        self.fleet.shut_down(&mut run).await;
+        self.fleet.shut_down(&mut run, self.steps.retire()).await;
         for failure in run.finish().failures {
             tracing::warn!(probe = %self.spec.name, operation = %failure.operation,
                 reason = %failure.reason, detail = %failure.detail, "cleanup at shutdown failed");

@@ -171,8 +171,15 @@ impl Fleet {
     pub async fn clean_up(&mut self, run: &mut Run, group: Created) {
         let mut remaining = Vec::new();
         for &member in &group.members {
-            let leaving = self.device((member, 0)).leave(&group.id);
-            match run.timed(Operation::Cleanup, leaving).await {
+            // At shutdown a member may have no device left (its login failed).
+            let Some(slot) = self.members[member].slots.first() else {
+                remaining.push(member);
+                continue;
+            };
+            match run
+                .timed(Operation::Cleanup, slot.device.leave(&group.id))
+                .await
+            {
                 Ok(()) => {}
                 Err(err) if not_a_member(&err) => {}
                 Err(err) => {
@@ -187,10 +194,11 @@ impl Fleet {
         });
     }
 
-    /// Empties the groups whose cleanup failed earlier and disconnects every
-    /// device (at shutdown).
-    pub async fn shut_down(&mut self, run: &mut Run) {
-        for group in std::mem::take(&mut self.pending_cleanup) {
+    /// Empties the groups kept between runs and those whose cleanup failed
+    /// earlier, and disconnects every device (at shutdown).
+    pub async fn shut_down(&mut self, run: &mut Run, kept: Vec<Created>) {
+        let pending = std::mem::take(&mut self.pending_cleanup);
+        for group in kept.into_iter().chain(pending) {
             self.clean_up(run, group).await;
         }
         for slot in self

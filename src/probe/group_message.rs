@@ -1,6 +1,10 @@
 //! `group_message`: a member sends a burst; every other member's every
 //! device must receive each message exactly once, intact, in send order,
 //! before the deadline.
+//!
+//! The group needs nothing fresh, so it is kept across runs (each run's
+//! messages carry the run's tag); a run that finds any failure gives the
+//! group up (it is emptied), and the next run creates a new one.
 
 use std::time::Instant;
 
@@ -8,24 +12,44 @@ use async_trait::async_trait;
 
 use super::context::{Cx, Steps};
 use super::deliver::check_messages;
+use super::fleet::Created;
 use crate::outcome::Operation;
 
-/// The `group_message` kind.
-pub struct GroupMessage;
+/// The `group_message` kind; holds the group between healthy runs.
+#[derive(Default)]
+pub struct GroupMessage {
+    group: Option<Created>,
+}
 
 #[async_trait]
 impl Steps for GroupMessage {
     async fn steps(&mut self, cx: &mut Cx<'_>) -> Option<()> {
         let members: Vec<usize> = (0..cx.fleet.members.len()).collect();
-        let group = cx.create_group(&members).await?;
+        let group = match &self.group {
+            Some(kept) => kept.id.clone(),
+            None => {
+                let id = cx.create_group(&members).await?;
+                self.group = cx.keep(&id);
+                id
+            }
+        };
         let started = Instant::now();
-        let sent = cx.send_burst((0, 0), &group, 0, cx.spec.messages).await?;
-        let recipients = cx.fleet.devices_of(1..members.len());
-        let deadline = cx.deadline(started);
-        let objective = cx.spec.latency_objective;
-        check_messages(cx.fleet, cx.run, &recipients, &sent, deadline, objective)
-            .await
-            .report(cx.run, Operation::Deliver, |_| None);
+        let burst = cx.send_burst((0, 0), &group, 0, cx.spec.messages).await;
+        if let Some(sent) = burst {
+            let recipients = cx.fleet.devices_of(1..members.len());
+            let deadline = cx.deadline(started);
+            let objective = cx.spec.latency_objective;
+            check_messages(cx.fleet, cx.run, &recipients, &sent, deadline, objective)
+                .await
+                .report(cx.run, Operation::Deliver, |_| None);
+        }
+        if cx.run.has_failures() {
+            cx.groups.extend(self.group.take());
+        }
         Some(())
+    }
+
+    fn retire(&mut self) -> Vec<Created> {
+        self.group.take().into_iter().collect()
     }
 }

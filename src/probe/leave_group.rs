@@ -93,23 +93,12 @@ async fn check_applied(
     started: Instant,
 ) -> Option<bool> {
     let mut applied = true;
-    for target in cx.fleet.devices_of([leaver]) {
-        let listing = cx.fleet.device(target).list_groups();
-        if cx
-            .run
-            .step(Operation::Leave, listing)
-            .await?
-            .iter()
-            .any(|id| id == group)
-        {
-            let detail = format!(
-                "device {} of the leaver still lists the group",
-                target.1 + 1
-            );
-            cx.run
-                .fail(Operation::Leave, Reason::LeaveNotApplied, detail);
-            applied = false;
-        }
+    let listed = cx.listed_on(Operation::Leave, leaver, group).await?;
+    for (device, _) in listed.iter().enumerate().filter(|(_, listed)| **listed) {
+        let detail = format!("device {} of the leaver still lists the group", device + 1);
+        cx.run
+            .fail(Operation::Leave, Reason::LeaveNotApplied, detail);
+        applied = false;
     }
     let user = cx.fleet.user(leaver);
     let reading = cx.fleet.device((0, 0)).read_group(group);

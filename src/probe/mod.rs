@@ -48,7 +48,7 @@ pub trait Probe: Send {
 /// Builds the probe `ctx.spec` describes.
 pub fn build(ctx: ProbeContext) -> Box<dyn Probe> {
     let steps: Box<dyn Steps> = match ctx.spec.kind {
-        ProbeKind::GroupMessage => Box::new(group_message::GroupMessage),
+        ProbeKind::GroupMessage => Box::new(group_message::GroupMessage::default()),
         ProbeKind::DeviceSync => Box::new(device_sync::DeviceSync),
         ProbeKind::LeaveGroup => Box::new(leave_group::LeaveGroup::default()),
         ProbeKind::EditSettings => Box::new(edit_settings::EditSettings),

@@ -110,11 +110,9 @@ impl Run {
         }
     }
 
-    /// True when a failure of `operation` was recorded.
-    pub fn failed(&self, operation: Operation) -> bool {
-        self.failures
-            .iter()
-            .any(|failure| failure.operation == operation)
+    /// True when any failure was recorded.
+    pub fn has_failures(&self) -> bool {
+        !self.failures.is_empty()
     }
 
     /// Counts message deliveries waited for and those that arrived intact in time.
