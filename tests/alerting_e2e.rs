@@ -314,6 +314,23 @@ async fn wait_firing(
     .await;
 }
 
+/// Checks that Prometheus holds no alert but the outage's: nothing for the
+/// healthy region, no other alert name (a send outage loses no message and
+/// leaves every agent up and running).
+async fn assert_only_the_outage_alerts(http: &reqwest::Client, stack: &Stack) {
+    let answer = get_json(http, &format!("{}/api/v1/alerts", stack.prometheus_url))
+        .await
+        .unwrap_or_else(|error| panic!("{error}"));
+    for alert in answer["data"]["alerts"].as_array().into_iter().flatten() {
+        let labels = &alert["labels"];
+        let expected = [REGIONAL, MULTI_REGION].contains(&text(&labels["alertname"]).as_str());
+        assert!(
+            expected && labels["region"] != "us-east",
+            "unexpected alert: {alert}"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_region_warns_two_regions_page_and_recovery_resolves() {
     let Some(stack) = start_stack().await else {
@@ -361,6 +378,7 @@ async fn one_region_warns_two_regions_page_and_recovery_resolves() {
     let second_injection = Instant::now();
     wait_firing(&http, &stack, MULTI_REGION, "", None).await;
     let page_after = second_injection.elapsed();
+    assert_only_the_outage_alerts(&http, &stack).await;
     println!(
         "alerting e2e: multi-region page firing in Prometheus {:.1} s after the second region's fault \
          (regional warning: {:.1} s after the first); probe, scrape and evaluation interval {INTERVAL:?}",
