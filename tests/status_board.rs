@@ -265,7 +265,25 @@ fn the_page_marks_each_cell_for_machines_and_people() {
     assert!(html.contains("Failing: 1 of 3 checks in ap-south"));
     assert!(html.contains(r#"<header class="overall" data-state="red">"#));
     assert_eq!(html.matches("<svg").count(), 2, "one chart per probe");
+    assert!(
+        html.contains("<h2>Last 5 minutes</h2>"),
+        "a young board's charts start near its first run"
+    );
     assert!(!html.contains("http://") && !html.contains("https://"));
+}
+
+#[test]
+fn the_charts_span_the_whole_hour_once_the_board_has_that_much_history() {
+    let board = StatusBoard::new();
+    board.record(&key("eu-west", "group_message"), &run(0, vec![]));
+    board.record(&key("eu-west", "leave_group"), &run(20 * 60, vec![]));
+    let after_21_minutes = render_page(&board.snapshot_at(at(21 * 60)));
+    assert!(after_21_minutes.contains("<h2>Last 22 minutes</h2>"));
+    let after_2_hours = render_page(&board.snapshot_at(at(2 * 60 * 60)));
+    assert!(after_2_hours.contains("<h2>Last 5 minutes</h2>"));
+    assert!(after_2_hours.contains("no runs in this window"));
+    let after_59_minutes = render_page(&board.snapshot_at(at(59 * 60)));
+    assert!(after_59_minutes.contains("<h2>Last 60 minutes</h2>"));
 }
 
 #[test]

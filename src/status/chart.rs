@@ -1,4 +1,4 @@
-//! The trend chart: one probe's runs per time bucket over the last hour, as an
+//! The trend chart: one probe's runs per time bucket over a window, as an
 //! inline SVG of stacked bars (red failed, amber degraded, green passed).
 
 use std::fmt;
@@ -25,7 +25,7 @@ impl fmt::Display for TrendChart<'_> {
         let tallest = trend.runs.iter().copied().max().unwrap_or(0);
         write!(
             f,
-            r#"<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" shape-rendering="crispEdges" role="img" aria-label="runs of {} per {} s over the last hour">"#,
+            r#"<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" shape-rendering="crispEdges" role="img" aria-label="runs of {} per {} s">"#,
             Escaped(&trend.probe),
             trend.bucket_seconds,
         )?;
