@@ -326,7 +326,8 @@ svg.chart rect.green, .key.green { fill: var(--green); background: var(--green);
 svg.chart rect.amber, .key.amber { fill: var(--amber); background: var(--amber); }
 svg.chart rect.red, .key.red { fill: var(--red); background: var(--red); }
 .legend .key { display: inline-block; width: 10px; height: 10px; margin: 0 4px 0 10px; }
-table.failures td.detail { max-width: 420px; overflow-wrap: anywhere; font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-size: 12px; }
+table.failures th, table.failures td { white-space: nowrap; }
+table.failures td.detail { white-space: normal; max-width: 420px; overflow-wrap: anywhere; font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-size: 12px; }
 td.empty, p.empty { color: #5f6368; }
 code { font-size: 12px; color: #5f6368; }
 footer { margin: 20px 24px 32px; color: #5f6368; }
