@@ -287,6 +287,46 @@ fn the_charts_span_the_whole_hour_once_the_board_has_that_much_history() {
 }
 
 #[test]
+fn an_hour_of_runs_is_drawn_in_at_most_120_bars_a_chart() {
+    let board = StatusBoard::new();
+    for second in (0..3600).step_by(10) {
+        board.record(&key("eu-west", "group_message"), &run(second, vec![]));
+    }
+    let html = render_page(&board.snapshot_at(at(3600)));
+    assert!(html.contains("<h2>Last 60 minutes</h2>"));
+    assert!(html.contains("runs per 30 s"));
+    let bars = html.matches("<g><title>").count();
+    assert!((100..=120).contains(&bars), "{bars} bars");
+}
+
+#[test]
+fn a_month_of_runs_keeps_the_board_the_same_size() {
+    let board = StatusBoard::new();
+    let lost = || vec![failure(Operation::Deliver, Reason::NotDelivered, "lost")];
+    let month = 30 * 24 * 3600;
+    for second in (0..month).step_by(60) {
+        for region in ["eu-west", "us-east", "ap-south"] {
+            let failures = if region == "ap-south" { lost() } else { vec![] };
+            board.record(&key(region, "group_message"), &run(second, failures));
+        }
+    }
+    let snapshot = board.snapshot_at(at(month));
+    assert_eq!(snapshot.cells.len(), 3);
+    assert_eq!(snapshot.recent_failures.len(), RECENT_FAILURES);
+    assert_eq!(snapshot.trends.len(), 1);
+    assert_eq!(snapshot.trends[0].runs.len(), 360);
+    // Only the window's runs are counted: one a minute in each region, and
+    // the last run finished a minute before `now`.
+    assert_eq!(snapshot.trends[0].runs.iter().sum::<u32>(), 3 * 59);
+    let cell = snapshot
+        .cells
+        .iter()
+        .find(|cell| cell.key.region == "ap-south")
+        .expect("ap-south cell");
+    assert_eq!(cell.consecutive_failures, month / 60);
+}
+
+#[test]
 fn the_page_escapes_everything_that_came_from_the_network() {
     let board = StatusBoard::new();
     let hostile = r#"<script>alert(1)</script><img src=x onerror="alert(2)">"#;

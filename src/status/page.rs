@@ -226,23 +226,26 @@ fn age_words(seconds: u64) -> String {
 
 /// The fewest buckets a chart shows (five minutes of ten-second buckets).
 const MIN_CHART_BUCKETS: usize = 30;
+/// The most bars a chart draws; longer spans merge neighbouring buckets.
+const MAX_CHART_BARS: usize = 120;
 
 /// One chart per probe, with its totals, over the last hour or, when the
 /// board is younger, since its first run (all charts over the same span).
 fn write_trends(f: &mut fmt::Formatter<'_>, trends: &[TrendView]) -> fmt::Result {
     let history = trends.iter().map(TrendView::buckets_with_history).max();
     let shown = history.unwrap_or(0).max(MIN_CHART_BUCKETS);
-    let bucket_seconds = TREND_BUCKET.as_secs();
-    let shown_minutes = (shown as u64 * bucket_seconds).div_ceil(60);
+    let merged = shown.div_ceil(MAX_CHART_BARS);
+    let bar_seconds = TREND_BUCKET.as_secs() * merged as u64;
+    let shown_minutes = (shown as u64 * TREND_BUCKET.as_secs()).div_ceil(60);
     let window_minutes = TREND_WINDOW.as_secs() / 60;
     writeln!(
         f,
-        r#"<section><h2>Last {} minutes</h2><p class="legend"><span class="key green"></span>passed <span class="key amber"></span>degraded <span class="key red"></span>failed (runs per {bucket_seconds} s, all regions and targets)</p><div class="trends">"#,
+        r#"<section><h2>Last {} minutes</h2><p class="legend"><span class="key green"></span>passed <span class="key amber"></span>degraded <span class="key red"></span>failed (runs per {bar_seconds} s, all regions and targets)</p><div class="trends">"#,
         shown_minutes.min(window_minutes),
     )?;
     for trend in trends {
         let total = |counts: &[u32]| counts.iter().map(|&n| u64::from(n)).sum::<u64>();
-        let recent = trend.newest(shown);
+        let recent = trend.newest(shown).coarser(merged);
         writeln!(
             f,
             r#"<figure class="trend" data-probe="{}"><figcaption><b>{}</b> · {} runs, {} failed, {} degraded</figcaption>{}</figure>"#,

@@ -141,6 +141,33 @@ impl TrendView {
             degraded: tail(&self.degraded),
         }
     }
+
+    /// The same trend with every `factor` consecutive buckets summed into
+    /// one, grouped from the newest (the oldest group counts as if padded
+    /// with empty buckets).
+    pub fn coarser(&self, factor: usize) -> TrendView {
+        let factor = factor.max(1);
+        let padding = (factor - self.runs.len() % factor) % factor;
+        let sums = |series: &[u32]| -> Vec<u32> {
+            let mut grouped: Vec<u32> = series
+                .rchunks(factor)
+                .map(|group| group.iter().fold(0u32, |sum, &n| sum.saturating_add(n)))
+                .collect();
+            grouped.reverse();
+            grouped
+        };
+        let padded_seconds = self.bucket_seconds.saturating_mul(padding as u64);
+        TrendView {
+            probe: self.probe.clone(),
+            start: Timestamp::from_unix_seconds(
+                self.start.unix_seconds().saturating_sub(padded_seconds),
+            ),
+            bucket_seconds: self.bucket_seconds.saturating_mul(factor as u64),
+            runs: sums(&self.runs),
+            failed: sums(&self.failed),
+            degraded: sums(&self.degraded),
+        }
+    }
 }
 
 /// A wall-clock time in whole seconds since the Unix epoch, clamped to years
@@ -222,6 +249,17 @@ mod tests {
         assert_eq!(cut.failed.len(), 2);
         assert_eq!(cut.start.unix_seconds(), 1_020);
         assert_eq!(trend(vec![1, 2]).newest(5).runs, [1, 2]);
+    }
+
+    #[test]
+    fn a_coarser_trend_sums_buckets_from_the_newest() {
+        let coarse = trend(vec![1, 2, 3, 4, 5]).coarser(2);
+        assert_eq!(coarse.runs, [1, 5, 9]);
+        assert_eq!(coarse.bucket_seconds, 20);
+        // The oldest group is padded by one empty bucket before the start.
+        assert_eq!(coarse.start.unix_seconds(), 990);
+        assert_eq!(trend(vec![1, 2]).coarser(1).runs, [1, 2]);
+        assert_eq!(trend(vec![1, 2]).coarser(0).runs, [1, 2]);
     }
 
     #[test]
