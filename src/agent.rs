@@ -11,6 +11,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use tokio::signal::unix::{SignalKind, signal};
 
+use crate::client::matrix::{MatrixOptions, MatrixService};
 use crate::client::mock::MockService;
 use crate::client::{Account, ChatService};
 use crate::config::{AgentConfig, TargetConfig};
@@ -67,6 +68,16 @@ pub fn service(target: &TargetConfig, region: &str) -> anyhow::Result<Arc<dyn Ch
         TargetConfig::Mock(mock) => {
             let service = MockService::new(&mock.url.0, region, mock.request_timeout)
                 .with_context(|| format!("target `{}`", target.name()))?;
+            Ok(Arc::new(service))
+        }
+        TargetConfig::Matrix(matrix) => {
+            let service = MatrixService::new(MatrixOptions {
+                homeserver_url: matrix.homeserver.0.clone(),
+                region: region.to_string(),
+                request_timeout: matrix.request_timeout,
+                register: matrix.register,
+            })
+            .with_context(|| format!("target `{}`", target.name()))?;
             Ok(Arc::new(service))
         }
     }

@@ -53,6 +53,8 @@ pub struct LoadedProbe {
 pub enum TargetConfig {
     /// The mock group-chat backend (`chatprobe backend`).
     Mock(MockTarget),
+    /// A Matrix homeserver (client-server API v3).
+    Matrix(MatrixTarget),
 }
 
 /// The `kind` of a target.
@@ -60,6 +62,7 @@ pub enum TargetConfig {
 #[serde(rename_all = "snake_case")]
 enum TargetKind {
     Mock,
+    Matrix,
 }
 
 impl<'de> Deserialize<'de> for TargetConfig {
@@ -89,6 +92,7 @@ impl<'de> serde::de::Visitor<'de> for TargetVisitor {
         let rest = serde::de::value::MapAccessDeserializer::new(map);
         match kind {
             TargetKind::Mock => MockTarget::deserialize(rest).map(TargetConfig::Mock),
+            TargetKind::Matrix => MatrixTarget::deserialize(rest).map(TargetConfig::Matrix),
         }
     }
 }
@@ -98,6 +102,7 @@ impl TargetConfig {
     pub fn name(&self) -> &str {
         match self {
             TargetConfig::Mock(target) => &target.name.0,
+            TargetConfig::Matrix(target) => &target.name.0,
         }
     }
 
@@ -105,6 +110,7 @@ impl TargetConfig {
     pub fn accounts(&self) -> &AccountsConfig {
         match self {
             TargetConfig::Mock(target) => &target.accounts,
+            TargetConfig::Matrix(target) => &target.accounts,
         }
     }
 }
@@ -121,6 +127,25 @@ pub struct MockTarget {
     #[serde(with = "humantime_serde", default = "defaults::request_timeout")]
     pub request_timeout: Duration,
     /// The probe accounts.
+    pub accounts: AccountsConfig,
+}
+
+/// A `kind: matrix` target.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MatrixTarget {
+    /// The target's name (the `target` label).
+    pub name: Label,
+    /// Base URL of the homeserver's client API, e.g. `https://matrix.example.org`.
+    pub homeserver: HttpUrl,
+    /// Longest wait for one request (a `/sync` long poll gets this on top of its wait).
+    #[serde(with = "humantime_serde", default = "defaults::request_timeout")]
+    pub request_timeout: Duration,
+    /// Register probe accounts that cannot log in, where the homeserver
+    /// allows registration without verification (default: false).
+    #[serde(default)]
+    pub register: bool,
+    /// The probe accounts (names are lower-cased into Matrix localparts).
     pub accounts: AccountsConfig,
 }
 
@@ -583,6 +608,24 @@ mod tests {
             accounts.account_name("eu-west", "gm", 2),
             "chatprobe-eu-west-gm-2"
         );
+    }
+
+    #[test]
+    fn matrix_target_reads_with_defaults() {
+        let dir = TempDir::new("matrix");
+        dir.write("probes/gm.yaml", PROBE);
+        let matrix = "  - kind: matrix\n    name: synapse\n    homeserver: http://127.0.0.1:8008\n    accounts: {password: pw}\n";
+        let loaded = AgentConfig::load(&dir.write("a.yaml", &config(matrix))).unwrap();
+        let TargetConfig::Matrix(target) = &loaded.targets[0] else {
+            panic!("not a matrix target: {:?}", loaded.targets[0]);
+        };
+        assert_eq!(target.homeserver.0, "http://127.0.0.1:8008");
+        assert_eq!(target.request_timeout, Duration::from_secs(10));
+        assert!(!target.register);
+        assert_eq!(loaded.targets[0].name(), "synapse");
+        let typo = "  - kind: matrix\n    name: synapse\n    url: http://127.0.0.1:8008\n";
+        let err = first_error(&dir, &config(typo));
+        assert!(err.message.contains("url"), "{err}");
     }
 
     #[test]

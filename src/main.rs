@@ -75,6 +75,7 @@ fn main() -> ExitCode {
         Command::Backend { config, faults } => {
             exit_code(run_async(chatprobe::backend::run(&config, faults.as_ref())))
         }
+        Command::Bench { target } => exit_code(run_async(chatprobe::bench::run(target))),
         Command::Agent { config } => chatprobe::agent::main(&config),
         Command::Once { config } => chatprobe::once::main(&config),
         Command::Demo {
@@ -87,7 +88,6 @@ fn main() -> ExitCode {
             scenario,
         }),
         Command::Check { config } => chatprobe::check::run(&config),
-        Command::Bench { target } => exit_code(run_async(chatprobe::bench::run(target))),
     }
 }
 

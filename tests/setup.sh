@@ -13,19 +13,22 @@ if ((${#apt_packages[@]})); then
     echo "setup: installing Debian packages: ${apt_packages[*]}" >&2
     sudo_cmd=()
     [[ $(id -u) == 0 ]] || sudo_cmd=(sudo)
-    "${sudo_cmd[@]}" apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${apt_packages[@]}" >/dev/null
+    "${sudo_cmd[@]}" apt-get -o DPkg::Lock::Timeout=600 update -qq
+    DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${apt_packages[@]}" >/dev/null
+    # The packages may start their services on install; the tests start their own.
+    for service in prometheus prometheus-alertmanager prometheus-node-exporter; do
+        "${sudo_cmd[@]}" service "$service" stop >/dev/null 2>&1 || true
+    done
 fi
 
-# Debian's packages start their services on install; the tests start their own.
-for service in prometheus prometheus-alertmanager prometheus-node-exporter; do
-    pkill -x "$service" 2>/dev/null || true
-done
+synapse=$(bash tests/synapse/install.sh)
 
 cat > target/tools.env <<ENV
 export CHATPROBE_PROMTOOL=$(command -v promtool)
 export CHATPROBE_PROMETHEUS=$(command -v prometheus)
 export CHATPROBE_ALERTMANAGER=$(command -v prometheus-alertmanager)
+export CHATPROBE_AMTOOL=$(command -v amtool)
 export CHATPROBE_CHROMIUM=$(command -v chromium)
+export CHATPROBE_SYNAPSE=$synapse
 ENV
 echo "setup: tools ready (target/tools.env)" >&2

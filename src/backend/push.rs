@@ -8,7 +8,7 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 
 use super::Shared;
 use super::api::{ApiError, ApiResult, authenticate, bearer_token, gate};
@@ -17,6 +17,9 @@ use super::faults::Operation;
 
 /// Frames written before one flush, so a busy connection sends in large writes.
 const FRAMES_PER_FLUSH: usize = 256;
+/// Read buffer of a push connection. Clients send almost nothing, and tungstenite
+/// zero-fills this much on every read attempt (128 KiB by default).
+const READ_BUFFER_BYTES: usize = 4 * 1024;
 
 /// `?token=` for clients that cannot set headers on a WebSocket request.
 #[derive(Debug, serde::Deserialize)]
@@ -48,6 +51,7 @@ pub(crate) async fn connect(
     let (id, feed) = caller.push.attach(mode);
     let push = caller.push.clone();
     let response: Response = upgrade
+        .read_buffer_size(READ_BUFFER_BYTES)
         .on_upgrade(move |socket| async move {
             serve(socket, feed, &shared).await;
             push.detach(id);
@@ -61,28 +65,29 @@ pub(crate) async fn connect(
 
 /// Write queued frames (many per flush) until the client leaves, the server kills
 /// the connection, or the backend shuts down.
-async fn serve(socket: WebSocket, mut feed: SocketFeed, shared: &Shared) {
-    let (mut sink, mut incoming) = socket.split();
+async fn serve(mut socket: WebSocket, mut feed: SocketFeed, shared: &Shared) {
+    let shutdown = shared.shutting_down();
+    tokio::pin!(shutdown);
     loop {
         tokio::select! {
             kill = &mut feed.kill => {
                 if let Some(frame) = kill.ok().and_then(close_frame) {
-                    let _ = sink.send(Message::Close(Some(frame))).await;
+                    let _ = socket.send(Message::Close(Some(frame))).await;
                 }
                 return;
             }
-            _ = shared.shutting_down() => {
+            _ = &mut shutdown => {
                 let frame = CloseFrame { code: close_code::AWAY, reason: "server shutting down".into() };
-                let _ = sink.send(Message::Close(Some(frame))).await;
+                let _ = socket.send(Message::Close(Some(frame))).await;
                 return;
             }
             frame = feed.frames.recv() => {
                 let Some(first) = frame else { return };
-                if write_batch(&mut sink, first, &mut feed).await.is_err() {
+                if write_batch(&mut socket, first, &mut feed).await.is_err() {
                     return;
                 }
             }
-            message = incoming.next() => match message {
+            message = socket.recv() => match message {
                 None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
                 Some(Ok(_)) => {}
             },
@@ -91,22 +96,19 @@ async fn serve(socket: WebSocket, mut feed: SocketFeed, shared: &Shared) {
 }
 
 /// Feed `first` and whatever else is queued (up to [`FRAMES_PER_FLUSH`]), then flush once.
-async fn write_batch<S>(
-    sink: &mut S,
+async fn write_batch(
+    socket: &mut WebSocket,
     first: axum::extract::ws::Utf8Bytes,
     feed: &mut SocketFeed,
-) -> Result<(), axum::Error>
-where
-    S: futures_util::Sink<Message, Error = axum::Error> + Unpin,
-{
-    sink.feed(Message::Text(first)).await?;
+) -> Result<(), axum::Error> {
+    socket.feed(Message::Text(first)).await?;
     for _ in 1..FRAMES_PER_FLUSH {
         match feed.frames.try_recv() {
-            Ok(frame) => sink.feed(Message::Text(frame)).await?,
+            Ok(frame) => socket.feed(Message::Text(frame)).await?,
             Err(_) => break,
         }
     }
-    sink.flush().await
+    socket.flush().await
 }
 
 /// The close frame for a kill; `None` means drop the connection without one.

@@ -13,6 +13,7 @@ use futures_util::StreamExt;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_tungstenite::tungstenite;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use crate::backend::{self, BackendConfig, BackendHandle};
 use crate::protocol::{CreateGroupRequest, Group, LoginRequest, LoginResponse, SendRequest};
@@ -21,6 +22,8 @@ use crate::protocol::{CreateGroupRequest, Group, LoginRequest, LoginResponse, Se
 const STEP_TIMEOUT: Duration = Duration::from_secs(10);
 /// After sending stops, how long to wait for the remaining deliveries.
 const DRAIN: Duration = Duration::from_secs(5);
+/// Read buffer of each benchmark push connection.
+const READ_BUFFER_BYTES: usize = 8 * 1024;
 /// Messages per `group_message` run, and receiving devices per room.
 const BURST: usize = 3;
 const RECEIVERS: usize = 3;
@@ -167,7 +170,10 @@ impl Api {
     ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
         let ws_base = self.base.replacen("http", "ws", 1);
         let url = format!("{ws_base}{}?token={token}", crate::protocol::route::PUSH);
-        let (stream, _) = tokio::time::timeout(STEP_TIMEOUT, tokio_tungstenite::connect_async(url))
+        // tungstenite zero-fills its whole read buffer (128 KiB by default) on every read.
+        let config = WebSocketConfig::default().read_buffer_size(READ_BUFFER_BYTES);
+        let connect = tokio_tungstenite::connect_async_with_config(url, Some(config), false);
+        let (stream, _) = tokio::time::timeout(STEP_TIMEOUT, connect)
             .await
             .context("push connect timed out")??;
         Ok(tokio::spawn(async move {

@@ -7,12 +7,12 @@
 //! with the instant it was read, so latencies do not depend on when the probe
 //! looks. Buffers are kept small: one agent holds thousands of devices.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use futures_util::StreamExt;
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use reqwest::header::{HeaderName, HeaderValue};
 use reqwest::{Method, RequestBuilder, StatusCode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -48,6 +48,17 @@ struct Shared {
     timeout: Duration,
 }
 
+impl Shared {
+    /// A request to `path` with the agent's headers and timeout.
+    fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        self.http
+            .request(method, format!("{}{path}", self.base_url))
+            .header(reqwest::header::USER_AGENT, self.user_agent.clone())
+            .header(protocol::REGION_HEADER, self.region.clone())
+            .timeout(self.timeout)
+    }
+}
+
 /// The mock group-chat service, as seen from one region.
 pub struct MockService {
     shared: Arc<Shared>,
@@ -57,34 +68,35 @@ impl MockService {
     /// A client for the mock service at `base_url` (`http://host:port`), acting
     /// from `region`; every request is bounded by `request_timeout`.
     pub fn new(base_url: &str, region: &str, request_timeout: Duration) -> ClientResult<Self> {
-        init_tls();
         let base_url = base_url.trim_end_matches('/').to_string();
         let push_url = push_url(&base_url)?;
-        let region_value = header_value(region)?;
-        let agent_value = header_value(&user_agent(region))?;
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            HeaderName::from_static(protocol::REGION_HEADER),
-            region_value.clone(),
-        );
-        let http = reqwest::Client::builder()
-            .user_agent(agent_value.clone())
-            .default_headers(headers)
-            .timeout(request_timeout)
-            .connect_timeout(request_timeout)
-            .build()
-            .map_err(|err| ClientError::Connect(format!("cannot build HTTP client: {err}")))?;
         Ok(MockService {
             shared: Arc::new(Shared {
-                http,
+                http: shared_http_client()?,
                 base_url,
                 push_url,
-                region: region_value,
-                user_agent: agent_value,
+                region: header_value(region)?,
+                user_agent: header_value(&user_agent(region))?,
                 timeout: request_timeout,
             }),
         })
     }
+}
+
+/// The process-wide HTTP client (one connection pool for every service
+/// client): building one loads the TLS roots, which is too slow to repeat
+/// per probe. Headers and timeouts are set per request.
+fn shared_http_client() -> ClientResult<reqwest::Client> {
+    static CLIENT: OnceLock<Result<reqwest::Client, String>> = OnceLock::new();
+    CLIENT
+        .get_or_init(|| {
+            init_tls();
+            reqwest::Client::builder()
+                .build()
+                .map_err(|err| format!("cannot build HTTP client: {err}"))
+        })
+        .clone()
+        .map_err(ClientError::Connect)
 }
 
 /// `ws://host:port/api/v1/push` for `http://host:port`.
@@ -113,8 +125,7 @@ impl ChatService for MockService {
             user: account.user.clone(),
             password: account.password.clone(),
         };
-        let url = format!("{}{}", self.shared.base_url, route::LOGIN);
-        let request = self.shared.http.post(url).json(&body);
+        let request = self.shared.request(Method::POST, route::LOGIN).json(&body);
         let login: protocol::LoginResponse = call(request, self.shared.timeout).await?;
         let auth = header_value(&format!("Bearer {}", login.token))?;
         Ok(Box::new(MockDevice {
@@ -153,8 +164,7 @@ impl Drop for Push {
 impl MockDevice {
     fn request(&self, method: Method, path: &str) -> RequestBuilder {
         self.shared
-            .http
-            .request(method, format!("{}{path}", self.shared.base_url))
+            .request(method, path)
             .header(reqwest::header::AUTHORIZATION, self.auth.clone())
     }
 

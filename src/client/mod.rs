@@ -4,6 +4,7 @@
 //! (the mock backend, Matrix) is one file of this module implementing them.
 //! Nothing above this trait knows which service it talks to.
 
+pub mod matrix;
 pub mod mock;
 
 use std::time::{Duration, Instant};

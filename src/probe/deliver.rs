@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::client::{ClientError, Delivered, Event, MessageId};
+use crate::client::{ClientError, Delivered, Event, MessageId, ReceivedMessage};
 use crate::outcome::{Operation, Reason};
 
 use super::fleet::{Fleet, Target};
@@ -95,6 +95,13 @@ pub struct Sent {
     pub sent_at: Instant,
 }
 
+/// Which of `sent` a received message is: by the acknowledged id, or by its
+/// body (unique per run), so a copy stored under another id still counts.
+pub fn sent_index(sent: &[Sent], message: &ReceivedMessage) -> Option<usize> {
+    sent.iter()
+        .position(|one| one.id == message.id || one.body == message.body)
+}
+
 /// What one recipient device got of one message.
 #[derive(Debug, Clone, Copy, Default)]
 struct Receipt {
@@ -157,7 +164,7 @@ pub async fn check_messages(
         let Event::Message(message) = &delivered.event else {
             return false;
         };
-        let Some(index) = sent.iter().position(|one| one.id == message.id) else {
+        let Some(index) = sent_index(sent, message) else {
             return false;
         };
         let receipt = &mut receipts[target][index];

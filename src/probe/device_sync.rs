@@ -10,8 +10,8 @@ use std::time::Instant;
 use async_trait::async_trait;
 
 use super::context::{Cx, Steps};
-use super::deliver::{DeliveryReport, Sent, check_messages};
-use crate::client::Event;
+use super::deliver::{DeliveryReport, Sent, check_messages, sent_index};
+use crate::client::{Delivered, Event};
 use crate::outcome::{Operation, Reason};
 
 /// The `device_sync` kind.
@@ -51,26 +51,59 @@ impl Steps for DeviceSync {
         pushed.extend(reached_ids(&report, &second, 0..own.len()));
         report.report(cx.run, Operation::Deliver, desync_if(true));
 
+        let all: Vec<Sent> = first.into_iter().chain(second).collect();
         for (index, &target) in own.iter().enumerate() {
             let syncing = cx.fleet.slot_mut(target).device.sync();
             let events = cx.run.step(Operation::DeviceSync, syncing).await?;
-            let carried: Vec<&str> = events
-                .iter()
-                .filter_map(|delivered| match &delivered.event {
-                    Event::Message(message) => Some(message.id.as_str()),
-                    _ => None,
-                })
-                .collect();
-            for missing in pushed.iter().filter(|id| !carried.contains(&id.as_str())) {
-                let detail = format!(
-                    "catch-up sync of device {} lacks message {missing}, which push delivered",
-                    index + 1
-                );
-                cx.run
-                    .fail(Operation::DeviceSync, Reason::DeviceDesync, detail);
-            }
+            check_sync(cx, index + 1, &events, &all, &pushed);
         }
         Some(())
+    }
+}
+
+/// One device's catch-up sync must carry every message push delivered to
+/// some device of the account, once and intact.
+fn check_sync(
+    cx: &mut Cx<'_>,
+    device: usize,
+    events: &[Delivered],
+    sent: &[Sent],
+    pushed: &[String],
+) {
+    let mut copies = vec![0u32; sent.len()];
+    for delivered in events {
+        let Event::Message(message) = &delivered.event else {
+            continue;
+        };
+        let Some(index) = sent_index(sent, message) else {
+            continue;
+        };
+        copies[index] += 1;
+        if message.body != sent[index].body {
+            let detail = format!(
+                "catch-up sync of device {device} altered message {}",
+                message.id
+            );
+            cx.run
+                .fail(Operation::DeviceSync, Reason::Corrupted, detail);
+        }
+    }
+    for (message, copies) in sent.iter().zip(copies) {
+        if copies == 0 && pushed.contains(&message.id) {
+            let detail = format!(
+                "catch-up sync of device {device} lacks message {}, which push delivered",
+                message.id
+            );
+            cx.run
+                .fail(Operation::DeviceSync, Reason::DeviceDesync, detail);
+        } else if copies > 1 {
+            let detail = format!(
+                "catch-up sync of device {device} carried message {} {copies} times",
+                message.id
+            );
+            cx.run
+                .fail(Operation::DeviceSync, Reason::Duplicate, detail);
+        }
     }
 }
 

@@ -172,8 +172,13 @@ impl Fleet {
         let mut remaining = Vec::new();
         for &member in &group.members {
             let leaving = self.device((member, 0)).leave(&group.id);
-            if run.step(Operation::Cleanup, leaving).await.is_none() {
-                remaining.push(member);
+            match run.timed(Operation::Cleanup, leaving).await {
+                Ok(()) => {}
+                Err(err) if not_a_member(&err) => {}
+                Err(err) => {
+                    run.fail(Operation::Cleanup, err.reason(), err.to_string());
+                    remaining.push(member);
+                }
             }
         }
         self.keep_pending(Created {
@@ -204,8 +209,7 @@ impl Fleet {
     }
 
     /// Retries cleanups that failed in earlier runs, quietly: their failure
-    /// was reported when it happened. A refusal other than a timeout or lost
-    /// connection means the member is gone already.
+    /// was reported when it happened.
     async fn retry_pending_cleanup(&mut self, run: &mut Run) {
         for group in std::mem::take(&mut self.pending_cleanup) {
             let mut remaining = Vec::new();
@@ -215,7 +219,7 @@ impl Fleet {
                     continue;
                 };
                 let leaving = run.timed(Operation::Cleanup, slot.device.leave(&group.id));
-                if let Err(ClientError::Timeout(_) | ClientError::Connect(_)) = leaving.await {
+                if leaving.await.is_err_and(|err| !not_a_member(&err)) {
                     remaining.push(member);
                 }
             }
@@ -225,6 +229,18 @@ impl Fleet {
             });
         }
     }
+}
+
+/// True for the answer to a leave by a user who is not (or no longer) in
+/// the group: forbidden or not found. Cleanup's goal is met then.
+fn not_a_member(err: &ClientError) -> bool {
+    matches!(
+        err,
+        ClientError::Status {
+            status: 403 | 404,
+            ..
+        }
+    )
 }
 
 /// Reads away a device's stale events; reconnects its push connection when

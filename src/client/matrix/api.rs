@@ -1,0 +1,262 @@
+//! HTTP plumbing for the Matrix client-server API (v3): URLs, one call with
+//! its timeout, and the mapping of transport and Matrix errors onto
+//! [`ClientError`]. Access tokens travel only in the `Authorization` header,
+//! so no URL or error text ever contains one.
+
+use std::time::Duration;
+
+use reqwest::{Method, Url};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+use crate::client::{ClientError, user_agent};
+
+/// Longest service error text kept in an error message.
+const MAX_ERROR_TEXT: usize = 200;
+
+/// Why a Matrix call failed, before it is folded into a [`ClientError`]:
+/// callers that care (login, registration) look at the Matrix `errcode`.
+#[derive(Debug)]
+pub(super) enum ApiError {
+    /// Nothing usable came back (timeout, connection, malformed body).
+    Transport(ClientError),
+    /// The server answered a Matrix error.
+    Matrix {
+        /// HTTP status.
+        status: u16,
+        /// Matrix error code, e.g. `M_FORBIDDEN` (empty when the body had none).
+        errcode: String,
+        /// The server's error text, shortened.
+        message: String,
+        /// The whole error body, for user-interactive auth answers.
+        body: serde_json::Value,
+    },
+}
+
+impl ApiError {
+    /// True when this is a Matrix error with code `errcode`.
+    pub(super) fn has_code(&self, errcode: &str) -> bool {
+        matches!(self, ApiError::Matrix { errcode: code, .. } if code == errcode)
+    }
+}
+
+impl From<ApiError> for ClientError {
+    fn from(error: ApiError) -> Self {
+        match error {
+            ApiError::Transport(error) => error,
+            ApiError::Matrix {
+                errcode, message, ..
+            } if errcode == "M_UNKNOWN_TOKEN" || errcode == "M_MISSING_TOKEN" => {
+                ClientError::Auth(format!("{errcode}: {message}"))
+            }
+            ApiError::Matrix {
+                status,
+                errcode,
+                message,
+                ..
+            } => ClientError::Status {
+                status,
+                message: format!("{errcode}: {message}"),
+            },
+        }
+    }
+}
+
+/// Result of one Matrix call.
+pub(super) type ApiResult<T> = Result<T, ApiError>;
+
+/// The error body every Matrix error answer carries.
+#[derive(Deserialize)]
+struct ErrorBody {
+    #[serde(default)]
+    errcode: String,
+    #[serde(default)]
+    error: String,
+}
+
+/// One homeserver's client-server API, shared by every device of a service.
+#[derive(Debug)]
+pub(super) struct Api {
+    http: reqwest::Client,
+    base: Url,
+    request_timeout: Duration,
+}
+
+impl Api {
+    /// An API client for the homeserver at `base` (e.g. `http://127.0.0.1:8008`).
+    pub(super) fn new(base: Url, region: &str, request_timeout: Duration) -> reqwest::Result<Self> {
+        crate::client::init_tls();
+        let http = reqwest::Client::builder()
+            .user_agent(user_agent(region))
+            .connect_timeout(request_timeout)
+            .timeout(request_timeout)
+            .build()?;
+        Ok(Self {
+            http,
+            base,
+            request_timeout,
+        })
+    }
+
+    /// The timeout of an ordinary call.
+    pub(super) fn request_timeout(&self) -> Duration {
+        self.request_timeout
+    }
+
+    /// `/_matrix/client/v3/` followed by `segments`, each percent-encoded.
+    pub(super) fn url(&self, segments: &[&str]) -> Url {
+        let mut url = self.base.clone();
+        if let Ok(mut path) = url.path_segments_mut() {
+            path.pop_if_empty()
+                .extend(["_matrix", "client", "v3"])
+                .extend(segments);
+        }
+        url
+    }
+
+    /// Builds a request; `token` (a device's access token) goes in the
+    /// `Authorization` header.
+    pub(super) fn request(&self, method: Method, url: Url, token: Option<&str>) -> Request {
+        let mut builder = self.http.request(method, url);
+        if let Some(token) = token {
+            builder = builder.bearer_auth(token);
+        }
+        Request {
+            builder,
+            timeout: self.request_timeout,
+        }
+    }
+}
+
+/// One request about to be sent, with the timeout it is bounded by.
+pub(super) struct Request {
+    builder: reqwest::RequestBuilder,
+    timeout: Duration,
+}
+
+impl Request {
+    /// Sends `body` as JSON.
+    pub(super) fn json(mut self, body: &serde_json::Value) -> Self {
+        self.builder = self.builder.json(body);
+        self
+    }
+
+    /// Adds query parameters.
+    pub(super) fn query(mut self, query: &[(&str, &str)]) -> Self {
+        self.builder = self.builder.query(query);
+        self
+    }
+
+    /// Bounds this request by `timeout` instead of the usual one (long polls).
+    pub(super) fn timeout(mut self, timeout: Duration) -> Self {
+        self.builder = self.builder.timeout(timeout);
+        self.timeout = timeout;
+        self
+    }
+
+    /// Sends the request and parses a success answer as `T`.
+    pub(super) async fn call<T: DeserializeOwned>(self) -> ApiResult<T> {
+        let timeout = self.timeout;
+        let transport =
+            |error: reqwest::Error| ApiError::Transport(transport_error(&error, timeout));
+        let response = self.builder.send().await.map_err(transport)?;
+        let status = response.status();
+        let body = response.bytes().await.map_err(transport)?;
+        if !status.is_success() {
+            return Err(matrix_error(status.as_u16(), &body));
+        }
+        serde_json::from_slice(&body).map_err(|error| {
+            ApiError::Transport(ClientError::Malformed(format!(
+                "HTTP {status} answer does not parse: {error}"
+            )))
+        })
+    }
+}
+
+/// Maps a failed exchange onto the client's error kinds.
+fn transport_error(error: &reqwest::Error, timeout: Duration) -> ClientError {
+    if error.is_timeout() {
+        ClientError::Timeout(timeout)
+    } else if error.is_decode() {
+        ClientError::Malformed(error_chain(error))
+    } else {
+        ClientError::Connect(error_chain(error))
+    }
+}
+
+/// An error and its causes on one line ("error sending request: … : Connection refused").
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// Reads a Matrix error answer (or whatever a proxy put in its place).
+fn matrix_error(status: u16, body: &[u8]) -> ApiError {
+    let parsed: Option<ErrorBody> = serde_json::from_slice(body).ok();
+    let (errcode, message) = match parsed {
+        Some(parsed) => (parsed.errcode, parsed.error),
+        None => (String::new(), String::from_utf8_lossy(body).into_owned()),
+    };
+    ApiError::Matrix {
+        status,
+        errcode,
+        message: shorten(&message),
+        body: serde_json::from_slice(body).unwrap_or_default(),
+    }
+}
+
+/// `text` cut to [`MAX_ERROR_TEXT`] characters.
+fn shorten(text: &str) -> String {
+    match text.char_indices().nth(MAX_ERROR_TEXT) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api() -> Api {
+        let base = Url::parse("http://127.0.0.1:8008/").expect("literal URL");
+        Api::new(base, "test", Duration::from_secs(1)).expect("client builds")
+    }
+
+    #[test]
+    fn url_encodes_room_ids_as_one_segment() {
+        let url = api().url(&["rooms", "!abc/def:localhost", "state", "m.room.name", ""]);
+        assert_eq!(
+            url.as_str(),
+            "http://127.0.0.1:8008/_matrix/client/v3/rooms/!abc%2Fdef:localhost/state/m.room.name/"
+        );
+    }
+
+    #[test]
+    fn unknown_token_is_an_auth_error_and_others_keep_their_status() {
+        let unknown = matrix_error(401, br#"{"errcode":"M_UNKNOWN_TOKEN","error":"gone"}"#);
+        assert!(matches!(ClientError::from(unknown), ClientError::Auth(_)));
+        let forbidden = matrix_error(403, br#"{"errcode":"M_FORBIDDEN","error":"no"}"#);
+        assert!(forbidden.has_code("M_FORBIDDEN"));
+        assert!(matches!(
+            ClientError::from(forbidden),
+            ClientError::Status { status: 403, .. }
+        ));
+        let proxy = matrix_error(502, b"<html>bad gateway</html>");
+        assert!(matches!(
+            ClientError::from(proxy),
+            ClientError::Status { status: 502, ref message } if message.contains("bad gateway")
+        ));
+    }
+
+    #[test]
+    fn long_error_text_is_shortened() {
+        let text = "x".repeat(1000);
+        assert_eq!(shorten(&text).chars().count(), MAX_ERROR_TEXT + 1);
+    }
+}

@@ -1,0 +1,148 @@
+//! The `chatprobe` binary with the shipped `config/matrix.yaml` pointed at a
+//! real Synapse: `once` passes every shipped probe, and the agent reports
+//! `connect_error` while the homeserver is down and stays up.
+
+mod agent_support;
+mod common;
+mod synapse;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use agent_support::{Scratch, metric, shipped_probes, spawn};
+use synapse::Synapse;
+
+/// The shipped probes with deadlines generous enough for a loaded machine
+/// (leave_group looks again `latency_objective` after a leave).
+fn patient_probes(scratch: &Scratch, kinds: &[&str]) {
+    std::fs::create_dir_all(scratch.0.join("probes")).expect("probes dir");
+    for kind in kinds {
+        let shipped = std::fs::read_to_string(shipped_probes().join(format!("{kind}.yaml")))
+            .expect("shipped probe file");
+        let patient: Vec<String> = shipped
+            .lines()
+            .map(|line| match line.split(':').next() {
+                Some("step_timeout") => "step_timeout: 20s".to_string(),
+                Some("delivery_deadline") => "delivery_deadline: 30s".to_string(),
+                Some("latency_objective") => "latency_objective: 5s".to_string(),
+                _ => line.to_string(),
+            })
+            .collect();
+        scratch.write(&format!("probes/{kind}.yaml"), &patient.join("\n"));
+    }
+}
+
+/// `config/matrix.yaml` pointed at `synapse`, the scratch probes and an
+/// ephemeral listen port, plus `extra` lines.
+fn matrix_config(scratch: &Scratch, synapse: &Synapse, extra: &str) -> std::path::PathBuf {
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/matrix.yaml");
+    let text = std::fs::read_to_string(shipped).expect("config/matrix.yaml");
+    assert!(text.contains("homeserver: http://127.0.0.1:8008"), "{text}");
+    let text = text
+        .replace("http://127.0.0.1:8008", &synapse.url)
+        .replace("listen: 127.0.0.1:9464", "listen: 127.0.0.1:0")
+        .replace(
+            "- ../probes",
+            &format!("- {}", scratch.0.join("probes").display()),
+        );
+    scratch.write("matrix.yaml", &format!("{text}{extra}"))
+}
+
+fn start_synapse() -> Option<(tokio::runtime::Runtime, Synapse)> {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let synapse = runtime.block_on(Synapse::start())?;
+    Some((runtime, synapse))
+}
+
+const KINDS: [&str; 5] = [
+    "group_message",
+    "device_sync",
+    "leave_group",
+    "edit_settings",
+    "add_member",
+];
+
+#[test]
+fn once_passes_every_shipped_probe_against_synapse() {
+    let Some((_runtime, synapse)) = start_synapse() else {
+        return;
+    };
+    let scratch = Scratch::new("matrix-once");
+    patient_probes(&scratch, &KINDS);
+    let config = matrix_config(&scratch, &synapse, "");
+    let output = Command::new(env!("CARGO_BIN_EXE_chatprobe"))
+        .args(["once", "--config"])
+        .arg(&config)
+        .output()
+        .expect("run chatprobe once");
+    let table = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{table}\n{}\n{}",
+        String::from_utf8_lossy(&output.stderr),
+        synapse.log_tail()
+    );
+    for kind in KINDS {
+        assert!(
+            table.lines().any(|line| line.starts_with(kind)
+                && line.contains("synapse")
+                && line.contains("pass")),
+            "{kind} did not pass:\n{table}"
+        );
+    }
+    assert!(
+        !table.contains("chatprobe-matrix"),
+        "the password leaked:\n{table}"
+    );
+}
+
+#[test]
+fn agent_reports_connect_error_while_synapse_is_down_and_stays_up() {
+    let Some((_runtime, mut synapse)) = start_synapse() else {
+        return;
+    };
+    let scratch = Scratch::new("matrix-down");
+    patient_probes(&scratch, &["group_message"]);
+    let config = matrix_config(&scratch, &synapse, "interval: 1s\n");
+    let mut agent = spawn(&["agent", "--config", config.to_str().expect("UTF-8 path")]);
+    let success = "chatprobe_probe_runs_total{probe=\"group_message\",region=\"eu-west\",result=\"success\",target=\"synapse\"}";
+    let (_, text) = agent.poll("/metrics", |_, text| {
+        metric(text, success).unwrap_or(0.0) >= 1.0
+    });
+    assert!(
+        metric(&text, success).unwrap_or(0.0) >= 1.0,
+        "{text}\n{}",
+        agent.log()
+    );
+
+    synapse.stop();
+    let connect_errors = |text: &str| {
+        text.lines()
+            .filter(|line| line.starts_with("chatprobe_operation_failures_total{"))
+            .filter(|line| {
+                line.contains("reason=\"connect_error\"") && line.contains("target=\"synapse\"")
+            })
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>()
+    };
+    let (_, text) = agent.poll("/metrics", |_, text| connect_errors(text) >= 1.0);
+    assert!(
+        connect_errors(&text) >= 1.0,
+        "no connect_error:\n{text}\n{}",
+        agent.log()
+    );
+    assert_eq!(agent.get("/healthz").0, 200, "the agent stays up");
+    assert!(
+        !agent.log().contains("chatprobe-matrix"),
+        "the password leaked"
+    );
+
+    agent.signal("TERM");
+    let exited = agent.wait_exit(Duration::from_secs(30));
+    assert!(
+        exited.is_some_and(|(status, _)| status.success()),
+        "no clean exit after SIGTERM:\n{}",
+        agent.log()
+    );
+}

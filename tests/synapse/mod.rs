@@ -1,0 +1,158 @@
+//! A real Synapse homeserver for tests: configured by `configure.sh` in a
+//! fresh directory, listening on a free 127.0.0.1 port, killed on drop.
+#![allow(dead_code)] // each test binary uses its own subset
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::common;
+
+/// How long Synapse may take to answer `/_matrix/client/versions` after start.
+const START_DEADLINE: Duration = Duration::from_secs(90);
+
+/// A running Synapse child process and its directory.
+pub struct Synapse {
+    child: Option<Child>,
+    dir: PathBuf,
+    /// The homeserver's base URL, e.g. `http://127.0.0.1:41234`.
+    pub url: String,
+    /// The port it listens on.
+    pub port: u16,
+}
+
+/// The `synapse_homeserver` to run: `CHATPROBE_SYNAPSE` (from
+/// `target/tools.env`), else the one `tests/synapse/install.sh` installs,
+/// else `synapse_homeserver` on `PATH`; `None` (test skipped) when none exists.
+pub fn binary() -> Option<PathBuf> {
+    let installed =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("target/synapse-venv/bin/synapse_homeserver");
+    if std::env::var_os("CHATPROBE_SYNAPSE").is_none() && installed.is_file() {
+        return Some(installed);
+    }
+    common::tool(
+        "CHATPROBE_SYNAPSE",
+        "synapse_homeserver",
+        "bash tests/synapse/install.sh",
+    )
+}
+
+impl Synapse {
+    /// Configures and starts Synapse, waiting until it answers; `None` when
+    /// Synapse is not installed (and tools are not required).
+    pub async fn start() -> Option<Synapse> {
+        let binary = binary()?;
+        let port = free_port();
+        let dir = fresh_dir(port);
+        configure(&binary, &dir, port);
+        let log = std::fs::File::create(dir.join("stdout.log")).expect("create Synapse stdout log");
+        let child = Command::new(&binary)
+            .arg("--config-path")
+            .arg(dir.join("homeserver.yaml"))
+            .current_dir(&dir)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("clone log handle"))
+            .stderr(log)
+            .spawn()
+            .expect("start synapse_homeserver");
+        let mut synapse = Synapse {
+            child: Some(child),
+            dir,
+            url: format!("http://127.0.0.1:{port}"),
+            port,
+        };
+        synapse.wait_until_ready().await;
+        Some(synapse)
+    }
+
+    /// Polls `/_matrix/client/versions` until it answers, bounded by [`START_DEADLINE`].
+    async fn wait_until_ready(&mut self) {
+        chatprobe::client::init_tls();
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .expect("build HTTP client");
+        let versions = format!("{}/_matrix/client/versions", self.url);
+        let deadline = Instant::now() + START_DEADLINE;
+        while Instant::now() < deadline {
+            if let Some(child) = &mut self.child
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                panic!(
+                    "Synapse exited during start ({status}):\n{}",
+                    self.log_tail()
+                );
+            }
+            if let Ok(response) = http.get(&versions).send().await
+                && response.status().is_success()
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        panic!(
+            "Synapse did not answer within {START_DEADLINE:?}:\n{}",
+            self.log_tail()
+        );
+    }
+
+    /// Kills the server (a stopped homeserver for connection-failure tests).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// The last lines of Synapse's logs, for failure messages.
+    pub fn log_tail(&self) -> String {
+        ["stdout.log", "homeserver.log"]
+            .iter()
+            .map(|name| {
+                let text = std::fs::read_to_string(self.dir.join(name)).unwrap_or_default();
+                let lines: Vec<&str> = text.lines().collect();
+                let tail = lines[lines.len().saturating_sub(30)..].join("\n");
+                format!("--- {name}\n{tail}")
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+impl Drop for Synapse {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A port nobody listens on right now.
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    listener.local_addr().expect("local address").port()
+}
+
+/// An empty directory of its own under the system temp dir.
+fn fresh_dir(port: u16) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("chatprobe-synapse-{}-{port}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create Synapse directory");
+    dir
+}
+
+/// Writes the homeserver config (see `configure.sh`).
+fn configure(binary: &Path, dir: &Path, port: u16) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/synapse/configure.sh");
+    let output = Command::new("bash")
+        .arg(script)
+        .arg(dir)
+        .arg(port.to_string())
+        .arg(binary)
+        .output()
+        .expect("run tests/synapse/configure.sh");
+    assert!(
+        output.status.success(),
+        "configure.sh failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
