@@ -265,7 +265,65 @@ fn the_page_marks_each_cell_for_machines_and_people() {
     assert!(html.contains("Failing: 1 of 3 checks in ap-south"));
     assert!(html.contains(r#"<header class="overall" data-state="red">"#));
     assert_eq!(html.matches("<svg").count(), 2, "one chart per probe");
+    assert!(
+        html.contains("<h2>Last 5 minutes</h2>"),
+        "a young board's charts start near its first run"
+    );
     assert!(!html.contains("http://") && !html.contains("https://"));
+}
+
+#[test]
+fn the_charts_span_the_whole_hour_once_the_board_has_that_much_history() {
+    let board = StatusBoard::new();
+    board.record(&key("eu-west", "group_message"), &run(0, vec![]));
+    board.record(&key("eu-west", "leave_group"), &run(20 * 60, vec![]));
+    let after_21_minutes = render_page(&board.snapshot_at(at(21 * 60)));
+    assert!(after_21_minutes.contains("<h2>Last 22 minutes</h2>"));
+    let after_2_hours = render_page(&board.snapshot_at(at(2 * 60 * 60)));
+    assert!(after_2_hours.contains("<h2>Last 5 minutes</h2>"));
+    assert!(after_2_hours.contains("no runs in this window"));
+    let after_59_minutes = render_page(&board.snapshot_at(at(59 * 60)));
+    assert!(after_59_minutes.contains("<h2>Last 60 minutes</h2>"));
+}
+
+#[test]
+fn an_hour_of_runs_is_drawn_in_at_most_120_bars_a_chart() {
+    let board = StatusBoard::new();
+    for second in (0..3600).step_by(10) {
+        board.record(&key("eu-west", "group_message"), &run(second, vec![]));
+    }
+    let html = render_page(&board.snapshot_at(at(3600)));
+    assert!(html.contains("<h2>Last 60 minutes</h2>"));
+    assert!(html.contains("runs per 30 s"));
+    let bars = html.matches("<g><title>").count();
+    assert!((100..=120).contains(&bars), "{bars} bars");
+}
+
+#[test]
+fn a_month_of_runs_keeps_the_board_the_same_size() {
+    let board = StatusBoard::new();
+    let lost = || vec![failure(Operation::Deliver, Reason::NotDelivered, "lost")];
+    let month = 30 * 24 * 3600;
+    for second in (0..month).step_by(60) {
+        for region in ["eu-west", "us-east", "ap-south"] {
+            let failures = if region == "ap-south" { lost() } else { vec![] };
+            board.record(&key(region, "group_message"), &run(second, failures));
+        }
+    }
+    let snapshot = board.snapshot_at(at(month));
+    assert_eq!(snapshot.cells.len(), 3);
+    assert_eq!(snapshot.recent_failures.len(), RECENT_FAILURES);
+    assert_eq!(snapshot.trends.len(), 1);
+    assert_eq!(snapshot.trends[0].runs.len(), 360);
+    // Only the window's runs are counted: one a minute in each region, and
+    // the last run finished a minute before `now`.
+    assert_eq!(snapshot.trends[0].runs.iter().sum::<u32>(), 3 * 59);
+    let cell = snapshot
+        .cells
+        .iter()
+        .find(|cell| cell.key.region == "ap-south")
+        .expect("ap-south cell");
+    assert_eq!(cell.consecutive_failures, month / 60);
 }
 
 #[test]

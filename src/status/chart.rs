@@ -1,4 +1,4 @@
-//! The trend chart: one probe's runs per time bucket over the last hour, as an
+//! The trend chart: one probe's runs per time bucket over a window, as an
 //! inline SVG of stacked bars (red failed, amber degraded, green passed).
 
 use std::fmt;
@@ -12,8 +12,10 @@ const RIGHT: f64 = 8.0;
 const TOP: f64 = 8.0;
 const PLOT_HEIGHT: f64 = 80.0;
 const HEIGHT: f64 = TOP + PLOT_HEIGHT + 22.0;
-/// How many evenly spaced time labels the x axis gets (both ends included).
-const TIME_LABELS: usize = 5;
+/// The most time labels the x axis gets.
+const MAX_TIME_LABELS: u64 = 6;
+/// Steps between time labels to choose from, in minutes.
+const LABEL_STEPS_MINUTES: [u64; 6] = [1, 2, 5, 10, 15, 30];
 
 /// Renders a [`TrendView`] as an `<svg>` element.
 pub struct TrendChart<'a>(pub &'a TrendView);
@@ -25,7 +27,7 @@ impl fmt::Display for TrendChart<'_> {
         let tallest = trend.runs.iter().copied().max().unwrap_or(0);
         write!(
             f,
-            r#"<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" shape-rendering="crispEdges" role="img" aria-label="runs of {} per {} s over the last hour">"#,
+            r#"<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" shape-rendering="crispEdges" role="img" aria-label="runs of {} per {} s">"#,
             Escaped(&trend.probe),
             trend.bucket_seconds,
         )?;
@@ -66,23 +68,33 @@ fn write_axes(f: &mut fmt::Formatter<'_>, trend: &TrendView, tallest: u32) -> fm
         TOP + 8.0,
         LEFT - 4.0,
     )?;
-    let span_seconds = trend.bucket_seconds * trend.runs.len() as u64;
-    for label in 0..TIME_LABELS {
-        let fraction = label as f64 / (TIME_LABELS - 1) as f64;
-        let seconds = (span_seconds as f64 * fraction) as u64;
-        let clock = Timestamp::from_unix_seconds(trend.start.unix_seconds() + seconds).clock();
-        let hour_minute = clock.get(..5).unwrap_or(&clock);
-        let anchor = match label {
-            0 => "start",
-            last if last == TIME_LABELS - 1 => "end",
+    write_time_labels(f, trend.bucket_seconds * trend.runs.len() as u64)
+}
+
+/// Labels counting back from the right edge ("now") in whole minutes, at
+/// the smallest step that leaves at most [`MAX_TIME_LABELS`] of them.
+fn write_time_labels(f: &mut fmt::Formatter<'_>, span_seconds: u64) -> fmt::Result {
+    let span_minutes = span_seconds / 60;
+    let step = LABEL_STEPS_MINUTES
+        .into_iter()
+        .find(|step| span_minutes / step < MAX_TIME_LABELS)
+        .unwrap_or(60);
+    let right = WIDTH - RIGHT;
+    for minutes in (0..=span_minutes).step_by(usize::try_from(step).unwrap_or(60)) {
+        let x = right - plot_width() * (minutes * 60) as f64 / span_seconds.max(1) as f64;
+        let anchor = match minutes {
+            0 => "end",
+            _ if x - LEFT < 24.0 => "start",
             _ => "middle",
+        };
+        let text = match minutes {
+            0 => "now".to_owned(),
+            _ => format!("−{minutes} min"),
         };
         write!(
             f,
-            r#"<text x="{:.1}" y="{}" text-anchor="{anchor}">{}</text>"#,
-            LEFT + plot_width() * fraction,
-            HEIGHT - 4.0,
-            hour_minute,
+            r#"<text x="{x:.1}" y="{}" text-anchor="{anchor}">{text}</text>"#,
+            HEIGHT - 4.0
         )?;
     }
     Ok(())
@@ -156,6 +168,26 @@ mod tests {
         assert!(
             svg.contains(&format!(r#"height="{PLOT_HEIGHT:.2}""#)),
             "{svg}"
+        );
+    }
+
+    #[test]
+    fn time_labels_count_back_from_now_in_whole_minutes() {
+        let labels = |buckets: usize| {
+            let svg = TrendChart(&trend(vec![0; buckets], vec![0; buckets], vec![0; buckets]))
+                .to_string();
+            svg.split("</text>")
+                .filter_map(|part| part.rsplit_once('>').map(|(_, text)| text.to_owned()))
+                .filter(|text| text == "now" || text.ends_with(" min"))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            labels(30),
+            ["now", "−1 min", "−2 min", "−3 min", "−4 min", "−5 min"]
+        );
+        assert_eq!(
+            labels(360),
+            ["now", "−15 min", "−30 min", "−45 min", "−60 min"]
         );
     }
 

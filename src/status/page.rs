@@ -224,16 +224,28 @@ fn age_words(seconds: u64) -> String {
     }
 }
 
-/// One chart per probe, with its totals.
+/// The fewest buckets a chart shows (five minutes of ten-second buckets).
+const MIN_CHART_BUCKETS: usize = 30;
+/// The most bars a chart draws; longer spans merge neighbouring buckets.
+const MAX_CHART_BARS: usize = 120;
+
+/// One chart per probe, with its totals, over the last hour or, when the
+/// board is younger, since its first run (all charts over the same span).
 fn write_trends(f: &mut fmt::Formatter<'_>, trends: &[TrendView]) -> fmt::Result {
+    let history = trends.iter().map(TrendView::buckets_with_history).max();
+    let shown = history.unwrap_or(0).max(MIN_CHART_BUCKETS);
+    let merged = shown.div_ceil(MAX_CHART_BARS);
+    let bar_seconds = TREND_BUCKET.as_secs() * merged as u64;
+    let shown_minutes = (shown as u64 * TREND_BUCKET.as_secs()).div_ceil(60);
+    let window_minutes = TREND_WINDOW.as_secs() / 60;
     writeln!(
         f,
-        r#"<section><h2>Last {} minutes</h2><p class="legend"><span class="key green"></span>passed <span class="key amber"></span>degraded <span class="key red"></span>failed (runs per {} s, all regions and targets)</p><div class="trends">"#,
-        TREND_WINDOW.as_secs() / 60,
-        TREND_BUCKET.as_secs(),
+        r#"<section><h2>Last {} minutes</h2><p class="legend"><span class="key green"></span>passed <span class="key amber"></span>degraded <span class="key red"></span>failed (runs per {bar_seconds} s, all regions and targets)</p><div class="trends">"#,
+        shown_minutes.min(window_minutes),
     )?;
     for trend in trends {
         let total = |counts: &[u32]| counts.iter().map(|&n| u64::from(n)).sum::<u64>();
+        let recent = trend.newest(shown).coarser(merged);
         writeln!(
             f,
             r#"<figure class="trend" data-probe="{}"><figcaption><b>{}</b> · {} runs, {} failed, {} degraded</figcaption>{}</figure>"#,
@@ -242,7 +254,7 @@ fn write_trends(f: &mut fmt::Formatter<'_>, trends: &[TrendView]) -> fmt::Result
             total(&trend.runs),
             total(&trend.failed),
             total(&trend.degraded),
-            TrendChart(trend),
+            TrendChart(&recent),
         )?;
     }
     f.write_str("</div></section>\n")
@@ -317,7 +329,8 @@ svg.chart rect.green, .key.green { fill: var(--green); background: var(--green);
 svg.chart rect.amber, .key.amber { fill: var(--amber); background: var(--amber); }
 svg.chart rect.red, .key.red { fill: var(--red); background: var(--red); }
 .legend .key { display: inline-block; width: 10px; height: 10px; margin: 0 4px 0 10px; }
-table.failures td.detail { max-width: 420px; overflow-wrap: anywhere; font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-size: 12px; }
+table.failures th, table.failures td { white-space: nowrap; }
+table.failures td.detail { white-space: normal; max-width: 420px; overflow-wrap: anywhere; font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-size: 12px; }
 td.empty, p.empty { color: #5f6368; }
 code { font-size: 12px; color: #5f6368; }
 footer { margin: 20px 24px 32px; color: #5f6368; }

@@ -115,6 +115,61 @@ pub struct TrendView {
     pub degraded: Vec<u32>,
 }
 
+impl TrendView {
+    /// How many buckets, counted back from the newest, reach the oldest one
+    /// with a run (0 when there is none).
+    pub fn buckets_with_history(&self) -> usize {
+        self.runs
+            .iter()
+            .position(|&runs| runs > 0)
+            .map_or(0, |oldest| self.runs.len() - oldest)
+    }
+
+    /// The same trend cut to its newest `count` buckets.
+    pub fn newest(&self, count: usize) -> TrendView {
+        let skip = self.runs.len().saturating_sub(count);
+        let tail = |series: &[u32]| series.get(skip..).unwrap_or_default().to_vec();
+        let skipped_seconds = self.bucket_seconds.saturating_mul(skip as u64);
+        TrendView {
+            probe: self.probe.clone(),
+            start: Timestamp::from_unix_seconds(
+                self.start.unix_seconds().saturating_add(skipped_seconds),
+            ),
+            bucket_seconds: self.bucket_seconds,
+            runs: tail(&self.runs),
+            failed: tail(&self.failed),
+            degraded: tail(&self.degraded),
+        }
+    }
+
+    /// The same trend with every `factor` consecutive buckets summed into
+    /// one, grouped from the newest (the oldest group counts as if padded
+    /// with empty buckets).
+    pub fn coarser(&self, factor: usize) -> TrendView {
+        let factor = factor.max(1);
+        let padding = (factor - self.runs.len() % factor) % factor;
+        let sums = |series: &[u32]| -> Vec<u32> {
+            let mut grouped: Vec<u32> = series
+                .rchunks(factor)
+                .map(|group| group.iter().fold(0u32, |sum, &n| sum.saturating_add(n)))
+                .collect();
+            grouped.reverse();
+            grouped
+        };
+        let padded_seconds = self.bucket_seconds.saturating_mul(padding as u64);
+        TrendView {
+            probe: self.probe.clone(),
+            start: Timestamp::from_unix_seconds(
+                self.start.unix_seconds().saturating_sub(padded_seconds),
+            ),
+            bucket_seconds: self.bucket_seconds.saturating_mul(factor as u64),
+            runs: sums(&self.runs),
+            failed: sums(&self.failed),
+            degraded: sums(&self.degraded),
+        }
+    }
+}
+
 /// A wall-clock time in whole seconds since the Unix epoch, clamped to years
 /// 1970–9999; serialized as RFC 3339 UTC (`2026-11-23T16:25:00Z`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -168,6 +223,44 @@ impl Serialize for Timestamp {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn trend(runs: Vec<u32>) -> TrendView {
+        TrendView {
+            probe: "group_message".into(),
+            start: Timestamp::from_unix_seconds(1_000),
+            bucket_seconds: 10,
+            failed: vec![0; runs.len()],
+            degraded: vec![0; runs.len()],
+            runs,
+        }
+    }
+
+    #[test]
+    fn history_reaches_back_to_the_oldest_bucket_with_a_run() {
+        assert_eq!(trend(vec![0, 0, 3, 0, 1]).buckets_with_history(), 3);
+        assert_eq!(trend(vec![2, 0]).buckets_with_history(), 2);
+        assert_eq!(trend(vec![0, 0]).buckets_with_history(), 0);
+    }
+
+    #[test]
+    fn a_trend_cut_to_its_newest_buckets_starts_later() {
+        let cut = trend(vec![1, 2, 3, 4]).newest(2);
+        assert_eq!(cut.runs, [3, 4]);
+        assert_eq!(cut.failed.len(), 2);
+        assert_eq!(cut.start.unix_seconds(), 1_020);
+        assert_eq!(trend(vec![1, 2]).newest(5).runs, [1, 2]);
+    }
+
+    #[test]
+    fn a_coarser_trend_sums_buckets_from_the_newest() {
+        let coarse = trend(vec![1, 2, 3, 4, 5]).coarser(2);
+        assert_eq!(coarse.runs, [1, 5, 9]);
+        assert_eq!(coarse.bucket_seconds, 20);
+        // The oldest group is padded by one empty bucket before the start.
+        assert_eq!(coarse.start.unix_seconds(), 990);
+        assert_eq!(trend(vec![1, 2]).coarser(1).runs, [1, 2]);
+        assert_eq!(trend(vec![1, 2]).coarser(0).runs, [1, 2]);
+    }
 
     #[test]
     fn timestamps_print_as_rfc3339_utc() {
