@@ -1,32 +1,11 @@
 //! `chatprobe check`: valid configs pass, invalid ones fail with file, line and field.
 
-use std::path::{Path, PathBuf};
+mod agent_support;
+
+use std::path::Path;
 use std::process::Command;
 
-/// A scratch directory holding a config and its probe files, removed on drop.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(tag: &str) -> Scratch {
-        let dir =
-            std::env::temp_dir().join(format!("chatprobe-check-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(dir.join("probes")).unwrap();
-        Scratch(dir)
-    }
-
-    fn write(&self, name: &str, text: &str) -> PathBuf {
-        let path = self.0.join(name);
-        std::fs::write(&path, text).unwrap();
-        path
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use agent_support::Scratch;
 
 const CONFIG: &str = "region: eu-west
 targets:

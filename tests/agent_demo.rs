@@ -5,7 +5,7 @@ mod agent_support;
 
 use std::time::Duration;
 
-use agent_support::{Scratch, metric, spawn};
+use agent_support::{Scratch, metric, start_demo};
 
 fn series(name: &str, probe: &str, region: &str, extra: &str) -> String {
     format!("{name}{{{extra}probe=\"{probe}\",region=\"{region}\",target=\"mock\"}}")
@@ -18,15 +18,7 @@ fn demo_serves_three_regions_and_replays_a_scenario() {
         "scenario.yaml",
         "- name: ap-south-send-outage\n  operations: [send]\n  regions: [ap-south]\n  effect: error\n  status: 503\n",
     );
-    let mut demo = spawn(&[
-        "demo",
-        "--listen",
-        "127.0.0.1:0",
-        "--interval",
-        "1s",
-        "--scenario",
-        scenario.to_str().unwrap(),
-    ]);
+    let mut demo = start_demo(&scenario);
     let passed = |region| {
         let mut text = String::from("chatprobe_probe_runs_total{probe=\"group_message\",region=\"");
         text.push_str(region);

@@ -16,7 +16,7 @@ use std::process::{Command, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use agent_support::{Running, Scratch, spawn};
+use agent_support::{Running, Scratch, start_demo};
 
 /// The region both tests' faults hit; the other two must stay green.
 const FAULTED: &str = "ap-south";
@@ -267,20 +267,6 @@ impl Browser {
         }
         path
     }
-}
-
-/// `chatprobe demo` with a probe interval of 1 s and `scenario`.
-fn start_demo(scenario: &Path) -> Running {
-    let scenario = scenario.to_str().expect("scenario path is UTF-8");
-    spawn(&[
-        "demo",
-        "--listen",
-        "127.0.0.1:0",
-        "--interval",
-        "1s",
-        "--scenario",
-        scenario,
-    ])
 }
 
 /// The grid from the demo's `/api/status` (empty if it did not answer).

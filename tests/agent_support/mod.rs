@@ -172,9 +172,12 @@ impl Scratch {
         Scratch(dir)
     }
 
-    /// Write `name` with `text`; its path.
+    /// Write `name` (a relative path; parent directories are made) with `text`; its path.
     pub fn write(&self, name: &str, text: &str) -> PathBuf {
         let path = self.0.join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).unwrap();
+        }
         std::fs::write(&path, text).unwrap();
         path
     }
@@ -280,4 +283,18 @@ pub fn scratch_with_probes(tag: &str, kinds: &[&str]) -> Scratch {
         scratch.write(&format!("probes/{kind}.yaml"), &probe_file(kind));
     }
     scratch
+}
+
+/// `chatprobe demo` on a free port with a probe interval of 1 s and the faults of `scenario`.
+pub fn start_demo(scenario: &Path) -> Running {
+    let scenario = scenario.to_str().expect("scenario path is UTF-8");
+    spawn(&[
+        "demo",
+        "--listen",
+        "127.0.0.1:0",
+        "--interval",
+        "1s",
+        "--scenario",
+        scenario,
+    ])
 }
