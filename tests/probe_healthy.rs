@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use chatprobe::probe::ProbeKind;
+use chatprobe::probe::{ProbeKind, ProbeSpec};
 use common::backend::TestBackend;
 use common::probes::{KINDS, build, failures, fast_spec};
 
@@ -21,7 +21,14 @@ async fn every_kind_passes_200_runs_and_cleans_up_after_each() {
     for kind in KINDS {
         let base = backend.base.clone();
         runners.push(tokio::spawn(async move {
-            let mut spec = fast_spec(kind);
+            // Correctness, not speed: room enough that a loaded machine
+            // never turns a healthy run into a timeout or a late delivery.
+            let mut spec = ProbeSpec {
+                step_timeout: Duration::from_secs(5),
+                delivery_deadline: Duration::from_secs(8),
+                latency_objective: Duration::from_secs(6),
+                ..fast_spec(kind)
+            };
             if kind == ProbeKind::LeaveGroup {
                 // Only the wait before looking for a resurrected group.
                 spec.latency_objective = Duration::from_millis(100);
