@@ -3,7 +3,7 @@
 
 mod common;
 
-use chatprobe::outcome::{Operation, Reason};
+use chatprobe::outcome::Reason;
 use chatprobe::probe::ProbeKind;
 use common::backend::TestBackend;
 use common::probes::{build, failures, fast_spec};
@@ -61,9 +61,13 @@ async fn a_service_that_goes_away_fails_runs_without_panicking() {
     }
     backend.handle.shutdown().await.expect("backend stops");
     for probe in &mut probes {
+        // Which step notices first (the push socket closing, or the next
+        // request) is a race; either way the reason is connect_error.
         let found = failures(&probe.run().await);
         assert!(
-            found.contains(&(Operation::Connect, Reason::ConnectError)),
+            found
+                .iter()
+                .any(|(_, reason)| *reason == Reason::ConnectError),
             "{found:?}"
         );
         probe.shutdown().await;
