@@ -11,7 +11,7 @@ use std::time::Duration;
 use chatprobe::client::matrix::{MatrixOptions, MatrixService};
 use chatprobe::client::{Account, ChatService};
 use chatprobe::probe::{self, ProbeContext, ProbeKind, ProbeSpec};
-use common::probes::{KINDS, failures};
+use common::probes::{KINDS, assert_passed};
 use synapse::Synapse;
 
 /// Runs of every kind (100 runs in all).
@@ -84,16 +84,7 @@ async fn every_kind_passes_and_leaves_no_room_behind() {
             let mut after_first = Vec::new();
             for index in 0..RUNS {
                 let outcome = probe.run().await;
-                assert!(
-                    outcome.passed(),
-                    "{kind:?} run {index} failed: {:?} ({:?})",
-                    failures(&outcome),
-                    outcome.failures
-                );
-                assert_eq!(
-                    outcome.messages_expected, outcome.messages_delivered,
-                    "{kind:?} run {index}"
-                );
+                assert_passed(kind, index, &outcome);
                 if index == 0 {
                     after_first = rooms_per_account(&service, &accounts).await;
                 }

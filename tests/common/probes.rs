@@ -59,3 +59,18 @@ pub fn failures(outcome: &ProbeOutcome) -> Vec<(Operation, Reason)> {
         .map(|failure| (failure.operation, failure.reason))
         .collect()
 }
+
+/// Fails the test, naming the failures, unless run `index` of `kind` passed
+/// and every delivery it waited for arrived.
+pub fn assert_passed(kind: ProbeKind, index: usize, outcome: &ProbeOutcome) {
+    assert!(
+        outcome.passed(),
+        "{kind:?} run {index} failed: {:?} ({:?})",
+        failures(outcome),
+        outcome.failures
+    );
+    assert_eq!(
+        outcome.messages_expected, outcome.messages_delivered,
+        "{kind:?} run {index}: every delivery arrived"
+    );
+}
