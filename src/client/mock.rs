@@ -262,12 +262,12 @@ async fn answer(request: RequestBuilder, timeout: Duration) -> ClientResult<byte
     let response = request
         .send()
         .await
-        .map_err(|err| transport_error(err, timeout))?;
+        .map_err(|err| ClientError::from_transport(&err, timeout))?;
     let status = response.status();
     let body = response
         .bytes()
         .await
-        .map_err(|err| transport_error(err, timeout))?;
+        .map_err(|err| ClientError::from_transport(&err, timeout))?;
     if status.is_success() {
         Ok(body)
     } else {
@@ -276,28 +276,6 @@ async fn answer(request: RequestBuilder, timeout: Duration) -> ClientResult<byte
             &String::from_utf8_lossy(&body),
         ))
     }
-}
-
-fn transport_error(err: reqwest::Error, timeout: Duration) -> ClientError {
-    if err.is_timeout() {
-        ClientError::Timeout(timeout)
-    } else if err.is_decode() {
-        ClientError::Malformed(err.to_string())
-    } else {
-        ClientError::Connect(error_chain(&err))
-    }
-}
-
-/// The error and its causes on one line (reqwest's own text hides the cause).
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 fn status_error(status: u16, body: &str) -> ClientError {

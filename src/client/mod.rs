@@ -138,6 +138,18 @@ pub enum ClientError {
 }
 
 impl ClientError {
+    /// Maps a failed HTTP exchange (no answer, or an answer that could not be
+    /// read) onto the client's error kinds; `timeout` is the bound it ran under.
+    pub fn from_transport(error: &reqwest::Error, timeout: Duration) -> ClientError {
+        if error.is_timeout() {
+            ClientError::Timeout(timeout)
+        } else if error.is_decode() {
+            ClientError::Malformed(error_chain(error))
+        } else {
+            ClientError::Connect(error_chain(error))
+        }
+    }
+
     /// The contract reason this error is reported as, when the failing step
     /// has no more specific reason of its own.
     pub fn reason(&self) -> Reason {
@@ -167,6 +179,19 @@ pub fn init_tls() {
         // Fails only when a provider is already installed, which is what we want.
         let _ = rustls::crypto::ring::default_provider().install_default();
     });
+}
+
+/// An error and its causes on one line (reqwest's own text hides the cause,
+/// e.g. "Connection refused").
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 /// Result of a client call.

@@ -157,8 +157,9 @@ impl Request {
     /// Sends the request and parses a success answer as `T`.
     pub(super) async fn call<T: DeserializeOwned>(self) -> ApiResult<T> {
         let timeout = self.timeout;
-        let transport =
-            |error: reqwest::Error| ApiError::Transport(transport_error(&error, timeout));
+        let transport = |error: reqwest::Error| {
+            ApiError::Transport(ClientError::from_transport(&error, timeout))
+        };
         let response = self.builder.send().await.map_err(transport)?;
         let status = response.status();
         let body = response.bytes().await.map_err(transport)?;
@@ -171,29 +172,6 @@ impl Request {
             )))
         })
     }
-}
-
-/// Maps a failed exchange onto the client's error kinds.
-fn transport_error(error: &reqwest::Error, timeout: Duration) -> ClientError {
-    if error.is_timeout() {
-        ClientError::Timeout(timeout)
-    } else if error.is_decode() {
-        ClientError::Malformed(error_chain(error))
-    } else {
-        ClientError::Connect(error_chain(error))
-    }
-}
-
-/// An error and its causes on one line ("error sending request: … : Connection refused").
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// Reads a Matrix error answer (or whatever a proxy put in its place).
