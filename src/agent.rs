@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use tokio::runtime::Runtime;
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::client::matrix::{MatrixOptions, MatrixService};
@@ -29,16 +30,26 @@ pub const DRAIN: Duration = Duration::from_secs(5);
 /// Run the agent until SIGINT or SIGTERM; the exit status says whether it
 /// started and stopped cleanly.
 pub fn main(config: &Path) -> ExitCode {
-    block_on(run(config.to_path_buf()))
+    block_on(probe_runtime(), run(config.to_path_buf()))
 }
 
-/// Run a command's future on a fresh multi-threaded runtime; an error is
-/// printed and makes the exit status non-zero.
-pub fn block_on(command: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+/// The runtime probes run on: one thread. An agent mostly waits; on one
+/// thread a probe run costs the least CPU (no wake-ups handed between
+/// threads), and a push frame is time-stamped by the thread that was already
+/// waiting for it, not by a second one woken up to take over.
+pub fn probe_runtime() -> std::io::Result<Runtime> {
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-    {
+}
+
+/// Run a command's future on `runtime`; an error (also one building the
+/// runtime) is printed and makes the exit status non-zero.
+pub fn block_on(
+    runtime: std::io::Result<Runtime>,
+    command: impl std::future::Future<Output = anyhow::Result<()>>,
+) -> ExitCode {
+    let runtime = match runtime {
         Ok(runtime) => runtime,
         Err(err) => {
             eprintln!("error: cannot start the async runtime: {err}");

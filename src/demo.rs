@@ -32,9 +32,10 @@ pub struct DemoOptions {
     pub scenario: Option<PathBuf>,
 }
 
-/// Run the demo until SIGINT or SIGTERM.
+/// Run the demo until SIGINT or SIGTERM, on all cores: the backend and three
+/// agents share one process.
 pub fn main(options: DemoOptions) -> ExitCode {
-    agent::block_on(run(options))
+    agent::block_on(tokio::runtime::Runtime::new(), run(options))
 }
 
 async fn run(options: DemoOptions) -> anyhow::Result<()> {

@@ -17,7 +17,7 @@ const CLEANUP_TIMEOUT: Duration = Duration::from_secs(10);
 /// Run every probe once; exit status 0 only if all passed.
 pub fn main(config: &Path) -> ExitCode {
     let mut all_passed = false;
-    let status = agent::block_on(async {
+    let status = agent::block_on(agent::probe_runtime(), async {
         let config = agent::load_config(config)?;
         let jobs = agent::build_jobs(&config)?;
         let runs = futures_util::future::join_all(

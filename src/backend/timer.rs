@@ -1,15 +1,26 @@
 //! A precise timer for delayed deliveries and other deferred work.
 //!
 //! Tokio's timer wheel has millisecond ticks and rounds up; a `delay` fault on
-//! `deliver` must add exactly its delay, so one thread sleeps on a condition
-//! variable (nanosecond timeouts) until the earliest deadline and runs the due
-//! jobs. Jobs must be short and must not block (they push into channels).
+//! `deliver` must add exactly its delay. One thread sleeps on a condition
+//! variable (nanosecond timeouts) until [`HANDOFF`] before the earliest
+//! deadline, then hands every job due by then to one task on the runtime, which
+//! stays on its worker thread (yielding between checks) until each deadline
+//! and runs the job there. So the slow part of waking up, the sleeping thread
+//! and then a parked worker, happens before the deadline, and the job's
+//! frames are written by the worker that ran it. Jobs must be short and must
+//! not block (they push into channels).
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+use tokio::runtime::Handle;
+
+/// How long before a deadline its job moves onto the runtime: more than a
+/// sleeping thread and a parked worker take to wake up.
+const HANDOFF: Duration = Duration::from_micros(500);
 
 /// Deferred work.
 pub type Job = Box<dyn FnOnce() + Send>;
@@ -57,13 +68,13 @@ pub struct Timer {
 }
 
 impl Timer {
-    /// Start the timer thread.
-    pub fn start() -> std::io::Result<Timer> {
+    /// Start the timer thread; jobs run on `runtime`.
+    pub fn start(runtime: Handle) -> std::io::Result<Timer> {
         let inner = Arc::new(Inner::default());
         let worker = inner.clone();
         thread::Builder::new()
             .name("chatprobe-timer".into())
-            .spawn(move || run(&worker))?;
+            .spawn(move || run(&worker, &runtime))?;
         Ok(Timer { inner })
     }
 
@@ -108,13 +119,13 @@ impl Drop for Timer {
     }
 }
 
-fn run(inner: &Inner) {
+fn run(inner: &Inner, runtime: &Handle) {
     let mut queue = inner.queue.lock().unwrap_or_else(PoisonError::into_inner);
     loop {
         if queue.stopped {
             return;
         }
-        let now = Instant::now();
+        let handoff_by = Instant::now() + HANDOFF;
         match queue.entries.peek().map(|head| head.deadline) {
             None => {
                 queue = inner
@@ -122,53 +133,68 @@ fn run(inner: &Inner) {
                     .wait(queue)
                     .unwrap_or_else(PoisonError::into_inner);
             }
-            Some(deadline) if deadline > now => {
+            Some(deadline) if deadline > handoff_by => {
                 queue = inner
                     .wake
-                    .wait_timeout(queue, deadline - now)
+                    .wait_timeout(queue, deadline - handoff_by)
                     .unwrap_or_else(PoisonError::into_inner)
                     .0;
             }
             Some(_) => {
-                if let Some(entry) = queue.entries.pop() {
-                    drop(queue);
-                    (entry.job)();
-                    queue = inner.queue.lock().unwrap_or_else(PoisonError::into_inner);
-                }
+                let due = take_due(&mut queue.entries, handoff_by);
+                runtime.spawn(run_on_time(due));
             }
         }
+    }
+}
+
+/// The entries due by `by`, earliest first.
+fn take_due(entries: &mut BinaryHeap<Entry>, by: Instant) -> Vec<Entry> {
+    let mut due = Vec::new();
+    while entries.peek().is_some_and(|head| head.deadline <= by) {
+        due.extend(entries.pop());
+    }
+    due
+}
+
+/// Runs each job at its deadline, yielding to other tasks while it waits.
+async fn run_on_time(due: Vec<Entry>) {
+    for entry in due {
+        while Instant::now() < entry.deadline {
+            tokio::task::yield_now().await;
+        }
+        (entry.job)();
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::mpsc;
-    use std::time::Duration;
+    use tokio::sync::mpsc;
 
-    #[test]
-    fn jobs_run_in_deadline_order_and_not_early() {
-        let timer = Timer::start().unwrap();
-        let (tx, rx) = mpsc::channel();
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn jobs_run_in_deadline_order_and_not_early() {
+        let timer = Timer::start(Handle::current()).unwrap();
+        let (tx, mut rx) = mpsc::unbounded_channel();
         let start = Instant::now();
-        for (label, millis) in [("late", 30u64), ("early", 10), ("middle", 20)] {
+        // "now" and "soon" fall into one hand-off; "late" into a later one.
+        for (label, micros) in [("late", 30_000u64), ("soon", 200), ("now", 0)] {
             let tx = tx.clone();
             timer.at(
-                start + Duration::from_millis(millis),
-                Box::new(move || tx.send((label, Instant::now())).unwrap()),
+                start + Duration::from_micros(micros),
+                Box::new(move || tx.send((label, micros, Instant::now())).unwrap()),
             );
         }
         let mut seen = Vec::new();
         for _ in 0..3 {
-            let (label, at) = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+            let received = tokio::time::timeout(Duration::from_secs(10), rx.recv()).await;
+            let (label, micros, at) = received.unwrap().unwrap();
+            assert!(
+                at >= start + Duration::from_micros(micros),
+                "{label} ran early"
+            );
             seen.push(label);
-            let wanted = match label {
-                "early" => 10,
-                "middle" => 20,
-                _ => 30,
-            };
-            assert!(at >= start + Duration::from_millis(wanted));
         }
-        assert_eq!(seen, ["early", "middle", "late"]);
+        assert_eq!(seen, ["now", "soon", "late"]);
     }
 }

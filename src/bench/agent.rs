@@ -79,14 +79,15 @@ pub async fn run(args: AgentBenchArgs) -> anyhow::Result<()> {
         (None, None) => bail!("no backend"),
     };
     match args.measure {
-        Measure::Devices => devices(&base, args.devices).await,
-        Measure::Cpu => on_one_thread(cpu(base, args.runs)).await,
-        Measure::Latency => on_one_thread(latency(base, args.delay, args.samples)).await,
+        Measure::Devices => on_probe_runtime(devices(base, args.devices)).await,
+        Measure::Cpu => on_probe_runtime(cpu(base, args.runs)).await,
+        Measure::Latency => on_probe_runtime(latency(base, args.delay, args.samples)).await,
     }
 }
 
 /// `devices`: log in and push-connect N devices, then read this process's RSS.
-async fn devices(base: &str, count: usize) -> anyhow::Result<()> {
+async fn devices(base: String, count: usize) -> anyhow::Result<()> {
+    let base = base.as_str();
     let service = Arc::new(MockService::new(base, "bench", REQUEST_TIMEOUT)?);
     let before = rss_kib()?;
     let started = Instant::now();
@@ -124,18 +125,12 @@ async fn devices(base: &str, count: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs `work` on a single-threaded runtime of its own (the way an agent with
-/// few probes runs best: no wake-ups across threads), waiting for it here.
-async fn on_one_thread(
+/// Runs `work` on a runtime of its own, built as the agent builds the one its
+/// probes run on, waiting for it here.
+async fn on_probe_runtime(
     work: impl std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
 ) -> anyhow::Result<()> {
-    tokio::task::spawn_blocking(move || {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?
-            .block_on(work)
-    })
-    .await?
+    tokio::task::spawn_blocking(move || crate::agent::probe_runtime()?.block_on(work)).await?
 }
 
 /// `cpu`: CPU time of this process per `group_message` run.
