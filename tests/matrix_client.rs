@@ -187,6 +187,50 @@ async fn groups_messages_devices_settings_and_membership() {
     drop(synapse);
 }
 
+/// More messages than one sync answer carries per room (100) between two
+/// catch-up syncs: the client reads the rest from `/messages`, so every one
+/// arrives, once and in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn catch_up_sync_fills_a_long_timeline_gap() {
+    const SENT: usize = 130;
+    let Some(synapse) = Synapse::start().await else {
+        return;
+    };
+    let service = service(&synapse.url);
+    let sender = login(&service, "gap-sender").await;
+    let mut reader = login(&service, "gap-reader").await;
+    let settings = GroupSettings {
+        name: "gap".into(),
+        notice: String::new(),
+    };
+    let group = sender
+        .create_group(&settings, &[reader.user_id().to_owned()])
+        .await
+        .expect("create group");
+    reader.join_group(&group).await.expect("reader joins");
+    reader.sync().await.expect("catch-up sync up to the join");
+
+    let mut sent = Vec::with_capacity(SENT);
+    for index in 0..SENT {
+        let body = format!("gap {index}");
+        let txn = format!("gap-{index}");
+        sent.push(sender.send(&group, &txn, &body).await.expect("send"));
+    }
+    let caught_up: Vec<String> = reader
+        .sync()
+        .await
+        .expect("catch-up sync over the gap")
+        .into_iter()
+        .filter_map(|delivered| match delivered.event {
+            Event::Message(message) if message.group == group => Some(message.id),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(caught_up.len(), SENT, "every message, once");
+    assert_eq!(caught_up, sent, "in the order sent");
+    drop(synapse);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_password_and_stopped_server() {
     let Some(mut synapse) = Synapse::start().await else {

@@ -1,5 +1,6 @@
 //! `/sync`: the filter the probes need, the answer's shape, its mapping onto
-//! [`Event`]s, and the per-device push loop (a long-polling `/sync` chain).
+//! [`Event`]s, the back-fill of timelines the server cut short, and the
+//! per-device push loop (a long-polling `/sync` chain).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -22,8 +23,11 @@ const EVENT_TYPES: [&str; 4] = [
     "m.room.topic",
 ];
 
-/// Most timeline events per room in one sync answer.
+/// Most timeline events per room in one sync answer, and in one page of back-fill.
 const TIMELINE_LIMIT: u32 = 100;
+
+/// Most `/messages` pages read to fill one room's gap; a longer gap is logged.
+const BACKFILL_PAGES: usize = 20;
 
 /// How long the server may hold a push long poll open.
 const LONG_POLL: Duration = Duration::from_secs(20);
@@ -39,13 +43,18 @@ fn event_filter() -> String {
         "presence": nothing,
         "account_data": nothing,
         "room": {
-            "timeline": { "types": EVENT_TYPES, "limit": TIMELINE_LIMIT },
+            "timeline": timeline_filter(),
             "state": { "types": EVENT_TYPES },
             "ephemeral": nothing,
             "account_data": nothing,
         },
     })
     .to_string()
+}
+
+/// The room event filter of sync timelines and back-fill pages.
+fn timeline_filter() -> Value {
+    serde_json::json!({ "types": EVENT_TYPES, "limit": TIMELINE_LIMIT })
 }
 
 /// The filter of the one sync without `since` a device makes: no rooms at
@@ -81,7 +90,28 @@ struct Rooms {
 #[derive(Debug, Default, Deserialize)]
 struct RoomWithTimeline {
     #[serde(default)]
-    timeline: EventList,
+    timeline: Timeline,
+}
+
+/// A room's timeline in a sync answer: its latest events and, when the
+/// server left some out (`limited`), where the ones before them end.
+#[derive(Debug, Default, Deserialize)]
+struct Timeline {
+    #[serde(default)]
+    events: Vec<RoomEvent>,
+    #[serde(default)]
+    limited: bool,
+    #[serde(default)]
+    prev_batch: Option<String>,
+}
+
+/// One page of `/rooms/{room}/messages`, newest first (`dir=b`).
+#[derive(Debug, Deserialize)]
+struct MessagesPage {
+    #[serde(default)]
+    chunk: Vec<RoomEvent>,
+    #[serde(default)]
+    end: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -227,7 +257,8 @@ impl SyncSession {
         since: &str,
         wait: Duration,
     ) -> ClientResult<(Vec<Delivered>, String)> {
-        let (response, received_at) = self.fetch(since, wait).await?;
+        let (mut response, received_at) = self.fetch(since, wait).await?;
+        self.fill_gaps(&mut response, since).await?;
         let delivered = response
             .events(&self.user_id)
             .into_iter()
@@ -251,6 +282,65 @@ impl SyncSession {
             .call()
             .await?;
         Ok((response, Instant::now()))
+    }
+
+    /// Puts the events a `limited` timeline left out (those after `since`)
+    /// in front of it, so that no message is lost to a long gap.
+    async fn fill_gaps(&self, response: &mut SyncResponse, since: &str) -> ClientResult<()> {
+        let rooms = response
+            .rooms
+            .join
+            .iter_mut()
+            .chain(&mut response.rooms.leave);
+        for (room, entry) in rooms {
+            let timeline = &mut entry.timeline;
+            let Some(gap_end) = timeline.prev_batch.as_deref().filter(|_| timeline.limited) else {
+                continue;
+            };
+            let mut events = self.backfill(room, gap_end, since).await?;
+            events.append(&mut timeline.events);
+            timeline.events = events;
+        }
+        Ok(())
+    }
+
+    /// The probed events of `room` between the positions `to` (older) and
+    /// `from` (newer), oldest first, at most [`BACKFILL_PAGES`] pages.
+    async fn backfill(&self, room: &str, from: &str, to: &str) -> ApiResult<Vec<RoomEvent>> {
+        let filter = timeline_filter().to_string();
+        let limit = TIMELINE_LIMIT.to_string();
+        let mut newest_first = Vec::new();
+        let mut from = from.to_owned();
+        for _ in 0..BACKFILL_PAGES {
+            let page: MessagesPage = self
+                .api
+                .request(
+                    Method::GET,
+                    self.api.url(&["rooms", room, "messages"]),
+                    Some(&self.token),
+                )
+                .query(&[
+                    ("dir", "b"),
+                    ("from", &from),
+                    ("to", to),
+                    ("limit", &limit),
+                    ("filter", &filter),
+                ])
+                .call()
+                .await?;
+            let last_page = page.chunk.is_empty();
+            newest_first.extend(page.chunk);
+            match page.end {
+                Some(end) if !last_page => from = end,
+                _ => {
+                    newest_first.reverse();
+                    return Ok(newest_first);
+                }
+            }
+        }
+        tracing::warn!(%room, pages = BACKFILL_PAGES, "timeline gap longer than the back-fill reads; older events are skipped");
+        newest_first.reverse();
+        Ok(newest_first)
     }
 }
 
