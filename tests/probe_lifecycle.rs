@@ -3,10 +3,13 @@
 
 mod common;
 
-use chatprobe::outcome::Reason;
+use std::time::Duration;
+
+use chatprobe::outcome::{Operation, Reason};
 use chatprobe::probe::ProbeKind;
 use common::backend::TestBackend;
-use common::probes::{build, failures, fast_spec};
+use common::probes::{assert_passed, build, failures, fast_spec};
+use serde_json::json;
 
 async fn group_count(backend: &TestBackend) -> u64 {
     backend.stats().await["groups"]
@@ -38,7 +41,7 @@ async fn group_message_keeps_one_group_and_shutdown_removes_it() {
         if sockets == Some(0) {
             break;
         }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(
         sockets,
@@ -72,4 +75,74 @@ async fn a_service_that_goes_away_fails_runs_without_panicking() {
         );
         probe.shutdown().await;
     }
+}
+
+/// Polls (bounded) until the backend holds `wanted` groups; false if it never did.
+async fn wait_for_groups(backend: &TestBackend, wanted: u64) -> bool {
+    for _ in 0..100 {
+        if group_count(backend).await == wanted {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+/// A group that comes back only after the run that left it has ended (and
+/// cleaned up) is reported by the next run, for every member it came back
+/// to, and left again so nothing stays behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leave_group_reports_a_resurrection_on_a_later_run() {
+    let backend = TestBackend::start().await;
+    let baseline = group_count(&backend).await;
+    let mut spec = fast_spec(ProbeKind::LeaveGroup);
+    // The in-run look comes 200 ms after the leave, well before the group comes back.
+    spec.latency_objective = Duration::from_millis(200);
+    let members = spec.group_size;
+    let mut probe = build(&backend.base, "ap-south", spec, "later");
+
+    backend
+        .set_faults(json!([{
+            "name": "lost-leaves",
+            "operations": ["leave"],
+            "regions": ["ap-south"],
+            "effect": "resurrect",
+            "delay": "3s",
+        }]))
+        .await;
+    let first = probe.run().await;
+    assert_passed(ProbeKind::LeaveGroup, 1, &first);
+    // Every leave of the first run (the probe's and its cleanup's) comes back
+    // later; no leave after this one does.
+    backend.set_faults(json!([])).await;
+    assert_eq!(group_count(&backend).await, baseline, "run 1 cleaned up");
+    assert!(
+        wait_for_groups(&backend, baseline + 1).await,
+        "the left group came back"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await; // the other members' re-adds
+
+    let second = probe.run().await;
+    assert_eq!(
+        failures(&second),
+        [(Operation::Leave, Reason::MembershipResurrected)],
+        "{:?}",
+        second.failures
+    );
+    let detail = &second.failures[0].detail;
+    for member in 1..=members {
+        assert!(
+            detail.contains(&format!("listed again for member {member}")),
+            "run 2 names member {member}: {detail}"
+        );
+    }
+    assert!(
+        wait_for_groups(&backend, baseline).await,
+        "run 2 left the resurrected group again"
+    );
+    let third = probe.run().await;
+    assert_passed(ProbeKind::LeaveGroup, 3, &third);
+    probe.shutdown().await;
+    assert_eq!(group_count(&backend).await, baseline);
+    backend.handle.shutdown().await.expect("backend stops");
 }

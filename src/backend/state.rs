@@ -18,7 +18,7 @@ use crate::protocol::{
     LoginResponse, Message, SendRequest,
 };
 
-/// Deleted groups remembered for `stale` views of group lists.
+/// Deleted groups remembered for `stale` views of group lists and for `resurrect`.
 const GRAVEYARD_LIMIT: usize = 1024;
 /// Idempotency keys remembered per group (oldest forgotten first).
 const IDEMPOTENCY_LIMIT: usize = 100_000;
@@ -112,6 +112,16 @@ struct GroupState {
 }
 
 impl GroupState {
+    fn new(view: Group) -> GroupState {
+        GroupState {
+            view,
+            previous: None,
+            next_seq: 1,
+            sent: HashMap::new(),
+            sent_order: VecDeque::new(),
+        }
+    }
+
     fn is_member(&self, user: &str) -> bool {
         self.view
             .members
@@ -425,16 +435,7 @@ impl Model {
             };
             self.directory.emit(fanout, &view.members, kind, Emit::ONCE);
         }
-        self.groups.insert(
-            id,
-            GroupState {
-                view: view.clone(),
-                previous: None,
-                next_seq: 1,
-                sent: HashMap::new(),
-                sent_order: VecDeque::new(),
-            },
-        );
+        self.groups.insert(id, GroupState::new(view.clone()));
         Ok(view)
     }
 
@@ -741,10 +742,26 @@ impl Model {
         Ok(())
     }
 
-    /// Re-add `user` to `group_id` as a server that lost the leave would (`resurrect`);
-    /// nothing happens if the group is gone or the user is back already.
+    /// Re-add `user` to `group_id` as a server that lost the leave would
+    /// (`resurrect`). A group deleted when its last member left comes back (a
+    /// real service keeps empty groups; this one deletes them), so a
+    /// resurrection outlives the run that left. Nothing happens if the user is
+    /// back already or the group is no longer remembered.
     pub fn resurrect(&mut self, group_id: &str, user: &str, fanout: &Fanout<'_>) {
+        if !self.groups.contains_key(group_id) {
+            self.revive(group_id);
+        }
         self.enter(group_id, user, Emit::ONCE, fanout);
+    }
+
+    /// Bring a deleted group back from the graveyard, without members.
+    fn revive(&mut self, group_id: &str) {
+        let buried = self.graveyard.iter().position(|group| group.id == group_id);
+        if let Some(mut view) = buried.and_then(|index| self.graveyard.remove(index)) {
+            view.members.clear();
+            self.groups
+                .insert(group_id.to_string(), GroupState::new(view));
+        }
     }
 
     /// Sizes for `/admin/stats`.

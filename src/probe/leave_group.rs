@@ -2,8 +2,9 @@
 //! accepted (else `leave_rejected`); afterwards the group must be gone from
 //! the list of every device of the leaver, the leaver gone from the members
 //! others read, and every other device must see the member leave by push
-//! (else `leave_not_applied`); a later look, in this run and in later runs,
-//! must not find the group back (else `membership_resurrected`).
+//! (else `leave_not_applied`); a later look must not find the group back
+//! (else `membership_resurrected`): in this run on the leaver, and in later
+//! runs on every member, since all of them left it when the run cleaned up.
 
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -29,7 +30,7 @@ impl Steps for LeaveGroup {
     async fn steps(&mut self, cx: &mut Cx<'_>) -> Option<()> {
         let members: Vec<usize> = (0..cx.fleet.members.len()).collect();
         let leaver = members.len() - 1;
-        self.recheck_earlier(cx, leaver).await?;
+        self.recheck_earlier(cx).await?;
         let group = cx.create_group(&members).await?;
         let leaving = cx.fleet.device((leaver, 0)).leave(&group);
         let refused = Reason::LeaveRejected;
@@ -60,25 +61,29 @@ impl Steps for LeaveGroup {
 }
 
 impl LeaveGroup {
-    /// Groups left in earlier runs must stay gone from the leaver's list; one
-    /// that came back is reported and left again.
-    async fn recheck_earlier(&mut self, cx: &mut Cx<'_>, leaver: usize) -> Option<()> {
+    /// Groups left in earlier runs must stay gone from every member's list;
+    /// one that came back is reported, left again at the end of this run, and
+    /// no longer remembered.
+    async fn recheck_earlier(&mut self, cx: &mut Cx<'_>) -> Option<()> {
         if self.left.is_empty() {
             return Some(());
         }
-        let listing = cx.fleet.device((leaver, 0)).list_groups();
-        let listed = cx.run.step(Operation::Leave, listing).await?;
-        let (back, gone): (Vec<String>, Vec<String>) = self
-            .left
-            .drain(..)
-            .partition(|group| listed.contains(group));
-        self.left = gone.into();
-        for group in back {
-            let detail = format!("group {group}, left in an earlier run, is listed again");
-            cx.run
-                .fail(Operation::Leave, Reason::MembershipResurrected, detail);
-            cx.set_member(&group, leaver, true);
+        let mut back = Vec::new();
+        for member in 0..cx.fleet.members.len() {
+            let listing = cx.fleet.device((member, 0)).list_groups();
+            let listed = cx.run.step(Operation::Leave, listing).await?;
+            for group in self.left.iter().filter(|group| listed.contains(group)) {
+                let detail = format!(
+                    "group {group}, left in an earlier run, is listed again for member {}",
+                    member + 1
+                );
+                cx.run
+                    .fail(Operation::Leave, Reason::MembershipResurrected, detail);
+                cx.set_member(group, member, true);
+                back.push(group.clone());
+            }
         }
+        self.left.retain(|group| !back.contains(group));
         Some(())
     }
 }
