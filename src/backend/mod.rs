@@ -117,7 +117,7 @@ pub async fn start(config: BackendConfig) -> Result<BackendHandle, BackendError>
     let shared = Arc::new(Shared {
         model: Mutex::new(Model::new(&config)),
         faults: FaultEngine::new(config.faults.clone(), started),
-        timer: Timer::start(tokio::runtime::Handle::current())?,
+        timer: Timer::start(&tokio::runtime::Handle::current())?,
         config,
         shutdown,
     });

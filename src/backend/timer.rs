@@ -3,12 +3,13 @@
 //! Tokio's timer wheel has millisecond ticks and rounds up; a `delay` fault on
 //! `deliver` must add exactly its delay. One thread sleeps on a condition
 //! variable (nanosecond timeouts) until [`HANDOFF`] before the earliest
-//! deadline, then hands every job due by then to one task on the runtime, which
-//! stays on its worker thread (yielding between checks) until each deadline
-//! and runs the job there. So the slow part of waking up, the sleeping thread
-//! and then a parked worker, happens before the deadline, and the job's
-//! frames are written by the worker that ran it. Jobs must be short and must
-//! not block (they push into channels).
+//! deadline, then hands every job due by then to the one dispatch task on the
+//! runtime, which stays on its worker thread (yielding between checks) until
+//! each deadline and runs the job there. So the slow part of waking up, the
+//! sleeping thread and then a parked worker, happens before the deadline, and
+//! the job's frames are written by the worker that ran it. One thread and one
+//! task keep jobs in deadline order (a `delay` never reorders deliveries).
+//! Jobs must be short and must not block (they push into channels).
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
@@ -17,6 +18,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use tokio::runtime::Handle;
+use tokio::sync::mpsc;
 
 /// How long before a deadline its job moves onto the runtime: more than a
 /// sleeping thread and a parked worker take to wake up.
@@ -68,13 +70,15 @@ pub struct Timer {
 }
 
 impl Timer {
-    /// Start the timer thread; jobs run on `runtime`.
-    pub fn start(runtime: Handle) -> std::io::Result<Timer> {
+    /// Start the timer thread and its dispatch task on `runtime`.
+    pub fn start(runtime: &Handle) -> std::io::Result<Timer> {
         let inner = Arc::new(Inner::default());
         let worker = inner.clone();
+        let (handoff, due) = mpsc::unbounded_channel();
+        runtime.spawn(dispatch(due));
         thread::Builder::new()
             .name("chatprobe-timer".into())
-            .spawn(move || run(&worker, &runtime))?;
+            .spawn(move || run(&worker, &handoff))?;
         Ok(Timer { inner })
     }
 
@@ -119,7 +123,9 @@ impl Drop for Timer {
     }
 }
 
-fn run(inner: &Inner, runtime: &Handle) {
+/// The timer thread: hands the jobs due within [`HANDOFF`] to the dispatch
+/// task, earliest first, until the timer is dropped.
+fn run(inner: &Inner, handoff: &mpsc::UnboundedSender<Vec<Entry>>) {
     let mut queue = inner.queue.lock().unwrap_or_else(PoisonError::into_inner);
     loop {
         if queue.stopped {
@@ -142,7 +148,9 @@ fn run(inner: &Inner, runtime: &Handle) {
             }
             Some(_) => {
                 let due = take_due(&mut queue.entries, handoff_by);
-                runtime.spawn(run_on_time(due));
+                if handoff.send(due).is_err() {
+                    return; // the runtime is gone
+                }
             }
         }
     }
@@ -157,13 +165,16 @@ fn take_due(entries: &mut BinaryHeap<Entry>, by: Instant) -> Vec<Entry> {
     due
 }
 
-/// Runs each job at its deadline, yielding to other tasks while it waits.
-async fn run_on_time(due: Vec<Entry>) {
-    for entry in due {
-        while Instant::now() < entry.deadline {
-            tokio::task::yield_now().await;
+/// The dispatch task: runs each handed-over job at its deadline, in order,
+/// yielding to other tasks while it waits.
+async fn dispatch(mut due: mpsc::UnboundedReceiver<Vec<Entry>>) {
+    while let Some(entries) = due.recv().await {
+        for entry in entries {
+            while Instant::now() < entry.deadline {
+                tokio::task::yield_now().await;
+            }
+            (entry.job)();
         }
-        (entry.job)();
     }
 }
 
@@ -174,7 +185,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn jobs_run_in_deadline_order_and_not_early() {
-        let timer = Timer::start(Handle::current()).unwrap();
+        let timer = Timer::start(&Handle::current()).unwrap();
         let (tx, mut rx) = mpsc::unbounded_channel();
         let start = Instant::now();
         // "now" and "soon" fall into one hand-off; "late" into a later one.
@@ -196,5 +207,42 @@ mod tests {
             seen.push(label);
         }
         assert_eq!(seen, ["now", "soon", "late"]);
+    }
+
+    /// Jobs handed over in different batches still run in deadline order,
+    /// also while other tasks keep the workers busy.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn order_holds_across_hand_offs_on_a_busy_runtime() {
+        let timer = Timer::start(&Handle::current()).unwrap();
+        let busy: Vec<_> = (0..4)
+            .map(|_| {
+                tokio::spawn(async {
+                    let until = Instant::now() + Duration::from_millis(150);
+                    while Instant::now() < until {
+                        std::thread::sleep(Duration::from_micros(300));
+                        tokio::task::yield_now().await;
+                    }
+                })
+            })
+            .collect();
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let start = Instant::now() + Duration::from_millis(5);
+        // Inserted out of order; 100 µs apart, so they span many hand-offs.
+        let mut order: Vec<u64> = (0..1000).collect();
+        order.sort_by_key(|index| (index * 7919) % 1000);
+        for index in order {
+            let tx = tx.clone();
+            let deadline = start + Duration::from_micros(100 * index);
+            timer.at(deadline, Box::new(move || tx.send(index).unwrap()));
+        }
+        let mut ran = Vec::new();
+        while ran.len() < 1000 {
+            let next = tokio::time::timeout(Duration::from_secs(10), rx.recv()).await;
+            ran.push(next.unwrap().unwrap());
+        }
+        assert!(ran.is_sorted(), "jobs ran out of deadline order");
+        for task in busy {
+            task.await.unwrap();
+        }
     }
 }
