@@ -8,8 +8,10 @@
 //! each deadline and runs the job there. So the slow part of waking up, the
 //! sleeping thread and then a parked worker, happens before the deadline, and
 //! the job's frames are written by the worker that ran it. One thread and one
-//! task keep jobs in deadline order (a `delay` never reorders deliveries).
-//! Jobs must be short and must not block (they push into channels).
+//! task keep jobs in deadline order, so a `delay` never reorders deliveries
+//! (a job added less than [`HANDOFF`] before its deadline runs after those
+//! already handed over). Jobs must be short and must not block (they push
+//! into channels).
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
@@ -82,7 +84,7 @@ impl Timer {
         Ok(Timer { inner })
     }
 
-    /// Run `job` on the timer thread at `deadline` (at once if it has passed).
+    /// Run `job` on the runtime at `deadline` (at once if it has passed).
     pub fn at(&self, deadline: Instant, job: Job) {
         let mut queue = self.lock();
         if queue.stopped {
