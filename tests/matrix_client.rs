@@ -14,10 +14,14 @@ use synapse::Synapse;
 const PATIENCE: Duration = Duration::from_secs(30);
 
 fn service(url: &str) -> MatrixService {
+    service_with_timeout(url, Duration::from_secs(10))
+}
+
+fn service_with_timeout(url: &str, request_timeout: Duration) -> MatrixService {
     MatrixService::new(MatrixOptions {
         homeserver_url: url.to_owned(),
         region: "test-region".into(),
-        request_timeout: Duration::from_secs(10),
+        request_timeout,
         register: true,
     })
     .expect("service builds")
@@ -228,6 +232,65 @@ async fn catch_up_sync_fills_a_long_timeline_gap() {
         .collect();
     assert_eq!(caught_up.len(), SENT, "every message, once");
     assert_eq!(caught_up, sent, "in the order sent");
+    drop(synapse);
+}
+
+/// A homeserver that rate-limits messages (one every 2 s after a burst of
+/// two, per user): a wait that ends within the call's timeout is waited out;
+/// one that would not is the call's error at once (`http_error`, 429).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limits_are_waited_out_within_the_timeout() {
+    const SENDS: usize = 4;
+    let limit = "rc_message: {per_second: 0.5, burst_count: 2}\n";
+    let Some(synapse) = Synapse::start_with(limit).await else {
+        return;
+    };
+    let settings = GroupSettings {
+        name: "limited".into(),
+        notice: String::new(),
+    };
+    let impatient_timeout = Duration::from_millis(1500);
+    let impatient = login(
+        &service_with_timeout(&synapse.url, impatient_timeout),
+        "hasty",
+    )
+    .await;
+    let group = impatient
+        .create_group(&settings, &[])
+        .await
+        .expect("create group");
+    let mut refused = None;
+    for index in 0..SENDS {
+        let started = Instant::now();
+        if let Err(error) = impatient
+            .send(&group, &format!("hasty-{index}"), "hi")
+            .await
+        {
+            refused = Some((index, error, started.elapsed()));
+            break;
+        }
+    }
+    let (index, error, waited) = refused.expect("the rate limit refused a send");
+    assert!(
+        matches!(error, ClientError::Status { status: 429, ref message } if message.contains("M_LIMIT_EXCEEDED")),
+        "send {index}: {error}"
+    );
+    assert!(
+        waited < impatient_timeout,
+        "gave up at once, not after the wait: {waited:?}"
+    );
+
+    let patient = login(&service(&synapse.url), "steady").await;
+    let group = patient
+        .create_group(&settings, &[])
+        .await
+        .expect("create group");
+    for index in 0..SENDS {
+        patient
+            .send(&group, &format!("steady-{index}"), "hi")
+            .await
+            .expect("a send within the rate limit's wait succeeds");
+    }
     drop(synapse);
 }
 

@@ -41,14 +41,24 @@ impl Synapse {
     /// Configures and starts Synapse, waiting until it answers; `None` when
     /// Synapse is not installed (and tools are not required).
     pub async fn start() -> Option<Synapse> {
+        Synapse::start_with("").await
+    }
+
+    /// Like [`Synapse::start`], with `overrides` (YAML) replacing top-level
+    /// settings of the generated config (Synapse merges its config files).
+    pub async fn start_with(overrides: &str) -> Option<Synapse> {
         let binary = binary()?;
         let port = free_port();
         let dir = fresh_dir(port);
         configure(&binary, &dir, port);
+        let overrides_path = dir.join("overrides.yaml");
+        std::fs::write(&overrides_path, overrides).expect("write Synapse config overrides");
         let log = std::fs::File::create(dir.join("stdout.log")).expect("create Synapse stdout log");
         let child = Command::new(&binary)
             .arg("--config-path")
             .arg(dir.join("homeserver.yaml"))
+            .arg("--config-path")
+            .arg(&overrides_path)
             .current_dir(&dir)
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("clone log handle"))

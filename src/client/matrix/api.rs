@@ -1,11 +1,12 @@
 //! HTTP plumbing for the Matrix client-server API (v3): URLs, one call with
-//! its timeout, and the mapping of transport and Matrix errors onto
-//! [`ClientError`]. Access tokens travel only in the `Authorization` header,
-//! so no URL or error text ever contains one.
+//! its timeout (waiting out rate limits that end within it), and the mapping
+//! of transport and Matrix errors onto [`ClientError`]. Access tokens travel
+//! only in the `Authorization` header, so no URL or error text ever contains one.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use reqwest::{Method, Url};
+use reqwest::header::{HeaderMap, RETRY_AFTER};
+use reqwest::{Method, StatusCode, Url};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
@@ -13,6 +14,12 @@ use crate::client::{ClientError, user_agent};
 
 /// Longest service error text kept in an error message.
 const MAX_ERROR_TEXT: usize = 200;
+
+/// Most times one call is sent again after a rate-limit answer.
+const RATE_LIMIT_RETRIES: usize = 3;
+
+/// The wait after a rate-limit answer that names none.
+const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(1);
 
 /// Why a Matrix call failed, before it is folded into a [`ClientError`]:
 /// callers that care (login, registration) look at the Matrix `errcode`.
@@ -30,6 +37,8 @@ pub(super) enum ApiError {
         message: String,
         /// The whole error body, for user-interactive auth answers.
         body: serde_json::Value,
+        /// How long a rate-limit answer (429) asks the client to wait.
+        retry_after: Option<Duration>,
     },
 }
 
@@ -154,39 +163,102 @@ impl Request {
         self
     }
 
-    /// Sends the request and parses a success answer as `T`.
+    /// Sends the request and parses a success answer as `T`. A rate-limit
+    /// answer is waited out and the request sent again (at most
+    /// [`RATE_LIMIT_RETRIES`] times) when the wait leaves at least a quarter
+    /// of the request's timeout, counted from the first send, for sending
+    /// again; otherwise it is the error.
     pub(super) async fn call<T: DeserializeOwned>(self) -> ApiResult<T> {
-        let timeout = self.timeout;
-        let transport = |error: reqwest::Error| {
-            ApiError::Transport(ClientError::from_transport(&error, timeout))
-        };
-        let response = self.builder.send().await.map_err(transport)?;
-        let status = response.status();
-        let body = response.bytes().await.map_err(transport)?;
-        if !status.is_success() {
-            return Err(matrix_error(status.as_u16(), &body));
+        let deadline = Instant::now() + self.timeout;
+        let mut builder = self.builder;
+        let mut retries = 0;
+        loop {
+            let again = builder.try_clone();
+            let error = match send(builder, self.timeout).await {
+                Ok(answer) => return Ok(answer),
+                Err(error) => error,
+            };
+            let resend_at = error.retry_after().map(|wait| Instant::now() + wait);
+            match (again, resend_at) {
+                (Some(again), Some(at))
+                    if retries < RATE_LIMIT_RETRIES && at + self.timeout / 4 <= deadline =>
+                {
+                    tokio::time::sleep_until(at.into()).await;
+                    builder = again.timeout(deadline - Instant::now());
+                    retries += 1;
+                }
+                _ => return Err(error),
+            }
         }
-        serde_json::from_slice(&body).map_err(|error| {
-            ApiError::Transport(ClientError::Malformed(format!(
-                "HTTP {status} answer does not parse: {error}"
-            )))
-        })
+    }
+}
+
+/// Sends one request bounded by `timeout` and parses a success answer as `T`.
+async fn send<T: DeserializeOwned>(
+    builder: reqwest::RequestBuilder,
+    timeout: Duration,
+) -> ApiResult<T> {
+    let transport =
+        |error: reqwest::Error| ApiError::Transport(ClientError::from_transport(&error, timeout));
+    let response = builder.send().await.map_err(transport)?;
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = response.bytes().await.map_err(transport)?;
+    if !status.is_success() {
+        return Err(matrix_error(status, &headers, &body));
+    }
+    serde_json::from_slice(&body).map_err(|error| {
+        ApiError::Transport(ClientError::Malformed(format!(
+            "HTTP {status} answer does not parse: {error}"
+        )))
+    })
+}
+
+impl ApiError {
+    /// How long to wait before sending again, for a rate-limit answer.
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            ApiError::Matrix { retry_after, .. } => *retry_after,
+            ApiError::Transport(_) => None,
+        }
     }
 }
 
 /// Reads a Matrix error answer (or whatever a proxy put in its place).
-fn matrix_error(status: u16, body: &[u8]) -> ApiError {
+fn matrix_error(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> ApiError {
     let parsed: Option<ErrorBody> = serde_json::from_slice(body).ok();
     let (errcode, message) = match parsed {
         Some(parsed) => (parsed.errcode, parsed.error),
         None => (String::new(), String::from_utf8_lossy(body).into_owned()),
     };
+    let body: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
     ApiError::Matrix {
-        status,
+        status: status.as_u16(),
         errcode,
         message: shorten(&message),
-        body: serde_json::from_slice(body).unwrap_or_default(),
+        retry_after: (status == StatusCode::TOO_MANY_REQUESTS)
+            .then(|| rate_limit_wait(headers, &body)),
+        body,
     }
+}
+
+/// The wait a 429 answer asks for: `retry_after_ms` in its body, else the
+/// `Retry-After` header (seconds), else [`DEFAULT_RETRY_AFTER`].
+fn rate_limit_wait(headers: &HeaderMap, body: &serde_json::Value) -> Duration {
+    let from_body = body["retry_after_ms"].as_u64().map(Duration::from_millis);
+    let from_header = || {
+        let seconds = headers
+            .get(RETRY_AFTER)?
+            .to_str()
+            .ok()?
+            .trim()
+            .parse()
+            .ok()?;
+        Some(Duration::from_secs(seconds))
+    };
+    from_body
+        .or_else(from_header)
+        .unwrap_or(DEFAULT_RETRY_AFTER)
 }
 
 /// `text` cut to [`MAX_ERROR_TEXT`] characters.
@@ -215,20 +287,45 @@ mod tests {
         );
     }
 
+    fn error(status: u16, body: &[u8]) -> ApiError {
+        let status = StatusCode::from_u16(status).expect("valid status");
+        matrix_error(status, &HeaderMap::new(), body)
+    }
+
     #[test]
     fn unknown_token_is_an_auth_error_and_others_keep_their_status() {
-        let unknown = matrix_error(401, br#"{"errcode":"M_UNKNOWN_TOKEN","error":"gone"}"#);
+        let unknown = error(401, br#"{"errcode":"M_UNKNOWN_TOKEN","error":"gone"}"#);
         assert!(matches!(ClientError::from(unknown), ClientError::Auth(_)));
-        let forbidden = matrix_error(403, br#"{"errcode":"M_FORBIDDEN","error":"no"}"#);
+        let forbidden = error(403, br#"{"errcode":"M_FORBIDDEN","error":"no"}"#);
         assert!(forbidden.has_code("M_FORBIDDEN"));
+        assert_eq!(forbidden.retry_after(), None);
         assert!(matches!(
             ClientError::from(forbidden),
             ClientError::Status { status: 403, .. }
         ));
-        let proxy = matrix_error(502, b"<html>bad gateway</html>");
+        let proxy = error(502, b"<html>bad gateway</html>");
         assert!(matches!(
             ClientError::from(proxy),
             ClientError::Status { status: 502, ref message } if message.contains("bad gateway")
+        ));
+    }
+
+    #[test]
+    fn a_rate_limit_answer_names_its_wait() {
+        let limited =
+            br#"{"errcode":"M_LIMIT_EXCEEDED","error":"slow down","retry_after_ms":1500}"#;
+        assert_eq!(
+            error(429, limited).retry_after(),
+            Some(Duration::from_millis(1500))
+        );
+        let mut headers = HeaderMap::new();
+        headers.insert(RETRY_AFTER, "2".parse().expect("header value"));
+        let by_header = matrix_error(StatusCode::TOO_MANY_REQUESTS, &headers, b"{}");
+        assert_eq!(by_header.retry_after(), Some(Duration::from_secs(2)));
+        assert_eq!(error(429, b"").retry_after(), Some(DEFAULT_RETRY_AFTER));
+        assert!(matches!(
+            ClientError::from(error(429, limited)),
+            ClientError::Status { status: 429, ref message } if message.contains("M_LIMIT_EXCEEDED")
         ));
     }
 
