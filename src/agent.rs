@@ -1,7 +1,8 @@
 //! `chatprobe agent --config FILE`: the production agent. It serves its
 //! endpoints, runs every probe against every target on schedule, reloads its
-//! config and probe files on SIGHUP (a bad new config is rejected and the old
-//! one keeps running), and drains within [`DRAIN`] on SIGINT or SIGTERM.
+//! config and probe files on SIGHUP (moving the endpoints if `listen`
+//! changed; a bad new config is rejected and the old one keeps running), and
+//! drains within [`DRAIN`] on SIGINT or SIGTERM.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -26,6 +27,9 @@ use crate::status::StatusBoard;
 
 /// Longest time from a stop signal to exit.
 pub const DRAIN: Duration = Duration::from_secs(5);
+
+/// How long the endpoints may finish answering when they stop or move.
+const ENDPOINTS_GRACE: Duration = Duration::from_millis(500);
 
 /// Run the agent until SIGINT or SIGTERM; the exit status says whether it
 /// started and stopped cleanly.
@@ -186,16 +190,20 @@ async fn run(config_path: PathBuf) -> anyhow::Result<()> {
     let listener = http::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
-    let server = http::spawn(listener, sinks.router());
+    let mut server = http::spawn(listener, sinks.router());
     let mut scheduler = start(&config, build_jobs(&config)?, &sinks);
     tracing::info!(region = %config.region, probes = config.probes.len(), targets = config.targets.len(), "agent started");
     loop {
         tokio::select! {
             _ = hangup.recv() => {
-                if let Some((next, jobs)) = reload(&config_path, &config) {
+                if let Some(reloaded) = reload(&config_path, &config).await {
                     scheduler.shutdown(DRAIN).await;
-                    scheduler = start(&next, jobs, &sinks);
-                    config = next;
+                    scheduler = start(&reloaded.config, reloaded.jobs, &sinks);
+                    if let Some(listener) = reloaded.listener {
+                        let moved = http::spawn(listener, sinks.router());
+                        std::mem::replace(&mut server, moved).stop(ENDPOINTS_GRACE).await;
+                    }
+                    config = reloaded.config;
                     tracing::info!("config reloaded");
                 }
             }
@@ -211,7 +219,7 @@ async fn run(config_path: PathBuf) -> anyhow::Result<()> {
             "probes still busy at the drain deadline were stopped"
         );
     }
-    server.stop(Duration::from_millis(500)).await;
+    server.stop(ENDPOINTS_GRACE).await;
     tracing::info!("stopped");
     Ok(())
 }
@@ -225,23 +233,41 @@ fn start(config: &AgentConfig, jobs: Vec<Job>, sinks: &Sinks) -> Scheduler {
     )
 }
 
-/// The new config and its jobs, or `None` (logged) when it is invalid.
-fn reload(config_path: &Path, current: &AgentConfig) -> Option<(AgentConfig, Vec<Job>)> {
+/// What a SIGHUP loaded: the new config, its jobs, and the endpoints'
+/// new listener when `listen` changed.
+struct Reloaded {
+    config: AgentConfig,
+    jobs: Vec<Job>,
+    listener: Option<tokio::net::TcpListener>,
+}
+
+/// The reloaded config, or `None` (logged) when it is invalid or its new
+/// `listen` address cannot be bound.
+async fn reload(config_path: &Path, current: &AgentConfig) -> Option<Reloaded> {
     tracing::info!(config = %config_path.display(), "SIGHUP: reloading config");
-    let loaded = load_config(config_path).and_then(|next| Ok((build_jobs(&next)?, next)));
-    let (jobs, next) = match loaded {
-        Ok(loaded) => loaded,
+    match load_reloaded(config_path, current).await {
+        Ok(reloaded) => Some(reloaded),
         Err(err) => {
             tracing::error!("reload rejected, the running config stays: {err:#}");
-            return None;
+            None
         }
-    };
-    if next.listen != current.listen {
-        tracing::warn!(
-            "`listen` changed to {}; the endpoints stay on {} until a restart",
-            next.listen,
-            current.listen
-        );
     }
-    Some((next, jobs))
+}
+
+async fn load_reloaded(config_path: &Path, current: &AgentConfig) -> anyhow::Result<Reloaded> {
+    let config = load_config(config_path)?;
+    let jobs = build_jobs(&config)?;
+    let listener = if config.listen == current.listen {
+        None
+    } else {
+        let listener = http::bind(config.listen)
+            .await
+            .with_context(|| format!("binding the new `listen` address {}", config.listen))?;
+        Some(listener)
+    };
+    Ok(Reloaded {
+        config,
+        jobs,
+        listener,
+    })
 }

@@ -1,11 +1,13 @@
 //! The `agent` binary against the real mock backend: endpoints, readiness,
-//! every contract metric, SIGHUP reload (a bad config keeps the old one), SIGTERM drain.
+//! every contract metric, SIGHUP reload (a bad config keeps the old one; a new
+//! `listen` moves the endpoints), SIGTERM drain.
 
 mod agent_support;
 
+use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
 
-use agent_support::{Backend, metric, scratch_with_probes, spawn};
+use agent_support::{Backend, http_get, metric, scratch_with_probes, spawn};
 
 /// Every `/metrics` series name the design lists (**contract**).
 const CONTRACT: &[&str] = &[
@@ -128,6 +130,57 @@ fn sighup_with_a_bad_config_keeps_the_old_one_and_a_good_one_applies() {
         "{}",
         agent.log()
     );
+}
+
+/// A port free right now on 127.0.0.1.
+fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    listener.local_addr().expect("local address").port()
+}
+
+#[test]
+fn sighup_moves_the_endpoints_and_rejects_an_address_it_cannot_bind() {
+    let backend = Backend::start("");
+    let scratch = scratch_with_probes("agent-listen", &["group_message"]);
+    let config =
+        agent_support::agent_config("eu-west", &backend.url, &scratch.0.join("probes"), "1s");
+    let config_path = scratch.write("agent.yaml", &config);
+    let mut agent = spawn(&["agent", "--config", config_path.to_str().unwrap()]);
+    let first = agent.addr;
+    assert_eq!(agent.get("/healthz").0, 200);
+
+    let taken = TcpListener::bind("127.0.0.1:0").expect("bind a port to hold");
+    let taken_addr = taken.local_addr().expect("local address");
+    scratch.write(
+        "agent.yaml",
+        &config.replace("listen: 127.0.0.1:0", &format!("listen: {taken_addr}")),
+    );
+    agent.signal("HUP");
+    let rejected = agent.wait_for_line(|line| line.contains("reload rejected"));
+    let rejected = rejected.unwrap_or_else(|| panic!("no rejection logged:\n{}", agent.log()));
+    assert!(rejected.contains(&taken_addr.to_string()), "{rejected}");
+    assert_eq!(agent.get("/healthz").0, 200, "still on {first}");
+
+    let moved_to = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    scratch.write(
+        "agent.yaml",
+        &config.replace("listen: 127.0.0.1:0", &format!("listen: {moved_to}")),
+    );
+    agent.signal("HUP");
+    let reloaded = agent.wait_for_line(|line| line.contains("config reloaded"));
+    assert!(reloaded.is_some(), "{}", agent.log());
+    assert_eq!(http_get(moved_to, "/healthz").0, 200, "{}", agent.log());
+    assert_eq!(
+        http_get(first, "/healthz").0,
+        0,
+        "the old address is closed"
+    );
+    let runs = "chatprobe_probe_runs_total{probe=\"group_message\",region=\"eu-west\",result=\"success\",target=\"mock\"}";
+    let (_, text) = agent_support::poll_get(moved_to, "/metrics", |_, text| {
+        metric(text, runs).unwrap_or(0.0) >= 1.0
+    });
+    assert!(metric(&text, runs).unwrap_or(0.0) >= 1.0, "{text}");
+    drop(taken);
 }
 
 #[test]

@@ -98,14 +98,7 @@ impl Running {
 
     /// Poll `GET path` until `accept` says yes (up to [`PATIENCE`]); the last answer.
     pub fn poll(&self, path: &str, accept: impl Fn(u16, &str) -> bool) -> (u16, String) {
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            let (status, body) = self.get(path);
-            if accept(status, &body) || Instant::now() > deadline {
-                return (status, body);
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        poll_get(self.addr, path, accept)
     }
 
     /// Send a signal (`TERM`, `HUP`, `INT`).
@@ -135,6 +128,18 @@ impl Drop for Running {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Poll `GET path` on `addr` until `accept` says yes (up to [`PATIENCE`]); the last answer.
+pub fn poll_get(addr: SocketAddr, path: &str, accept: impl Fn(u16, &str) -> bool) -> (u16, String) {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let (status, body) = http_get(addr, path);
+        if accept(status, &body) || Instant::now() > deadline {
+            return (status, body);
+        }
+        std::thread::sleep(Duration::from_millis(100));
     }
 }
 
