@@ -311,6 +311,7 @@ impl SyncSession {
         let limit = TIMELINE_LIMIT.to_string();
         let mut newest_first = Vec::new();
         let mut from = from.to_owned();
+        let mut complete = false;
         for _ in 0..BACKFILL_PAGES {
             let page: MessagesPage = self
                 .api
@@ -333,12 +334,15 @@ impl SyncSession {
             match page.end {
                 Some(end) if !last_page => from = end,
                 _ => {
-                    newest_first.reverse();
-                    return Ok(newest_first);
+                    complete = true;
+                    break;
                 }
             }
         }
-        tracing::warn!(%room, pages = BACKFILL_PAGES, "timeline gap longer than the back-fill reads; older events are skipped");
+        if !complete {
+            tracing::warn!(%room, pages = BACKFILL_PAGES,
+                "timeline gap longer than the back-fill reads; older events are skipped");
+        }
         newest_first.reverse();
         Ok(newest_first)
     }
