@@ -3,6 +3,7 @@
 //! `listen` moves the endpoints), SIGTERM drain.
 
 mod agent_support;
+mod common;
 
 use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
@@ -132,12 +133,6 @@ fn sighup_with_a_bad_config_keeps_the_old_one_and_a_good_one_applies() {
     );
 }
 
-/// A port free right now on 127.0.0.1.
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-    listener.local_addr().expect("local address").port()
-}
-
 #[test]
 fn sighup_moves_the_endpoints_and_rejects_an_address_it_cannot_bind() {
     let backend = Backend::start("");
@@ -161,7 +156,7 @@ fn sighup_moves_the_endpoints_and_rejects_an_address_it_cannot_bind() {
     assert!(rejected.contains(&taken_addr.to_string()), "{rejected}");
     assert_eq!(agent.get("/healthz").0, 200, "still on {first}");
 
-    let moved_to = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let moved_to = SocketAddr::from(([127, 0, 0, 1], common::free_port()));
     scratch.write(
         "agent.yaml",
         &config.replace("listen: 127.0.0.1:0", &format!("listen: {moved_to}")),

@@ -19,7 +19,8 @@ use axum::extract::{Path as UrlPath, State};
 use axum::routing::post;
 use serde_json::Value;
 
-use stack::{Process, TempDir, dashboards_file, free_port, get_json, wait_for};
+use common::free_port;
+use stack::{Process, TempDir, dashboards_file, get_json, wait_for};
 
 const REGIONS: [&str; 3] = ["eu-west", "us-east", "ap-south"];
 /// Probe, scrape and rule evaluation interval.

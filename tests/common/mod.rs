@@ -6,6 +6,17 @@ pub mod probes;
 
 use std::path::PathBuf;
 
+/// A port on 127.0.0.1 that was free a moment ago, for servers that cannot
+/// report the port they bound.
+pub fn free_port() -> u16 {
+    let listener =
+        std::net::TcpListener::bind("127.0.0.1:0").expect("an ephemeral port is available");
+    listener
+        .local_addr()
+        .expect("a bound listener has an address")
+        .port()
+}
+
 /// Finds an outside tool for a test: the path in `env_var` (written by
 /// `tests/setup.sh` into `target/tools.env`), else `binary` on `PATH`.
 ///

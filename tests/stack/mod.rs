@@ -5,7 +5,7 @@
 #![allow(dead_code)] // each test binary uses its own subset
 
 use std::io::{BufRead, BufReader, Read};
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -142,16 +142,6 @@ pub fn listening_addr_in(line: &str) -> Option<SocketAddr> {
         .take_while(|c| c.is_ascii_hexdigit() || matches!(c, '.' | ':' | '[' | ']'))
         .collect();
     addr.parse().ok()
-}
-
-/// A port on 127.0.0.1 that was free a moment ago, for tools that cannot
-/// report the port they bound.
-pub fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("an ephemeral port is available");
-    listener
-        .local_addr()
-        .expect("a bound listener has an address")
-        .port()
 }
 
 /// The `chatprobe` binary under test.

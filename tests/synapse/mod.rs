@@ -48,7 +48,7 @@ impl Synapse {
     /// settings of the generated config (Synapse merges its config files).
     pub async fn start_with(overrides: &str) -> Option<Synapse> {
         let binary = binary()?;
-        let port = free_port();
+        let port = common::free_port();
         let dir = fresh_dir(port);
         configure(&binary, &dir, port);
         let overrides_path = dir.join("overrides.yaml");
@@ -134,12 +134,6 @@ impl Drop for Synapse {
         self.stop();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-/// A port nobody listens on right now.
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-    listener.local_addr().expect("local address").port()
 }
 
 /// An empty directory of its own under the system temp dir.
