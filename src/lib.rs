@@ -3,6 +3,7 @@
 //! Data flows one way: config → scheduler → probe → client → outcome →
 //! metrics and status. See `README.md` for the map of modules.
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod agent;
 pub mod backend;

@@ -6,14 +6,16 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
-/// Declares a closed set of contract labels: an enum, its `ALL` list and its label text.
+/// Declares a closed set of contract labels: an enum, its `ALL` list, its
+/// label text and, for each value, its meaning in words (the variant's doc
+/// comment and the README's table both come from it).
 macro_rules! label_enum {
-    ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident => $label:literal,)+ }) => {
+    ($(#[$doc:meta])* $name:ident { $($variant:ident => $label:literal, $meaning:literal;)+ }) => {
         $(#[$doc])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
         #[serde(rename_all = "snake_case")]
         pub enum $name {
-            $($(#[$vdoc])* $variant,)+
+            $(#[doc = $meaning] $variant,)+
         }
 
         impl $name {
@@ -24,6 +26,13 @@ macro_rules! label_enum {
             pub fn as_str(self) -> &'static str {
                 match self {
                     $($name::$variant => $label,)+
+                }
+            }
+
+            /// What the value means, as the README's tables say it.
+            pub fn meaning(self) -> &'static str {
+                match self {
+                    $($name::$variant => $meaning,)+
                 }
             }
         }
@@ -39,66 +48,39 @@ macro_rules! label_enum {
 label_enum! {
     /// One step of a probe run (the `operation` label).
     Operation {
-        /// Log a device in.
-        Login => "login",
-        /// Open a device's push connection.
-        Connect => "connect",
-        /// Send a message (or create the run's group).
-        Send => "send",
-        /// Wait for messages to reach every recipient device.
-        Deliver => "deliver",
-        /// Check that two devices of one account agree.
-        DeviceSync => "device_sync",
-        /// Leave a group and check that it stays left.
-        Leave => "leave",
-        /// Change a group's name and notice.
-        EditSettings => "edit_settings",
-        /// Add a member to a group.
-        AddMember => "add_member",
-        /// Remove what the run created.
-        Cleanup => "cleanup",
+        Login => "login", "log a device in";
+        Connect => "connect", "open a device's push connection";
+        Send => "send", "send a message (or create the run's group)";
+        Deliver => "deliver", "wait for messages to reach every recipient device";
+        DeviceSync => "device_sync", "check that two devices of one account agree";
+        Leave => "leave", "leave a group and check that it stays left";
+        EditSettings => "edit_settings", "change a group's name and notice";
+        AddMember => "add_member", "add a member to a group";
+        Cleanup => "cleanup", "remove what the run created";
     }
 }
 
 label_enum! {
-    /// Why a step failed (the `reason` label, a closed set).
+    /// Why a step failed (the `reason` label, a closed set): what the service did.
     Reason {
-        /// Answered an error status or a malformed body.
-        HttpError => "http_error",
-        /// Did not answer within the step's timeout.
-        Timeout => "timeout",
-        /// Refused or dropped the connection.
-        ConnectError => "connect_error",
-        /// Rejected credentials.
-        AuthError => "auth_error",
-        /// Acknowledged a send, but no recipient got it.
-        NotDelivered => "not_delivered",
-        /// Some recipient devices got it, others never did.
-        PartialDelivery => "partial_delivery",
-        /// Delivered, but after the latency objective.
-        LateDelivery => "late_delivery",
-        /// Delivered the same message more than once to one device.
-        Duplicate => "duplicate",
-        /// Delivered a group's messages out of send order.
-        OutOfOrder => "out_of_order",
-        /// Delivered content that differs from what was sent.
-        Corrupted => "corrupted",
-        /// One device of an account saw what another device of it did not.
-        DeviceDesync => "device_desync",
-        /// Refused a leave.
-        LeaveRejected => "leave_rejected",
-        /// Accepted a leave, yet the user is still listed as a member.
-        LeaveNotApplied => "leave_not_applied",
-        /// A group the user left appeared again later.
-        MembershipResurrected => "membership_resurrected",
-        /// Refused a settings change.
-        SettingsRejected => "settings_rejected",
-        /// Accepted a settings change that does not read back.
-        SettingsNotApplied => "settings_not_applied",
-        /// Other members never saw the settings change.
-        SettingsNotPropagated => "settings_not_propagated",
-        /// A newly added member cannot see the group or its new messages.
-        MemberAddFailed => "member_add_failed",
+        HttpError => "http_error", "answered an error status or a malformed body";
+        Timeout => "timeout", "did not answer within the step's timeout (or the whole run hit `run_timeout`)";
+        ConnectError => "connect_error", "refused or dropped the connection";
+        AuthError => "auth_error", "rejected credentials";
+        NotDelivered => "not_delivered", "acknowledged a send, but no recipient got it (\"sent\" yet invisible)";
+        PartialDelivery => "partial_delivery", "some recipient devices got it, others never did";
+        LateDelivery => "late_delivery", "delivered, but after the probe's latency objective";
+        Duplicate => "duplicate", "delivered the same message more than once to one device";
+        OutOfOrder => "out_of_order", "delivered a group's messages out of send order";
+        Corrupted => "corrupted", "delivered content that differs from what was sent";
+        DeviceDesync => "device_desync", "one device of an account saw what another device of it did not";
+        LeaveRejected => "leave_rejected", "refused a leave";
+        LeaveNotApplied => "leave_not_applied", "accepted a leave, yet the user is still listed as a member";
+        MembershipResurrected => "membership_resurrected", "a group the user left appeared again later";
+        SettingsRejected => "settings_rejected", "refused a settings change";
+        SettingsNotApplied => "settings_not_applied", "accepted a settings change that does not read back";
+        SettingsNotPropagated => "settings_not_propagated", "other members never saw the settings change";
+        MemberAddFailed => "member_add_failed", "a newly added member cannot see the group or its new messages";
     }
 }
 
@@ -107,6 +89,31 @@ impl Reason {
     /// (shown amber rather than red on the status page).
     pub fn is_degradation(self) -> bool {
         matches!(self, Reason::LateDelivery | Reason::PartialDelivery)
+    }
+
+    /// What the service did, in the words of someone watching it (the status
+    /// page's wording; shorter than [`Reason::meaning`]).
+    pub fn phrase(self) -> &'static str {
+        match self {
+            Reason::HttpError => "answered with an error",
+            Reason::Timeout => "did not answer in time",
+            Reason::ConnectError => "refused or dropped the connection",
+            Reason::AuthError => "rejected the login",
+            Reason::NotDelivered => "sent but never delivered",
+            Reason::PartialDelivery => "reached only some devices",
+            Reason::LateDelivery => "delivered late",
+            Reason::Duplicate => "delivered more than once",
+            Reason::OutOfOrder => "delivered out of order",
+            Reason::Corrupted => "delivered altered content",
+            Reason::DeviceDesync => "devices of one account disagree",
+            Reason::LeaveRejected => "refused to let a member leave",
+            Reason::LeaveNotApplied => "accepted a leave but kept the member",
+            Reason::MembershipResurrected => "a left group came back",
+            Reason::SettingsRejected => "refused a settings change",
+            Reason::SettingsNotApplied => "accepted a settings change that did not stick",
+            Reason::SettingsNotPropagated => "other members never saw a settings change",
+            Reason::MemberAddFailed => "an added member cannot see the group",
+        }
     }
 }
 
@@ -162,5 +169,21 @@ impl ProbeOutcome {
     /// True when the run found no failure.
     pub fn passed(&self) -> bool {
         self.failures.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_reason_has_its_own_phrase_and_meaning() {
+        for words in [Reason::phrase, Reason::meaning] {
+            let mut all: Vec<_> = Reason::ALL.iter().map(|r| words(*r)).collect();
+            all.sort_unstable();
+            all.dedup();
+            assert_eq!(all.len(), Reason::ALL.len());
+        }
+        assert_eq!(Reason::NotDelivered.phrase(), "sent but never delivered");
     }
 }

@@ -1,9 +1,8 @@
-//! The colour of a probe run on the status page, and every failure reason in
-//! plain words.
+//! The colour of a probe run on the status page.
 
 use serde::Serialize;
 
-use crate::outcome::{Failure, Reason};
+use crate::outcome::Failure;
 
 /// How a probe (or the whole page) is doing, as a colour.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -60,34 +59,10 @@ impl Health {
     }
 }
 
-/// What the service did, in the words of someone watching it.
-pub fn reason_phrase(reason: Reason) -> &'static str {
-    match reason {
-        Reason::HttpError => "answered with an error",
-        Reason::Timeout => "did not answer in time",
-        Reason::ConnectError => "refused or dropped the connection",
-        Reason::AuthError => "rejected the login",
-        Reason::NotDelivered => "sent but never delivered",
-        Reason::PartialDelivery => "reached only some devices",
-        Reason::LateDelivery => "delivered late",
-        Reason::Duplicate => "delivered more than once",
-        Reason::OutOfOrder => "delivered out of order",
-        Reason::Corrupted => "delivered altered content",
-        Reason::DeviceDesync => "devices of one account disagree",
-        Reason::LeaveRejected => "refused to let a member leave",
-        Reason::LeaveNotApplied => "accepted a leave but kept the member",
-        Reason::MembershipResurrected => "a left group came back",
-        Reason::SettingsRejected => "refused a settings change",
-        Reason::SettingsNotApplied => "accepted a settings change that did not stick",
-        Reason::SettingsNotPropagated => "other members never saw a settings change",
-        Reason::MemberAddFailed => "an added member cannot see the group",
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::outcome::Operation;
+    use crate::outcome::{Operation, Reason};
 
     fn failure(reason: Reason) -> Failure {
         Failure {
@@ -127,18 +102,6 @@ mod tests {
         assert_eq!(
             Health::worst([Health::Red, Health::Green, Health::Amber]),
             Health::Red
-        );
-    }
-
-    #[test]
-    fn every_reason_has_its_own_phrase() {
-        let mut phrases: Vec<_> = Reason::ALL.iter().map(|r| reason_phrase(*r)).collect();
-        phrases.sort_unstable();
-        phrases.dedup();
-        assert_eq!(phrases.len(), Reason::ALL.len());
-        assert_eq!(
-            reason_phrase(Reason::NotDelivered),
-            "sent but never delivered"
         );
     }
 }

@@ -17,7 +17,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
 pub use api::router;
-pub use health::{Health, reason_phrase};
+pub use health::Health;
 pub use page::render as render_page;
 pub use snapshot::{CellView, FailureView, StatusSnapshot, StepFailure, Timestamp, TrendView};
 

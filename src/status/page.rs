@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use super::chart::TrendChart;
-use super::health::{Health, reason_phrase};
+use super::health::Health;
 use super::html::Escaped;
 use super::snapshot::{CellView, FailureView, StatusSnapshot, StepFailure, TrendView};
 use super::{TREND_BUCKET, TREND_WINDOW};
@@ -187,7 +187,7 @@ fn write_reasons(f: &mut fmt::Formatter<'_>, failures: &[StepFailure]) -> fmt::R
         write!(
             f,
             r#"<li data-reason="{reason}"><b>{operation}</b>: {}</li>"#,
-            reason_phrase(reason)
+            reason.phrase()
         )?;
     }
     f.write_str("</ul>")

@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Serialize, Serializer};
 
-use super::health::{Health, reason_phrase};
+use super::health::Health;
 use crate::outcome::{Failure, Operation, ProbeKey, Reason};
 
 /// Everything the status page shows, taken at `generated_at`.
@@ -79,7 +79,7 @@ impl From<&Failure> for StepFailure {
         Self {
             operation: failure.operation,
             reason: failure.reason,
-            reason_text: reason_phrase(failure.reason),
+            reason_text: failure.reason.phrase(),
             detail: failure.detail.clone(),
         }
     }
