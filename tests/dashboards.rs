@@ -339,8 +339,7 @@ fn heading_anchor(heading: &str) -> String {
 
 #[test]
 fn every_alert_names_what_broke_and_links_its_runbook_section() {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
-        .expect("README.md is readable");
+    let readme = std::fs::read_to_string(repo_file("README.md")).expect("README.md is readable");
     let anchors: BTreeSet<String> = readme
         .lines()
         .filter_map(|line| line.strip_prefix("### "))

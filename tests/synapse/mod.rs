@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::common;
 use crate::common::dir::TempDir;
+use crate::common::fixtures::repo_file;
 
 /// How long Synapse may take to answer `/_matrix/client/versions` after start.
 const START_DEADLINE: Duration = Duration::from_secs(90);
@@ -26,8 +27,7 @@ pub struct Synapse {
 /// `target/tools.env`), else the one `tests/synapse/install.sh` installs,
 /// else `synapse_homeserver` on `PATH`; `None` (test skipped) when none exists.
 pub fn binary() -> Option<PathBuf> {
-    let installed =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("target/synapse-venv/bin/synapse_homeserver");
+    let installed = repo_file("target/synapse-venv/bin/synapse_homeserver");
     if std::env::var_os("CHATPROBE_SYNAPSE").is_none() && installed.is_file() {
         return Some(installed);
     }
@@ -139,7 +139,7 @@ impl Drop for Synapse {
 
 /// Writes the homeserver config (see `configure.sh`).
 fn configure(binary: &Path, dir: &Path, port: u16) {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/synapse/configure.sh");
+    let script = repo_file("tests/synapse/configure.sh");
     let output = Command::new("bash")
         .arg(script)
         .arg(dir)
