@@ -146,14 +146,17 @@ fn sighup_moves_the_endpoints_and_rejects_an_address_it_cannot_bind() {
     let mut agent = start_agent(&config.path);
     let first = agent.addr;
     assert_eq!(agent.get("/healthz").0, 200);
+    let listen_on = |addr: SocketAddr| {
+        config.rewrite(
+            &config
+                .text
+                .replace("listen: 127.0.0.1:0", &format!("listen: {addr}")),
+        )
+    };
 
     let taken = TcpListener::bind("127.0.0.1:0").expect("bind a port to hold");
     let taken_addr = taken.local_addr().expect("local address");
-    config.rewrite(
-        &config
-            .text
-            .replace("listen: 127.0.0.1:0", &format!("listen: {taken_addr}")),
-    );
+    listen_on(taken_addr);
     agent.signal("HUP");
     let rejected = agent.wait_for_line(|line| line.contains("reload rejected"));
     let rejected = rejected.unwrap_or_else(|| panic!("no rejection logged:\n{}", agent.log()));
@@ -161,11 +164,7 @@ fn sighup_moves_the_endpoints_and_rejects_an_address_it_cannot_bind() {
     assert_eq!(agent.get("/healthz").0, 200, "still on {first}");
 
     let moved_to = SocketAddr::from(([127, 0, 0, 1], common::free_port()));
-    config.rewrite(
-        &config
-            .text
-            .replace("listen: 127.0.0.1:0", &format!("listen: {moved_to}")),
-    );
+    listen_on(moved_to);
     agent.signal("HUP");
     let reloaded = agent.wait_for_line(|line| line.contains("config reloaded"));
     assert!(reloaded.is_some(), "{}", agent.log());
