@@ -2,13 +2,16 @@
 //! every contract metric, SIGHUP reload (a bad config keeps the old one; a new
 //! `listen` moves the endpoints), SIGTERM drain.
 
-mod agent_support;
 mod common;
 
 use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
 
-use agent_support::{Backend, http_get, metric, scratch_with_probes, spawn};
+use common::backend::Backend;
+use common::binary::start_agent;
+use common::dir::TempDir;
+use common::fixtures::{AgentConfig, fixture_path, probe_file};
+use common::http::{http_get, metric, poll_get};
 
 /// Every `/metrics` series name the design lists (**contract**).
 const CONTRACT: &[&str] = &[
@@ -33,16 +36,16 @@ const CONTRACT: &[&str] = &[
 fn endpoints_readiness_metrics_and_sigterm() {
     // Logins take 6 s during the first 12 s, so the first round cannot finish early;
     // settings changes always fail.
-    let backend = Backend::start(
-        "- name: slow-login\n  operations: [login]\n  duration: 12s\n  effect: delay\n  delay: 6s\n\
-         - name: no-settings\n  operations: [edit_settings]\n  effect: error\n  status: 503\n",
+    let backend = Backend::with_faults(&fixture_path("faults/slow-login-no-settings.yaml"));
+    let scratch = TempDir::new("agent-endpoints");
+    let kinds = ["group_message", "edit_settings"];
+    let config = AgentConfig::write(&scratch, "eu-west", &backend.url, "1s", &kinds);
+    config.rewrite(
+        &config
+            .text
+            .replace("request_timeout: 5s", "request_timeout: 20s"),
     );
-    let scratch = scratch_with_probes("agent-endpoints", &["group_message", "edit_settings"]);
-    let config =
-        agent_support::agent_config("eu-west", &backend.url, &scratch.0.join("probes"), "1s");
-    let config = config.replace("request_timeout: 5s", "request_timeout: 20s");
-    let config_path = scratch.write("agent.yaml", &config);
-    let mut agent = spawn(&["agent", "--config", config_path.to_str().unwrap()]);
+    let mut agent = start_agent(&config.path);
 
     assert_eq!(agent.get("/healthz").0, 200);
     assert_eq!(agent.get("/readyz").0, 503, "{}", agent.log());
@@ -75,18 +78,23 @@ fn endpoints_readiness_metrics_and_sigterm() {
 
 #[test]
 fn sighup_with_a_bad_config_keeps_the_old_one_and_a_good_one_applies() {
-    let backend = Backend::start("");
-    let scratch = scratch_with_probes("agent-reload", &["group_message"]);
-    let good =
-        agent_support::agent_config("eu-west", &backend.url, &scratch.0.join("probes"), "500ms");
-    let config_path = scratch.write("agent.yaml", &good);
-    let mut agent = spawn(&["agent", "--config", config_path.to_str().unwrap()]);
+    let backend = Backend::start();
+    let scratch = TempDir::new("agent-reload");
+    let config = AgentConfig::write(
+        &scratch,
+        "eu-west",
+        &backend.url,
+        "500ms",
+        &["group_message"],
+    );
+    let good = &config.text;
+    let mut agent = start_agent(&config.path);
     let runs = "chatprobe_probe_runs_total{probe=\"group_message\",region=\"eu-west\",result=\"success\",target=\"mock\"}";
     agent.poll("/metrics", |_, text| {
         metric(text, runs).unwrap_or(0.0) >= 1.0
     });
 
-    scratch.write("agent.yaml", &good.replace("url: http", "url: ftp"));
+    config.rewrite(&good.replace("url: http", "url: ftp"));
     agent.signal("HUP");
     let rejected = agent.wait_for_line(|line| line.contains("reload rejected"));
     let rejected = rejected.unwrap_or_else(|| panic!("no rejection logged:\n{}", agent.log()));
@@ -101,11 +109,8 @@ fn sighup_with_a_bad_config_keeps_the_old_one_and_a_good_one_applies() {
         agent.log()
     );
 
-    scratch.write(
-        "probes/add_member.yaml",
-        &agent_support::probe_file("add_member"),
-    );
-    scratch.write("agent.yaml", &good);
+    scratch.write("probes/add_member.yaml", &probe_file("add_member"));
+    config.rewrite(good);
     agent.signal("HUP");
     assert!(
         agent
@@ -135,21 +140,23 @@ fn sighup_with_a_bad_config_keeps_the_old_one_and_a_good_one_applies() {
 
 #[test]
 fn sighup_moves_the_endpoints_and_rejects_an_address_it_cannot_bind() {
-    let backend = Backend::start("");
-    let scratch = scratch_with_probes("agent-listen", &["group_message"]);
-    let config =
-        agent_support::agent_config("eu-west", &backend.url, &scratch.0.join("probes"), "1s");
-    let config_path = scratch.write("agent.yaml", &config);
-    let mut agent = spawn(&["agent", "--config", config_path.to_str().unwrap()]);
+    let backend = Backend::start();
+    let scratch = TempDir::new("agent-listen");
+    let config = AgentConfig::write(&scratch, "eu-west", &backend.url, "1s", &["group_message"]);
+    let mut agent = start_agent(&config.path);
     let first = agent.addr;
     assert_eq!(agent.get("/healthz").0, 200);
+    let listen_on = |addr: SocketAddr| {
+        config.rewrite(
+            &config
+                .text
+                .replace("listen: 127.0.0.1:0", &format!("listen: {addr}")),
+        )
+    };
 
     let taken = TcpListener::bind("127.0.0.1:0").expect("bind a port to hold");
     let taken_addr = taken.local_addr().expect("local address");
-    scratch.write(
-        "agent.yaml",
-        &config.replace("listen: 127.0.0.1:0", &format!("listen: {taken_addr}")),
-    );
+    listen_on(taken_addr);
     agent.signal("HUP");
     let rejected = agent.wait_for_line(|line| line.contains("reload rejected"));
     let rejected = rejected.unwrap_or_else(|| panic!("no rejection logged:\n{}", agent.log()));
@@ -157,10 +164,7 @@ fn sighup_moves_the_endpoints_and_rejects_an_address_it_cannot_bind() {
     assert_eq!(agent.get("/healthz").0, 200, "still on {first}");
 
     let moved_to = SocketAddr::from(([127, 0, 0, 1], common::free_port()));
-    scratch.write(
-        "agent.yaml",
-        &config.replace("listen: 127.0.0.1:0", &format!("listen: {moved_to}")),
-    );
+    listen_on(moved_to);
     agent.signal("HUP");
     let reloaded = agent.wait_for_line(|line| line.contains("config reloaded"));
     assert!(reloaded.is_some(), "{}", agent.log());
@@ -171,7 +175,7 @@ fn sighup_moves_the_endpoints_and_rejects_an_address_it_cannot_bind() {
         "the old address is closed"
     );
     let runs = "chatprobe_probe_runs_total{probe=\"group_message\",region=\"eu-west\",result=\"success\",target=\"mock\"}";
-    let (_, text) = agent_support::poll_get(moved_to, "/metrics", |_, text| {
+    let (_, text) = poll_get(moved_to, "/metrics", |_, text| {
         metric(text, runs).unwrap_or(0.0) >= 1.0
     });
     assert!(metric(&text, runs).unwrap_or(0.0) >= 1.0, "{text}");
@@ -182,13 +186,17 @@ fn sighup_moves_the_endpoints_and_rejects_an_address_it_cannot_bind() {
 fn a_hanging_service_never_piles_runs_up() {
     // Every send hangs; each run then lasts at least the 2 s step timeout, so
     // with a 200 ms interval overlapping runs would finish far more often.
-    let backend = Backend::start("- name: hang\n  operations: [send]\n  effect: timeout\n");
-    let scratch = scratch_with_probes("agent-hang", &["group_message"]);
-    let config =
-        agent_support::agent_config("eu-west", &backend.url, &scratch.0.join("probes"), "200ms");
-    let config_path = scratch.write("agent.yaml", &config);
+    let backend = Backend::with_faults(&fixture_path("faults/send-hang.yaml"));
+    let scratch = TempDir::new("agent-hang");
+    let config = AgentConfig::write(
+        &scratch,
+        "eu-west",
+        &backend.url,
+        "200ms",
+        &["group_message"],
+    );
     let started = std::time::Instant::now();
-    let agent = spawn(&["agent", "--config", config_path.to_str().unwrap()]);
+    let agent = start_agent(&config.path);
     let failed = "chatprobe_probe_runs_total{probe=\"group_message\",region=\"eu-west\",result=\"failure\",target=\"mock\"}";
     let (_, text) = agent.poll("/metrics", |_, text| {
         metric(text, failed).unwrap_or(0.0) >= 3.0

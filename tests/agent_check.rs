@@ -1,40 +1,26 @@
 //! `chatprobe check`: valid configs pass, invalid ones fail with file, line and field.
 
-mod agent_support;
+mod common;
 
 use std::path::Path;
-use std::process::Command;
 
-use agent_support::Scratch;
+use common::binary;
+use common::dir::TempDir;
+use common::fixtures::{fixture, repo_file};
 
-const CONFIG: &str = "region: eu-west
-targets:
-  - kind: mock
-    name: mock
-    url: http://127.0.0.1:8080
-    accounts:
-      password: pw
-probes: [probes]
-";
+/// An agent config whose probes are in `probes/` beside it.
+const CONFIG: &str = "agent-minimal.yaml";
 
 fn check(config: &Path) -> (bool, String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_chatprobe"))
-        .args(["check", "--config"])
-        .arg(config)
-        .output()
-        .expect("run chatprobe check");
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
+    let finished = binary::run("check", config);
+    (finished.success, finished.stdout, finished.stderr)
 }
 
 #[test]
 fn valid_config_passes() {
-    let scratch = Scratch::new("good");
+    let scratch = TempDir::new("good");
     scratch.write("probes/gm.yaml", "name: gm\nkind: group_message\n");
-    let (ok, stdout, stderr) = check(&scratch.write("agent.yaml", CONFIG));
+    let (ok, stdout, stderr) = check(&scratch.write("agent.yaml", &fixture(CONFIG)));
     assert!(ok, "{stderr}");
     assert!(
         stdout.contains("ok (region eu-west, targets: mock, probes: gm)"),
@@ -44,7 +30,7 @@ fn valid_config_passes() {
 
 #[test]
 fn shipped_config_passes() {
-    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/agent.yaml");
+    let shipped = repo_file("config/agent.yaml");
     let (ok, stdout, stderr) = check(&shipped);
     assert!(ok, "{stderr}");
     assert!(stdout.contains("region eu-west"), "{stdout}");
@@ -52,9 +38,9 @@ fn shipped_config_passes() {
 
 #[test]
 fn config_error_names_file_line_and_field() {
-    let scratch = Scratch::new("badconfig");
+    let scratch = TempDir::new("badconfig");
     scratch.write("probes/gm.yaml", "name: gm\nkind: group_message\n");
-    let bad = CONFIG.replace("http://127.0.0.1:8080", "127.0.0.1:8080");
+    let bad = fixture(CONFIG).replace("http://127.0.0.1:8080", "127.0.0.1:8080");
     let path = scratch.write("agent.yaml", &bad);
     let (ok, _, stderr) = check(&path);
     assert!(!ok);
@@ -65,7 +51,7 @@ fn config_error_names_file_line_and_field() {
 
 #[test]
 fn every_bad_probe_file_is_reported() {
-    let scratch = Scratch::new("badprobe");
+    let scratch = TempDir::new("badprobe");
     scratch.write(
         "probes/a.yaml",
         "name: a\nkind: group_message\ninterval: 10ms\n",
@@ -74,7 +60,7 @@ fn every_bad_probe_file_is_reported() {
         "probes/b.yaml",
         "name: b\nkind: group_message\nmesages: 3\n",
     );
-    let (ok, _, stderr) = check(&scratch.write("agent.yaml", CONFIG));
+    let (ok, _, stderr) = check(&scratch.write("agent.yaml", &fixture(CONFIG)));
     assert!(!ok);
     assert!(stderr.contains("probes/a.yaml:3"), "{stderr}");
     assert!(stderr.contains("field `interval`"), "{stderr}");

@@ -1,11 +1,13 @@
 //! `chatprobe demo`: backend and three regions in one process, one /metrics
 //! for all, a summary line per run, and a scenario that hits one region only.
 
-mod agent_support;
+mod common;
 
 use std::time::Duration;
 
-use agent_support::{Scratch, metric, start_demo};
+use common::binary::start_demo;
+use common::fixtures::fixture_path;
+use common::http::metric;
 
 fn series(name: &str, probe: &str, region: &str, extra: &str) -> String {
     format!("{name}{{{extra}probe=\"{probe}\",region=\"{region}\",target=\"mock\"}}")
@@ -13,11 +15,7 @@ fn series(name: &str, probe: &str, region: &str, extra: &str) -> String {
 
 #[test]
 fn demo_serves_three_regions_and_replays_a_scenario() {
-    let scratch = Scratch::new("demo");
-    let scenario = scratch.write(
-        "scenario.yaml",
-        "- name: ap-south-send-outage\n  operations: [send]\n  regions: [ap-south]\n  effect: error\n  status: 503\n",
-    );
+    let scenario = fixture_path("faults/ap-south-send-outage.yaml");
     let mut demo = start_demo(&scenario);
     let passed = |region| {
         let mut text = String::from("chatprobe_probe_runs_total{probe=\"group_message\",region=\"");

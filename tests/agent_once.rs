@@ -1,10 +1,11 @@
 //! `chatprobe once` against the real mock backend: exit 0 when healthy, 1 with a fault.
 
-mod agent_support;
+mod common;
 
-use std::process::Command;
-
-use agent_support::{Backend, scratch_with_probes};
+use common::backend::Backend;
+use common::binary;
+use common::dir::TempDir;
+use common::fixtures::{AgentConfig, fixture_path};
 
 const KINDS: &[&str] = &[
     "group_message",
@@ -15,22 +16,16 @@ const KINDS: &[&str] = &[
 ];
 
 fn once(url: &str, tag: &str) -> (bool, String) {
-    let scratch = scratch_with_probes(tag, KINDS);
-    let config = agent_support::agent_config("eu-west", url, &scratch.0.join("probes"), "1s");
-    let path = scratch.write("agent.yaml", &config);
-    let output = Command::new(env!("CARGO_BIN_EXE_chatprobe"))
-        .args(["once", "--config"])
-        .arg(&path)
-        .output()
-        .expect("run chatprobe once");
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    (output.status.success(), format!("{stdout}\n{stderr}"))
+    let scratch = TempDir::new(tag);
+    let config = AgentConfig::write(&scratch, "eu-west", url, "1s", KINDS);
+    let finished = binary::run("once", &config.path);
+    let (stdout, stderr) = (finished.stdout, finished.stderr);
+    (finished.success, format!("{stdout}\n{stderr}"))
 }
 
 #[test]
 fn healthy_backend_passes_every_probe() {
-    let backend = Backend::start("");
+    let backend = Backend::start();
     let (ok, output) = once(&backend.url, "once-healthy");
     assert!(ok, "{output}");
     for kind in KINDS {
@@ -45,9 +40,7 @@ fn healthy_backend_passes_every_probe() {
 
 #[test]
 fn a_fault_fails_the_run_with_its_reason() {
-    let backend = Backend::start(
-        "- name: settings-down\n  operations: [edit_settings]\n  regions: [eu-west]\n  effect: error\n  status: 503\n",
-    );
+    let backend = Backend::with_faults(&fixture_path("faults/eu-west-settings-down.yaml"));
     let (ok, output) = once(&backend.url, "once-fault");
     assert!(!ok, "{output}");
     let row = output

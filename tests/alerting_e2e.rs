@@ -7,7 +7,6 @@
 //! Prints the time from injection to the page firing (the README's figure).
 
 mod common;
-mod stack;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -19,8 +18,13 @@ use axum::extract::{Path as UrlPath, State};
 use axum::routing::post;
 use serde_json::Value;
 
+use common::backend::{put_faults, send_outage};
+use common::binary::{Running, start_agent, start_backend};
+use common::dir::TempDir;
+use common::fixtures::{AgentConfig, filled_fixture, fixture_path, repo_file};
 use common::free_port;
-use stack::{Process, TempDir, dashboards_file, get_json, wait_for};
+use common::http::{get_json, get_text, http_client, wait_for};
+use common::process::Process;
 
 const REGIONS: [&str; 3] = ["eu-west", "us-east", "ap-south"];
 /// Probe, scrape and rule evaluation interval.
@@ -98,13 +102,14 @@ struct Stack {
     alertmanager_url: String,
     webhooks: WebhookSink,
     // Dropped last: the processes above write into it.
-    _processes: Vec<Process>,
+    _chatprobes: Vec<Running>,
+    _tools: Vec<Process>,
     _dir: TempDir,
 }
 
 /// The shipped Alertmanager config, its receivers pointed at the sink.
 fn alertmanager_config(sink_url: &str) -> String {
-    let shipped = std::fs::read_to_string(dashboards_file("alertmanager.yml"))
+    let shipped = std::fs::read_to_string(repo_file("dashboards/alertmanager.yml"))
         .expect("dashboards/alertmanager.yml is readable");
     let pager = "https://pager.example.net/hooks/chatprobe";
     let tickets = "https://chat.example.net/hooks/chatprobe";
@@ -125,12 +130,13 @@ fn prometheus_config(agents: &[(&str, String)], alertmanager: &str, rules: &Path
             format!("      - targets: [\"{addr}\"]\n        labels: {{region: {region}}}\n")
         })
         .collect();
-    format!(
-        "global:\n  scrape_interval: 5s\n  scrape_timeout: 4s\n  evaluation_interval: 5s\n\
-         rule_files: [\"{rules}\"]\n\
-         alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: [\"{alertmanager}\"]\n\
-         scrape_configs:\n  - job_name: chatprobe\n    honor_labels: true\n    static_configs:\n{targets}",
-        rules = rules.display(),
+    filled_fixture(
+        "prometheus.yml",
+        &[
+            ("rules", &rules.display().to_string()),
+            ("alertmanager", alertmanager),
+            ("targets", &targets),
+        ],
     )
 }
 
@@ -155,24 +161,23 @@ async fn start_stack() -> Option<Stack> {
         "apt-get install prometheus-alertmanager",
     )?;
     let dir = TempDir::new("alerting-e2e");
-    let mut processes = Vec::new();
-    let (backend, backend_url) = stack::start_backend(&dir);
-    processes.push(backend);
+    let backend = start_backend(&fixture_path("backend.yaml"), &[]);
+    let backend_url = backend.url();
+    let mut chatprobes = vec![backend];
     let mut agents = Vec::new();
+    let interval = humantime::format_duration(INTERVAL).to_string();
     for region in REGIONS {
-        let (agent, metrics_url) = stack::start_agent(&dir, region, &backend_url, INTERVAL);
-        processes.push(agent);
-        let addr = metrics_url
-            .trim_start_matches("http://")
-            .trim_end_matches("/metrics")
-            .to_string();
-        agents.push((region, addr));
+        let config = AgentConfig::write(&dir, region, &backend_url, &interval, &["group_message"]);
+        let agent = start_agent(&config.path);
+        agents.push((region, agent.addr.to_string()));
+        chatprobes.push(agent);
     }
+    let mut tools = Vec::new();
 
     let webhooks = WebhookSink::start().await;
     let alertmanager_addr = format!("127.0.0.1:{}", free_port());
     let alertmanager_yml = dir.write("alertmanager.yml", &alertmanager_config(&webhooks.url));
-    processes.push(start_tool(
+    tools.push(start_tool(
         "alertmanager",
         &alertmanager,
         &[
@@ -190,9 +195,13 @@ async fn start_stack() -> Option<Stack> {
     let prometheus_addr = format!("127.0.0.1:{}", free_port());
     let prometheus_yml = dir.write(
         "prometheus.yml",
-        &prometheus_config(&agents, &alertmanager_addr, &dashboards_file("rules.yml")),
+        &prometheus_config(
+            &agents,
+            &alertmanager_addr,
+            &repo_file("dashboards/rules.yml"),
+        ),
     );
-    processes.push(start_tool(
+    tools.push(start_tool(
         "prometheus",
         &prometheus,
         &[
@@ -207,15 +216,16 @@ async fn start_stack() -> Option<Stack> {
         prometheus_url: format!("http://{prometheus_addr}"),
         alertmanager_url: format!("http://{alertmanager_addr}"),
         webhooks,
-        _processes: processes,
+        _chatprobes: chatprobes,
+        _tools: tools,
         _dir: dir,
     };
-    let http = stack::http_client();
+    let http = http_client();
     for ready in [
         format!("{}/-/ready", stack.prometheus_url),
         format!("{}/-/ready", stack.alertmanager_url),
     ] {
-        wait_for(&ready, PATIENCE, POLL, || stack::get_text(&http, &ready)).await;
+        wait_for(&ready, PATIENCE, POLL, || get_text(&http, &ready)).await;
     }
     Some(stack)
 }
@@ -337,11 +347,11 @@ async fn one_region_warns_two_regions_page_and_recovery_resolves() {
     let Some(stack) = start_stack().await else {
         return;
     };
-    let http = stack::http_client();
+    let http = http_client();
     wait_all_regions_passing(&http, &stack).await;
 
     // One region: the regional warning, never the page.
-    stack::set_faults(&http, &stack.backend_url, &stack::send_outage(&["eu-west"])).await;
+    put_faults(&http, &stack.backend_url, &send_outage(&["eu-west"])).await;
     let first_injection = Instant::now();
     wait_firing(&http, &stack, REGIONAL, "eu-west", Some(MULTI_REGION)).await;
     let warning_after = first_injection.elapsed();
@@ -370,10 +380,10 @@ async fn one_region_warns_two_regions_page_and_recovery_resolves() {
     );
 
     // A second region: the page.
-    stack::set_faults(
+    put_faults(
         &http,
         &stack.backend_url,
-        &stack::send_outage(&["eu-west", "ap-south"]),
+        &send_outage(&["eu-west", "ap-south"]),
     )
     .await;
     let second_injection = Instant::now();

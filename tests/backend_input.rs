@@ -3,26 +3,17 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
 use chatprobe::backend::BackendConfig;
 use chatprobe::backend::faults::load_faults;
-use common::backend::{PATIENCE, TestBackend};
+use common::backend::TestBackend;
+use common::binary::{self, start_backend};
+use common::fixtures::fixture_path;
+use common::http::http_client;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-
-/// A file in a fresh per-test directory under the system temp dir.
-fn temp_file(test: &str, name: &str, text: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("chatprobe-{test}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(name);
-    std::fs::write(&path, text).unwrap();
-    path
-}
 
 #[tokio::test]
 async fn malformed_and_oversized_bodies() {
@@ -72,11 +63,7 @@ fn config_errors_name_file_line_and_field() {
     assert_eq!(shipped.listen.to_string(), "127.0.0.1:8080");
     assert!(shipped.admin_token.is_none() && shipped.faults.is_empty());
 
-    let path = temp_file(
-        "config",
-        "backend.yaml",
-        "listen: 127.0.0.1:0\nregistration: true\nmax_body: 10\n",
-    );
+    let path = fixture_path("invalid/backend-unknown-field.yaml");
     let error = BackendConfig::load(&path).unwrap_err().to_string();
     assert!(
         error.starts_with(&format!("{}:3:", path.display())),
@@ -84,11 +71,7 @@ fn config_errors_name_file_line_and_field() {
     );
     assert!(error.contains("max_body"), "{error}");
 
-    let path = temp_file(
-        "config",
-        "faults-in-config.yaml",
-        "faults:\n  - name: x\n    operations: [send]\n    effect: drop\n    probability: 2\n",
-    );
+    let path = fixture_path("invalid/backend-fault-probability.yaml");
     let error = BackendConfig::load(&path).unwrap_err().to_string();
     assert!(error.contains(":2:"), "{error}");
     assert!(
@@ -99,11 +82,7 @@ fn config_errors_name_file_line_and_field() {
 
 #[test]
 fn faults_file_errors_name_file_line_and_field() {
-    let path = temp_file(
-        "faults",
-        "faults.yaml",
-        "- name: fine\n  operations: [send]\n  effect: drop\n- name: no-status-here\n  operations: [sync]\n  effect: stale\n  status: 500\n",
-    );
+    let path = fixture_path("invalid/faults-status-on-stale.yaml");
     let error = load_faults(&path).unwrap_err().to_string();
     assert!(
         error.starts_with(&format!("{}:4:", path.display())),
@@ -114,64 +93,15 @@ fn faults_file_errors_name_file_line_and_field() {
     assert!(shipped.is_ok_and(|faults| faults.len() >= 6));
 }
 
-/// The binary under test, started with `args`; stderr lines come through the channel.
-fn spawn_backend(args: &[&str]) -> (Child, mpsc::Receiver<String>) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_chatprobe"))
-        .args(["--log-format", "json"])
-        .args(args)
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("binary starts");
-    let stderr = child.stderr.take().expect("stderr piped");
-    let (lines_tx, lines) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if lines_tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    (child, lines)
-}
-
-fn listening_address(lines: &mpsc::Receiver<String>) -> String {
-    for _ in 0..100 {
-        let line = lines.recv_timeout(PATIENCE).expect("a log line in time");
-        let Ok(entry) = serde_json::from_str::<Value>(&line) else {
-            continue;
-        };
-        if let Some(rest) = entry["message"]
-            .as_str()
-            .and_then(|m| m.strip_prefix("listening on "))
-        {
-            return rest.to_string();
-        }
-    }
-    panic!("no `listening on` line");
-}
-
 #[tokio::test]
 async fn the_binary_serves_a_config_with_faults_and_stops_on_sigterm() {
-    let config = temp_file("binary", "backend.yaml", "listen: 127.0.0.1:0\n");
-    let faults = temp_file(
-        "binary",
-        "faults.yaml",
-        "- name: no-sync\n  operations: [sync]\n  effect: error\n  status: 418\n",
+    let faults = fixture_path("faults/sync-teapot.yaml");
+    let mut backend = start_backend(
+        &fixture_path("backend.yaml"),
+        &["--faults", faults.to_str().unwrap()],
     );
-    let (mut child, lines) = spawn_backend(&[
-        "backend",
-        "--config",
-        config.to_str().unwrap(),
-        "--faults",
-        faults.to_str().unwrap(),
-    ]);
-    let addr = listening_address(&lines);
-    chatprobe::client::init_tls();
-    let http = reqwest::Client::builder()
-        .timeout(PATIENCE)
-        .build()
-        .unwrap();
+    let addr = backend.addr;
+    let http = http_client();
     let login: Value = http
         .post(format!("http://{addr}/api/v1/login"))
         .json(&json!({"user": "u", "password": "p"}))
@@ -190,21 +120,8 @@ async fn the_binary_serves_a_config_with_faults_and_stops_on_sigterm() {
         .unwrap();
     assert_eq!(sync.status().as_u16(), 418, "the faults file is active");
 
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let mut exit = None;
-    for _ in 0..200 {
-        if let Some(status) = child.try_wait().unwrap() {
-            exit = Some(status);
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let Some(exit) = exit else {
-        let _ = child.kill();
+    backend.signal("TERM");
+    let Some((exit, _)) = backend.wait_exit(Duration::from_secs(10)) else {
         panic!("backend did not stop on SIGTERM");
     };
     assert!(exit.success(), "{exit:?}");
@@ -212,17 +129,10 @@ async fn the_binary_serves_a_config_with_faults_and_stops_on_sigterm() {
 
 #[test]
 fn the_binary_rejects_a_bad_config_naming_the_place() {
-    let config = temp_file(
-        "bad-binary",
-        "backend.yaml",
-        "listen: 127.0.0.1:0\nlisten_port: 80\n",
-    );
-    let output = Command::new(env!("CARGO_BIN_EXE_chatprobe"))
-        .args(["backend", "--config", config.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let config = fixture_path("invalid/backend-listen-port.yaml");
+    let finished = binary::run("backend", &config);
+    assert!(!finished.success);
+    let stderr = finished.stderr;
     assert!(
         stderr.contains(&format!("{}:2:", config.display())),
         "{stderr}"

@@ -6,7 +6,6 @@
 //! Set `CHATPROBE_UPDATE_SCREENSHOT=1` to copy that screenshot to
 //! `docs/status.png` (the one the README shows).
 
-mod agent_support;
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -16,19 +15,16 @@ use std::process::{Command, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use agent_support::{Running, Scratch, start_demo};
+use common::binary::{Running, start_demo};
+use common::dir::TempDir;
+use common::fixtures::{fixture_path, repo_file};
 
 /// The region both tests' faults hit; the other two must stay green.
 const FAULTED: &str = "ap-south";
 const HEALTHY: [&str; 2] = ["eu-west", "us-east"];
 
 /// Sends from ap-south are acknowledged but never delivered, from the start.
-const SEND_DROP: &str = "\
-- name: ap-south-send-drop
-  operations: [send]
-  regions: [ap-south]
-  effect: drop
-";
+const SEND_DROP: &str = "faults/ap-south-send-drop.yaml";
 
 /// How long a state the tests wait for may take to show (the replay lasts about a minute).
 const PATIENCE: Duration = Duration::from_secs(150);
@@ -187,7 +183,7 @@ fn retry<T>(
 /// Headless Chromium with a fresh profile for every run.
 struct Browser {
     binary: PathBuf,
-    scratch: Scratch,
+    scratch: TempDir,
 }
 
 impl Browser {
@@ -196,18 +192,18 @@ impl Browser {
         let binary = common::tool("CHATPROBE_CHROMIUM", "chromium", "apt-get install chromium")?;
         Some(Browser {
             binary,
-            scratch: Scratch::new(tag),
+            scratch: TempDir::new(tag),
         })
     }
 
     /// Runs Chromium on `url` with `args`; its stdout, or `None` if it failed
     /// or outran [`BROWSER_DEADLINE`] (then it is killed).
     fn run(&self, args: &[&str], url: &str) -> Option<String> {
-        let profile = self.scratch.0.join("profile");
+        let profile = self.scratch.join("profile");
         let _ = fs::remove_dir_all(&profile);
-        let stdout_path = self.scratch.0.join("chromium.out");
+        let stdout_path = self.scratch.join("chromium.out");
         let stdout = File::create(&stdout_path).ok()?;
-        let stderr = File::create(self.scratch.0.join("chromium.log")).ok()?;
+        let stderr = File::create(self.scratch.join("chromium.log")).ok()?;
         let mut child = Command::new(&self.binary)
             .args([
                 "--headless",
@@ -261,7 +257,7 @@ impl Browser {
         let png = fs::read(&path).expect("screenshot written");
         assert!(png.starts_with(b"\x89PNG"), "the screenshot is a PNG");
         if std::env::var_os("CHATPROBE_UPDATE_SCREENSHOT").is_some_and(|v| v == "1") {
-            let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs");
+            let docs = repo_file("docs");
             fs::create_dir_all(&docs).expect("create docs/");
             fs::copy(&path, docs.join("status.png")).expect("copy the screenshot to docs/");
         }
@@ -282,7 +278,7 @@ fn a_one_region_fault_turns_only_that_region_red_in_the_browser() {
     let Some(browser) = Browser::find("browser-fault") else {
         return;
     };
-    let scenario = browser.scratch.write("ap-south-send-drop.yaml", SEND_DROP);
+    let scenario = fixture_path(SEND_DROP);
     let demo = start_demo(&scenario);
     let url = format!("http://{}/", demo.addr);
 
@@ -302,7 +298,7 @@ fn the_group_outage_replay_goes_red_in_one_region_then_recovers() {
     let Some(browser) = Browser::find("browser-replay") else {
         return;
     };
-    let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/scenarios/group-outage.yaml");
+    let scenario = repo_file("config/scenarios/group-outage.yaml");
     let demo = start_demo(&scenario);
     let url = format!("http://{}/", demo.addr);
     let started = Instant::now();

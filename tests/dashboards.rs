@@ -6,7 +6,6 @@
 //! the README.
 
 mod common;
-mod stack;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -16,7 +15,16 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use stack::{TempDir, dashboards_file};
+use common::backend::{put_faults, send_outage};
+use common::binary::{start_agent, start_backend};
+use common::dir::TempDir;
+use common::fixtures::{AgentConfig, fixture_path, repo_file};
+use common::http::{get_text, http_client, wait_for};
+
+/// A file of the shipped `dashboards/`.
+fn dashboards_file(name: &str) -> PathBuf {
+    repo_file("dashboards").join(name)
+}
 
 fn promtool() -> Option<PathBuf> {
     common::tool(
@@ -331,8 +339,7 @@ fn heading_anchor(heading: &str) -> String {
 
 #[test]
 fn every_alert_names_what_broke_and_links_its_runbook_section() {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
-        .expect("README.md is readable");
+    let readme = std::fs::read_to_string(repo_file("README.md")).expect("README.md is readable");
     let anchors: BTreeSet<String> = readme
         .lines()
         .filter_map(|line| line.strip_prefix("### "))
@@ -436,15 +443,17 @@ fn metric_names_are_found_in_promql() {
 /// and returns that exposition.
 async fn real_agent_exposition(names: &BTreeSet<String>) -> String {
     let dir = TempDir::new("agent-metrics");
-    let (_backend, backend_url) = stack::start_backend(&dir);
-    let (_agent, metrics_url) =
-        stack::start_agent(&dir, "eu-west", &backend_url, Duration::from_secs(1));
-    let http = stack::http_client();
+    let backend = start_backend(&fixture_path("backend.yaml"), &[]);
+    let backend_url = backend.url();
+    let config = AgentConfig::write(&dir, "eu-west", &backend_url, "1s", &["group_message"]);
+    let agent = start_agent(&config.path);
+    let metrics_url = format!("{}/metrics", agent.url());
+    let http = http_client();
     let has = |exposition: &str, name: &str| exposed_names(exposition).contains(name);
     let patience = Duration::from_secs(90);
     let poll = Duration::from_millis(500);
-    stack::wait_for("a finished run in /metrics", patience, poll, || async {
-        let exposition = stack::get_text(&http, &metrics_url).await?;
+    wait_for("a finished run in /metrics", patience, poll, || async {
+        let exposition = get_text(&http, &metrics_url).await?;
         match has(&exposition, "chatprobe_probe_duration_seconds_count") {
             true => Ok(()),
             false => Err(exposition),
@@ -452,13 +461,13 @@ async fn real_agent_exposition(names: &BTreeSet<String>) -> String {
     })
     .await;
     // A failing run adds the failure series.
-    stack::set_faults(&http, &backend_url, &stack::send_outage(&["eu-west"])).await;
-    stack::wait_for(
+    put_faults(&http, &backend_url, &send_outage(&["eu-west"])).await;
+    wait_for(
         "every metric the dashboard and rules read",
         patience,
         poll,
         || async {
-            let exposition = stack::get_text(&http, &metrics_url).await?;
+            let exposition = get_text(&http, &metrics_url).await?;
             let exposed = exposed_names(&exposition);
             let missing: Vec<&String> = names
                 .iter()

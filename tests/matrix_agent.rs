@@ -2,23 +2,23 @@
 //! real Synapse: `once` passes every shipped probe, and the agent reports
 //! `connect_error` while the homeserver is down and stays up.
 
-mod agent_support;
 mod common;
 mod synapse;
 
-use std::path::Path;
-use std::process::Command;
+use std::path::PathBuf;
 use std::time::Duration;
 
-use agent_support::{Scratch, metric, shipped_probes, spawn};
+use common::binary::{self, start_agent};
+use common::dir::TempDir;
+use common::fixtures::repo_file;
+use common::http::metric;
 use synapse::Synapse;
 
 /// The shipped probes with deadlines generous enough for a loaded machine
 /// (leave_group looks again `latency_objective` after a leave).
-fn patient_probes(scratch: &Scratch, kinds: &[&str]) {
-    std::fs::create_dir_all(scratch.0.join("probes")).expect("probes dir");
+fn patient_probes(scratch: &TempDir, kinds: &[&str]) {
     for kind in kinds {
-        let shipped = std::fs::read_to_string(shipped_probes().join(format!("{kind}.yaml")))
+        let shipped = std::fs::read_to_string(repo_file(&format!("probes/{kind}.yaml")))
             .expect("shipped probe file");
         let patient: Vec<String> = shipped
             .lines()
@@ -35,16 +35,16 @@ fn patient_probes(scratch: &Scratch, kinds: &[&str]) {
 
 /// `config/matrix.yaml` pointed at `synapse`, the scratch probes and an
 /// ephemeral listen port, plus `extra` lines.
-fn matrix_config(scratch: &Scratch, synapse: &Synapse, extra: &str) -> std::path::PathBuf {
-    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/matrix.yaml");
-    let text = std::fs::read_to_string(shipped).expect("config/matrix.yaml");
+fn matrix_config(scratch: &TempDir, synapse: &Synapse, extra: &str) -> PathBuf {
+    let text =
+        std::fs::read_to_string(repo_file("config/matrix.yaml")).expect("config/matrix.yaml");
     assert!(text.contains("homeserver: http://127.0.0.1:8008"), "{text}");
     let text = text
         .replace("http://127.0.0.1:8008", &synapse.url)
         .replace("listen: 127.0.0.1:9464", "listen: 127.0.0.1:0")
         .replace(
             "- ../probes",
-            &format!("- {}", scratch.0.join("probes").display()),
+            &format!("- {}", scratch.join("probes").display()),
         );
     scratch.write("matrix.yaml", &format!("{text}{extra}"))
 }
@@ -68,19 +68,15 @@ fn once_passes_every_shipped_probe_against_synapse() {
     let Some((_runtime, synapse)) = start_synapse() else {
         return;
     };
-    let scratch = Scratch::new("matrix-once");
+    let scratch = TempDir::new("matrix-once");
     patient_probes(&scratch, &KINDS);
     let config = matrix_config(&scratch, &synapse, "");
-    let output = Command::new(env!("CARGO_BIN_EXE_chatprobe"))
-        .args(["once", "--config"])
-        .arg(&config)
-        .output()
-        .expect("run chatprobe once");
-    let table = String::from_utf8_lossy(&output.stdout);
+    let finished = binary::run("once", &config);
+    let table = &finished.stdout;
     assert!(
-        output.status.success(),
+        finished.success,
         "{table}\n{}\n{}",
-        String::from_utf8_lossy(&output.stderr),
+        finished.stderr,
         synapse.log_tail()
     );
     for kind in KINDS {
@@ -102,10 +98,10 @@ fn agent_reports_connect_error_while_synapse_is_down_and_stays_up() {
     let Some((_runtime, mut synapse)) = start_synapse() else {
         return;
     };
-    let scratch = Scratch::new("matrix-down");
+    let scratch = TempDir::new("matrix-down");
     patient_probes(&scratch, &["group_message"]);
     let config = matrix_config(&scratch, &synapse, "interval: 1s\n");
-    let mut agent = spawn(&["agent", "--config", config.to_str().expect("UTF-8 path")]);
+    let mut agent = start_agent(&config);
     let success = "chatprobe_probe_runs_total{probe=\"group_message\",region=\"eu-west\",result=\"success\",target=\"synapse\"}";
     let (_, text) = agent.poll("/metrics", |_, text| {
         metric(text, success).unwrap_or(0.0) >= 1.0

@@ -7,7 +7,6 @@
 mod common;
 mod synapse;
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -23,7 +22,7 @@ const RUNS: usize = 30;
 const CONCURRENT: usize = 4;
 
 fn shipped_spec() -> ProbeSpec {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("probes/group_message.yaml");
+    let path = common::fixtures::repo_file("probes/group_message.yaml");
     chatprobe::config::load_probe(&path)
         .expect("shipped probe")
         .spec

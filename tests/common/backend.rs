@@ -1,9 +1,12 @@
 //! Starts the mock backend in-process on 127.0.0.1:0 and talks to it over real
-//! HTTP and WebSocket, for the backend integration tests.
-#![allow(dead_code)] // each test binary uses its own subset
+//! HTTP and WebSocket, for the backend integration tests; runs it on its own
+//! runtime for tests that are not async; changes the faults of a backend in
+//! another process.
 
+use std::path::Path;
 use std::time::Duration;
 
+use chatprobe::backend::faults::load_faults;
 use chatprobe::backend::{self, BackendConfig, BackendHandle};
 use chatprobe::protocol::{Event, EventKind, LoginResponse, REGION_HEADER, SyncResponse};
 use futures_util::StreamExt;
@@ -263,4 +266,80 @@ pub fn message_bodies(events: &[Event]) -> Vec<String> {
             _ => None,
         })
         .collect()
+}
+
+/// The mock backend in this test process on a runtime of its own, for tests
+/// that are not async; stopped when dropped.
+pub struct Backend {
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    handle: Option<BackendHandle>,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl Backend {
+    /// Starts it without faults.
+    pub fn start() -> Backend {
+        Backend::start_with(BackendConfig::ephemeral())
+    }
+
+    /// Starts it with the faults of the faults file `faults`.
+    pub fn with_faults(faults: &Path) -> Backend {
+        let faults = load_faults(faults)
+            .unwrap_or_else(|error| panic!("faults file {}: {error}", faults.display()));
+        Backend::start_with(BackendConfig {
+            faults,
+            ..BackendConfig::ephemeral()
+        })
+    }
+
+    fn start_with(config: BackendConfig) -> Backend {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("a runtime for the backend");
+        let started = runtime.block_on(TestBackend::start_with(config));
+        Backend {
+            url: started.base,
+            handle: Some(started.handle),
+            runtime,
+        }
+    }
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        if let Some(handle) = self.handle.take() {
+            let stop =
+                async { tokio::time::timeout(Duration::from_secs(5), handle.shutdown()).await };
+            let _ = self.runtime.block_on(stop);
+        }
+    }
+}
+
+/// A fault that makes every `send` from `regions` answer 503 (reason `http_error`).
+pub fn send_outage(regions: &[&str]) -> Value {
+    json!([{
+        "name": "send-outage",
+        "operations": ["send"],
+        "regions": regions,
+        "effect": "error",
+        "status": 503,
+    }])
+}
+
+/// Replaces the faults of the backend at `backend_url` (`PUT /admin/faults`);
+/// an empty array removes them.
+pub async fn put_faults(http: &reqwest::Client, backend_url: &str, faults: &Value) {
+    let url = format!("{backend_url}/admin/faults");
+    let response = http
+        .put(&url)
+        .json(faults)
+        .send()
+        .await
+        .unwrap_or_else(|error| panic!("PUT {url}: {error}"));
+    let status = response.status();
+    let body = response.text().await.unwrap_or_default();
+    assert!(status.is_success(), "PUT {url} {faults}: {status}: {body}");
 }

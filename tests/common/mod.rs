@@ -1,8 +1,17 @@
-//! Helpers shared by the integration tests.
+//! The one harness of the integration tests: temporary directories
+//! ([`dir`]), child processes ([`process`]), the `chatprobe` binary
+//! ([`binary`]), fixtures and test configs ([`fixtures`], files under
+//! `tests/data/`), HTTP ([`http`]), the in-process mock backend ([`backend`]),
+//! probes built in-process ([`probes`]), and finding outside tools.
 #![allow(dead_code)] // each test binary uses its own subset
 
 pub mod backend;
+pub mod binary;
+pub mod dir;
+pub mod fixtures;
+pub mod http;
 pub mod probes;
+pub mod process;
 
 use std::path::PathBuf;
 

@@ -7,6 +7,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::common;
+use crate::common::dir::TempDir;
+use crate::common::fixtures::repo_file;
 
 /// How long Synapse may take to answer `/_matrix/client/versions` after start.
 const START_DEADLINE: Duration = Duration::from_secs(90);
@@ -14,7 +16,7 @@ const START_DEADLINE: Duration = Duration::from_secs(90);
 /// A running Synapse child process and its directory.
 pub struct Synapse {
     child: Option<Child>,
-    dir: PathBuf,
+    dir: TempDir,
     /// The homeserver's base URL, e.g. `http://127.0.0.1:41234`.
     pub url: String,
     /// The port it listens on.
@@ -25,8 +27,7 @@ pub struct Synapse {
 /// `target/tools.env`), else the one `tests/synapse/install.sh` installs,
 /// else `synapse_homeserver` on `PATH`; `None` (test skipped) when none exists.
 pub fn binary() -> Option<PathBuf> {
-    let installed =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("target/synapse-venv/bin/synapse_homeserver");
+    let installed = repo_file("target/synapse-venv/bin/synapse_homeserver");
     if std::env::var_os("CHATPROBE_SYNAPSE").is_none() && installed.is_file() {
         return Some(installed);
     }
@@ -49,8 +50,8 @@ impl Synapse {
     pub async fn start_with(overrides: &str) -> Option<Synapse> {
         let binary = binary()?;
         let port = common::free_port();
-        let dir = fresh_dir(port);
-        configure(&binary, &dir, port);
+        let dir = TempDir::new(&format!("synapse-{port}"));
+        configure(&binary, dir.path(), port);
         let overrides_path = dir.join("overrides.yaml");
         std::fs::write(&overrides_path, overrides).expect("write Synapse config overrides");
         let log = std::fs::File::create(dir.join("stdout.log")).expect("create Synapse stdout log");
@@ -59,7 +60,7 @@ impl Synapse {
             .arg(dir.join("homeserver.yaml"))
             .arg("--config-path")
             .arg(&overrides_path)
-            .current_dir(&dir)
+            .current_dir(dir.path())
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("clone log handle"))
             .stderr(log)
@@ -131,22 +132,14 @@ impl Synapse {
 
 impl Drop for Synapse {
     fn drop(&mut self) {
+        // Before the directory goes (when the fields drop).
         self.stop();
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-/// An empty directory of its own under the system temp dir.
-fn fresh_dir(port: u16) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("chatprobe-synapse-{}-{port}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("create Synapse directory");
-    dir
 }
 
 /// Writes the homeserver config (see `configure.sh`).
 fn configure(binary: &Path, dir: &Path, port: u16) {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/synapse/configure.sh");
+    let script = repo_file("tests/synapse/configure.sh");
     let output = Command::new("bash")
         .arg(script)
         .arg(dir)
