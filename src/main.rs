@@ -87,7 +87,9 @@ fn main() -> ExitCode {
             let reloads = shutdown::reload_signal()?;
             agent::run(&config, shutdown, reloads).await
         })),
-        Command::Once { config } => exit_code(block_on(wiring::probe_runtime(), once::run(&config))),
+        Command::Once { config } => {
+            exit_code(block_on(wiring::probe_runtime(), once::run(&config)))
+        }
         Command::Demo {
             listen,
             interval,
