@@ -77,49 +77,44 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     logging::init(cli.log_format);
     match cli.command {
-        Command::Backend { config, faults } => exit_code(block_on(Runtime::new(), async {
+        Command::Backend { config, faults } => on_runtime(Runtime::new(), async {
             let shutdown = shutdown::stop_signal()?;
             Ok(backend::run(&config, faults.as_deref(), shutdown).await?)
-        })),
-        Command::Bench { target } => exit_code(block_on(Runtime::new(), bench::run(target))),
-        Command::Agent { config } => exit_code(block_on(wiring::probe_runtime(), async {
+        }),
+        Command::Bench { target } => on_runtime(Runtime::new(), bench::run(target)),
+        Command::Agent { config } => on_runtime(wiring::probe_runtime(), async {
             let shutdown = shutdown::stop_signal()?;
             let reloads = shutdown::reload_signal()?;
             agent::run(&config, shutdown, reloads).await
-        })),
-        Command::Once { config } => {
-            exit_code(block_on(wiring::probe_runtime(), once::run(&config)))
-        }
+        }),
+        Command::Once { config } => on_runtime(wiring::probe_runtime(), once::run(&config)),
         Command::Demo {
             listen,
             interval,
             scenario,
-        } => exit_code(block_on(Runtime::new(), async {
+        } => on_runtime(Runtime::new(), async {
             let options = DemoOptions {
                 listen,
                 interval,
                 scenario,
             };
             demo::run(options, shutdown::stop_signal()?).await
-        })),
+        }),
         Command::Check { config } => check::run(&config),
     }
 }
 
-/// Run `command` on `runtime`: the backend, the demo and benchmarks on all
-/// cores, the agent and `once` on the probe runtime (see README, "Agent
-/// benchmarks").
-fn block_on<T>(
+/// Run `command` on `runtime` (the backend, the demo and benchmarks on all
+/// cores, the agent and `once` on the probe runtime: see README, "Agent
+/// benchmarks"); its exit status is the command's own, or success, and an
+/// error is printed and fails.
+fn on_runtime<T: Termination>(
     runtime: std::io::Result<Runtime>,
     command: impl Future<Output = anyhow::Result<T>>,
-) -> anyhow::Result<T> {
-    let runtime = runtime.context("cannot start the async runtime")?;
-    runtime.block_on(command)
-}
-
-/// The exit status of a command's result (its own, or success); an error is
-/// printed first and fails.
-fn exit_code<T: Termination>(result: anyhow::Result<T>) -> ExitCode {
+) -> ExitCode {
+    let result = runtime
+        .context("cannot start the async runtime")
+        .and_then(|runtime| runtime.block_on(command));
     match result {
         Ok(finished) => finished.report(),
         Err(error) => {
