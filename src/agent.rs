@@ -2,8 +2,8 @@
 //! endpoints, runs every probe against every target on schedule, reloads its
 //! config and probe files on each reload request (SIGHUP; moving the
 //! endpoints if `listen` changed; a bad new config is rejected and the old
-//! one keeps running), and stops within [`DRAIN`](crate::shutdown::DRAIN) once its shutdown future
-//! resolves (SIGINT or SIGTERM).
+//! one keeps running), and stops within [`DRAIN`](crate::shutdown::DRAIN)
+//! once its shutdown future resolves (SIGINT or SIGTERM).
 
 use std::future::Future;
 use std::path::Path;
