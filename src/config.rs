@@ -18,6 +18,12 @@ use crate::yaml::{self, FileError};
 
 /// Where the agent serves its endpoints unless `listen` says otherwise.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9464";
+/// `targets[].request_timeout` unless given.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// `jitter` unless given.
+pub const DEFAULT_JITTER: f64 = 0.1;
+/// `run_timeout` unless given.
+pub const DEFAULT_RUN_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A loaded, validated agent configuration with its probe definitions.
 #[derive(Debug, Clone)]
@@ -355,16 +361,16 @@ mod defaults {
         SocketAddr::from(([127, 0, 0, 1], 9464))
     }
     pub fn request_timeout() -> Duration {
-        Duration::from_secs(10)
+        super::DEFAULT_REQUEST_TIMEOUT
     }
     pub fn account_prefix() -> String {
         "chatprobe".to_string()
     }
     pub fn jitter() -> super::Jitter {
-        super::Jitter(0.1)
+        super::Jitter(super::DEFAULT_JITTER)
     }
     pub fn run_timeout() -> super::Period {
-        super::Period(Duration::from_secs(60))
+        super::Period(super::DEFAULT_RUN_TIMEOUT)
     }
 }
 

@@ -2,24 +2,36 @@
 //! process, one `/metrics` and status page for all, a line per probe run on
 //! stderr, and optionally a fault scenario replayed from start.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use tokio::signal::unix::{SignalKind, signal};
 
-use crate::agent::{self, DRAIN, Sinks};
 use crate::backend::{self, BackendConfig};
-use crate::config::{AccountsConfig, AgentConfig, HttpUrl, Label, MockTarget, TargetConfig};
-use crate::http;
+use crate::config::{
+    AccountsConfig, AgentConfig, DEFAULT_JITTER, DEFAULT_REQUEST_TIMEOUT, DEFAULT_RUN_TIMEOUT,
+    HttpUrl, Label, MockTarget, TargetConfig,
+};
 use crate::record::LineStyle;
-use crate::schedule::{Scheduler, Timing};
+use crate::schedule::Timing;
+use crate::wiring::{self, Sinks};
 
 /// The demo's regions.
 pub const REGIONS: [&str; 3] = ["eu-west", "us-east", "ap-south"];
+
+/// First part of the demo's account names (`demo-{region}-{probe}-{i}`).
+const ACCOUNT_PREFIX: &str = "demo";
+
+/// The password of the demo's accounts on its own mock backend.
+const ACCOUNT_PASSWORD: &str = "demo-password";
+
+/// Every region's scheduling: the config's defaults.
+const TIMING: Timing = Timing {
+    jitter: DEFAULT_JITTER,
+    run_timeout: DEFAULT_RUN_TIMEOUT,
+};
 
 /// What `demo` was asked for.
 #[derive(Debug, Clone)]
@@ -32,20 +44,12 @@ pub struct DemoOptions {
     pub scenario: Option<PathBuf>,
 }
 
-/// Run the demo until SIGINT or SIGTERM, on all cores: the backend and three
-/// agents share one process.
-pub fn main(options: DemoOptions) -> ExitCode {
-    agent::block_on(tokio::runtime::Runtime::new(), run(options))
-}
-
-async fn run(options: DemoOptions) -> anyhow::Result<()> {
+/// Run the demo until `shutdown` resolves, then stop the agents, the
+/// endpoints and the backend. The backend and three agents share one
+/// process, so this wants a multi-threaded runtime.
+pub async fn run(options: DemoOptions, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     crate::client::init_tls();
-    let mut terminate =
-        signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-    let mut backend_config = BackendConfig {
-        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-        ..BackendConfig::default()
-    };
+    let mut backend_config = BackendConfig::ephemeral();
     if let Some(scenario) = &options.scenario {
         backend_config.faults = backend::faults::load_faults(scenario)?;
         tracing::info!(scenario = %scenario.display(), faults = backend_config.faults.len(), "scenario loaded");
@@ -54,39 +58,23 @@ async fn run(options: DemoOptions) -> anyhow::Result<()> {
         .await
         .context("starting the mock backend")?;
     let sinks = Sinks::new(LineStyle::Summary)?;
-    let listener = http::bind(options.listen)
-        .await
-        .with_context(|| format!("binding {}", options.listen))?;
-    let server = http::spawn(listener, sinks.router());
+    let server = sinks.serve(options.listen).await?;
     let url = format!("http://{}", backend.addr());
     let mut jobs = Vec::new();
     for region in REGIONS {
-        jobs.extend(agent::build_jobs(&region_config(
+        jobs.extend(wiring::build_jobs(&region_config(
             region,
             &url,
             options.interval,
         )?)?);
     }
-    let timing = Timing {
-        jitter: 0.1,
-        run_timeout: Duration::from_secs(60),
-    };
-    let scheduler = Scheduler::start(
-        jobs,
-        timing,
-        Arc::clone(&sinks.recorder),
-        sinks.readiness.clone(),
-    );
+    let scheduler = sinks.schedule(jobs, TIMING);
     eprintln!(
         "demo: mock backend on {url}; metrics and status page on http://{}/ (Ctrl-C stops)",
         options.listen
     );
-    tokio::select! {
-        _ = terminate.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
-    scheduler.shutdown(DRAIN - Duration::from_secs(1)).await;
-    server.stop(Duration::from_millis(500)).await;
+    shutdown.await;
+    wiring::drain(scheduler, server).await;
     backend
         .shutdown()
         .await
@@ -95,7 +83,7 @@ async fn run(options: DemoOptions) -> anyhow::Result<()> {
 }
 
 /// The agent config of one demo region: the backend at `url`, every shipped
-/// probe every `interval`.
+/// probe every `interval`, config defaults otherwise.
 fn region_config(region: &str, url: &str, interval: Duration) -> anyhow::Result<AgentConfig> {
     let mut probes = crate::config::shipped_probes()?;
     for probe in &mut probes {
@@ -108,14 +96,14 @@ fn region_config(region: &str, url: &str, interval: Duration) -> anyhow::Result<
         targets: vec![TargetConfig::Mock(MockTarget {
             name: Label("mock".into()),
             url: HttpUrl(url.to_string()),
-            request_timeout: Duration::from_secs(10),
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
             accounts: AccountsConfig {
-                prefix: "demo".into(),
-                password: "demo-password".into(),
+                prefix: ACCOUNT_PREFIX.into(),
+                password: ACCOUNT_PASSWORD.into(),
             },
         })],
         probes,
-        jitter: 0.1,
-        run_timeout: Duration::from_secs(60),
+        jitter: TIMING.jitter,
+        run_timeout: TIMING.run_timeout,
     })
 }

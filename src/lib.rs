@@ -21,5 +21,7 @@ pub mod probe;
 pub mod protocol;
 pub mod record;
 pub mod schedule;
+pub mod shutdown;
 pub mod status;
+pub mod wiring;
 pub mod yaml;

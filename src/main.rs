@@ -1,12 +1,17 @@
 //! The `chatprobe` command line: one subcommand per job (see design and README).
 #![forbid(unsafe_code)]
 
+use std::future::Future;
 use std::path::PathBuf;
-use std::process::ExitCode;
+use std::process::{ExitCode, Termination};
 
+use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use tokio::runtime::Runtime;
 
+use chatprobe::demo::DemoOptions;
 use chatprobe::logging::{self, LogFormat};
+use chatprobe::{agent, backend, bench, check, demo, once, shutdown, wiring};
 
 /// Synthetic group-chat prober.
 #[derive(Debug, Parser)]
@@ -72,42 +77,49 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     logging::init(cli.log_format);
     match cli.command {
-        Command::Backend { config, faults } => exit_code(run_async(chatprobe::backend::run(
-            &config,
-            faults.as_deref(),
-        ))),
-        Command::Bench { target } => exit_code(run_async(chatprobe::bench::run(target))),
-        Command::Agent { config } => chatprobe::agent::main(&config),
-        Command::Once { config } => chatprobe::once::main(&config),
+        Command::Backend { config, faults } => on_runtime(Runtime::new(), async {
+            let shutdown = shutdown::stop_signal()?;
+            Ok(backend::run(&config, faults.as_deref(), shutdown).await?)
+        }),
+        Command::Bench { target } => on_runtime(Runtime::new(), bench::run(target)),
+        Command::Agent { config } => on_runtime(wiring::probe_runtime(), async {
+            let shutdown = shutdown::stop_signal()?;
+            let reloads = shutdown::reload_signal()?;
+            agent::run(&config, shutdown, reloads).await
+        }),
+        Command::Once { config } => on_runtime(wiring::probe_runtime(), once::run(&config)),
         Command::Demo {
             listen,
             interval,
             scenario,
-        } => chatprobe::demo::main(chatprobe::demo::DemoOptions {
-            listen,
-            interval,
-            scenario,
+        } => on_runtime(Runtime::new(), async {
+            let options = DemoOptions {
+                listen,
+                interval,
+                scenario,
+            };
+            demo::run(options, shutdown::stop_signal()?).await
         }),
-        Command::Check { config } => chatprobe::check::run(&config),
+        Command::Check { config } => check::run(&config),
     }
 }
 
-/// Exit status of a command's result; an error is printed first.
-fn exit_code(result: anyhow::Result<()>) -> ExitCode {
+/// Run `command` on `runtime` (the backend, the demo and benchmarks on all
+/// cores, the agent and `once` on the probe runtime: see README, "Agent
+/// benchmarks"); its exit status is the command's own, or success, and an
+/// error is printed and fails.
+fn on_runtime<T: Termination>(
+    runtime: std::io::Result<Runtime>,
+    command: impl Future<Output = anyhow::Result<T>>,
+) -> ExitCode {
+    let result = runtime
+        .context("cannot start the async runtime")
+        .and_then(|runtime| runtime.block_on(command));
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(finished) => finished.report(),
         Err(error) => {
             eprintln!("error: {error:#}");
             ExitCode::FAILURE
         }
     }
-}
-
-/// Run one async entry point on a fresh multi-threaded runtime.
-fn run_async<E>(future: impl std::future::Future<Output = Result<(), E>>) -> anyhow::Result<()>
-where
-    E: Into<anyhow::Error>,
-{
-    let runtime = tokio::runtime::Runtime::new()?;
-    runtime.block_on(future).map_err(Into::into)
 }

@@ -7,32 +7,28 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use crate::agent;
 use crate::outcome::{ProbeKey, ProbeOutcome};
 use crate::schedule::{self, Job};
+use crate::wiring;
 
 /// Longest wait for one probe's cleanup after its run.
 const CLEANUP_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Run every probe once; exit status 0 only if all passed.
-pub fn main(config: &Path) -> ExitCode {
-    let mut all_passed = false;
-    let status = agent::block_on(agent::probe_runtime(), async {
-        let config = agent::load_config(config)?;
-        let jobs = agent::build_jobs(&config)?;
-        let runs = futures_util::future::join_all(
-            jobs.into_iter()
-                .map(|job| run_once(job, config.run_timeout)),
-        )
-        .await;
-        print!("{}", table(&runs));
-        all_passed = runs.iter().all(|(_, outcome)| outcome.passed());
-        Ok(())
-    });
-    if status == ExitCode::SUCCESS && all_passed {
-        ExitCode::SUCCESS
+/// Run every probe of the config at `config_path` once and print the table;
+/// the exit status is success only if every run passed.
+pub async fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
+    let config = wiring::load_config(config_path)?;
+    let jobs = wiring::build_jobs(&config)?;
+    let runs = futures_util::future::join_all(
+        jobs.into_iter()
+            .map(|job| run_once(job, config.run_timeout)),
+    )
+    .await;
+    print!("{}", table(&runs));
+    if runs.iter().all(|(_, outcome)| outcome.passed()) {
+        Ok(ExitCode::SUCCESS)
     } else {
-        ExitCode::FAILURE
+        Ok(ExitCode::FAILURE)
     }
 }
 

@@ -137,36 +137,19 @@ pub async fn start(config: BackendConfig) -> Result<BackendHandle, BackendError>
     })
 }
 
-/// `chatprobe backend`: load the config (and faults file), serve until Ctrl-C or SIGTERM.
-pub async fn run(config_path: &Path, faults_path: Option<&Path>) -> Result<(), BackendError> {
+/// `chatprobe backend`: load the config (and faults file), serve until
+/// `shutdown` resolves.
+pub async fn run(
+    config_path: &Path,
+    faults_path: Option<&Path>,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), BackendError> {
     let mut config = BackendConfig::load(config_path)?;
     if let Some(path) = faults_path {
         config.faults.extend(faults::load_faults(path)?);
     }
     let handle = start(config).await?;
-    wait_for_signal().await;
+    shutdown.await;
     tracing::info!("shutting down");
     handle.shutdown().await
-}
-
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut terminate) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = terminate.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }

@@ -1,0 +1,165 @@
+//! How the commands that run probes (`agent`, `once`, `demo`, `bench agent`)
+//! put the pieces together: the runtime probes run on, a config's jobs and
+//! timing, the sinks every run is recorded into, their endpoints, and the
+//! stop of a scheduler and its endpoints within the drain.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use tokio::runtime::Runtime;
+
+use crate::client::Account;
+use crate::config::AgentConfig;
+use crate::http::{self, Endpoints, Server};
+use crate::metrics::MetricsRegistry;
+use crate::outcome::ProbeKey;
+use crate::probe::{self, ProbeContext};
+use crate::record::{LineStyle, Recorder};
+use crate::schedule::{self, Job, Readiness, Scheduler, Timing};
+use crate::shutdown::{ENDPOINTS_GRACE, PROBE_DRAIN};
+use crate::status::StatusBoard;
+
+/// The runtime probes run on: one thread. An agent mostly waits; on one
+/// thread a probe run costs the least CPU (no wake-ups handed between
+/// threads), and a push frame is time-stamped by the thread that was already
+/// waiting for it, not by a second one woken up to take over.
+pub fn probe_runtime() -> std::io::Result<Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+}
+
+/// Load `config_path`, every error on its own line.
+pub fn load_config(config_path: &Path) -> anyhow::Result<AgentConfig> {
+    AgentConfig::load(config_path).map_err(|errors| {
+        let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        anyhow::anyhow!("invalid config:\n  {}", lines.join("\n  "))
+    })
+}
+
+/// One job per probe × target of `config`, each probe with its own accounts.
+pub fn build_jobs(config: &AgentConfig) -> anyhow::Result<Vec<Job>> {
+    crate::client::init_tls();
+    let mut jobs = Vec::new();
+    for target in &config.targets {
+        let service = crate::agent::service(target, &config.region)?;
+        for loaded in &config.probes {
+            let spec = loaded.spec.clone();
+            let accounts = (0..probe::accounts_needed(&spec))
+                .map(|index| Account {
+                    user: target
+                        .accounts()
+                        .account_name(&config.region, &spec.name, index),
+                    password: target.accounts().password.clone(),
+                })
+                .collect();
+            jobs.push(Job {
+                key: ProbeKey {
+                    region: config.region.clone(),
+                    target: target.name().to_string(),
+                    probe: spec.name.clone(),
+                },
+                interval: spec.interval,
+                timeout_operation: schedule::timeout_operation(spec.kind),
+                probe: probe::build(ProbeContext {
+                    spec,
+                    service: Arc::clone(&service),
+                    accounts,
+                }),
+            });
+        }
+    }
+    Ok(jobs)
+}
+
+/// The scheduler timing of `config`.
+pub fn timing(config: &AgentConfig) -> Timing {
+    Timing {
+        jitter: config.jitter,
+        run_timeout: config.run_timeout,
+    }
+}
+
+/// What every run is recorded into, and what the endpoints read.
+pub struct Sinks {
+    /// The process's metrics.
+    pub metrics: Arc<MetricsRegistry>,
+    /// The status page's board.
+    pub board: Arc<StatusBoard>,
+    /// The recorder feeding both.
+    pub recorder: Arc<Recorder>,
+    /// `/readyz`.
+    pub readiness: Readiness,
+}
+
+impl Sinks {
+    /// Fresh sinks writing one line per run in `style`.
+    pub fn new(style: LineStyle) -> anyhow::Result<Sinks> {
+        let metrics = Arc::new(MetricsRegistry::new().context("registering metrics")?);
+        let board = Arc::new(StatusBoard::new());
+        let recorder = Arc::new(Recorder::new(
+            metrics.probes.clone(),
+            Arc::clone(&board),
+            style,
+        ));
+        Ok(Sinks {
+            metrics,
+            board,
+            recorder,
+            readiness: Readiness::default(),
+        })
+    }
+
+    /// `/metrics`, `/healthz`, `/readyz`, and the status page on `/` and `/api/status`.
+    pub fn router(&self) -> axum::Router {
+        http::router(Endpoints {
+            metrics: Arc::clone(&self.metrics),
+            readiness: self.readiness.clone(),
+        })
+        .merge(crate::status::router(Arc::clone(&self.board)))
+    }
+
+    /// Bind `listen` and serve [`Sinks::router`] there.
+    pub async fn serve(&self, listen: SocketAddr) -> anyhow::Result<Server> {
+        let listener = http::bind(listen)
+            .await
+            .with_context(|| format!("binding {listen}"))?;
+        Ok(self.serve_on(listener))
+    }
+
+    /// Serve [`Sinks::router`] on an already bound `listener`.
+    pub fn serve_on(&self, listener: tokio::net::TcpListener) -> Server {
+        http::spawn(listener, self.router())
+    }
+
+    /// Run `jobs` on schedule, recording into these sinks.
+    pub fn schedule(&self, jobs: Vec<Job>, timing: Timing) -> Scheduler {
+        Scheduler::start(
+            jobs,
+            timing,
+            Arc::clone(&self.recorder),
+            self.readiness.clone(),
+        )
+    }
+}
+
+/// Stop `scheduler` (its probes get [`PROBE_DRAIN`] to finish and clean up),
+/// then `server` (within [`ENDPOINTS_GRACE`]): within the drain in all.
+pub async fn drain(scheduler: Scheduler, server: Server) {
+    stop_scheduler(scheduler).await;
+    server.stop(ENDPOINTS_GRACE).await;
+}
+
+/// Stop `scheduler`, giving its probes [`PROBE_DRAIN`] to finish and clean
+/// up; a warning says how many were still busy then.
+pub async fn stop_scheduler(scheduler: Scheduler) {
+    let aborted = scheduler.shutdown(PROBE_DRAIN).await;
+    if aborted > 0 {
+        tracing::warn!(
+            aborted,
+            "probes still busy at the drain deadline were stopped"
+        );
+    }
+}
