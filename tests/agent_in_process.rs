@@ -2,11 +2,13 @@
 //! shutdown future and a reload stream the test controls: a reload moves the
 //! endpoints, and the agent returns `Ok` once its shutdown resolves.
 
-mod agent_support;
 mod common;
 
-use agent_support::{Backend, poll_get, scratch_with_probes};
 use chatprobe::shutdown::DRAIN;
+use common::backend::Backend;
+use common::dir::TempDir;
+use common::fixtures::AgentConfig;
+use common::http::poll_get;
 use std::net::SocketAddr;
 
 /// A config of `config` with its endpoints on `port`.
@@ -23,19 +25,22 @@ async fn wait_for_ok(addr: SocketAddr, path: &'static str) -> u16 {
 
 #[test]
 fn reload_moves_the_endpoints_and_shutdown_stops_the_agent() {
-    let backend = Backend::start("");
-    let scratch = scratch_with_probes("agent-in-process", &["group_message"]);
-    let config =
-        agent_support::agent_config("eu-west", &backend.url, &scratch.0.join("probes"), "1s");
-    let (first_port, second_port) = (common::free_port(), common::free_port());
-    let config_path = scratch.write("agent.yaml", &listening_on(&config, first_port));
+    let backend = Backend::start();
+    let dir = TempDir::new("agent-in-process");
+    let config = AgentConfig::write(&dir, "eu-west", &backend.url, "1s", &["group_message"]);
+    let first_port = common::free_port();
+    let second_port = (0..10)
+        .map(|_| common::free_port())
+        .find(|port| *port != first_port)
+        .expect("a second free port");
+    config.rewrite(&listening_on(&config.text, first_port));
     let runtime = chatprobe::wiring::probe_runtime().expect("the probe runtime starts");
 
     runtime.block_on(async {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let (reload, mut reloads) = tokio::sync::mpsc::unbounded_channel::<()>();
         let agent = chatprobe::agent::run(
-            &config_path,
+            &config.path,
             async {
                 let _ = stopped.await;
             },
@@ -44,7 +49,7 @@ fn reload_moves_the_endpoints_and_shutdown_stops_the_agent() {
         let test = async {
             let first = SocketAddr::from(([127, 0, 0, 1], first_port));
             assert_eq!(wait_for_ok(first, "/readyz").await, 200);
-            scratch.write("agent.yaml", &listening_on(&config, second_port));
+            config.rewrite(&listening_on(&config.text, second_port));
             reload.send(()).expect("the agent takes reloads");
             let second = SocketAddr::from(([127, 0, 0, 1], second_port));
             assert_eq!(wait_for_ok(second, "/healthz").await, 200);
