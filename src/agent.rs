@@ -13,10 +13,8 @@ use anyhow::Context as _;
 use tokio::runtime::Runtime;
 use tokio::signal::unix::{SignalKind, signal};
 
-use crate::client::matrix::{MatrixOptions, MatrixService};
-use crate::client::mock::MockService;
-use crate::client::{Account, ChatService};
-use crate::config::{AgentConfig, TargetConfig};
+use crate::client::Account;
+use crate::config::AgentConfig;
 use crate::http::{self, Endpoints};
 use crate::metrics::MetricsRegistry;
 use crate::outcome::ProbeKey;
@@ -77,33 +75,12 @@ pub fn load_config(config_path: &Path) -> anyhow::Result<AgentConfig> {
     })
 }
 
-/// The service client for `target`, as seen from `region`.
-pub fn service(target: &TargetConfig, region: &str) -> anyhow::Result<Arc<dyn ChatService>> {
-    match target {
-        TargetConfig::Mock(mock) => {
-            let service = MockService::new(&mock.url.0, region, mock.request_timeout)
-                .with_context(|| format!("target `{}`", target.name()))?;
-            Ok(Arc::new(service))
-        }
-        TargetConfig::Matrix(matrix) => {
-            let service = MatrixService::new(MatrixOptions {
-                homeserver_url: matrix.homeserver.0.clone(),
-                region: region.to_string(),
-                request_timeout: matrix.request_timeout,
-                register: matrix.register,
-            })
-            .with_context(|| format!("target `{}`", target.name()))?;
-            Ok(Arc::new(service))
-        }
-    }
-}
-
 /// One job per probe × target of `config`, each probe with its own accounts.
 pub fn build_jobs(config: &AgentConfig) -> anyhow::Result<Vec<Job>> {
     crate::client::init_tls();
     let mut jobs = Vec::new();
     for target in &config.targets {
-        let service = service(target, &config.region)?;
+        let service = crate::client::build_service(target, &config.region)?;
         for loaded in &config.probes {
             let spec = loaded.spec.clone();
             let accounts = (0..probe::accounts_needed(&spec))

@@ -13,7 +13,9 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use crate::agent::{self, DRAIN, Sinks};
 use crate::backend::{self, BackendConfig};
-use crate::config::{AccountsConfig, AgentConfig, HttpUrl, Label, MockTarget, TargetConfig};
+use crate::client::ProtocolConfig;
+use crate::client::mock::MockTarget;
+use crate::config::{AccountsConfig, AgentConfig, HttpUrl, Label, TargetConfig};
 use crate::http;
 use crate::record::LineStyle;
 use crate::schedule::{Scheduler, Timing};
@@ -105,15 +107,17 @@ fn region_config(region: &str, url: &str, interval: Duration) -> anyhow::Result<
         path: PathBuf::from("demo"),
         region: region.to_string(),
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-        targets: vec![TargetConfig::Mock(MockTarget {
+        targets: vec![TargetConfig {
             name: Label("mock".into()),
-            url: HttpUrl(url.to_string()),
             request_timeout: Duration::from_secs(10),
             accounts: AccountsConfig {
                 prefix: "demo".into(),
                 password: "demo-password".into(),
             },
-        })],
+            protocol: ProtocolConfig::Mock(MockTarget {
+                url: HttpUrl(url.to_string()),
+            }),
+        }],
         probes,
         jitter: 0.1,
         run_timeout: Duration::from_secs(60),

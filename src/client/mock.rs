@@ -24,8 +24,10 @@ use tokio_tungstenite::tungstenite::{self, Message as WsMessage, Utf8Bytes};
 
 use super::{
     Account, ChatService, ClientError, ClientResult, Delivered, Device, Event, GroupId, GroupInfo,
-    GroupSettings, MessageId, ReceivedMessage, UserId, init_tls, user_agent,
+    GroupSettings, MessageId, ReceivedMessage, SetupError, TargetProtocol, UserId, init_tls,
+    user_agent,
 };
+use crate::config::{HttpUrl, TargetConfig};
 use crate::protocol::{self, route};
 
 /// Frames a device's push reader may hold before it waits for the probe:
@@ -56,6 +58,27 @@ impl Shared {
             .header(reqwest::header::USER_AGENT, self.user_agent.clone())
             .header(protocol::REGION_HEADER, self.region.clone())
             .timeout(self.timeout)
+    }
+}
+
+/// The fields of a `kind: mock` target besides the shared ones.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MockTarget {
+    /// Base URL of the backend, e.g. `http://127.0.0.1:8080`.
+    pub url: HttpUrl,
+}
+
+impl TargetProtocol for MockTarget {
+    const KIND: &'static str = "mock";
+
+    fn build(
+        &self,
+        target: &TargetConfig,
+        region: &str,
+    ) -> Result<Arc<dyn ChatService>, SetupError> {
+        let service = MockService::new(&self.url.0, region, target.request_timeout)?;
+        Ok(Arc::new(service))
     }
 }
 
