@@ -1,6 +1,6 @@
 //! From a configured target to its service client: the [`TargetProtocol`]
 //! each client implements for its own config fields, and the
-//! [`protocols!`] macro that turns the one list of protocols (in
+//! `protocols!` macro that turns the one list of protocols (in
 //! `client/mod.rs`) into [`super::ProtocolConfig`].
 
 use std::sync::Arc;
