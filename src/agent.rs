@@ -7,15 +7,11 @@
 
 use std::future::Future;
 use std::path::Path;
-use std::sync::Arc;
 
 use anyhow::Context as _;
 use futures_util::{Stream, StreamExt as _};
 
-use crate::client::ChatService;
-use crate::client::matrix::{MatrixOptions, MatrixService};
-use crate::client::mock::MockService;
-use crate::config::{AgentConfig, TargetConfig};
+use crate::config::AgentConfig;
 use crate::http;
 use crate::record::LineStyle;
 use crate::schedule::Job;
@@ -56,27 +52,6 @@ pub async fn run(
     wiring::drain(scheduler, server).await;
     tracing::info!("stopped");
     Ok(())
-}
-
-/// The service client for `target`, as seen from `region`.
-pub fn service(target: &TargetConfig, region: &str) -> anyhow::Result<Arc<dyn ChatService>> {
-    match target {
-        TargetConfig::Mock(mock) => {
-            let service = MockService::new(&mock.url.0, region, mock.request_timeout)
-                .with_context(|| format!("target `{}`", target.name()))?;
-            Ok(Arc::new(service))
-        }
-        TargetConfig::Matrix(matrix) => {
-            let service = MatrixService::new(MatrixOptions {
-                homeserver_url: matrix.homeserver.0.clone(),
-                region: region.to_string(),
-                request_timeout: matrix.request_timeout,
-                register: matrix.register,
-            })
-            .with_context(|| format!("target `{}`", target.name()))?;
-            Ok(Arc::new(service))
-        }
-    }
 }
 
 /// What a SIGHUP loaded: the new config, its jobs, and the endpoints'

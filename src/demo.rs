@@ -10,9 +10,11 @@ use std::time::Duration;
 use anyhow::Context as _;
 
 use crate::backend::{self, BackendConfig};
+use crate::client::ProtocolConfig;
+use crate::client::mock::MockTarget;
 use crate::config::{
     AccountsConfig, AgentConfig, DEFAULT_JITTER, DEFAULT_REQUEST_TIMEOUT, DEFAULT_RUN_TIMEOUT,
-    HttpUrl, Label, MockTarget, TargetConfig,
+    HttpUrl, Label, TargetConfig,
 };
 use crate::record::LineStyle;
 use crate::schedule::Timing;
@@ -93,15 +95,17 @@ fn region_config(region: &str, url: &str, interval: Duration) -> anyhow::Result<
         path: PathBuf::from("demo"),
         region: region.to_string(),
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-        targets: vec![TargetConfig::Mock(MockTarget {
+        targets: vec![TargetConfig {
             name: Label("mock".into()),
-            url: HttpUrl(url.to_string()),
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             accounts: AccountsConfig {
                 prefix: ACCOUNT_PREFIX.into(),
                 password: ACCOUNT_PASSWORD.into(),
             },
-        })],
+            protocol: ProtocolConfig::Mock(MockTarget {
+                url: HttpUrl(url.to_string()),
+            }),
+        }],
         probes,
         jitter: TIMING.jitter,
         run_timeout: TIMING.run_timeout,

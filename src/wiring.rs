@@ -10,7 +10,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use tokio::runtime::Runtime;
 
-use crate::client::Account;
+use crate::client::{Account, Reach};
 use crate::config::AgentConfig;
 use crate::http::{self, Endpoints, Server};
 use crate::metrics::MetricsRegistry;
@@ -44,7 +44,15 @@ pub fn build_jobs(config: &AgentConfig) -> anyhow::Result<Vec<Job>> {
     crate::client::init_tls();
     let mut jobs = Vec::new();
     for target in &config.targets {
-        let service = crate::agent::service(target, &config.region)?;
+        let reach = Reach {
+            region: &config.region,
+            request_timeout: target.request_timeout,
+        };
+        let service = target
+            .protocol
+            .build(reach)
+            .map_err(|err| anyhow::anyhow!(err))
+            .with_context(|| format!("target `{}`", target.name()))?;
         for loaded in &config.probes {
             let spec = loaded.spec.clone();
             let accounts = (0..probe::accounts_needed(&spec))

@@ -24,9 +24,11 @@ use tokio_tungstenite::tungstenite::{self, Message as WsMessage, Utf8Bytes};
 
 use super::{
     Account, ChatService, ClientError, ClientResult, Delivered, Device, Event, GroupId, GroupInfo,
-    GroupSettings, MessageId, ReceivedMessage, UserId, init_tls, user_agent,
+    GroupSettings, MessageId, Reach, ReceivedMessage, SetupError, TargetProtocol, UserId, init_tls,
+    user_agent,
 };
 use crate::protocol::{self, route};
+use crate::yaml::values::HttpUrl;
 
 /// Frames a device's push reader may hold before it waits for the probe:
 /// small, since an agent holds thousands of devices.
@@ -56,6 +58,23 @@ impl Shared {
             .header(reqwest::header::USER_AGENT, self.user_agent.clone())
             .header(protocol::REGION_HEADER, self.region.clone())
             .timeout(self.timeout)
+    }
+}
+
+/// The fields of a `kind: mock` target besides the shared ones.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MockTarget {
+    /// Base URL of the backend, e.g. `http://127.0.0.1:8080`.
+    pub url: HttpUrl,
+}
+
+impl TargetProtocol for MockTarget {
+    const KIND: &'static str = "mock";
+
+    fn build(&self, reach: Reach<'_>) -> Result<Arc<dyn ChatService>, SetupError> {
+        let service = MockService::new(&self.url.0, reach.region, reach.request_timeout)?;
+        Ok(Arc::new(service))
     }
 }
 

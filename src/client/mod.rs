@@ -1,11 +1,23 @@
 //! A chat service as one device sees it.
 //!
 //! Probes talk only to [`ChatService`] and [`Device`]; each service protocol
-//! (the mock backend, Matrix) is one file of this module implementing them.
-//! Nothing above this trait knows which service it talks to.
+//! (the mock backend, Matrix) is one file or folder of this module
+//! implementing them, plus its config fields ([`TargetProtocol`]) and one
+//! line in the [`ProtocolConfig`] list below. Nothing above this trait knows
+//! which service it talks to.
 
 pub mod matrix;
 pub mod mock;
+mod target;
+
+pub use target::{Reach, SetupError, TargetProtocol};
+
+target::protocols! {
+    /// The mock group-chat backend (`chatprobe backend`).
+    Mock(mock::MockTarget),
+    /// A Matrix homeserver (client-server API v3).
+    Matrix(matrix::MatrixTarget),
+}
 
 use std::time::{Duration, Instant};
 

@@ -19,8 +19,36 @@ use sync::{Push, RoomEvent, SyncSession};
 
 use crate::client::{
     Account, ChatService, ClientError, ClientResult, Delivered, Device, GroupId, GroupInfo,
-    GroupSettings, MessageId, UserId,
+    GroupSettings, MessageId, Reach, SetupError, TargetProtocol, UserId,
 };
+use crate::yaml::values::HttpUrl;
+
+/// The fields of a `kind: matrix` target besides the shared ones (its
+/// account names are lower-cased into Matrix localparts).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MatrixTarget {
+    /// Base URL of the homeserver's client API, e.g. `https://matrix.example.org`.
+    pub homeserver: HttpUrl,
+    /// Register probe accounts that cannot log in, where the homeserver
+    /// allows registration without verification (default: false).
+    #[serde(default)]
+    pub register: bool,
+}
+
+impl TargetProtocol for MatrixTarget {
+    const KIND: &'static str = "matrix";
+
+    fn build(&self, reach: Reach<'_>) -> Result<Arc<dyn ChatService>, SetupError> {
+        let service = MatrixService::new(MatrixOptions {
+            homeserver_url: self.homeserver.0.clone(),
+            region: reach.region.to_string(),
+            request_timeout: reach.request_timeout,
+            register: self.register,
+        })?;
+        Ok(Arc::new(service))
+    }
+}
 
 /// How to reach one homeserver.
 #[derive(Debug, Clone)]

@@ -1,6 +1,8 @@
 //! Loading YAML files into typed config, with errors that name the file, the
 //! line and column, and the field path.
 
+pub mod values;
+
 use std::fmt;
 use std::path::{Path, PathBuf};
 

@@ -1,0 +1,258 @@
+//! The agent's configuration file: its schema, every default and every
+//! validation rule. Loading a config also loads and validates every probe
+//! file it names, so a loaded [`AgentConfig`] is ready to run.
+//!
+//! Values are checked while they are read, so an error names the file, the
+//! line and the field (`agent.yaml:7:9: field `targets[0].url`: ...`).
+//!
+//! This file holds the top level of the file and every default; `values.rs`
+//! the checked scalars, `targets.rs` the `targets:` list, `probes.rs` the
+//! probe files.
+
+mod probes;
+mod targets;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+pub use crate::yaml::values::{HttpUrl, Label};
+pub use probes::{LoadedProbe, load_probe, shipped_probes};
+pub use targets::{AccountsConfig, TargetConfig};
+
+use crate::yaml::values::{Jitter, Period};
+use crate::yaml::{self, FileError};
+
+/// Where the agent serves its endpoints unless `listen` says otherwise.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:9464";
+/// `targets[].request_timeout` unless given.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// `jitter` unless given.
+pub const DEFAULT_JITTER: f64 = 0.1;
+/// `run_timeout` unless given.
+pub const DEFAULT_RUN_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A loaded, validated agent configuration with its probe definitions.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    /// The file it was read from.
+    pub path: PathBuf,
+    /// The agent's region (the `region` label).
+    pub region: String,
+    /// Address of `/metrics`, `/healthz`, `/readyz` and the status page.
+    pub listen: SocketAddr,
+    /// The services to probe; every probe runs against every target.
+    pub targets: Vec<TargetConfig>,
+    /// Every probe definition, in file name order.
+    pub probes: Vec<LoadedProbe>,
+    /// Fraction of the interval by which each wait is randomly shortened or lengthened.
+    pub jitter: f64,
+    /// Safety net on one whole run; a run cut off is a `timeout` failure.
+    pub run_timeout: Duration,
+}
+
+/// The file as written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    region: Label,
+    #[serde(default = "defaults::listen")]
+    listen: SocketAddr,
+    targets: Vec<TargetConfig>,
+    probes: Vec<PathBuf>,
+    interval: Option<Period>,
+    #[serde(default = "defaults::jitter")]
+    jitter: Jitter,
+    #[serde(default = "defaults::run_timeout")]
+    run_timeout: Period,
+}
+
+/// Defaults of every optional config field.
+mod defaults {
+    use std::net::SocketAddr;
+    use std::time::Duration;
+
+    use crate::yaml::values::{Jitter, Period};
+
+    pub fn listen() -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], 9464))
+    }
+    pub fn request_timeout() -> Duration {
+        super::DEFAULT_REQUEST_TIMEOUT
+    }
+    pub fn account_prefix() -> String {
+        "chatprobe".to_string()
+    }
+    pub fn jitter() -> Jitter {
+        Jitter(super::DEFAULT_JITTER)
+    }
+    pub fn run_timeout() -> Period {
+        Period(super::DEFAULT_RUN_TIMEOUT)
+    }
+}
+
+impl AgentConfig {
+    /// Read and validate the config at `path` and every probe file it names.
+    pub fn load(path: &Path) -> Result<AgentConfig, Vec<FileError>> {
+        let text = read_text(path).map_err(|err| vec![err])?;
+        let file: ConfigFile = yaml::parse(path, &text).map_err(|err| vec![err])?;
+        let located = |field: &str, message: String| vec![field_error(path, &text, field, message)];
+        targets::check_targets(&file.targets).map_err(|message| located("targets", message))?;
+        if file.probes.is_empty() {
+            return Err(located("probes", "name at least one probe file".into()));
+        }
+        let base = path.parent().unwrap_or(Path::new("."));
+        let probe_files = probes::probe_files(base, &file.probes)
+            .map_err(|(index, message)| located(&format!("probes[{index}]"), message))?;
+        let mut probes = probes::load_probes(&probe_files)?;
+        if let Some(interval) = file.interval {
+            for probe in &mut probes {
+                probe.spec.interval = interval.0;
+            }
+        }
+        Ok(AgentConfig {
+            path: path.to_path_buf(),
+            region: file.region.0,
+            listen: file.listen,
+            targets: file.targets,
+            probes,
+            jitter: file.jitter.0,
+            run_timeout: file.run_timeout.0,
+        })
+    }
+}
+
+/// The text of the file at `path`.
+fn read_text(path: &Path) -> Result<String, FileError> {
+    std::fs::read_to_string(path)
+        .map_err(|err| FileError::new(path, None, format!("cannot read: {err}")))
+}
+
+/// An error about `field` of the file at `path` whose text is `text`, with
+/// the field's line when it is written there.
+fn field_error(path: &Path, text: &str, field: &str, message: String) -> FileError {
+    FileError {
+        line: key_line(text, field),
+        ..FileError::new(path, Some(field.to_string()), message)
+    }
+}
+
+/// The 1-based line of the top-level key named by `field` (`probes[2]` looks for `probes`).
+fn key_line(text: &str, field: &str) -> Option<usize> {
+    let key = field.split(['[', '.']).next()?;
+    text.lines()
+        .position(|line| {
+            line.strip_prefix(key)
+                .is_some_and(|rest| rest.trim_start().starts_with(':'))
+        })
+        .map(|index| index + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(super) const PROBE: &str = "name: gm\nkind: group_message\ninterval: 5s\n";
+
+    /// A temporary directory removed on drop.
+    pub(super) struct TempDir(PathBuf);
+
+    impl TempDir {
+        pub(super) fn new(tag: &str) -> TempDir {
+            let dir = std::env::temp_dir().join(format!(
+                "chatprobe-config-{tag}-{}-{:?}",
+                std::process::id(),
+                std::thread::current().id()
+            ));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(dir.join("probes")).unwrap();
+            TempDir(dir)
+        }
+
+        pub(super) fn write(&self, name: &str, text: &str) -> PathBuf {
+            let path = self.0.join(name);
+            std::fs::write(&path, text).unwrap();
+            path
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    pub(super) fn config(targets: &str) -> String {
+        format!("region: eu-west\ntargets:\n{targets}probes: [probes]\n")
+    }
+
+    pub(super) const MOCK: &str = "  - kind: mock\n    name: mock\n    url: http://127.0.0.1:8080\n    accounts: {password: pw}\n";
+
+    #[test]
+    fn minimal_config_gets_defaults() {
+        let dir = TempDir::new("minimal");
+        dir.write("probes/gm.yaml", PROBE);
+        let loaded = AgentConfig::load(&dir.write("a.yaml", &config(MOCK))).unwrap();
+        assert_eq!(loaded.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(loaded.jitter, 0.1);
+        assert_eq!(loaded.run_timeout, Duration::from_secs(60));
+        assert_eq!(loaded.probes.len(), 1);
+        assert_eq!(loaded.probes[0].spec.interval, Duration::from_secs(5));
+        let accounts = loaded.targets[0].accounts();
+        assert_eq!(
+            accounts.account_name("eu-west", "gm", 2),
+            "chatprobe-eu-west-gm-2"
+        );
+    }
+
+    #[test]
+    fn interval_override_applies_to_every_probe() {
+        let dir = TempDir::new("override");
+        dir.write("probes/gm.yaml", PROBE);
+        let text = format!("interval: 2s\n{}", config(MOCK));
+        let loaded = AgentConfig::load(&dir.write("a.yaml", &text)).unwrap();
+        assert_eq!(loaded.probes[0].spec.interval, Duration::from_secs(2));
+    }
+
+    pub(super) fn first_error(dir: &TempDir, text: &str) -> FileError {
+        AgentConfig::load(&dir.write("a.yaml", text))
+            .unwrap_err()
+            .remove(0)
+    }
+
+    #[test]
+    fn bad_url_names_line_and_field() {
+        let dir = TempDir::new("url");
+        dir.write("probes/gm.yaml", PROBE);
+        let bad = "  - kind: mock\n    name: mock\n    url: ftp://x\n";
+        let err = first_error(&dir, &config(bad));
+        assert_eq!(err.field.as_deref(), Some("targets[0].url"), "{err}");
+        assert_eq!(err.line, Some(5), "{err}");
+        let err = first_error(&dir, &format!("jitter: 0.9\n{}", config(MOCK)));
+        assert_eq!(
+            (err.field.as_deref(), err.line),
+            (Some("jitter"), Some(1)),
+            "{err}"
+        );
+        let err = first_error(&dir, &format!("run_timeout: 5ms\n{}", config(MOCK)));
+        assert_eq!(
+            (err.field.as_deref(), err.line),
+            (Some("run_timeout"), Some(1)),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn missing_probe_path_and_duplicate_targets_are_named() {
+        let dir = TempDir::new("paths");
+        let text = format!("region: eu-west\ntargets:\n{MOCK}probes: [nowhere.yaml]\n");
+        let err = first_error(&dir, &text);
+        assert_eq!(err.field.as_deref(), Some("probes[0]"));
+        assert_eq!(err.line, Some(7));
+        dir.write("probes/gm.yaml", PROBE);
+        let err = first_error(&dir, &config(&format!("{MOCK}{MOCK}")));
+        assert!(err.message.contains("two targets"), "{err}");
+    }
+}
