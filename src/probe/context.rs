@@ -7,7 +7,7 @@ use async_trait::async_trait;
 
 use super::deliver::Sent;
 use super::fleet::{Created, Fleet, Target};
-use super::run::Run;
+use super::run::{Run, StepResult};
 use super::{Probe, ProbeContext, ProbeSpec};
 use crate::client::{GroupId, GroupSettings};
 use crate::outcome::{Operation, ProbeOutcome};
@@ -15,9 +15,9 @@ use crate::outcome::{Operation, ProbeOutcome};
 /// The steps of one kind of probe, run once per probe run.
 #[async_trait]
 pub trait Steps: Send {
-    /// Runs the kind's steps; `None` when a step failed so that the rest
-    /// cannot run (the failure is already recorded).
-    async fn steps(&mut self, cx: &mut Cx<'_>) -> Option<()>;
+    /// Runs the kind's steps; `Err` when a failure stopped them (it carries
+    /// the proof that the failure is recorded).
+    async fn steps(&mut self, cx: &mut Cx<'_>) -> StepResult<()>;
 
     /// Hands over the groups the kind keeps between runs, to be emptied at
     /// shutdown.
@@ -41,21 +41,25 @@ pub struct Cx<'a> {
 }
 
 impl Cx<'_> {
-    /// Creates the run's group of `members` (the first creates it); `None`
-    /// unless every member is in it.
-    pub async fn create_group(&mut self, members: &[usize]) -> Option<GroupId> {
+    /// Creates the run's group of the first `members` members (the first
+    /// creates it, the others join); `Err` unless every one of them is in it.
+    /// A group created at all is cleaned up after the run.
+    pub async fn create_group(&mut self, members: usize) -> StepResult<GroupId> {
         let settings = GroupSettings {
             name: format!("chatprobe {}", self.tag),
             notice: String::new(),
         };
-        let created = self
+        let mut created = self
             .fleet
-            .create_group(self.run, &settings, members)
+            .create_group(self.run, &settings, 1..members)
             .await?;
-        let complete = created.members.len() == members.len();
+        let joined = self
+            .fleet
+            .join_group(self.run, &mut created, 1..members)
+            .await;
         let id = created.id.clone();
         self.groups.push(created);
-        complete.then_some(id)
+        joined.map(|()| id)
     }
 
     /// Takes `group` out of this run's cleanup: the kind keeps it for later runs.
@@ -89,7 +93,7 @@ impl Cx<'_> {
         group: &str,
         first: usize,
         count: usize,
-    ) -> Option<Vec<Sent>> {
+    ) -> StepResult<Vec<Sent>> {
         let mut sent = Vec::with_capacity(count);
         for index in first..first + count {
             let body = format!("chatprobe run {} message {index}", self.tag);
@@ -99,7 +103,7 @@ impl Cx<'_> {
             let id = self.run.step(Operation::Send, sending).await?;
             sent.push(Sent { id, body, sent_at });
         }
-        Some(sent)
+        Ok(sent)
     }
 
     /// For each device of `member`: whether its list of groups has `group`
@@ -109,14 +113,14 @@ impl Cx<'_> {
         operation: Operation,
         member: usize,
         group: &str,
-    ) -> Option<Vec<bool>> {
+    ) -> StepResult<Vec<bool>> {
         let mut listed = Vec::new();
         for target in self.fleet.devices_of([member]) {
             let listing = self.fleet.device(target).list_groups();
             let groups = self.run.step(operation, listing).await?;
             listed.push(groups.iter().any(|id| id == group));
         }
-        Some(listed)
+        Ok(listed)
     }
 
     /// The delivery deadline of something that started at `start`.
@@ -153,7 +157,7 @@ impl Probe for Driver {
     async fn run(&mut self) -> ProbeOutcome {
         let mut run = Run::start(self.spec.step_timeout);
         self.runs += 1;
-        if self.fleet.prepare(&mut run).await {
+        if self.fleet.prepare(&mut run).await.is_ok() {
             let mut cx = Cx {
                 fleet: &mut self.fleet,
                 run: &mut run,
@@ -161,8 +165,9 @@ impl Probe for Driver {
                 tag: format!("{}-{:08x}-{}", self.spec.name, self.instance, self.runs),
                 groups: Vec::new(),
             };
-            // A failed step is already recorded; cleanup runs either way.
-            let _ = self.steps.steps(&mut cx).await;
+            // Steps stopped early carry the proof that their failure is
+            // recorded, so the outcome fails; cleanup runs either way.
+            let _stopped_early: StepResult<()> = self.steps.steps(&mut cx).await;
             for group in std::mem::take(&mut cx.groups) {
                 self.fleet.clean_up(&mut run, group).await;
             }

@@ -11,6 +11,7 @@ use async_trait::async_trait;
 
 use super::context::{Cx, Steps};
 use super::deliver::{DeliveryReport, Sent, check_messages, sent_index};
+use super::run::StepResult;
 use crate::client::{Delivered, Event};
 use crate::outcome::{Operation, Reason};
 
@@ -19,9 +20,9 @@ pub struct DeviceSync;
 
 #[async_trait]
 impl Steps for DeviceSync {
-    async fn steps(&mut self, cx: &mut Cx<'_>) -> Option<()> {
-        let members: Vec<usize> = (0..cx.fleet.members.len()).collect();
-        let group = cx.create_group(&members).await?;
+    async fn steps(&mut self, cx: &mut Cx<'_>) -> StepResult<()> {
+        let members = cx.fleet.members.len();
+        let group = cx.create_group(members).await?;
         let own = cx.fleet.devices_of([0]);
         let siblings = own.len() - 1;
         let objective = cx.spec.latency_objective;
@@ -29,7 +30,7 @@ impl Steps for DeviceSync {
         let started = Instant::now();
         let first = cx.send_burst(own[0], &group, 0, 1).await?;
         let mut targets = own[1..].to_vec();
-        targets.extend(cx.fleet.devices_of(1..members.len()));
+        targets.extend(cx.fleet.devices_of(1..members));
         let deadline = cx.deadline(started);
         let report = check_messages(cx.fleet, cx.run, &targets, &first, deadline, objective).await;
         let mut pushed = reached_ids(&report, &first, 0..targets.len());
@@ -57,7 +58,7 @@ impl Steps for DeviceSync {
             let events = cx.run.step(Operation::DeviceSync, syncing).await?;
             check_sync(cx, index + 1, &events, &all, &pushed);
         }
-        Some(())
+        Ok(())
     }
 }
 

@@ -9,6 +9,7 @@ use async_trait::async_trait;
 
 use super::context::{Cx, Steps};
 use super::deliver::watch;
+use super::run::StepResult;
 use crate::client::{Event, GroupSettings};
 use crate::outcome::{Operation, Reason};
 
@@ -17,9 +18,9 @@ pub struct EditSettings;
 
 #[async_trait]
 impl Steps for EditSettings {
-    async fn steps(&mut self, cx: &mut Cx<'_>) -> Option<()> {
-        let members: Vec<usize> = (0..cx.fleet.members.len()).collect();
-        let group = cx.create_group(&members).await?;
+    async fn steps(&mut self, cx: &mut Cx<'_>) -> StepResult<()> {
+        let members = cx.fleet.members.len();
+        let group = cx.create_group(members).await?;
         let wanted = GroupSettings {
             name: format!("chatprobe {} renamed", cx.tag),
             notice: format!("notice of run {}", cx.tag),
@@ -35,11 +36,11 @@ impl Steps for EditSettings {
         let read = cx.run.step(Operation::EditSettings, reading).await?;
         if read.settings != wanted {
             let detail = format!("read back {:?}, set {:?}", read.settings, wanted);
-            cx.run
-                .fail(Operation::EditSettings, Reason::SettingsNotApplied, detail);
-            return None;
+            return Err(cx
+                .run
+                .fail(Operation::EditSettings, Reason::SettingsNotApplied, detail));
         }
-        let others = cx.fleet.devices_of(1..members.len());
+        let others = cx.fleet.devices_of(1..members);
         let mut seen = vec![(false, false); others.len()];
         let deadline = cx.deadline(started);
         let alive = watch(cx.fleet, cx.run, &others, deadline, |target, delivered| {
@@ -72,6 +73,6 @@ impl Steps for EditSettings {
                 detail,
             );
         }
-        Some(())
+        Ok(())
     }
 }
