@@ -20,7 +20,7 @@ use crate::config::{AgentConfig, TargetConfig};
 use crate::http::{self, Endpoints};
 use crate::metrics::MetricsRegistry;
 use crate::outcome::ProbeKey;
-use crate::probe::{self, ProbeContext};
+use crate::probe::{self, ProbeSetup};
 use crate::record::{LineStyle, Recorder};
 use crate::schedule::{self, Job, Readiness, Scheduler, Timing};
 use crate::status::StatusBoard;
@@ -122,7 +122,7 @@ pub fn build_jobs(config: &AgentConfig) -> anyhow::Result<Vec<Job>> {
                 },
                 interval: spec.interval,
                 timeout_operation: schedule::timeout_operation(spec.kind),
-                probe: probe::build(ProbeContext {
+                probe: probe::build(ProbeSetup {
                     spec,
                     service: Arc::clone(&service),
                     accounts,

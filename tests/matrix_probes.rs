@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use chatprobe::client::matrix::{MatrixOptions, MatrixService};
 use chatprobe::client::{Account, ChatService};
-use chatprobe::probe::{self, ProbeContext, ProbeKind, ProbeSpec};
+use chatprobe::probe::{self, ProbeKind, ProbeSetup, ProbeSpec};
 use common::probes::{KINDS, assert_passed};
 use synapse::Synapse;
 
@@ -76,7 +76,7 @@ async fn every_kind_passes_and_leaves_no_room_behind() {
         runners.push(tokio::spawn(async move {
             let spec = spec(kind);
             let accounts = accounts(&spec);
-            let mut probe = probe::build(ProbeContext {
+            let mut probe = probe::build(ProbeSetup {
                 spec,
                 service: service.clone(),
                 accounts: accounts.clone(),

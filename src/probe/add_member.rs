@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 
-use super::context::{Cx, Steps};
+use super::context::{RunContext, Steps};
 use super::deliver::check_messages;
 use super::run::{Recorded, StepResult};
 use crate::outcome::{Operation, Reason};
@@ -16,7 +16,7 @@ pub struct AddMember;
 
 #[async_trait]
 impl Steps for AddMember {
-    async fn steps(&mut self, cx: &mut Cx<'_>) -> StepResult<()> {
+    async fn steps(&mut self, cx: &mut RunContext<'_>) -> StepResult<()> {
         let added = cx.fleet.members.len() - 1;
         let group = cx.create_group(added).await?;
         let user = cx.fleet.user(added);
@@ -50,7 +50,7 @@ impl Steps for AddMember {
 /// read shows the member in it; else `member_add_failed` is recorded and the
 /// inner `Err` carries it. The outer `Err` is a failed step.
 async fn sees_group(
-    cx: &mut Cx<'_>,
+    cx: &mut RunContext<'_>,
     group: &str,
     added: usize,
 ) -> StepResult<Result<(), Recorded>> {

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use super::deliver::Sent;
 use super::fleet::{Created, Fleet, Target};
 use super::run::{Run, StepResult};
-use super::{Probe, ProbeContext, ProbeSpec};
+use super::{Probe, ProbeSetup, ProbeSpec};
 use crate::client::{GroupId, GroupSettings};
 use crate::outcome::{Operation, ProbeOutcome};
 
@@ -17,7 +17,7 @@ use crate::outcome::{Operation, ProbeOutcome};
 pub trait Steps: Send {
     /// Runs the kind's steps; `Err` when a failure stopped them (it carries
     /// the proof that the failure is recorded).
-    async fn steps(&mut self, cx: &mut Cx<'_>) -> StepResult<()>;
+    async fn steps(&mut self, cx: &mut RunContext<'_>) -> StepResult<()>;
 
     /// Hands over the groups the kind keeps between runs, to be emptied at
     /// shutdown.
@@ -26,8 +26,9 @@ pub trait Steps: Send {
     }
 }
 
-/// One run's context: the devices, the record, and the groups to clean up.
-pub struct Cx<'a> {
+/// One run's context, handed to a kind's steps: the devices, the run's
+/// record, and the groups to clean up.
+pub struct RunContext<'a> {
     /// The probe's devices.
     pub fleet: &'a mut Fleet,
     /// The run's record.
@@ -40,7 +41,7 @@ pub struct Cx<'a> {
     pub groups: Vec<Created>,
 }
 
-impl Cx<'_> {
+impl RunContext<'_> {
     /// Creates the run's group of the first `members` members (the first
     /// creates it, the others join); `Err` unless every one of them is in it.
     /// A group created at all is cleaned up after the run.
@@ -139,11 +140,15 @@ pub struct Driver {
 }
 
 impl Driver {
-    /// A probe running `steps` with the devices of `ctx`.
-    pub fn new(ctx: ProbeContext, steps: Box<dyn Steps>) -> Driver {
-        let fleet = Fleet::new(ctx.service, ctx.accounts, ctx.spec.devices_per_account);
+    /// A probe running `steps` with the devices of `setup`.
+    pub fn new(setup: ProbeSetup, steps: Box<dyn Steps>) -> Driver {
+        let fleet = Fleet::new(
+            setup.service,
+            setup.accounts,
+            setup.spec.devices_per_account,
+        );
         Driver {
-            spec: ctx.spec,
+            spec: setup.spec,
             fleet,
             steps,
             instance: rand::random(),
@@ -158,7 +163,7 @@ impl Probe for Driver {
         let mut run = Run::start(self.spec.step_timeout);
         self.runs += 1;
         if self.fleet.prepare(&mut run).await.is_ok() {
-            let mut cx = Cx {
+            let mut cx = RunContext {
                 fleet: &mut self.fleet,
                 run: &mut run,
                 spec: &self.spec,

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 
-use super::context::{Cx, Steps};
+use super::context::{RunContext, Steps};
 use super::deliver::{DeliveryReport, Sent, check_messages, sent_index};
 use super::run::StepResult;
 use crate::client::{Delivered, Event};
@@ -20,7 +20,7 @@ pub struct DeviceSync;
 
 #[async_trait]
 impl Steps for DeviceSync {
-    async fn steps(&mut self, cx: &mut Cx<'_>) -> StepResult<()> {
+    async fn steps(&mut self, cx: &mut RunContext<'_>) -> StepResult<()> {
         let members = cx.fleet.members.len();
         let group = cx.create_group(members).await?;
         let own = cx.fleet.devices_of([0]);
@@ -65,7 +65,7 @@ impl Steps for DeviceSync {
 /// One device's catch-up sync must carry every message push delivered to
 /// some device of the account, once and intact.
 fn check_sync(
-    cx: &mut Cx<'_>,
+    cx: &mut RunContext<'_>,
     device: usize,
     events: &[Delivered],
     sent: &[Sent],

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 
-use super::context::{Cx, Steps};
+use super::context::{RunContext, Steps};
 use super::deliver::watch;
 use super::run::StepResult;
 use crate::client::{Event, GroupSettings};
@@ -18,7 +18,7 @@ pub struct EditSettings;
 
 #[async_trait]
 impl Steps for EditSettings {
-    async fn steps(&mut self, cx: &mut Cx<'_>) -> StepResult<()> {
+    async fn steps(&mut self, cx: &mut RunContext<'_>) -> StepResult<()> {
         let members = cx.fleet.members.len();
         let group = cx.create_group(members).await?;
         let wanted = GroupSettings {

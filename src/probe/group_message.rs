@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 
-use super::context::{Cx, Steps};
+use super::context::{RunContext, Steps};
 use super::deliver::check_messages;
 use super::fleet::Created;
 use super::run::StepResult;
@@ -24,7 +24,7 @@ pub struct GroupMessage {
 
 #[async_trait]
 impl Steps for GroupMessage {
-    async fn steps(&mut self, cx: &mut Cx<'_>) -> StepResult<()> {
+    async fn steps(&mut self, cx: &mut RunContext<'_>) -> StepResult<()> {
         let members = cx.fleet.members.len();
         let group = match &self.group {
             Some(kept) => kept.id.clone(),

@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 
-use super::context::{Cx, Steps};
+use super::context::{RunContext, Steps};
 use super::deliver::watch;
 use super::run::{Recorded, StepResult};
 use crate::client::Event;
@@ -28,7 +28,7 @@ pub struct LeaveGroup {
 
 #[async_trait]
 impl Steps for LeaveGroup {
-    async fn steps(&mut self, cx: &mut Cx<'_>) -> StepResult<()> {
+    async fn steps(&mut self, cx: &mut RunContext<'_>) -> StepResult<()> {
         let members = cx.fleet.members.len();
         let leaver = members - 1;
         self.recheck_earlier(cx).await?;
@@ -66,7 +66,7 @@ impl LeaveGroup {
     /// Groups left in earlier runs must stay gone from every member's list;
     /// one that came back is reported, left again at the end of this run, and
     /// no longer remembered.
-    async fn recheck_earlier(&mut self, cx: &mut Cx<'_>) -> StepResult<()> {
+    async fn recheck_earlier(&mut self, cx: &mut RunContext<'_>) -> StepResult<()> {
         if self.left.is_empty() {
             return Ok(());
         }
@@ -96,7 +96,7 @@ impl LeaveGroup {
 /// `leave_not_applied` is recorded and the inner `Err` carries it; the outer
 /// `Err` is a failed step.
 async fn check_applied(
-    cx: &mut Cx<'_>,
+    cx: &mut RunContext<'_>,
     group: &str,
     leaver: usize,
     started: Instant,
@@ -152,7 +152,7 @@ async fn check_applied(
 
 /// True when the leaver is back in `group`, by its own list or by the members
 /// another member reads.
-async fn still_member(cx: &mut Cx<'_>, group: &str, leaver: usize) -> StepResult<bool> {
+async fn still_member(cx: &mut RunContext<'_>, group: &str, leaver: usize) -> StepResult<bool> {
     let listing = cx.fleet.device((leaver, 0)).list_groups();
     let listed = cx.run.step(Operation::Leave, listing).await?;
     let reading = cx.fleet.device((0, 0)).read_group(group);

@@ -22,8 +22,8 @@ use crate::outcome::ProbeOutcome;
 use context::{Driver, Steps};
 pub use spec::{ProbeKind, ProbeSpec};
 
-/// What a probe is built from.
-pub struct ProbeContext {
+/// What a probe is built from: its definition, the service and its accounts.
+pub struct ProbeSetup {
     /// The probe's definition.
     pub spec: ProbeSpec,
     /// The service to probe.
@@ -45,16 +45,16 @@ pub trait Probe: Send {
     async fn shutdown(&mut self);
 }
 
-/// Builds the probe `ctx.spec` describes.
-pub fn build(ctx: ProbeContext) -> Box<dyn Probe> {
-    let steps: Box<dyn Steps> = match ctx.spec.kind {
+/// Builds the probe `setup.spec` describes.
+pub fn build(setup: ProbeSetup) -> Box<dyn Probe> {
+    let steps: Box<dyn Steps> = match setup.spec.kind {
         ProbeKind::GroupMessage => Box::new(group_message::GroupMessage::default()),
         ProbeKind::DeviceSync => Box::new(device_sync::DeviceSync),
         ProbeKind::LeaveGroup => Box::new(leave_group::LeaveGroup::default()),
         ProbeKind::EditSettings => Box::new(edit_settings::EditSettings),
         ProbeKind::AddMember => Box::new(add_member::AddMember),
     };
-    Box::new(Driver::new(ctx, steps))
+    Box::new(Driver::new(setup, steps))
 }
 
 /// How many accounts a probe of `spec` acts as: one per group member (the

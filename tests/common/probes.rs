@@ -7,7 +7,7 @@ use std::time::Duration;
 use chatprobe::client::Account;
 use chatprobe::client::mock::MockService;
 use chatprobe::outcome::{Operation, ProbeOutcome, Reason};
-use chatprobe::probe::{self, Probe, ProbeContext, ProbeKind, ProbeSpec};
+use chatprobe::probe::{self, Probe, ProbeKind, ProbeSetup, ProbeSpec};
 
 /// Every probe kind.
 pub const KINDS: [ProbeKind; 5] = [
@@ -44,7 +44,7 @@ pub fn build(base: &str, region: &str, spec: ProbeSpec, prefix: &str) -> Box<dyn
             password: format!("secret-{prefix}-{index}"),
         })
         .collect();
-    probe::build(ProbeContext {
+    probe::build(ProbeSetup {
         spec,
         service: Arc::new(service),
         accounts,
