@@ -22,7 +22,7 @@ use crate::metrics::MetricsRegistry;
 use crate::outcome::ProbeKey;
 use crate::probe::{self, ProbeSetup};
 use crate::record::{LineStyle, Recorder};
-use crate::schedule::{self, Job, Readiness, Scheduler, Timing};
+use crate::schedule::{Job, Readiness, Scheduler, Timing};
 use crate::status::StatusBoard;
 
 /// Longest time from a stop signal to exit.
@@ -121,7 +121,7 @@ pub fn build_jobs(config: &AgentConfig) -> anyhow::Result<Vec<Job>> {
                     probe: spec.name.clone(),
                 },
                 interval: spec.interval,
-                timeout_operation: schedule::timeout_operation(spec.kind),
+                timeout_operation: spec.kind.main_operation(),
                 probe: probe::build(ProbeSetup {
                     spec,
                     service: Arc::clone(&service),

@@ -5,17 +5,15 @@ mod agent_support;
 use std::process::Command;
 
 use agent_support::{Backend, scratch_with_probes};
+use chatprobe::probe::ProbeKind;
 
-const KINDS: &[&str] = &[
-    "group_message",
-    "device_sync",
-    "leave_group",
-    "edit_settings",
-    "add_member",
-];
+/// Every probe kind's name.
+fn kinds() -> Vec<&'static str> {
+    ProbeKind::ALL.iter().map(|kind| kind.as_str()).collect()
+}
 
 fn once(url: &str, tag: &str) -> (bool, String) {
-    let scratch = scratch_with_probes(tag, KINDS);
+    let scratch = scratch_with_probes(tag, &kinds());
     let config = agent_support::agent_config("eu-west", url, &scratch.0.join("probes"), "1s");
     let path = scratch.write("agent.yaml", &config);
     let output = Command::new(env!("CARGO_BIN_EXE_chatprobe"))
@@ -33,14 +31,16 @@ fn healthy_backend_passes_every_probe() {
     let backend = Backend::start("");
     let (ok, output) = once(&backend.url, "once-healthy");
     assert!(ok, "{output}");
-    for kind in KINDS {
+    for kind in kinds() {
         let row = output
             .lines()
             .find(|line| line.starts_with(kind))
             .unwrap_or_default();
         assert!(row.contains(" pass "), "{kind}: {output}");
     }
-    assert!(output.contains("5 of 5 probe runs passed"), "{output}");
+    let all = ProbeKind::ALL.len();
+    let passed = format!("{all} of {all} probe runs passed");
+    assert!(output.contains(&passed), "{output}");
 }
 
 #[test]
@@ -59,5 +59,10 @@ fn a_fault_fails_the_run_with_its_reason() {
         output.contains("failure  edit_settings    settings_rejected"),
         "{output}"
     );
-    assert!(output.contains("4 of 5 probe runs passed"), "{output}");
+    let passed = format!(
+        "{} of {} probe runs passed",
+        ProbeKind::ALL.len() - 1,
+        ProbeKind::ALL.len()
+    );
+    assert!(output.contains(&passed), "{output}");
 }

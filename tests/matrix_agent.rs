@@ -11,6 +11,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use agent_support::{Scratch, metric, shipped_probes, spawn};
+use chatprobe::probe::ProbeKind;
 use synapse::Synapse;
 
 /// The shipped probes with deadlines generous enough for a loaded machine
@@ -55,13 +56,10 @@ fn start_synapse() -> Option<(tokio::runtime::Runtime, Synapse)> {
     Some((runtime, synapse))
 }
 
-const KINDS: [&str; 5] = [
-    "group_message",
-    "device_sync",
-    "leave_group",
-    "edit_settings",
-    "add_member",
-];
+/// Every probe kind's name.
+fn kinds() -> Vec<&'static str> {
+    ProbeKind::ALL.iter().map(|kind| kind.as_str()).collect()
+}
 
 #[test]
 fn once_passes_every_shipped_probe_against_synapse() {
@@ -69,7 +67,7 @@ fn once_passes_every_shipped_probe_against_synapse() {
         return;
     };
     let scratch = Scratch::new("matrix-once");
-    patient_probes(&scratch, &KINDS);
+    patient_probes(&scratch, &kinds());
     let config = matrix_config(&scratch, &synapse, "");
     let output = Command::new(env!("CARGO_BIN_EXE_chatprobe"))
         .args(["once", "--config"])
@@ -83,7 +81,7 @@ fn once_passes_every_shipped_probe_against_synapse() {
         String::from_utf8_lossy(&output.stderr),
         synapse.log_tail()
     );
-    for kind in KINDS {
+    for kind in kinds() {
         assert!(
             table.lines().any(|line| line.starts_with(kind)
                 && line.contains("synapse")

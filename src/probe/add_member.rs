@@ -8,10 +8,24 @@ use async_trait::async_trait;
 
 use super::context::{RunContext, Steps};
 use super::deliver::check_messages;
+use super::kind::{self, KindDef};
 use super::run::{Recorded, StepResult};
 use crate::outcome::{Operation, Reason};
 
-/// The `add_member` kind.
+/// The `add_member` kind in the registry.
+pub const KIND: KindDef = KindDef {
+    name: "add_member",
+    main_operation: Operation::AddMember,
+    shipped: include_str!("../../probes/add_member.yaml"),
+    validate: kind::no_rules,
+    // One per group member, the last of them added during the run.
+    accounts_needed: kind::one_per_member,
+    // One message to the added member's every device.
+    messages_expected: |spec| spec.devices_per_account as u64,
+    steps: || Box::new(AddMember),
+};
+
+/// The `add_member` kind's steps.
 pub struct AddMember;
 
 #[async_trait]

@@ -11,11 +11,38 @@ use async_trait::async_trait;
 
 use super::context::{RunContext, Steps};
 use super::deliver::{DeliveryReport, Sent, check_messages, sent_index};
+use super::kind::{self, KindDef};
 use super::run::StepResult;
+use super::spec::{ProbeSpec, SpecError};
 use crate::client::{Delivered, Event};
 use crate::outcome::{Operation, Reason};
 
-/// The `device_sync` kind.
+/// The `device_sync` kind in the registry.
+pub const KIND: KindDef = KindDef {
+    name: "device_sync",
+    main_operation: Operation::DeviceSync,
+    shipped: include_str!("../../probes/device_sync.yaml"),
+    validate: needs_two_devices,
+    accounts_needed: kind::one_per_member,
+    // One message to the sender's other devices and every other member's
+    // devices, then one to every device of the sender.
+    messages_expected: |spec| {
+        let devices = spec.devices_per_account;
+        (devices - 1 + (spec.group_size - 1) * devices + devices) as u64
+    },
+    steps: || Box::new(DeviceSync),
+};
+
+/// Two devices of one account are what this kind compares.
+fn needs_two_devices(spec: &ProbeSpec) -> Result<(), SpecError> {
+    if spec.devices_per_account < 2 {
+        let message = "device_sync needs at least 2 devices".to_string();
+        return Err(("devices_per_account", message));
+    }
+    Ok(())
+}
+
+/// The `device_sync` kind's steps.
 pub struct DeviceSync;
 
 #[async_trait]

@@ -9,11 +9,23 @@ use async_trait::async_trait;
 
 use super::context::{RunContext, Steps};
 use super::deliver::watch;
+use super::kind::{self, KindDef};
 use super::run::StepResult;
 use crate::client::{Event, GroupSettings};
 use crate::outcome::{Operation, Reason};
 
-/// The `edit_settings` kind.
+/// The `edit_settings` kind in the registry.
+pub const KIND: KindDef = KindDef {
+    name: "edit_settings",
+    main_operation: Operation::EditSettings,
+    shipped: include_str!("../../probes/edit_settings.yaml"),
+    validate: kind::no_rules,
+    accounts_needed: kind::one_per_member,
+    messages_expected: kind::no_messages,
+    steps: || Box::new(EditSettings),
+};
+
+/// The `edit_settings` kind's steps.
 pub struct EditSettings;
 
 #[async_trait]

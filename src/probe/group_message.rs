@@ -13,10 +13,25 @@ use async_trait::async_trait;
 use super::context::{RunContext, Steps};
 use super::deliver::check_messages;
 use super::fleet::Created;
+use super::kind::{self, KindDef};
 use super::run::StepResult;
 use crate::outcome::Operation;
 
-/// The `group_message` kind; holds the group between healthy runs.
+/// The `group_message` kind in the registry.
+pub const KIND: KindDef = KindDef {
+    name: "group_message",
+    main_operation: Operation::Deliver,
+    shipped: include_str!("../../probes/group_message.yaml"),
+    validate: kind::no_rules,
+    accounts_needed: kind::one_per_member,
+    // Every message to every other member's every device.
+    messages_expected: |spec| {
+        (spec.messages * (spec.group_size - 1) * spec.devices_per_account) as u64
+    },
+    steps: || Box::new(GroupMessage::default()),
+};
+
+/// The `group_message` kind's steps; holds the group between healthy runs.
 #[derive(Default)]
 pub struct GroupMessage {
     group: Option<Created>,

@@ -13,6 +13,7 @@ use async_trait::async_trait;
 
 use super::context::{RunContext, Steps};
 use super::deliver::watch;
+use super::kind::{self, KindDef};
 use super::run::{Recorded, StepResult};
 use crate::client::Event;
 use crate::outcome::{Operation, Reason};
@@ -20,7 +21,18 @@ use crate::outcome::{Operation, Reason};
 /// Most groups left in earlier runs that are checked again.
 const REMEMBERED: usize = 8;
 
-/// The `leave_group` kind; remembers the groups it left.
+/// The `leave_group` kind in the registry.
+pub const KIND: KindDef = KindDef {
+    name: "leave_group",
+    main_operation: Operation::Leave,
+    shipped: include_str!("../../probes/leave_group.yaml"),
+    validate: kind::no_rules,
+    accounts_needed: kind::one_per_member,
+    messages_expected: kind::no_messages,
+    steps: || Box::new(LeaveGroup::default()),
+};
+
+/// The `leave_group` kind's steps; remembers the groups it left.
 #[derive(Default)]
 pub struct LeaveGroup {
     left: VecDeque<String>,

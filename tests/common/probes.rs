@@ -9,15 +9,6 @@ use chatprobe::client::mock::MockService;
 use chatprobe::outcome::{Operation, ProbeOutcome, Reason};
 use chatprobe::probe::{self, Probe, ProbeKind, ProbeSetup, ProbeSpec};
 
-/// Every probe kind.
-pub const KINDS: [ProbeKind; 5] = [
-    ProbeKind::GroupMessage,
-    ProbeKind::DeviceSync,
-    ProbeKind::LeaveGroup,
-    ProbeKind::EditSettings,
-    ProbeKind::AddMember,
-];
-
 /// A test spec of `kind`: timeouts short for a test yet generous for a loaded
 /// machine, small groups, two devices an account.
 pub fn fast_spec(kind: ProbeKind) -> ProbeSpec {
