@@ -14,7 +14,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::outcome::{Failure, Operation, ProbeKey, ProbeOutcome, Reason};
-use crate::probe::{Probe, ProbeKind};
+use crate::probe::Probe;
 use crate::record::Recorder;
 
 /// One probe the scheduler runs.
@@ -68,17 +68,6 @@ impl FirstRound {
 pub struct Scheduler {
     stop: watch::Sender<bool>,
     loops: Vec<JoinHandle<()>>,
-}
-
-/// The operation a whole-run timeout is reported on: the one the kind is about.
-pub fn timeout_operation(kind: ProbeKind) -> Operation {
-    match kind {
-        ProbeKind::GroupMessage => Operation::Deliver,
-        ProbeKind::DeviceSync => Operation::DeviceSync,
-        ProbeKind::LeaveGroup => Operation::Leave,
-        ProbeKind::EditSettings => Operation::EditSettings,
-        ProbeKind::AddMember => Operation::AddMember,
-    }
 }
 
 impl Scheduler {

@@ -15,9 +15,9 @@ use crate::config::AgentConfig;
 use crate::http::{self, Endpoints, Server};
 use crate::metrics::MetricsRegistry;
 use crate::outcome::ProbeKey;
-use crate::probe::{self, ProbeContext};
+use crate::probe::{self, ProbeSetup};
 use crate::record::{LineStyle, Recorder};
-use crate::schedule::{self, Job, Readiness, Scheduler, Timing};
+use crate::schedule::{Job, Readiness, Scheduler, Timing};
 use crate::shutdown::{ENDPOINTS_GRACE, PROBE_DRAIN};
 use crate::status::StatusBoard;
 
@@ -70,8 +70,8 @@ pub fn build_jobs(config: &AgentConfig) -> anyhow::Result<Vec<Job>> {
                     probe: spec.name.clone(),
                 },
                 interval: spec.interval,
-                timeout_operation: schedule::timeout_operation(spec.kind),
-                probe: probe::build(ProbeContext {
+                timeout_operation: spec.kind.main_operation(),
+                probe: probe::build(ProbeSetup {
                     spec,
                     service: Arc::clone(&service),
                     accounts,

@@ -2,22 +2,20 @@
 
 mod common;
 
+use chatprobe::probe::ProbeKind;
 use common::backend::Backend;
 use common::binary;
 use common::dir::TempDir;
 use common::fixtures::{AgentConfig, fixture_path};
 
-const KINDS: &[&str] = &[
-    "group_message",
-    "device_sync",
-    "leave_group",
-    "edit_settings",
-    "add_member",
-];
+/// Every probe kind's name.
+fn kinds() -> Vec<&'static str> {
+    ProbeKind::ALL.iter().map(|kind| kind.as_str()).collect()
+}
 
 fn once(url: &str, tag: &str) -> (bool, String) {
     let scratch = TempDir::new(tag);
-    let config = AgentConfig::write(&scratch, "eu-west", url, "1s", KINDS);
+    let config = AgentConfig::write(&scratch, "eu-west", url, "1s", &kinds());
     let finished = binary::run("once", &config.path);
     let (stdout, stderr) = (finished.stdout, finished.stderr);
     (finished.success, format!("{stdout}\n{stderr}"))
@@ -28,14 +26,16 @@ fn healthy_backend_passes_every_probe() {
     let backend = Backend::start();
     let (ok, output) = once(&backend.url, "once-healthy");
     assert!(ok, "{output}");
-    for kind in KINDS {
+    for kind in kinds() {
         let row = output
             .lines()
             .find(|line| line.starts_with(kind))
             .unwrap_or_default();
         assert!(row.contains(" pass "), "{kind}: {output}");
     }
-    assert!(output.contains("5 of 5 probe runs passed"), "{output}");
+    let all = ProbeKind::ALL.len();
+    let passed = format!("{all} of {all} probe runs passed");
+    assert!(output.contains(&passed), "{output}");
 }
 
 #[test]
@@ -52,5 +52,10 @@ fn a_fault_fails_the_run_with_its_reason() {
         output.contains("failure  edit_settings    settings_rejected"),
         "{output}"
     );
-    assert!(output.contains("4 of 5 probe runs passed"), "{output}");
+    let passed = format!(
+        "{} of {} probe runs passed",
+        ProbeKind::ALL.len() - 1,
+        ProbeKind::ALL.len()
+    );
+    assert!(output.contains(&passed), "{output}");
 }

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 
 use common::backend::TestBackend;
-use common::probes::{KINDS, build, failures, fast_spec};
+use common::probes::{build, failures, fast_spec};
 
 use Operation as Op;
 use ProbeKind::{AddMember, DeviceSync, EditSettings, GroupMessage, LeaveGroup};
@@ -50,7 +50,7 @@ fn fault(operation: &str, effect: &str) -> Case {
             "regions": [FAULTED],
             "effect": effect,
         }),
-        expected: KINDS
+        expected: ProbeKind::ALL
             .iter()
             .map(|kind| (kind.as_str(), BTreeSet::new()))
             .collect(),
@@ -93,7 +93,7 @@ fn spec(kind: ProbeKind) -> ProbeSpec {
 
 /// Every effect on every operation where a probe can see it.
 fn cases() -> Vec<Case> {
-    let all = &KINDS;
+    let all = ProbeKind::ALL;
     let senders = &[GroupMessage, DeviceSync, AddMember];
     // group_message keeps its group between healthy runs: no cleanup to fail.
     let fresh_groups = &[DeviceSync, LeaveGroup, EditSettings, AddMember];
@@ -199,7 +199,7 @@ fn cases() -> Vec<Case> {
 /// Runs every kind [`RUNS`] times from `region`; what each kind reported.
 async fn probe_region(base: &str, region: &str, tag: &str) -> Found {
     let mut runners = Vec::new();
-    for kind in KINDS {
+    for &kind in ProbeKind::ALL {
         let mut probe = build(base, region, spec(kind), &format!("{tag}-{region}"));
         runners.push(tokio::spawn(async move {
             let mut found = BTreeSet::new();

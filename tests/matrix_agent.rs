@@ -8,6 +8,7 @@ mod synapse;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use chatprobe::probe::ProbeKind;
 use common::binary::{self, start_agent};
 use common::dir::TempDir;
 use common::fixtures::repo_file;
@@ -55,13 +56,10 @@ fn start_synapse() -> Option<(tokio::runtime::Runtime, Synapse)> {
     Some((runtime, synapse))
 }
 
-const KINDS: [&str; 5] = [
-    "group_message",
-    "device_sync",
-    "leave_group",
-    "edit_settings",
-    "add_member",
-];
+/// Every probe kind's name.
+fn kinds() -> Vec<&'static str> {
+    ProbeKind::ALL.iter().map(|kind| kind.as_str()).collect()
+}
 
 #[test]
 fn once_passes_every_shipped_probe_against_synapse() {
@@ -69,7 +67,7 @@ fn once_passes_every_shipped_probe_against_synapse() {
         return;
     };
     let scratch = TempDir::new("matrix-once");
-    patient_probes(&scratch, &KINDS);
+    patient_probes(&scratch, &kinds());
     let config = matrix_config(&scratch, &synapse, "");
     let finished = binary::run("once", &config);
     let table = &finished.stdout;
@@ -79,7 +77,7 @@ fn once_passes_every_shipped_probe_against_synapse() {
         finished.stderr,
         synapse.log_tail()
     );
-    for kind in KINDS {
+    for kind in kinds() {
         assert!(
             table.lines().any(|line| line.starts_with(kind)
                 && line.contains("synapse")

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use chatprobe::client::matrix::{MatrixOptions, MatrixService};
 use chatprobe::client::mock::MockService;
 use chatprobe::client::{Account, ChatService};
-use chatprobe::probe::{self, Probe, ProbeContext, ProbeSpec};
+use chatprobe::probe::{self, Probe, ProbeSetup, ProbeSpec};
 use synapse::Synapse;
 
 /// Runs measured sequentially, and by each concurrent probe.
@@ -36,7 +36,7 @@ fn probe(service: Arc<dyn ChatService>, prefix: &str) -> Box<dyn Probe> {
             password: format!("bench-secret-{prefix}-{index}"),
         })
         .collect();
-    probe::build(ProbeContext {
+    probe::build(ProbeSetup {
         spec,
         service,
         accounts,

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use chatprobe::client::matrix::{MatrixOptions, MatrixService};
 use chatprobe::client::{Account, ChatService};
-use chatprobe::probe::{self, ProbeContext, ProbeKind, ProbeSpec};
-use common::probes::{KINDS, assert_passed};
+use chatprobe::probe::{self, ProbeKind, ProbeSetup, ProbeSpec};
+use common::probes::assert_passed;
 use synapse::Synapse;
 
 /// Runs of every kind (100 runs in all).
@@ -71,12 +71,12 @@ async fn every_kind_passes_and_leaves_no_room_behind() {
         return;
     };
     let mut runners = Vec::new();
-    for kind in KINDS {
+    for &kind in ProbeKind::ALL {
         let service = service(&synapse.url);
         runners.push(tokio::spawn(async move {
             let spec = spec(kind);
             let accounts = accounts(&spec);
-            let mut probe = probe::build(ProbeContext {
+            let mut probe = probe::build(ProbeSetup {
                 spec,
                 service: service.clone(),
                 accounts: accounts.clone(),

@@ -55,7 +55,7 @@ async fn group_message_keeps_one_group_and_shutdown_removes_it() {
 async fn a_service_that_goes_away_fails_runs_without_panicking() {
     let backend = TestBackend::start().await;
     let base = backend.base.clone();
-    let mut probes: Vec<_> = common::probes::KINDS
+    let mut probes: Vec<_> = ProbeKind::ALL
         .iter()
         .map(|kind| build(&base, "eu-west", fast_spec(*kind), "gone"))
         .collect();

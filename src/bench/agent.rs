@@ -17,7 +17,7 @@ use futures_util::{StreamExt, stream};
 
 use crate::client::mock::MockService;
 use crate::client::{Account, ChatService, Device, Event, GroupSettings};
-use crate::probe::{self, ProbeContext, ProbeKind, ProbeSpec};
+use crate::probe::{self, ProbeKind, ProbeSetup, ProbeSpec};
 use crate::protocol::route;
 
 /// Timeout of every request of the benchmark.
@@ -151,7 +151,7 @@ async fn cpu(base: String, runs: usize) -> anyhow::Result<()> {
         .map(bench_account)
         .collect();
     let service = MockService::new(base, "bench", spec.step_timeout)?;
-    let mut probe = probe::build(ProbeContext {
+    let mut probe = probe::build(ProbeSetup {
         spec,
         service: Arc::new(service),
         accounts,

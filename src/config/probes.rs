@@ -5,32 +5,8 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use super::{field_error, read_text};
-use crate::probe::ProbeSpec;
+use crate::probe::{ProbeKind, ProbeSpec};
 use crate::yaml::{self, FileError};
-
-/// The shipped probe files (`probes/`), built into the binary for `demo`.
-const SHIPPED_PROBES: [(&str, &str); 5] = [
-    (
-        "probes/group_message.yaml",
-        include_str!("../../probes/group_message.yaml"),
-    ),
-    (
-        "probes/device_sync.yaml",
-        include_str!("../../probes/device_sync.yaml"),
-    ),
-    (
-        "probes/leave_group.yaml",
-        include_str!("../../probes/leave_group.yaml"),
-    ),
-    (
-        "probes/edit_settings.yaml",
-        include_str!("../../probes/edit_settings.yaml"),
-    ),
-    (
-        "probes/add_member.yaml",
-        include_str!("../../probes/add_member.yaml"),
-    ),
-];
 
 /// A probe definition and the file it came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,11 +17,11 @@ pub struct LoadedProbe {
     pub spec: ProbeSpec,
 }
 
-/// Every shipped probe, as built into the binary.
+/// Every shipped probe (`probes/<kind>.yaml`, one a kind), as built into the binary.
 pub fn shipped_probes() -> Result<Vec<LoadedProbe>, FileError> {
-    SHIPPED_PROBES
+    ProbeKind::ALL
         .iter()
-        .map(|(name, text)| parse_probe(Path::new(name), text))
+        .map(|kind| parse_probe(&kind.shipped_path(), kind.shipped_text()))
         .collect()
 }
 
@@ -140,16 +116,8 @@ mod tests {
     fn shipped_probes_are_built_in_and_valid() {
         let probes = shipped_probes().unwrap();
         let names: Vec<&str> = probes.iter().map(|p| p.spec.name.as_str()).collect();
-        assert_eq!(
-            names,
-            [
-                "group_message",
-                "device_sync",
-                "leave_group",
-                "edit_settings",
-                "add_member"
-            ]
-        );
+        let kinds: Vec<&str> = ProbeKind::ALL.iter().map(|kind| kind.as_str()).collect();
+        assert_eq!(names, kinds);
     }
 
     #[test]

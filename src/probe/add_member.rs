@@ -6,19 +6,33 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 
-use super::context::{Cx, Steps};
+use super::context::{RunContext, Steps};
 use super::deliver::check_messages;
+use super::kind::{self, KindDef};
+use super::run::{Recorded, StepResult};
 use crate::outcome::{Operation, Reason};
 
-/// The `add_member` kind.
+/// The `add_member` kind in the registry.
+pub const KIND: KindDef = KindDef {
+    name: "add_member",
+    main_operation: Operation::AddMember,
+    shipped: include_str!("../../probes/add_member.yaml"),
+    validate: kind::no_rules,
+    // One per group member, the last of them added during the run.
+    accounts_needed: kind::one_per_member,
+    // One message to the added member's every device.
+    messages_expected: |spec| spec.devices_per_account as u64,
+    steps: || Box::new(AddMember),
+};
+
+/// The `add_member` kind's steps.
 pub struct AddMember;
 
 #[async_trait]
 impl Steps for AddMember {
-    async fn steps(&mut self, cx: &mut Cx<'_>) -> Option<()> {
+    async fn steps(&mut self, cx: &mut RunContext<'_>) -> StepResult<()> {
         let added = cx.fleet.members.len() - 1;
-        let initial: Vec<usize> = (0..added).collect();
-        let group = cx.create_group(&initial).await?;
+        let group = cx.create_group(added).await?;
         let user = cx.fleet.user(added);
         let adding = cx.fleet.device((0, 0)).add_member(&group, &user);
         cx.run.step(Operation::AddMember, adding).await?;
@@ -28,9 +42,7 @@ impl Steps for AddMember {
             .step_or_refused(Operation::AddMember, refused, joining)
             .await?;
         cx.set_member(&group, added, true);
-        if !sees_group(cx, &group, added).await? {
-            return None;
-        }
+        sees_group(cx, &group, added).await??;
         let started = Instant::now();
         let sent = cx.send_burst((0, 0), &group, 0, 1).await?;
         let targets = cx.fleet.devices_of([added]);
@@ -44,32 +56,37 @@ impl Steps for AddMember {
                 }
                 _ => None,
             });
-        Some(())
+        Ok(())
     }
 }
 
-/// True when every device of the added member lists the group and a read
-/// shows the member in it; else `member_add_failed` is recorded.
-async fn sees_group(cx: &mut Cx<'_>, group: &str, added: usize) -> Option<bool> {
-    let mut sees = true;
+/// `Ok(Ok(()))` when every device of the added member lists the group and a
+/// read shows the member in it; else `member_add_failed` is recorded and the
+/// inner `Err` carries it. The outer `Err` is a failed step.
+async fn sees_group(
+    cx: &mut RunContext<'_>,
+    group: &str,
+    added: usize,
+) -> StepResult<Result<(), Recorded>> {
+    let mut sees = Ok(());
     let listed = cx.listed_on(Operation::AddMember, added, group).await?;
     for (device, _) in listed.iter().enumerate().filter(|(_, listed)| !**listed) {
         let detail = format!(
             "device {} of the added member does not list the group",
             device + 1
         );
-        cx.run
-            .fail(Operation::AddMember, Reason::MemberAddFailed, detail);
-        sees = false;
+        sees = Err(cx
+            .run
+            .fail(Operation::AddMember, Reason::MemberAddFailed, detail));
     }
     let user = cx.fleet.user(added);
     let reading = cx.fleet.device((added, 0)).read_group(group);
     let read = cx.run.step(Operation::AddMember, reading).await?;
     if !read.members.contains(&user) {
         let detail = "the added member does not read itself among the members";
-        cx.run
-            .fail(Operation::AddMember, Reason::MemberAddFailed, detail);
-        sees = false;
+        sees = Err(cx
+            .run
+            .fail(Operation::AddMember, Reason::MemberAddFailed, detail));
     }
-    Some(sees)
+    Ok(sees)
 }

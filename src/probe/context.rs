@@ -7,17 +7,17 @@ use async_trait::async_trait;
 
 use super::deliver::Sent;
 use super::fleet::{Created, Fleet, Target};
-use super::run::Run;
-use super::{Probe, ProbeContext, ProbeSpec};
+use super::run::{Run, StepResult};
+use super::{Probe, ProbeSetup, ProbeSpec};
 use crate::client::{GroupId, GroupSettings};
 use crate::outcome::{Operation, ProbeOutcome};
 
 /// The steps of one kind of probe, run once per probe run.
 #[async_trait]
 pub trait Steps: Send {
-    /// Runs the kind's steps; `None` when a step failed so that the rest
-    /// cannot run (the failure is already recorded).
-    async fn steps(&mut self, cx: &mut Cx<'_>) -> Option<()>;
+    /// Runs the kind's steps; `Err` when a failure stopped them (it carries
+    /// the proof that the failure is recorded).
+    async fn steps(&mut self, cx: &mut RunContext<'_>) -> StepResult<()>;
 
     /// Hands over the groups the kind keeps between runs, to be emptied at
     /// shutdown.
@@ -26,8 +26,9 @@ pub trait Steps: Send {
     }
 }
 
-/// One run's context: the devices, the record, and the groups to clean up.
-pub struct Cx<'a> {
+/// One run's context, handed to a kind's steps: the devices, the run's
+/// record, and the groups to clean up.
+pub struct RunContext<'a> {
     /// The probe's devices.
     pub fleet: &'a mut Fleet,
     /// The run's record.
@@ -40,22 +41,26 @@ pub struct Cx<'a> {
     pub groups: Vec<Created>,
 }
 
-impl Cx<'_> {
-    /// Creates the run's group of `members` (the first creates it); `None`
-    /// unless every member is in it.
-    pub async fn create_group(&mut self, members: &[usize]) -> Option<GroupId> {
+impl RunContext<'_> {
+    /// Creates the run's group of the first `members` members (the first
+    /// creates it, the others join); `Err` unless every one of them is in it.
+    /// A group created at all is cleaned up after the run.
+    pub async fn create_group(&mut self, members: usize) -> StepResult<GroupId> {
         let settings = GroupSettings {
             name: format!("chatprobe {}", self.tag),
             notice: String::new(),
         };
-        let created = self
+        let mut created = self
             .fleet
-            .create_group(self.run, &settings, members)
+            .create_group(self.run, &settings, 1..members)
             .await?;
-        let complete = created.members.len() == members.len();
+        let joined = self
+            .fleet
+            .join_group(self.run, &mut created, 1..members)
+            .await;
         let id = created.id.clone();
         self.groups.push(created);
-        complete.then_some(id)
+        joined.map(|()| id)
     }
 
     /// Takes `group` out of this run's cleanup: the kind keeps it for later runs.
@@ -89,7 +94,7 @@ impl Cx<'_> {
         group: &str,
         first: usize,
         count: usize,
-    ) -> Option<Vec<Sent>> {
+    ) -> StepResult<Vec<Sent>> {
         let mut sent = Vec::with_capacity(count);
         for index in first..first + count {
             let body = format!("chatprobe run {} message {index}", self.tag);
@@ -99,7 +104,7 @@ impl Cx<'_> {
             let id = self.run.step(Operation::Send, sending).await?;
             sent.push(Sent { id, body, sent_at });
         }
-        Some(sent)
+        Ok(sent)
     }
 
     /// For each device of `member`: whether its list of groups has `group`
@@ -109,14 +114,14 @@ impl Cx<'_> {
         operation: Operation,
         member: usize,
         group: &str,
-    ) -> Option<Vec<bool>> {
+    ) -> StepResult<Vec<bool>> {
         let mut listed = Vec::new();
         for target in self.fleet.devices_of([member]) {
             let listing = self.fleet.device(target).list_groups();
             let groups = self.run.step(operation, listing).await?;
             listed.push(groups.iter().any(|id| id == group));
         }
-        Some(listed)
+        Ok(listed)
     }
 
     /// The delivery deadline of something that started at `start`.
@@ -135,11 +140,15 @@ pub struct Driver {
 }
 
 impl Driver {
-    /// A probe running `steps` with the devices of `ctx`.
-    pub fn new(ctx: ProbeContext, steps: Box<dyn Steps>) -> Driver {
-        let fleet = Fleet::new(ctx.service, ctx.accounts, ctx.spec.devices_per_account);
+    /// A probe running `steps` with the devices of `setup`.
+    pub fn new(setup: ProbeSetup, steps: Box<dyn Steps>) -> Driver {
+        let fleet = Fleet::new(
+            setup.service,
+            setup.accounts,
+            setup.spec.devices_per_account,
+        );
         Driver {
-            spec: ctx.spec,
+            spec: setup.spec,
             fleet,
             steps,
             instance: rand::random(),
@@ -153,16 +162,17 @@ impl Probe for Driver {
     async fn run(&mut self) -> ProbeOutcome {
         let mut run = Run::start(self.spec.step_timeout);
         self.runs += 1;
-        if self.fleet.prepare(&mut run).await {
-            let mut cx = Cx {
+        if self.fleet.prepare(&mut run).await.is_ok() {
+            let mut cx = RunContext {
                 fleet: &mut self.fleet,
                 run: &mut run,
                 spec: &self.spec,
                 tag: format!("{}-{:08x}-{}", self.spec.name, self.instance, self.runs),
                 groups: Vec::new(),
             };
-            // A failed step is already recorded; cleanup runs either way.
-            let _ = self.steps.steps(&mut cx).await;
+            // Steps stopped early carry the proof that their failure is
+            // recorded, so the outcome fails; cleanup runs either way.
+            let _stopped_early: StepResult<()> = self.steps.steps(&mut cx).await;
             for group in std::mem::take(&mut cx.groups) {
                 self.fleet.clean_up(&mut run, group).await;
             }

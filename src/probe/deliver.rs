@@ -8,7 +8,7 @@ use crate::client::{ClientError, Delivered, Event, MessageId, ReceivedMessage};
 use crate::outcome::{Operation, Reason};
 
 use super::fleet::{Fleet, Target};
-use super::run::Run;
+use super::run::{Run, StepResult};
 
 /// How long to keep listening after every expected event arrived, to catch
 /// duplicates sent right behind the original.
@@ -35,9 +35,9 @@ pub async fn watch(
         alive[index] = !slot.push_lost;
         while alive[index] && !done[index] {
             match listen(slot, run, until).await {
-                Some(Some(event)) => done[index] = observe(index, &event),
-                Some(None) => break,
-                None => alive[index] = false,
+                Ok(Some(event)) => done[index] = observe(index, &event),
+                Ok(None) => break,
+                Err(_lost) => alive[index] = false,
             }
         }
     }
@@ -46,11 +46,11 @@ pub async fn watch(
         let slot = fleet.slot_mut(target);
         while alive[index] {
             match listen(slot, run, settle_until).await {
-                Some(Some(event)) => {
+                Ok(Some(event)) => {
                     observe(index, &event);
                 }
-                Some(None) => break,
-                None => alive[index] = false,
+                Ok(None) => break,
+                Err(_lost) => alive[index] = false,
             }
         }
     }
@@ -58,27 +58,26 @@ pub async fn watch(
     alive
 }
 
-/// The next event of one device before `until`: `Some(None)` at `until`,
-/// `None` once its push connection is lost (reported).
+/// The next event of one device before `until`: `Ok(None)` at `until`,
+/// `Err` once its push connection is lost (the loss is recorded).
 async fn listen(
     slot: &mut super::fleet::Slot,
     run: &mut Run,
     until: Instant,
-) -> Option<Option<Delivered>> {
+) -> StepResult<Option<Delivered>> {
     loop {
         match slot.device.next_event(until).await {
-            Ok(event) => return Some(event),
+            Ok(event) => return Ok(event),
             Err(ClientError::Malformed(detail)) => {
                 run.fail(Operation::Deliver, Reason::HttpError, detail);
             }
             Err(err) => {
-                run.fail(
+                slot.push_lost = true;
+                return Err(run.fail(
                     Operation::Connect,
                     Reason::ConnectError,
                     format!("push of {} lost: {err}", slot.device.device_id()),
-                );
-                slot.push_lost = true;
-                return None;
+                ));
             }
         }
     }

@@ -9,19 +9,47 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 
-use super::context::{Cx, Steps};
+use super::context::{RunContext, Steps};
 use super::deliver::{DeliveryReport, Sent, check_messages, sent_index};
+use super::kind::{self, KindDef};
+use super::run::StepResult;
+use super::spec::{ProbeSpec, SpecError};
 use crate::client::{Delivered, Event};
 use crate::outcome::{Operation, Reason};
 
-/// The `device_sync` kind.
+/// The `device_sync` kind in the registry.
+pub const KIND: KindDef = KindDef {
+    name: "device_sync",
+    main_operation: Operation::DeviceSync,
+    shipped: include_str!("../../probes/device_sync.yaml"),
+    validate: needs_two_devices,
+    accounts_needed: kind::one_per_member,
+    // One message to the sender's other devices and every other member's
+    // devices, then one to every device of the sender.
+    messages_expected: |spec| {
+        let devices = spec.devices_per_account;
+        (devices - 1 + (spec.group_size - 1) * devices + devices) as u64
+    },
+    steps: || Box::new(DeviceSync),
+};
+
+/// Two devices of one account are what this kind compares.
+fn needs_two_devices(spec: &ProbeSpec) -> Result<(), SpecError> {
+    if spec.devices_per_account < 2 {
+        let message = "device_sync needs at least 2 devices".to_string();
+        return Err(("devices_per_account", message));
+    }
+    Ok(())
+}
+
+/// The `device_sync` kind's steps.
 pub struct DeviceSync;
 
 #[async_trait]
 impl Steps for DeviceSync {
-    async fn steps(&mut self, cx: &mut Cx<'_>) -> Option<()> {
-        let members: Vec<usize> = (0..cx.fleet.members.len()).collect();
-        let group = cx.create_group(&members).await?;
+    async fn steps(&mut self, cx: &mut RunContext<'_>) -> StepResult<()> {
+        let members = cx.fleet.members.len();
+        let group = cx.create_group(members).await?;
         let own = cx.fleet.devices_of([0]);
         let siblings = own.len() - 1;
         let objective = cx.spec.latency_objective;
@@ -29,7 +57,7 @@ impl Steps for DeviceSync {
         let started = Instant::now();
         let first = cx.send_burst(own[0], &group, 0, 1).await?;
         let mut targets = own[1..].to_vec();
-        targets.extend(cx.fleet.devices_of(1..members.len()));
+        targets.extend(cx.fleet.devices_of(1..members));
         let deadline = cx.deadline(started);
         let report = check_messages(cx.fleet, cx.run, &targets, &first, deadline, objective).await;
         let mut pushed = reached_ids(&report, &first, 0..targets.len());
@@ -57,14 +85,14 @@ impl Steps for DeviceSync {
             let events = cx.run.step(Operation::DeviceSync, syncing).await?;
             check_sync(cx, index + 1, &events, &all, &pushed);
         }
-        Some(())
+        Ok(())
     }
 }
 
 /// One device's catch-up sync must carry every message push delivered to
 /// some device of the account, once and intact.
 fn check_sync(
-    cx: &mut Cx<'_>,
+    cx: &mut RunContext<'_>,
     device: usize,
     events: &[Delivered],
     sent: &[Sent],

@@ -7,19 +7,32 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 
-use super::context::{Cx, Steps};
+use super::context::{RunContext, Steps};
 use super::deliver::watch;
+use super::kind::{self, KindDef};
+use super::run::StepResult;
 use crate::client::{Event, GroupSettings};
 use crate::outcome::{Operation, Reason};
 
-/// The `edit_settings` kind.
+/// The `edit_settings` kind in the registry.
+pub const KIND: KindDef = KindDef {
+    name: "edit_settings",
+    main_operation: Operation::EditSettings,
+    shipped: include_str!("../../probes/edit_settings.yaml"),
+    validate: kind::no_rules,
+    accounts_needed: kind::one_per_member,
+    messages_expected: kind::no_messages,
+    steps: || Box::new(EditSettings),
+};
+
+/// The `edit_settings` kind's steps.
 pub struct EditSettings;
 
 #[async_trait]
 impl Steps for EditSettings {
-    async fn steps(&mut self, cx: &mut Cx<'_>) -> Option<()> {
-        let members: Vec<usize> = (0..cx.fleet.members.len()).collect();
-        let group = cx.create_group(&members).await?;
+    async fn steps(&mut self, cx: &mut RunContext<'_>) -> StepResult<()> {
+        let members = cx.fleet.members.len();
+        let group = cx.create_group(members).await?;
         let wanted = GroupSettings {
             name: format!("chatprobe {} renamed", cx.tag),
             notice: format!("notice of run {}", cx.tag),
@@ -35,11 +48,11 @@ impl Steps for EditSettings {
         let read = cx.run.step(Operation::EditSettings, reading).await?;
         if read.settings != wanted {
             let detail = format!("read back {:?}, set {:?}", read.settings, wanted);
-            cx.run
-                .fail(Operation::EditSettings, Reason::SettingsNotApplied, detail);
-            return None;
+            return Err(cx
+                .run
+                .fail(Operation::EditSettings, Reason::SettingsNotApplied, detail));
         }
-        let others = cx.fleet.devices_of(1..members.len());
+        let others = cx.fleet.devices_of(1..members);
         let mut seen = vec![(false, false); others.len()];
         let deadline = cx.deadline(started);
         let alive = watch(cx.fleet, cx.run, &others, deadline, |target, delivered| {
@@ -72,6 +85,6 @@ impl Steps for EditSettings {
                 detail,
             );
         }
-        Some(())
+        Ok(())
     }
 }

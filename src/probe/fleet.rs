@@ -1,13 +1,14 @@
 //! The probe's accounts and their devices, kept logged in and push-connected
 //! across runs, and the groups a run creates (with their cleanup).
 
+use std::ops::Range;
 use std::sync::Arc;
 use std::time::Instant;
 
 use crate::client::{Account, ChatService, ClientError, Device, GroupId, GroupSettings};
 use crate::outcome::{Operation, Reason};
 
-use super::run::Run;
+use super::run::{Run, StepResult};
 
 /// Most stale events read off one device before a run (bounds the drain).
 const DRAIN_MAX: usize = 10_000;
@@ -83,17 +84,19 @@ impl Fleet {
 
     /// Gets every device ready for a run: logs in missing devices, reconnects
     /// lost push connections (reporting a loss not yet reported) and reads
-    /// away events left from earlier runs. False when some device is not ready.
-    pub async fn prepare(&mut self, run: &mut Run) -> bool {
+    /// away events left from earlier runs. `Err` when some device is not ready.
+    pub async fn prepare(&mut self, run: &mut Run) -> StepResult<()> {
         self.retry_pending_cleanup(run).await;
-        let mut ready = true;
+        let mut ready = Ok(());
         for member_index in 0..self.members.len() {
-            ready &= self.prepare_member(run, member_index).await.is_some();
+            if let Err(recorded) = self.prepare_member(run, member_index).await {
+                ready = Err(recorded);
+            }
         }
         ready
     }
 
-    async fn prepare_member(&mut self, run: &mut Run, member_index: usize) -> Option<()> {
+    async fn prepare_member(&mut self, run: &mut Run, member_index: usize) -> StepResult<()> {
         let service = Arc::clone(&self.service);
         let member = &mut self.members[member_index];
         let mut index = 0;
@@ -114,7 +117,7 @@ impl Fleet {
                 push_lost: false,
             });
         }
-        Some(())
+        Ok(())
     }
 
     /// The device at `target`.
@@ -140,30 +143,41 @@ impl Fleet {
             .collect()
     }
 
-    /// Creates a group of `members` (the first creates it, the others join
-    /// from their first device), as steps of the `send` operation. The group
-    /// is returned even when some join failed, so it can be cleaned up.
+    /// Member 0 creates a group inviting `invited`, as a step of the `send`
+    /// operation.
     pub async fn create_group(
         &self,
         run: &mut Run,
         settings: &GroupSettings,
-        members: &[usize],
-    ) -> Option<Created> {
-        let (&creator, others) = members.split_first()?;
-        let users: Vec<String> = others.iter().map(|&member| self.user(member)).collect();
-        let creating = self.device((creator, 0)).create_group(settings, &users);
+        invited: Range<usize>,
+    ) -> StepResult<Created> {
+        let users: Vec<String> = invited.map(|member| self.user(member)).collect();
+        let creating = self.device((0, 0)).create_group(settings, &users);
         let id = run.step(Operation::Send, creating).await?;
-        let mut created = Created {
+        Ok(Created {
             id,
-            members: vec![creator],
-        };
-        for &member in others {
-            let joining = self.device((member, 0)).join_group(&created.id);
-            if run.step(Operation::Send, joining).await.is_some() {
-                created.members.push(member);
+            members: vec![0],
+        })
+    }
+
+    /// Each of `joining` joins `group` from its first device, as steps of the
+    /// `send` operation; those who joined are added to its members. `Err`
+    /// when some join failed (after every one was tried).
+    pub async fn join_group(
+        &self,
+        run: &mut Run,
+        group: &mut Created,
+        joining: Range<usize>,
+    ) -> StepResult<()> {
+        let mut joined: StepResult<()> = Ok(());
+        for member in joining {
+            let join = self.device((member, 0)).join_group(&group.id);
+            match run.step(Operation::Send, join).await {
+                Ok(()) => group.members.push(member),
+                Err(recorded) => joined = Err(recorded),
             }
         }
-        Some(created)
+        joined
     }
 
     /// Every member still in `group` leaves it (steps of `cleanup`), so the
@@ -257,14 +271,13 @@ async fn reconnect_if_lost(run: &mut Run, slot: &mut Slot) -> bool {
     if !slot.push_lost {
         match drain(slot.device.as_mut()).await {
             Ok(()) => return true,
-            Err(err) => run.fail(
-                Operation::Connect,
-                Reason::ConnectError,
-                format!(
+            Err(err) => {
+                let detail = format!(
                     "push of {} lost between runs: {err}",
                     slot.device.device_id()
-                ),
-            ),
+                );
+                run.fail(Operation::Connect, Reason::ConnectError, detail);
+            }
         }
     }
     match run.timed(Operation::Connect, slot.device.connect()).await {

@@ -10,12 +10,28 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 
-use super::context::{Cx, Steps};
+use super::context::{RunContext, Steps};
 use super::deliver::check_messages;
 use super::fleet::Created;
+use super::kind::{self, KindDef};
+use super::run::StepResult;
 use crate::outcome::Operation;
 
-/// The `group_message` kind; holds the group between healthy runs.
+/// The `group_message` kind in the registry.
+pub const KIND: KindDef = KindDef {
+    name: "group_message",
+    main_operation: Operation::Deliver,
+    shipped: include_str!("../../probes/group_message.yaml"),
+    validate: kind::no_rules,
+    accounts_needed: kind::one_per_member,
+    // Every message to every other member's every device.
+    messages_expected: |spec| {
+        (spec.messages * (spec.group_size - 1) * spec.devices_per_account) as u64
+    },
+    steps: || Box::new(GroupMessage::default()),
+};
+
+/// The `group_message` kind's steps; holds the group between healthy runs.
 #[derive(Default)]
 pub struct GroupMessage {
     group: Option<Created>,
@@ -23,20 +39,20 @@ pub struct GroupMessage {
 
 #[async_trait]
 impl Steps for GroupMessage {
-    async fn steps(&mut self, cx: &mut Cx<'_>) -> Option<()> {
-        let members: Vec<usize> = (0..cx.fleet.members.len()).collect();
+    async fn steps(&mut self, cx: &mut RunContext<'_>) -> StepResult<()> {
+        let members = cx.fleet.members.len();
         let group = match &self.group {
             Some(kept) => kept.id.clone(),
             None => {
-                let id = cx.create_group(&members).await?;
+                let id = cx.create_group(members).await?;
                 self.group = cx.keep(&id);
                 id
             }
         };
         let started = Instant::now();
         let burst = cx.send_burst((0, 0), &group, 0, cx.spec.messages).await;
-        if let Some(sent) = burst {
-            let recipients = cx.fleet.devices_of(1..members.len());
+        if let Ok(sent) = burst {
+            let recipients = cx.fleet.devices_of(1..members);
             let deadline = cx.deadline(started);
             let objective = cx.spec.latency_objective;
             check_messages(cx.fleet, cx.run, &recipients, &sent, deadline, objective)
@@ -46,7 +62,7 @@ impl Steps for GroupMessage {
         if cx.run.has_failures() {
             cx.groups.extend(self.group.take());
         }
-        Some(())
+        Ok(())
     }
 
     fn retire(&mut self) -> Vec<Created> {

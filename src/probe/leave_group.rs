@@ -11,15 +11,28 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 
-use super::context::{Cx, Steps};
+use super::context::{RunContext, Steps};
 use super::deliver::watch;
+use super::kind::{self, KindDef};
+use super::run::{Recorded, StepResult};
 use crate::client::Event;
 use crate::outcome::{Operation, Reason};
 
 /// Most groups left in earlier runs that are checked again.
 const REMEMBERED: usize = 8;
 
-/// The `leave_group` kind; remembers the groups it left.
+/// The `leave_group` kind in the registry.
+pub const KIND: KindDef = KindDef {
+    name: "leave_group",
+    main_operation: Operation::Leave,
+    shipped: include_str!("../../probes/leave_group.yaml"),
+    validate: kind::no_rules,
+    accounts_needed: kind::one_per_member,
+    messages_expected: kind::no_messages,
+    steps: || Box::new(LeaveGroup::default()),
+};
+
+/// The `leave_group` kind's steps; remembers the groups it left.
 #[derive(Default)]
 pub struct LeaveGroup {
     left: VecDeque<String>,
@@ -27,11 +40,11 @@ pub struct LeaveGroup {
 
 #[async_trait]
 impl Steps for LeaveGroup {
-    async fn steps(&mut self, cx: &mut Cx<'_>) -> Option<()> {
-        let members: Vec<usize> = (0..cx.fleet.members.len()).collect();
-        let leaver = members.len() - 1;
+    async fn steps(&mut self, cx: &mut RunContext<'_>) -> StepResult<()> {
+        let members = cx.fleet.members.len();
+        let leaver = members - 1;
         self.recheck_earlier(cx).await?;
-        let group = cx.create_group(&members).await?;
+        let group = cx.create_group(members).await?;
         let leaving = cx.fleet.device((leaver, 0)).leave(&group);
         let refused = Reason::LeaveRejected;
         cx.run
@@ -39,24 +52,25 @@ impl Steps for LeaveGroup {
             .await?;
         cx.set_member(&group, leaver, false);
         let started = Instant::now();
-        if !check_applied(cx, &group, leaver, started).await? {
+        if let Err(recorded) = check_applied(cx, &group, leaver, started).await? {
             cx.set_member(&group, leaver, true);
-            return None;
+            return Err(recorded);
         }
         let later = started + cx.spec.latency_objective;
         tokio::time::sleep_until(later.into()).await;
         if still_member(cx, &group, leaver).await? {
             let detail = format!("group {group} came back after the leave");
-            cx.run
+            let recorded = cx
+                .run
                 .fail(Operation::Leave, Reason::MembershipResurrected, detail);
             cx.set_member(&group, leaver, true);
-            return None;
+            return Err(recorded);
         }
         if self.left.len() == REMEMBERED {
             self.left.pop_front();
         }
         self.left.push_back(group);
-        Some(())
+        Ok(())
     }
 }
 
@@ -64,9 +78,9 @@ impl LeaveGroup {
     /// Groups left in earlier runs must stay gone from every member's list;
     /// one that came back is reported, left again at the end of this run, and
     /// no longer remembered.
-    async fn recheck_earlier(&mut self, cx: &mut Cx<'_>) -> Option<()> {
+    async fn recheck_earlier(&mut self, cx: &mut RunContext<'_>) -> StepResult<()> {
         if self.left.is_empty() {
-            return Some(());
+            return Ok(());
         }
         let mut back = Vec::new();
         for member in 0..cx.fleet.members.len() {
@@ -84,26 +98,28 @@ impl LeaveGroup {
             }
         }
         self.left.retain(|group| !back.contains(group));
-        Some(())
+        Ok(())
     }
 }
 
-/// True when the leave shows everywhere: the leaver's devices no longer list
-/// the group, another member no longer reads the leaver among its members,
-/// and every other device saw the member leave by push.
+/// `Ok(Ok(()))` when the leave shows everywhere: the leaver's devices no
+/// longer list the group, another member no longer reads the leaver among its
+/// members, and every other device saw the member leave by push. Else
+/// `leave_not_applied` is recorded and the inner `Err` carries it; the outer
+/// `Err` is a failed step.
 async fn check_applied(
-    cx: &mut Cx<'_>,
+    cx: &mut RunContext<'_>,
     group: &str,
     leaver: usize,
     started: Instant,
-) -> Option<bool> {
-    let mut applied = true;
+) -> StepResult<Result<(), Recorded>> {
+    let mut applied = Ok(());
     let listed = cx.listed_on(Operation::Leave, leaver, group).await?;
     for (device, _) in listed.iter().enumerate().filter(|(_, listed)| **listed) {
         let detail = format!("device {} of the leaver still lists the group", device + 1);
-        cx.run
-            .fail(Operation::Leave, Reason::LeaveNotApplied, detail);
-        applied = false;
+        applied = Err(cx
+            .run
+            .fail(Operation::Leave, Reason::LeaveNotApplied, detail));
     }
     let user = cx.fleet.user(leaver);
     let reading = cx.fleet.device((0, 0)).read_group(group);
@@ -115,9 +131,9 @@ async fn check_applied(
         .contains(&user)
     {
         let detail = "other members still read the leaver as a member".to_string();
-        cx.run
-            .fail(Operation::Leave, Reason::LeaveNotApplied, detail);
-        applied = false;
+        applied = Err(cx
+            .run
+            .fail(Operation::Leave, Reason::LeaveNotApplied, detail));
     }
     let others = cx.fleet.devices_of(0..leaver);
     let mut saw = vec![false; others.len()];
@@ -139,19 +155,19 @@ async fn check_applied(
             "{missed} of {} other devices never saw the member leave",
             others.len()
         );
-        cx.run
-            .fail(Operation::Leave, Reason::LeaveNotApplied, detail);
-        applied = false;
+        applied = Err(cx
+            .run
+            .fail(Operation::Leave, Reason::LeaveNotApplied, detail));
     }
-    Some(applied)
+    Ok(applied)
 }
 
 /// True when the leaver is back in `group`, by its own list or by the members
 /// another member reads.
-async fn still_member(cx: &mut Cx<'_>, group: &str, leaver: usize) -> Option<bool> {
+async fn still_member(cx: &mut RunContext<'_>, group: &str, leaver: usize) -> StepResult<bool> {
     let listing = cx.fleet.device((leaver, 0)).list_groups();
     let listed = cx.run.step(Operation::Leave, listing).await?;
     let reading = cx.fleet.device((0, 0)).read_group(group);
     let read = cx.run.step(Operation::Leave, reading).await?;
-    Some(listed.iter().any(|id| id == group) || read.members.contains(&cx.fleet.user(leaver)))
+    Ok(listed.iter().any(|id| id == group) || read.members.contains(&cx.fleet.user(leaver)))
 }

@@ -1,6 +1,12 @@
 //! Probe kinds: one file a kind, each a sequence of timed steps that ends in a
 //! [`ProbeOutcome`]. Probes know only the [`ChatService`] trait; timing between
 //! runs, whole-run timeouts, metrics and status belong to the scheduler.
+//!
+//! Every kind is one line of the registry below ([`probe_kinds!`]); its file
+//! declares the rest (see [`kind::KindDef`]).
+
+#[macro_use]
+mod kind;
 
 mod add_member;
 mod context;
@@ -13,17 +19,31 @@ mod leave_group;
 pub mod run;
 pub mod spec;
 
+probe_kinds! {
+    /// A burst reaches every other member's every device exactly once, intact, in order.
+    GroupMessage => group_message,
+    /// Two devices of one account agree, by push and by catch-up sync.
+    DeviceSync => device_sync,
+    /// A leave is accepted, applied everywhere, seen by others, and stays done.
+    LeaveGroup => leave_group,
+    /// A name and notice change reads back and reaches every member's devices.
+    EditSettings => edit_settings,
+    /// An added member sees the group and its next message.
+    AddMember => add_member,
+}
+
 use std::sync::Arc;
 
 use async_trait::async_trait;
 
 use crate::client::{Account, ChatService};
 use crate::outcome::ProbeOutcome;
-use context::{Driver, Steps};
-pub use spec::{ProbeKind, ProbeSpec};
+use context::Driver;
+use kind::KindDef;
+pub use spec::{ProbeSpec, SpecError};
 
-/// What a probe is built from.
-pub struct ProbeContext {
+/// What a probe is built from: its definition, the service and its accounts.
+pub struct ProbeSetup {
     /// The probe's definition.
     pub spec: ProbeSpec,
     /// The service to probe.
@@ -45,20 +65,19 @@ pub trait Probe: Send {
     async fn shutdown(&mut self);
 }
 
-/// Builds the probe `ctx.spec` describes.
-pub fn build(ctx: ProbeContext) -> Box<dyn Probe> {
-    let steps: Box<dyn Steps> = match ctx.spec.kind {
-        ProbeKind::GroupMessage => Box::new(group_message::GroupMessage::default()),
-        ProbeKind::DeviceSync => Box::new(device_sync::DeviceSync),
-        ProbeKind::LeaveGroup => Box::new(leave_group::LeaveGroup::default()),
-        ProbeKind::EditSettings => Box::new(edit_settings::EditSettings),
-        ProbeKind::AddMember => Box::new(add_member::AddMember),
-    };
-    Box::new(Driver::new(ctx, steps))
+/// Builds the probe `setup.spec` describes.
+pub fn build(setup: ProbeSetup) -> Box<dyn Probe> {
+    let steps = setup.spec.kind.steps();
+    Box::new(Driver::new(setup, steps))
 }
 
-/// How many accounts a probe of `spec` acts as: one per group member (the
-/// `add_member` kind adds the last of them during the run).
+/// How many accounts a probe of `spec` acts as (as its kind says).
 pub fn accounts_needed(spec: &ProbeSpec) -> usize {
-    spec.group_size
+    spec.kind.accounts_needed(spec)
+}
+
+/// Message deliveries one healthy run of a probe of `spec` waits for (its
+/// outcome's `messages_expected`, as its kind says).
+pub fn messages_expected(spec: &ProbeSpec) -> u64 {
+    spec.kind.messages_expected(spec)
 }

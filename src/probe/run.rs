@@ -7,6 +7,16 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::client::{ClientError, ClientResult};
 use crate::outcome::{Failure, Operation, ProbeOutcome, Reason, StepTiming};
 
+/// Proof that a failure was recorded on a run. Only [`Run`] makes one, when
+/// it records a failure, so a step that stops a run early (`Err(Recorded)`)
+/// cannot leave the run passing.
+#[derive(Debug)]
+pub struct Recorded(());
+
+/// What a step of a run gives: its value, or proof that the failure which
+/// stopped it is recorded (so `?` ends the steps without losing it).
+pub type StepResult<T> = Result<T, Recorded>;
+
 /// One run in progress.
 pub struct Run {
     started: Instant,
@@ -38,11 +48,9 @@ impl Run {
         &mut self,
         operation: Operation,
         call: impl Future<Output = ClientResult<T>>,
-    ) -> Option<T> {
+    ) -> StepResult<T> {
         let result = self.timed(operation, call).await;
-        result
-            .map_err(|err| self.fail(operation, err.reason(), err.to_string()))
-            .ok()
+        result.map_err(|err| self.fail(operation, err.reason(), err.to_string()))
     }
 
     /// Like [`Run::step`], but an error status (the service refused) is
@@ -52,17 +60,15 @@ impl Run {
         operation: Operation,
         refused: Reason,
         call: impl Future<Output = ClientResult<T>>,
-    ) -> Option<T> {
+    ) -> StepResult<T> {
         let result = self.timed(operation, call).await;
-        result
-            .map_err(|err| {
-                let reason = match err {
-                    ClientError::Status { .. } => refused,
-                    _ => err.reason(),
-                };
-                self.fail(operation, reason, err.to_string())
-            })
-            .ok()
+        result.map_err(|err| {
+            let reason = match err {
+                ClientError::Status { .. } => refused,
+                _ => err.reason(),
+            };
+            self.fail(operation, reason, err.to_string())
+        })
     }
 
     /// Like [`Run::step`], but hands the error back to the caller, which
@@ -91,8 +97,13 @@ impl Run {
     }
 
     /// Records a failure; one per operation and reason, later details are
-    /// appended to the first.
-    pub fn fail(&mut self, operation: Operation, reason: Reason, detail: impl Into<String>) {
+    /// appended to the first. The returned proof lets a step stop the run.
+    pub fn fail(
+        &mut self,
+        operation: Operation,
+        reason: Reason,
+        detail: impl Into<String>,
+    ) -> Recorded {
         let detail = detail.into();
         let same =
             |failure: &&mut Failure| failure.operation == operation && failure.reason == reason;
@@ -108,6 +119,7 @@ impl Run {
                 detail,
             }),
         }
+        Recorded(())
     }
 
     /// True when any failure was recorded.
@@ -145,7 +157,7 @@ mod tests {
             tokio::time::sleep(Duration::from_secs(5)).await;
             Ok(())
         };
-        assert!(run.step(Operation::Send, slow).await.is_none());
+        assert!(run.step(Operation::Send, slow).await.is_err());
         let outcome = run.finish();
         assert_eq!(outcome.failures.len(), 1);
         assert_eq!(outcome.failures[0].operation, Operation::Send);
@@ -158,14 +170,43 @@ mod tests {
         let mut run = Run::start(Duration::from_secs(1));
         for _ in 0..2 {
             let refused = async { Err::<(), _>(ClientError::Connect("refused".into())) };
-            run.step(Operation::Login, refused).await;
+            let _ = run.step(Operation::Login, refused).await;
         }
         let ok = run.step(Operation::Send, async { Ok(7) }).await;
-        assert_eq!(ok, Some(7));
+        assert_eq!(ok.ok(), Some(7));
         let outcome = run.finish();
         assert_eq!(outcome.failures.len(), 1);
         assert_eq!(outcome.failures[0].reason, Reason::ConnectError);
         assert_eq!(outcome.failures[0].detail.matches("refused").count(), 2);
         assert_eq!(outcome.steps.len(), 3);
+    }
+
+    /// Steps as a kind writes them: `?` stops at the first failed step.
+    async fn two_steps(run: &mut Run) -> StepResult<u32> {
+        let first = run.step(Operation::Login, async { Ok(1) }).await?;
+        let refused = async { Err::<u32, _>(ClientError::Connect("refused".into())) };
+        let second = run.step(Operation::Connect, refused).await?;
+        Ok(first + second)
+    }
+
+    #[tokio::test]
+    async fn a_run_stopped_early_carries_its_recorded_failure() {
+        let mut run = Run::start(Duration::from_secs(1));
+        let stopped = two_steps(&mut run).await;
+        assert!(matches!(stopped, Err(Recorded(()))));
+        let outcome = run.finish();
+        assert!(!outcome.passed());
+        assert_eq!(outcome.failures.len(), 1);
+        assert_eq!(outcome.failures[0].operation, Operation::Connect);
+        assert_eq!(outcome.failures[0].reason, Reason::ConnectError);
+        assert_eq!(outcome.steps.len(), 2);
+    }
+
+    #[test]
+    fn recording_a_failure_is_what_yields_the_proof() {
+        let mut run = Run::start(Duration::from_secs(1));
+        let _proof: Recorded = run.fail(Operation::Leave, Reason::LeaveNotApplied, "still listed");
+        assert!(run.has_failures());
+        assert!(!run.finish().passed());
     }
 }

@@ -5,34 +5,10 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-/// The kinds of probe (**contract** names: shipped probes are named after them).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ProbeKind {
-    /// A burst reaches every other member's every device exactly once, intact, in order.
-    GroupMessage,
-    /// Two devices of one account agree, by push and by catch-up sync.
-    DeviceSync,
-    /// A leave is accepted, applied everywhere, seen by others, and stays done.
-    LeaveGroup,
-    /// A name and notice change reads back and reaches every member's devices.
-    EditSettings,
-    /// An added member sees the group and its next message.
-    AddMember,
-}
+use super::ProbeKind;
 
-impl ProbeKind {
-    /// The kind's name as written in probe files.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ProbeKind::GroupMessage => "group_message",
-            ProbeKind::DeviceSync => "device_sync",
-            ProbeKind::LeaveGroup => "leave_group",
-            ProbeKind::EditSettings => "edit_settings",
-            ProbeKind::AddMember => "add_member",
-        }
-    }
-}
+/// The offending field of a probe definition and what is wrong with it.
+pub type SpecError = (&'static str, String);
 
 /// One probe definition, as read from a probe file.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -93,8 +69,9 @@ mod defaults {
 }
 
 impl ProbeSpec {
-    /// Check the values together; the error names the offending field.
-    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+    /// Check the values together, by the rules every kind shares and then by
+    /// the kind's own; the error names the offending field.
+    pub fn validate(&self) -> Result<(), SpecError> {
         let fail = |field, message: &str| Err((field, message.to_string()));
         if self.name.is_empty()
             || !self
@@ -122,16 +99,10 @@ impl ProbeSpec {
         if !(1..=10).contains(&self.devices_per_account) {
             return fail("devices_per_account", "must be between 1 and 10");
         }
-        if self.kind == ProbeKind::DeviceSync && self.devices_per_account < 2 {
-            return fail(
-                "devices_per_account",
-                "device_sync needs at least 2 devices",
-            );
-        }
         if !(1..=100).contains(&self.messages) {
             return fail("messages", "must be between 1 and 100");
         }
-        Ok(())
+        self.kind.validate(self)
     }
 }
 

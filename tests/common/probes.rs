@@ -7,16 +7,7 @@ use std::time::Duration;
 use chatprobe::client::Account;
 use chatprobe::client::mock::MockService;
 use chatprobe::outcome::{Operation, ProbeOutcome, Reason};
-use chatprobe::probe::{self, Probe, ProbeContext, ProbeKind, ProbeSpec};
-
-/// Every probe kind.
-pub const KINDS: [ProbeKind; 5] = [
-    ProbeKind::GroupMessage,
-    ProbeKind::DeviceSync,
-    ProbeKind::LeaveGroup,
-    ProbeKind::EditSettings,
-    ProbeKind::AddMember,
-];
+use chatprobe::probe::{self, Probe, ProbeKind, ProbeSetup, ProbeSpec};
 
 /// A test spec of `kind`: timeouts short for a test yet generous for a loaded
 /// machine, small groups, two devices an account.
@@ -44,7 +35,7 @@ pub fn build(base: &str, region: &str, spec: ProbeSpec, prefix: &str) -> Box<dyn
             password: format!("secret-{prefix}-{index}"),
         })
         .collect();
-    probe::build(ProbeContext {
+    probe::build(ProbeSetup {
         spec,
         service: Arc::new(service),
         accounts,
