@@ -198,6 +198,7 @@ async fn run(config_path: PathBuf) -> anyhow::Result<()> {
             _ = hangup.recv() => {
                 if let Some(reloaded) = reload(&config_path, &config).await {
                     scheduler.shutdown(DRAIN).await;
+                    sinks.metrics.probes.retain_probes(reloaded.jobs.iter().map(|job| &job.key));
                     scheduler = start(&reloaded.config, reloaded.jobs, &sinks);
                     if let Some(listener) = reloaded.listener {
                         let moved = http::spawn(listener, sinks.router());

@@ -11,13 +11,19 @@ fn readme_table(first: &str) -> Vec<(String, String)> {
         .expect("README.md is readable");
     let header = format!("| {first} |");
     let mut lines = readme.lines().skip_while(|line| !line.starts_with(&header));
-    assert!(lines.next().is_some(), "README has no table headed {header}");
+    assert!(
+        lines.next().is_some(),
+        "README has no table headed {header}"
+    );
     lines
         .skip(1)
         .take_while(|line| line.starts_with('|'))
         .map(|line| {
             let cells: Vec<&str> = line.trim_matches('|').split(" | ").collect();
-            (cells[0].trim().trim_matches('`').to_string(), cells[1].trim().to_string())
+            (
+                cells[0].trim().trim_matches('`').to_string(),
+                cells[1].trim().to_string(),
+            )
         })
         .collect()
 }
