@@ -588,3 +588,135 @@ async fn a_real_agent_exposes_every_metric_read_and_passes_promtool_check_metric
         "promtool check metrics on a real agent's /metrics: {complaints}\n{exposition}"
     );
 }
+
+#[test]
+fn dashboard_import_asks_for_a_prometheus_data_source() {
+    let dashboard = dashboard();
+    let inputs = dashboard["__inputs"].as_array().expect("__inputs");
+    let input = inputs
+        .iter()
+        .find(|input| input["type"] == "datasource" && input["pluginId"] == "prometheus")
+        .expect("__inputs declares a Prometheus data source");
+    let name = input["name"].as_str().expect("the input's name");
+    let datasource = &dashboard["templating"]["list"][0];
+    assert_eq!(datasource["name"], "datasource");
+    assert_eq!(datasource["current"]["value"], format!("${{{name}}}"));
+}
+
+#[test]
+fn dashboard_shows_any_failing_target_and_names_it() {
+    let dashboard = dashboard();
+    for expr in dashboard_expressions(&dashboard) {
+        assert!(
+            !(expr.contains("chatprobe_probe_success") && expr.contains("max by")),
+            "max over chatprobe_probe_success paints a probe green if any target passes: {expr}"
+        );
+    }
+    let results = data_panels(&dashboard)
+        .into_iter()
+        .find(|panel| panel["title"] == "Probe result per probe and region")
+        .expect("the probe result panel");
+    let expr = results["targets"][0]["expr"].as_str().unwrap_or_default();
+    assert!(expr.starts_with("min by (region, target, probe)"), "{expr}");
+    for panel in data_panels(&dashboard) {
+        for target in panel["targets"].as_array().into_iter().flatten() {
+            let legend = target["legendFormat"].as_str().unwrap_or_default();
+            assert!(
+                !legend.contains("{{probe}}") || legend.contains("{{target}}"),
+                "panel {} names the probe but not the target: {legend}",
+                panel["title"]
+            );
+        }
+    }
+}
+
+/// The `chatprobe:...` recorded series an expression reads.
+fn recorded_names_in(text: &str) -> Vec<String> {
+    let is_name_char = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == ':';
+    text.match_indices("chatprobe:")
+        .filter(|(start, _)| !text[..*start].ends_with(is_name_char))
+        .map(|(start, _)| {
+            let after = &text[start..];
+            let end = after.find(|c| !is_name_char(c)).unwrap_or(after.len());
+            after[..end].to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn dashboard_has_an_slo_row_built_on_the_rules_the_alerts_read() {
+    let dashboard = dashboard();
+    let panels = dashboard["panels"].as_array().expect("panels");
+    assert!(
+        panels.iter().any(|panel| panel["type"] == "row"
+            && panel["title"].as_str().unwrap_or_default().contains("SLO")),
+        "no SLO row"
+    );
+    let titles: Vec<&str> = data_panels(&dashboard)
+        .into_iter()
+        .filter_map(|panel| panel["title"].as_str())
+        .collect();
+    for wanted in [
+        "Availability over 30 days",
+        "Error budget left (30 days)",
+        "Burn rate (1 h and 6 h)",
+    ] {
+        assert!(
+            titles.contains(&wanted),
+            "no panel {wanted:?} in {titles:?}"
+        );
+    }
+    let recorded: BTreeSet<String> = shipped_rules()
+        .groups
+        .into_iter()
+        .flat_map(|group| group.rules)
+        .filter_map(|rule| rule.record)
+        .collect();
+    let read: BTreeSet<String> = dashboard_expressions(&dashboard)
+        .iter()
+        .flat_map(|expr| recorded_names_in(expr))
+        .collect();
+    for wanted in [
+        "chatprobe:run_errors:ratio_rate1h",
+        "chatprobe:probe_failed_runs:5m",
+        "chatprobe:deliver_slow:ratio_rate5m",
+    ] {
+        assert!(
+            read.contains(wanted),
+            "the dashboard does not read {wanted}"
+        );
+    }
+    assert!(
+        read.is_subset(&recorded),
+        "the dashboard reads recorded series rules.yml does not record: {:?}",
+        read.difference(&recorded).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn dashboard_links_the_runbook_and_maps_scrape_status_to_words() {
+    let dashboard = dashboard();
+    let links = dashboard["links"].as_array().expect("dashboard links");
+    assert!(
+        links.iter().any(|link| link["url"]
+            .as_str()
+            .unwrap_or_default()
+            .ends_with("README.md#runbook")),
+        "no link to the runbook: {links:?}"
+    );
+    let agents = data_panels(&dashboard)
+        .into_iter()
+        .find(|panel| {
+            panel["targets"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|target| target["expr"].as_str().unwrap_or_default().contains("up{"))
+        })
+        .expect("a panel shows up");
+    let config = agents["fieldConfig"].to_string();
+    assert!(
+        config.contains("\"down\"") && config.contains("\"up\""),
+        "up is not mapped to up/down: {config}"
+    );
+}
