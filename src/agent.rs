@@ -36,6 +36,7 @@ pub async fn run(
             Some(()) = reloads.next() => {
                 if let Some(reloaded) = reload(config_path, &config).await {
                     wiring::stop_scheduler(scheduler).await;
+                    sinks.retain_probes(&reloaded.jobs);
                     scheduler = sinks.schedule(reloaded.jobs, wiring::timing(&reloaded.config));
                     if let Some(listener) = reloaded.listener {
                         let moved = sinks.serve_on(listener);

@@ -2,17 +2,49 @@
 //! the README's "Metrics" section), kept in a registry of their own so one
 //! process can hold several regions (`demo`).
 
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+
 use prometheus::{
     Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
     TextEncoder,
 };
 
-use crate::outcome::{ProbeKey, ProbeOutcome};
+use crate::outcome::{Operation, ProbeKey, ProbeOutcome, Reason};
 
-/// Histogram buckets in seconds: 5 ms to 30 s.
+/// The default delivery latency objective in seconds (a probe's
+/// `latency_objective`): a bucket bound, so the rules can count deliveries
+/// slower than it exactly (`le="2"`) instead of interpolating a quantile.
+pub const LATENCY_OBJECTIVE_BUCKET: f64 = 2.0;
+
+/// The default `run_timeout` in seconds: a bucket bound, so runs cut by the
+/// timeout land in a bucket of their own.
+pub const RUN_TIMEOUT_BUCKET: f64 = 60.0;
+
+/// Histogram buckets in seconds, 5 ms to 60 s, with bounds at
+/// [`LATENCY_OBJECTIVE_BUCKET`] and [`RUN_TIMEOUT_BUCKET`] (**contract**: the
+/// README's metrics table and the rules' unit tests use exactly these).
 pub const BUCKETS: &[f64] = &[
-    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    LATENCY_OBJECTIVE_BUCKET,
+    2.5,
+    5.0,
+    10.0,
+    15.0,
+    20.0,
+    30.0,
+    RUN_TIMEOUT_BUCKET,
 ];
+
+/// The `result` label values of `chatprobe_probe_runs_total`.
+const RESULTS: [&str; 2] = ["success", "failure"];
 
 const PROBE_LABELS: &[&str] = &["region", "target", "probe"];
 
@@ -27,6 +59,8 @@ pub struct ProbeMetrics {
     messages_expected: IntCounterVec,
     messages_delivered: IntCounterVec,
     last_run: GaugeVec,
+    /// Every probe whose series were created, so a reload can remove them.
+    known: Arc<Mutex<BTreeSet<ProbeKey>>>,
 }
 
 /// A registry holding `chatprobe_build_info`, the process metrics and the probe metrics.
@@ -133,6 +167,7 @@ impl ProbeMetrics {
                 ),
                 PROBE_LABELS,
             )?,
+            known: Arc::default(),
         };
         registry.register(Box::new(metrics.runs.clone()))?;
         registry.register(Box::new(metrics.success.clone()))?;
@@ -145,16 +180,84 @@ impl ProbeMetrics {
         Ok(metrics)
     }
 
-    /// Create the series of a probe before its first run: both `runs_total`
-    /// results at 0 (so `rate()` works from the start) and the message counters.
+    /// Create the series of a probe before its first run, so `rate()` and
+    /// `increase()` see its first failure: both `runs_total` results, every
+    /// (operation, reason) pair of `operation_failures_total` (the closed sets
+    /// of [`Operation`] and [`Reason`]) and the message counters, all at 0.
     pub fn init_probe(&self, key: &ProbeKey) {
-        let labels = labels(key);
-        for result in ["success", "failure"] {
+        let [region, target, probe] = labels(key);
+        for result in RESULTS {
             self.runs
-                .with_label_values(&[labels[0], labels[1], labels[2], result]);
+                .with_label_values(&[region, target, probe, result]);
         }
-        self.messages_expected.with_label_values(&labels);
-        self.messages_delivered.with_label_values(&labels);
+        for operation in Operation::ALL {
+            for reason in Reason::ALL {
+                self.operation_failures.with_label_values(&[
+                    region,
+                    target,
+                    probe,
+                    operation.as_str(),
+                    reason.as_str(),
+                ]);
+            }
+        }
+        self.messages_expected.with_label_values(&labels(key));
+        self.messages_delivered.with_label_values(&labels(key));
+        self.known_probes().insert(key.clone());
+    }
+
+    /// Remove every series of each known probe not in `kept` (a reload
+    /// dropped it), so `/metrics` shows only probes that still run.
+    pub fn retain_probes<'a>(&self, kept: impl IntoIterator<Item = &'a ProbeKey>) {
+        let kept: BTreeSet<&ProbeKey> = kept.into_iter().collect();
+        let removed: Vec<ProbeKey> = {
+            let mut known = self.known_probes();
+            let removed = known.iter().filter(|key| !kept.contains(key)).cloned();
+            let removed: Vec<ProbeKey> = removed.collect();
+            known.retain(|key| kept.contains(key));
+            removed
+        };
+        for key in &removed {
+            self.remove_probe(key);
+        }
+    }
+
+    /// Remove every series of one probe (absent ones are skipped).
+    fn remove_probe(&self, key: &ProbeKey) {
+        let labels = labels(key);
+        let [region, target, probe] = labels;
+        for result in RESULTS {
+            let _ = self
+                .runs
+                .remove_label_values(&[region, target, probe, result]);
+        }
+        for operation in Operation::ALL {
+            let operation = operation.as_str();
+            let _ = self
+                .operation_duration
+                .remove_label_values(&[region, target, probe, operation]);
+            for reason in Reason::ALL {
+                let _ = self.operation_failures.remove_label_values(&[
+                    region,
+                    target,
+                    probe,
+                    operation,
+                    reason.as_str(),
+                ]);
+            }
+        }
+        let _ = self.success.remove_label_values(&labels);
+        let _ = self.run_duration.remove_label_values(&labels);
+        let _ = self.messages_expected.remove_label_values(&labels);
+        let _ = self.messages_delivered.remove_label_values(&labels);
+        let _ = self.last_run.remove_label_values(&labels);
+    }
+
+    /// The known probes; a poisoned lock still holds a usable set.
+    fn known_probes(&self) -> std::sync::MutexGuard<'_, BTreeSet<ProbeKey>> {
+        self.known
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Count one finished run.
@@ -250,6 +353,44 @@ mod tests {
             assert!(text.contains(&series), "{text}");
         }
         assert!(text.contains("chatprobe_build_info{version=\""), "{text}");
+        let failures_at_zero = text
+            .lines()
+            .filter(|line| line.starts_with("chatprobe_operation_failures_total{"))
+            .filter(|line| line.ends_with(" 0"))
+            .count();
+        assert_eq!(failures_at_zero, Operation::ALL.len() * Reason::ALL.len());
+        assert!(text.contains("chatprobe_operation_failures_total{operation=\"deliver\",probe=\"group_message\",reason=\"not_delivered\",region=\"eu-west\",target=\"mock\"} 0"), "{text}");
+    }
+
+    #[test]
+    fn buckets_rise_and_hold_the_objective_and_the_run_timeout() {
+        assert!(BUCKETS.windows(2).all(|pair| pair[0] < pair[1]));
+        assert!(BUCKETS.contains(&LATENCY_OBJECTIVE_BUCKET));
+        assert_eq!(BUCKETS.last(), Some(&RUN_TIMEOUT_BUCKET));
+    }
+
+    #[test]
+    fn retain_probes_removes_every_series_of_the_others() {
+        let metrics = MetricsRegistry::new().unwrap();
+        for region in ["eu-west", "us-east"] {
+            metrics.probes.init_probe(&key(region));
+            metrics.probes.observe(&key(region), &outcome(vec![]));
+        }
+        metrics.probes.retain_probes([&key("us-east")]);
+        let text = metrics.render();
+        let probe_lines = || {
+            text.lines().filter(|line| {
+                line.starts_with("chatprobe_") && !line.starts_with("chatprobe_build_info")
+            })
+        };
+        assert!(
+            probe_lines().all(|line| line.contains("region=\"us-east\"")),
+            "{text}"
+        );
+        assert!(
+            probe_lines().any(|line| line.starts_with("chatprobe_last_run_timestamp_seconds")),
+            "{text}"
+        );
     }
 
     #[test]
@@ -274,6 +415,8 @@ mod tests {
             "chatprobe_operation_duration_seconds_bucket{operation=\"send\",probe=\"group_message\",region=\"eu-west\",target=\"mock\",le=\"0.01\"} 1",
             "chatprobe_probe_duration_seconds_bucket{probe=\"group_message\",region=\"eu-west\",target=\"mock\",le=\"0.005\"} 0",
             "chatprobe_probe_duration_seconds_bucket{probe=\"group_message\",region=\"eu-west\",target=\"mock\",le=\"30\"} 1",
+            "chatprobe_probe_duration_seconds_bucket{probe=\"group_message\",region=\"eu-west\",target=\"mock\",le=\"60\"} 1",
+            "chatprobe_operation_duration_seconds_bucket{operation=\"send\",probe=\"group_message\",region=\"eu-west\",target=\"mock\",le=\"2\"} 1",
             "chatprobe_messages_expected_total{probe=\"group_message\",region=\"eu-west\",target=\"mock\"} 9",
             "chatprobe_messages_delivered_total{probe=\"group_message\",region=\"eu-west\",target=\"mock\"} 6",
         ] {

@@ -151,6 +151,14 @@ impl Sinks {
             self.readiness.clone(),
         )
     }
+
+    /// Forgets the series and status cells of every probe not among `jobs`
+    /// (those a reload removed).
+    pub fn retain_probes(&self, jobs: &[Job]) {
+        let kept = || jobs.iter().map(|job| &job.key);
+        self.metrics.probes.retain_probes(kept());
+        self.board.retain_probes(kept());
+    }
 }
 
 /// Stop `scheduler` (its probes get [`PROBE_DRAIN`] to finish and clean up),

@@ -3,8 +3,9 @@
 //! evaluation) and Alertmanager with the shipped routing, all on 127.0.0.1.
 //! A send outage injected in one region fires the regional warning (in
 //! Prometheus and in Alertmanager) but not the multi-region page; the same
-//! outage in a second region fires the page; removing it resolves both.
-//! Prints the time from injection to the page firing (the README's figure).
+//! outage in a second region fires the page; removing it resolves both
+//! (once `keep_firing_for` is over). The Watchdog's heartbeat reaches its
+//! receiver throughout. Prints the time from injection to the page firing (the README's figure).
 
 mod common;
 
@@ -33,9 +34,20 @@ const INTERVAL: Duration = Duration::from_secs(5);
 const PATIENCE: Duration = Duration::from_secs(150);
 /// How often the test looks.
 const POLL: Duration = Duration::from_secs(1);
+/// The failing alerts' `keep_firing_for` in rules.yml: how much longer than a
+/// plain state change their resolution takes.
+const KEEP_FIRING_FOR: Duration = Duration::from_secs(120);
 
 const REGIONAL: &str = "ChatprobeProbeFailingInRegion";
 const MULTI_REGION: &str = "ChatprobeProbeFailingInManyRegions";
+/// The SLO burn alerts, pending or firing in each failing region (a failed
+/// send fails a run, and a fresh Prometheus has little history).
+const SLO_BURNS: [&str; 2] = [
+    "ChatprobeDeliverySLOFastBurn",
+    "ChatprobeDeliverySLOSlowBurn",
+];
+/// The always-firing dead man's switch.
+const WATCHDOG: &str = "ChatprobeWatchdog";
 
 /// Notifications Alertmanager delivered: (receiver, alertname, status).
 type Notifications = Arc<Mutex<Vec<(String, String, String)>>>;
@@ -111,15 +123,29 @@ struct Stack {
 fn alertmanager_config(sink_url: &str) -> String {
     let shipped = std::fs::read_to_string(repo_file("dashboards/alertmanager.yml"))
         .expect("dashboards/alertmanager.yml is readable");
-    let pager = "https://pager.example.net/hooks/chatprobe";
-    let tickets = "https://chat.example.net/hooks/chatprobe";
-    assert!(
-        shipped.contains(pager) && shipped.contains(tickets),
-        "the example receivers' URLs changed; update this test"
-    );
-    shipped
-        .replace(pager, &format!("{sink_url}/chatprobe-pager"))
-        .replace(tickets, &format!("{sink_url}/chatprobe-tickets"))
+    let receivers = [
+        (
+            "https://pager.example.net/hooks/chatprobe",
+            "chatprobe-pager",
+        ),
+        (
+            "https://chat.example.net/hooks/chatprobe",
+            "chatprobe-tickets",
+        ),
+        (
+            "https://heartbeat.example.net/ping/chatprobe",
+            "chatprobe-heartbeat",
+        ),
+    ];
+    receivers
+        .iter()
+        .fold(shipped.clone(), |config, (example, receiver)| {
+            assert!(
+                shipped.contains(example),
+                "the example receivers' URLs changed; update this test"
+            );
+            config.replace(example, &format!("{sink_url}/{receiver}"))
+        })
 }
 
 /// Prometheus scraping the agents every 5 s with the shipped rules.
@@ -326,15 +352,18 @@ async fn wait_firing(
 }
 
 /// Checks that Prometheus holds no alert but the outage's: nothing for the
-/// healthy region, no other alert name (a send outage loses no message and
-/// leaves every agent up and running).
+/// healthy region, no other alert name than the failing alerts, the failing
+/// regions' SLO burn (a failed send fails a run) and the Watchdog (every
+/// agent stays up and running).
 async fn assert_only_the_outage_alerts(http: &reqwest::Client, stack: &Stack) {
     let answer = get_json(http, &format!("{}/api/v1/alerts", stack.prometheus_url))
         .await
         .unwrap_or_else(|error| panic!("{error}"));
     for alert in answer["data"]["alerts"].as_array().into_iter().flatten() {
         let labels = &alert["labels"];
-        let expected = [REGIONAL, MULTI_REGION].contains(&text(&labels["alertname"]).as_str());
+        let name = text(&labels["alertname"]);
+        let expected = [REGIONAL, MULTI_REGION, WATCHDOG].contains(&name.as_str())
+            || SLO_BURNS.contains(&name.as_str());
         assert!(
             expected && labels["region"] != "us-east",
             "unexpected alert: {alert}"
@@ -424,6 +453,12 @@ async fn one_region_warns_two_regions_page_and_recovery_resolves() {
             .received("chatprobe-pager", REGIONAL, "firing"),
         "a regional warning must not page"
     );
+    assert!(
+        stack
+            .webhooks
+            .received("chatprobe-heartbeat", WATCHDOG, "firing"),
+        "the Watchdog's heartbeat reached its receiver"
+    );
 
     // Recovery: everything resolves.
     let url = format!("{}/admin/faults", stack.backend_url);
@@ -437,7 +472,8 @@ async fn one_region_warns_two_regions_page_and_recovery_resolves() {
         "DELETE {url}: {removed:?}"
     );
     for alertname in [MULTI_REGION, REGIONAL] {
-        wait_for(&format!("{alertname} resolved"), PATIENCE, POLL, || async {
+        let patience = PATIENCE + KEEP_FIRING_FOR;
+        wait_for(&format!("{alertname} resolved"), patience, POLL, || async {
             let in_prometheus = prometheus_alerts(&http, &stack, alertname).await?;
             let in_alertmanager = alertmanager_alerts(&http, &stack, alertname).await?;
             match in_prometheus.is_empty() && in_alertmanager.is_empty() {

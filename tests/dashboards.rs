@@ -165,14 +165,32 @@ fn shipped_rules_pass_their_unit_tests() {
     assert!(!output.contains("FAILED"), "{output}");
 }
 
+/// The promtool unit test files of the rules.
+const RULE_TEST_FILES: [&str; 2] = ["rules_test.yml", "rules_slo_test.yml"];
+
+/// The parsed promtool unit test files.
+fn rule_tests() -> Vec<serde_yaml_ng::Value> {
+    RULE_TEST_FILES
+        .iter()
+        .map(|file| {
+            let text =
+                std::fs::read_to_string(dashboards_file(file)).expect("test file is readable");
+            serde_yaml_ng::from_str(&text).expect("test file is YAML")
+        })
+        .collect()
+}
+
+/// True for the dead man's switch: an alert that always fires, so no test
+/// can make it quiet.
+fn always_fires(rule: &Rule) -> bool {
+    rule.expr.trim() == "vector(1)"
+}
+
 #[test]
 fn every_alert_has_unit_tests_that_fire_it_and_that_do_not() {
     let mut firing = BTreeSet::new();
     let mut silent = BTreeSet::new();
-    for file in ["rules_test.yml", "rules_slo_test.yml"] {
-        let text = std::fs::read_to_string(dashboards_file(file)).expect("test file is readable");
-        let tests: serde_yaml_ng::Value =
-            serde_yaml_ng::from_str(&text).expect("test file is YAML");
+    for tests in rule_tests() {
         let cases = tests["tests"].as_sequence().expect("a list of tests");
         for case in cases
             .iter()
@@ -189,16 +207,58 @@ fn every_alert_has_unit_tests_that_fire_it_and_that_do_not() {
             }
         }
     }
-    for alert in shipped_alerts()
-        .iter()
-        .filter_map(|rule| rule.alert.as_ref())
-    {
+    for rule in shipped_alerts() {
+        let alert = rule.alert.as_deref().unwrap_or_default();
         assert!(firing.contains(alert), "no unit test makes {alert} fire");
         assert!(
-            silent.contains(alert),
+            always_fires(&rule) || silent.contains(alert),
             "no unit test checks {alert} stays quiet"
         );
     }
+}
+
+/// The `le` bounds the agent exports, as the Prometheus text format writes them.
+fn exported_bucket_bounds() -> BTreeSet<String> {
+    chatprobe::metrics::BUCKETS
+        .iter()
+        .map(|bound| bound.to_string())
+        .chain(["+Inf".to_string()])
+        .collect()
+}
+
+/// Every `le="..."` value in a text.
+fn le_values_in(text: &str) -> BTreeSet<String> {
+    text.split("le=\"")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn rule_tests_use_exactly_the_agents_bucket_bounds_and_rules_read_only_those() {
+    let exported = exported_bucket_bounds();
+    assert!(exported.contains("2"), "no bucket at the 2 s objective");
+    let used_in_tests: BTreeSet<String> = RULE_TEST_FILES
+        .iter()
+        .map(|file| std::fs::read_to_string(dashboards_file(file)).expect("readable"))
+        .flat_map(|text| le_values_in(&text))
+        .collect();
+    assert_eq!(
+        used_in_tests, exported,
+        "the rules' unit tests must feed exactly the bucket bounds of metrics::BUCKETS"
+    );
+    let read_by_rules: BTreeSet<String> = shipped_rules()
+        .groups
+        .into_iter()
+        .flat_map(|group| group.rules)
+        .flat_map(|rule| le_values_in(&rule.expr))
+        .collect();
+    assert!(!read_by_rules.is_empty(), "the latency rules read a bucket");
+    assert!(
+        read_by_rules.is_subset(&exported),
+        "rules read buckets {read_by_rules:?}, the agent exports {exported:?}"
+    );
 }
 
 #[test]
@@ -337,6 +397,14 @@ fn heading_anchor(heading: &str) -> String {
         .collect()
 }
 
+/// How every alert's `runbook_url` starts: the README (or the base URL set in
+/// Prometheus' external labels), then `#` and the section's anchor.
+const RUNBOOK_BASE: &str = r#"{{ or $externalLabels.runbook_base_url "README.md" }}#"#;
+
+/// How every alert's `dashboard_url` starts: the Grafana base URL set in
+/// Prometheus' external labels, then the dashboard's uid.
+const DASHBOARD_BASE: &str = r#"{{ or $externalLabels.grafana_url "" }}/d/chatprobe-overview"#;
+
 #[test]
 fn every_alert_names_what_broke_and_links_its_runbook_section() {
     let readme = std::fs::read_to_string(repo_file("README.md")).expect("README.md is readable");
@@ -348,10 +416,11 @@ fn every_alert_names_what_broke_and_links_its_runbook_section() {
     for rule in shipped_alerts() {
         let alert = rule.alert.as_deref().unwrap_or_default();
         let severity = rule.labels.get("severity").map(String::as_str);
-        assert!(
-            matches!(severity, Some("warning" | "critical")),
-            "{alert} severity {severity:?}"
-        );
+        let expected_severity = match always_fires(&rule) {
+            true => matches!(severity, Some("none")),
+            false => matches!(severity, Some("warning" | "critical")),
+        };
+        assert!(expected_severity, "{alert} severity {severity:?}");
         let summary = rule.annotations.get("summary").cloned().unwrap_or_default();
         assert!(!summary.is_empty(), "{alert} has no summary");
         let description = rule
@@ -365,10 +434,23 @@ fn every_alert_names_what_broke_and_links_its_runbook_section() {
                 "{alert}'s description does not name the {named}"
             );
         }
-        let runbook = rule.annotations.get("runbook").cloned().unwrap_or_default();
-        let anchor = runbook
-            .strip_prefix("README.md#")
-            .unwrap_or_else(|| panic!("{alert}'s runbook {runbook:?} is not README.md#<section>"));
+        let runbook = rule
+            .annotations
+            .get("runbook_url")
+            .cloned()
+            .unwrap_or_default();
+        let anchor = runbook.strip_prefix(RUNBOOK_BASE).unwrap_or_else(|| {
+            panic!("{alert}'s runbook_url {runbook:?} is not {RUNBOOK_BASE}<section>")
+        });
+        let dashboard = rule
+            .annotations
+            .get("dashboard_url")
+            .cloned()
+            .unwrap_or_default();
+        assert!(
+            dashboard.starts_with(DASHBOARD_BASE),
+            "{alert}'s dashboard_url {dashboard:?} does not start with {DASHBOARD_BASE}"
+        );
         assert_eq!(anchor, alert.to_lowercase(), "{alert}'s runbook anchor");
         assert!(
             anchors.contains(anchor),
@@ -513,5 +595,137 @@ async fn a_real_agent_exposes_every_metric_read_and_passes_promtool_check_metric
     assert!(
         output.status.success() && complaints.trim().is_empty(),
         "promtool check metrics on a real agent's /metrics: {complaints}\n{exposition}"
+    );
+}
+
+#[test]
+fn dashboard_import_asks_for_a_prometheus_data_source() {
+    let dashboard = dashboard();
+    let inputs = dashboard["__inputs"].as_array().expect("__inputs");
+    let input = inputs
+        .iter()
+        .find(|input| input["type"] == "datasource" && input["pluginId"] == "prometheus")
+        .expect("__inputs declares a Prometheus data source");
+    let name = input["name"].as_str().expect("the input's name");
+    let datasource = &dashboard["templating"]["list"][0];
+    assert_eq!(datasource["name"], "datasource");
+    assert_eq!(datasource["current"]["value"], format!("${{{name}}}"));
+}
+
+#[test]
+fn dashboard_shows_any_failing_target_and_names_it() {
+    let dashboard = dashboard();
+    for expr in dashboard_expressions(&dashboard) {
+        assert!(
+            !(expr.contains("chatprobe_probe_success") && expr.contains("max by")),
+            "max over chatprobe_probe_success paints a probe green if any target passes: {expr}"
+        );
+    }
+    let results = data_panels(&dashboard)
+        .into_iter()
+        .find(|panel| panel["title"] == "Probe result per probe and region")
+        .expect("the probe result panel");
+    let expr = results["targets"][0]["expr"].as_str().unwrap_or_default();
+    assert!(expr.starts_with("min by (region, target, probe)"), "{expr}");
+    for panel in data_panels(&dashboard) {
+        for target in panel["targets"].as_array().into_iter().flatten() {
+            let legend = target["legendFormat"].as_str().unwrap_or_default();
+            assert!(
+                !legend.contains("{{probe}}") || legend.contains("{{target}}"),
+                "panel {} names the probe but not the target: {legend}",
+                panel["title"]
+            );
+        }
+    }
+}
+
+/// The `chatprobe:...` recorded series an expression reads.
+fn recorded_names_in(text: &str) -> Vec<String> {
+    let is_name_char = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == ':';
+    text.match_indices("chatprobe:")
+        .filter(|(start, _)| !text[..*start].ends_with(is_name_char))
+        .map(|(start, _)| {
+            let after = &text[start..];
+            let end = after.find(|c| !is_name_char(c)).unwrap_or(after.len());
+            after[..end].to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn dashboard_has_an_slo_row_built_on_the_rules_the_alerts_read() {
+    let dashboard = dashboard();
+    let panels = dashboard["panels"].as_array().expect("panels");
+    assert!(
+        panels.iter().any(|panel| panel["type"] == "row"
+            && panel["title"].as_str().unwrap_or_default().contains("SLO")),
+        "no SLO row"
+    );
+    let titles: Vec<&str> = data_panels(&dashboard)
+        .into_iter()
+        .filter_map(|panel| panel["title"].as_str())
+        .collect();
+    for wanted in [
+        "Availability over 30 days",
+        "Error budget left (30 days)",
+        "Burn rate (1 h and 6 h)",
+    ] {
+        assert!(
+            titles.contains(&wanted),
+            "no panel {wanted:?} in {titles:?}"
+        );
+    }
+    let recorded: BTreeSet<String> = shipped_rules()
+        .groups
+        .into_iter()
+        .flat_map(|group| group.rules)
+        .filter_map(|rule| rule.record)
+        .collect();
+    let read: BTreeSet<String> = dashboard_expressions(&dashboard)
+        .iter()
+        .flat_map(|expr| recorded_names_in(expr))
+        .collect();
+    for wanted in [
+        "chatprobe:run_errors:ratio_rate1h",
+        "chatprobe:probe_failed_runs:5m",
+        "chatprobe:deliver_slow:ratio_rate5m",
+    ] {
+        assert!(
+            read.contains(wanted),
+            "the dashboard does not read {wanted}"
+        );
+    }
+    assert!(
+        read.is_subset(&recorded),
+        "the dashboard reads recorded series rules.yml does not record: {:?}",
+        read.difference(&recorded).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn dashboard_links_the_runbook_and_maps_scrape_status_to_words() {
+    let dashboard = dashboard();
+    let links = dashboard["links"].as_array().expect("dashboard links");
+    assert!(
+        links.iter().any(|link| link["url"]
+            .as_str()
+            .unwrap_or_default()
+            .ends_with("README.md#runbook")),
+        "no link to the runbook: {links:?}"
+    );
+    let agents = data_panels(&dashboard)
+        .into_iter()
+        .find(|panel| {
+            panel["targets"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|target| target["expr"].as_str().unwrap_or_default().contains("up{"))
+        })
+        .expect("a panel shows up");
+    let config = agents["fieldConfig"].to_string();
+    assert!(
+        config.contains("\"down\"") && config.contains("\"up\""),
+        "up is not mapped to up/down: {config}"
     );
 }

@@ -373,3 +373,21 @@ fn the_board_is_shared_across_threads() {
     assert_eq!(snapshot.cells.len(), 3);
     assert_eq!(snapshot.trends[0].runs.iter().sum::<u32>(), 600);
 }
+
+#[test]
+fn probes_removed_by_a_reload_leave_the_board() {
+    let board = StatusBoard::new();
+    let kept = key("eu-west", "group_message");
+    board.record(&kept, &run(0, vec![]));
+    board.record(&key("eu-west", "leave_group"), &run(0, vec![]));
+    board.retain_probes([&kept]);
+    let snapshot = board.snapshot_at(at(10));
+    let probes: Vec<&str> = snapshot
+        .cells
+        .iter()
+        .map(|c| c.key.probe.as_str())
+        .collect();
+    assert_eq!(probes, ["group_message"]);
+    let trends: Vec<&str> = snapshot.trends.iter().map(|t| t.probe.as_str()).collect();
+    assert_eq!(trends, ["group_message"]);
+}

@@ -12,7 +12,7 @@ mod html;
 mod page;
 mod snapshot;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
@@ -91,6 +91,18 @@ impl StatusBoard {
                 recent_failures: Ring::new(RECENT_FAILURES),
             }),
         }
+    }
+
+    /// Forgets the cells of probes not in `kept` (removed by a reload), and
+    /// the trends of probe names no kept probe has; recent failures stay, as
+    /// history.
+    pub fn retain_probes<'a>(&self, kept: impl IntoIterator<Item = &'a ProbeKey>) {
+        let kept: BTreeSet<&ProbeKey> = kept.into_iter().collect();
+        let mut state = self.lock();
+        state.cells.retain(|key, _| kept.contains(key));
+        state
+            .trends
+            .retain(|probe, _| kept.iter().any(|key| &key.probe == probe));
     }
 
     /// Records one finished run of the probe `key`.
