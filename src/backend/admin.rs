@@ -13,9 +13,9 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
 
-use super::Shared;
-use super::api::{ApiError, ApiResult, bearer_token, parse_json};
 use super::faults::Fault;
+use super::http::{ApiError, ApiResult, bearer_token, parse_json};
+use super::shared::Shared;
 use super::state::ModelStats;
 use crate::protocol::route;
 

@@ -1,6 +1,6 @@
 //! Pushing events to one device's open push connections, with the effects of
 //! `deliver` faults (delay, drop-to-push, duplicate, reorder, corrupt, error,
-//! disconnect) applied per delivery.
+//! disconnect) applied per delivery; the data they change is [`distort`]'s.
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -8,80 +8,13 @@ use std::time::{Duration, Instant};
 use axum::extract::ws::Utf8Bytes;
 use tokio::sync::{mpsc, oneshot};
 
+use super::distort;
+use super::event::StoredEvent;
 use super::faults::Effects;
 use super::timer::Timer;
-use crate::protocol::{Event, EventKind};
 
 /// Frames a push connection may queue before the server gives up on it.
 pub const PUSH_QUEUE_FRAMES: usize = 16 * 1024;
-
-/// An event as stored once and shared by every recipient: the value and its JSON text.
-#[derive(Debug)]
-pub struct StoredEvent {
-    /// The event.
-    pub event: Event,
-    /// Its JSON encoding, sent as-is in push frames and sync answers.
-    pub json: Utf8Bytes,
-}
-
-impl StoredEvent {
-    /// Encode `event` once.
-    pub fn new(event: Event) -> StoredEvent {
-        let json = encode(&event);
-        StoredEvent { event, json }
-    }
-
-    /// The JSON of this event with its content altered (the `corrupt` effect).
-    pub fn corrupted_json(&self) -> Utf8Bytes {
-        encode(&corrupt(&self.event))
-    }
-}
-
-fn encode(event: &Event) -> Utf8Bytes {
-    // Serializing these plain structs cannot fail; an empty object is a safe fallback.
-    Utf8Bytes::from(serde_json::to_string(event).unwrap_or_else(|_| "{}".to_string()))
-}
-
-/// Alter the text of a string so it differs from the original, as a broken server would.
-pub fn corrupt_text(text: &str) -> String {
-    let mut altered: String = text.chars().rev().collect();
-    altered.push('\u{fffd}');
-    altered
-}
-
-/// The event with its content altered: message bodies, settings, user names.
-pub fn corrupt(event: &Event) -> Event {
-    let kind = match &event.kind {
-        EventKind::Message { message } => {
-            let mut message = message.clone();
-            message.body = corrupt_text(&message.body);
-            EventKind::Message { message }
-        }
-        EventKind::MemberJoined { group_id, user } => EventKind::MemberJoined {
-            group_id: group_id.clone(),
-            user: corrupt_text(user),
-        },
-        EventKind::MemberLeft { group_id, user } => EventKind::MemberLeft {
-            group_id: group_id.clone(),
-            user: corrupt_text(user),
-        },
-        EventKind::SettingsChanged {
-            group_id,
-            name,
-            notice,
-            by,
-        } => EventKind::SettingsChanged {
-            group_id: group_id.clone(),
-            name: corrupt_text(name),
-            notice: corrupt_text(notice),
-            by: by.clone(),
-        },
-    };
-    Event {
-        cursor: event.cursor,
-        kind,
-    }
-}
 
 /// Why the server ends a push connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,22 +29,15 @@ pub enum Kill {
     LoggedOut,
 }
 
-/// How one push connection treats frames, set by `connect` faults when it opened.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SocketMode {
-    /// Send nothing at all (`drop` on `connect`).
-    pub silent: bool,
-    /// Send every frame twice (`duplicate` on `connect`).
-    pub duplicate: bool,
-}
-
 /// The server's end of one open push connection.
 #[derive(Debug)]
 pub struct PushSocket {
     id: u64,
     frames: mpsc::Sender<Utf8Bytes>,
     kill: Option<oneshot::Sender<Kill>>,
-    mode: SocketMode,
+    /// Copies of every frame this connection sends, set by `connect` faults when it
+    /// opened ([`distort::copies`]: none on `drop`, two on `duplicate`).
+    frame_copies: usize,
 }
 
 /// What the WebSocket task of one connection reads from.
@@ -146,8 +72,9 @@ impl DevicePush {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Register a new connection; returns its id and what its task reads.
-    pub fn attach(&self, mode: SocketMode) -> (u64, SocketFeed) {
+    /// Register a new connection sending `frame_copies` of every frame; returns its
+    /// id and what its task reads.
+    pub fn attach(&self, frame_copies: usize) -> (u64, SocketFeed) {
         let (frames_tx, frames) = mpsc::channel(PUSH_QUEUE_FRAMES);
         let (kill_tx, kill) = oneshot::channel();
         let mut state = self.lock();
@@ -157,7 +84,7 @@ impl DevicePush {
             id,
             frames: frames_tx,
             kill: Some(kill_tx),
-            mode,
+            frame_copies,
         });
         (id, SocketFeed { frames, kill })
     }
@@ -192,12 +119,8 @@ impl DevicePush {
         if effects.disconnect {
             return self.disconnect(Kill::Drop);
         }
-        let json = if effects.corrupt {
-            event.corrupted_json()
-        } else {
-            event.json.clone()
-        };
-        let copies = if effects.duplicate { 2 } else { 1 };
+        let json = distort::pushed_json(event, effects);
+        let copies = distort::copies(effects);
         if !effects.delay.is_zero() {
             let device = self.clone();
             let job = move || device.push_now(&json, copies);
@@ -248,19 +171,12 @@ impl DevicePush {
     }
 }
 
-/// Queue `copies` of `json` on every socket; a socket that is gone is forgotten, one
-/// whose queue is full is closed (its device must sync to catch up).
+/// Queue `copies` of `json` on every socket (times the socket's own copies); a socket
+/// that is gone is forgotten, one whose queue is full is closed (its device must
+/// sync to catch up).
 fn send_all(sockets: &mut Vec<PushSocket>, json: &Utf8Bytes, copies: usize) {
     sockets.retain_mut(|socket| {
-        if socket.mode.silent {
-            return true;
-        }
-        let wanted = if socket.mode.duplicate {
-            copies * 2
-        } else {
-            copies
-        };
-        for _ in 0..wanted {
+        for _ in 0..copies * socket.frame_copies {
             match socket.frames.try_send(json.clone()) {
                 Ok(()) => {}
                 Err(mpsc::error::TrySendError::Full(_)) => {
@@ -274,34 +190,4 @@ fn send_all(sockets: &mut Vec<PushSocket>, json: &Utf8Bytes, copies: usize) {
         }
         true
     });
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::protocol::Message;
-
-    #[test]
-    fn corrupt_changes_message_body() {
-        let event = Event {
-            cursor: 1,
-            kind: EventKind::Message {
-                message: Message {
-                    id: "m1".into(),
-                    group_id: "g1".into(),
-                    seq: 1,
-                    sender: "a".into(),
-                    sender_device: "d1".into(),
-                    body: "hello".into(),
-                    idempotency_key: "k".into(),
-                    server_ts_ms: 0,
-                },
-            },
-        };
-        let EventKind::Message { message } = corrupt(&event).kind else {
-            panic!("kind changed");
-        };
-        assert_ne!(message.body, "hello");
-        assert_ne!(corrupt_text(""), "");
-    }
 }

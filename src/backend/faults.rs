@@ -1,5 +1,7 @@
-//! Fault injection: the fault spec (YAML/JSON), its validation, and the engine
-//! that decides which faults fire for one operation in one region.
+//! Fault injection: the fault spec (YAML/JSON), its validation against the
+//! [`APPLICABILITY`] table, and the engine that decides which faults fire at one
+//! fault point in one region. What the effects then do to data is
+//! the `distort` module's.
 //!
 //! `docs/api.md` has the table of what each effect does on each operation.
 
@@ -23,10 +25,11 @@ pub const DEFAULT_REORDER_HOLD: Duration = Duration::from_millis(50);
 /// Status answered by `error` when the fault sets no `status`.
 pub const DEFAULT_ERROR_STATUS: u16 = 503;
 
-/// An operation a fault can hit (**contract** names).
+/// A point where a fault can hit: an operation of the service, named as in a
+/// fault's `operations` (**contract** names).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Operation {
+pub enum FaultPoint {
     /// `POST /api/v1/login`.
     Login,
     /// Opening the WebSocket push stream.
@@ -49,20 +52,34 @@ pub enum Operation {
     AddMember,
 }
 
-impl Operation {
-    /// The operation's name as written in fault files.
+impl FaultPoint {
+    /// Every fault point, in the order `docs/api.md` lists them.
+    pub const ALL: [FaultPoint; 10] = [
+        FaultPoint::Login,
+        FaultPoint::Connect,
+        FaultPoint::Send,
+        FaultPoint::Deliver,
+        FaultPoint::Sync,
+        FaultPoint::Leave,
+        FaultPoint::ListGroups,
+        FaultPoint::EditSettings,
+        FaultPoint::ReadGroup,
+        FaultPoint::AddMember,
+    ];
+
+    /// The point's name as written in a fault's `operations`.
     pub fn as_str(self) -> &'static str {
         match self {
-            Operation::Login => "login",
-            Operation::Connect => "connect",
-            Operation::Send => "send",
-            Operation::Deliver => "deliver",
-            Operation::Sync => "sync",
-            Operation::Leave => "leave",
-            Operation::ListGroups => "list_groups",
-            Operation::EditSettings => "edit_settings",
-            Operation::ReadGroup => "read_group",
-            Operation::AddMember => "add_member",
+            FaultPoint::Login => "login",
+            FaultPoint::Connect => "connect",
+            FaultPoint::Send => "send",
+            FaultPoint::Deliver => "deliver",
+            FaultPoint::Sync => "sync",
+            FaultPoint::Leave => "leave",
+            FaultPoint::ListGroups => "list_groups",
+            FaultPoint::EditSettings => "edit_settings",
+            FaultPoint::ReadGroup => "read_group",
+            FaultPoint::AddMember => "add_member",
         }
     }
 }
@@ -94,6 +111,20 @@ pub enum Effect {
 }
 
 impl Effect {
+    /// Every effect, in the order `docs/api.md` describes them.
+    pub const ALL: [Effect; 10] = [
+        Effect::Error,
+        Effect::Delay,
+        Effect::Timeout,
+        Effect::Drop,
+        Effect::Duplicate,
+        Effect::Reorder,
+        Effect::Corrupt,
+        Effect::Stale,
+        Effect::Resurrect,
+        Effect::Disconnect,
+    ];
+
     /// The effect's name as written in fault files.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -110,36 +141,57 @@ impl Effect {
         }
     }
 
-    /// Whether this effect has a meaning on `operation` (see the table in `docs/api.md`).
-    pub fn applies_to(self, operation: Operation) -> bool {
-        use Operation as Op;
-        match self {
-            Effect::Error | Effect::Delay | Effect::Timeout | Effect::Disconnect => true,
-            Effect::Drop => true,
-            Effect::Duplicate => operation != Op::Login,
-            Effect::Reorder => matches!(operation, Op::Deliver | Op::Sync),
-            Effect::Corrupt => matches!(
-                operation,
-                Op::Send
-                    | Op::Deliver
-                    | Op::Sync
-                    | Op::EditSettings
-                    | Op::ListGroups
-                    | Op::ReadGroup
-            ),
-            Effect::Stale => matches!(
-                operation,
-                Op::Leave
-                    | Op::EditSettings
-                    | Op::AddMember
-                    | Op::Sync
-                    | Op::ListGroups
-                    | Op::ReadGroup
-            ),
-            Effect::Resurrect => operation == Op::Leave,
-        }
+    /// The fault points this effect has a meaning on: its row of [`APPLICABILITY`].
+    pub fn points(self) -> &'static [FaultPoint] {
+        APPLICABILITY
+            .iter()
+            .find(|(effect, _)| *effect == self)
+            .map_or(&[], |(_, points)| points)
+    }
+
+    /// Whether this effect has a meaning on `point`; validation rejects every other pair.
+    pub fn applies_to(self, point: FaultPoint) -> bool {
+        self.points().contains(&point)
     }
 }
+
+/// Which effects have a meaning on which fault points (the tables of `docs/api.md`
+/// as data): one row per effect, in [`Effect::ALL`] order. A fault pairing an effect
+/// with a point outside its row is invalid.
+pub const APPLICABILITY: [(Effect, &[FaultPoint]); 10] = {
+    use FaultPoint::*;
+    [
+        (Effect::Error, &FaultPoint::ALL),
+        (Effect::Delay, &FaultPoint::ALL),
+        (Effect::Timeout, &FaultPoint::ALL),
+        (Effect::Drop, &FaultPoint::ALL),
+        (
+            Effect::Duplicate,
+            &[
+                Connect,
+                Send,
+                Deliver,
+                Sync,
+                Leave,
+                ListGroups,
+                EditSettings,
+                ReadGroup,
+                AddMember,
+            ],
+        ),
+        (Effect::Reorder, &[Deliver, Sync]),
+        (
+            Effect::Corrupt,
+            &[Send, Deliver, Sync, ListGroups, EditSettings, ReadGroup],
+        ),
+        (
+            Effect::Stale,
+            &[Sync, Leave, ListGroups, EditSettings, ReadGroup, AddMember],
+        ),
+        (Effect::Resurrect, &[Leave]),
+        (Effect::Disconnect, &FaultPoint::ALL),
+    ]
+};
 
 /// One fault as written in a faults file, the backend config or `PUT /admin/faults`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -147,8 +199,8 @@ impl Effect {
 pub struct FaultSpec {
     /// Free text, shown in logs, `/admin/faults` and `/admin/stats`.
     pub name: String,
-    /// Operations the fault hits.
-    pub operations: Vec<Operation>,
+    /// Fault points the fault hits (the key is `operations` in files).
+    pub operations: Vec<FaultPoint>,
     /// Regions the fault hits; empty means every region.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub regions: Vec<String>,
@@ -248,15 +300,15 @@ fn validate(spec: &FaultSpec) -> Result<(), String> {
             spec.probability
         ));
     }
-    if let Some(operation) = spec
+    if let Some(point) = spec
         .operations
         .iter()
-        .find(|operation| !spec.effect.applies_to(**operation))
+        .find(|point| !spec.effect.applies_to(**point))
     {
         return Err(format!(
             "effect `{}` does not apply to operation `{}`",
             spec.effect.as_str(),
-            operation.as_str()
+            point.as_str()
         ));
     }
     match (spec.effect, spec.status) {
@@ -286,7 +338,7 @@ pub fn load_faults(path: &Path) -> Result<Vec<Fault>, FileError> {
     yaml::load(path)
 }
 
-/// What the faults that fired on one operation ask for, all together.
+/// What the faults that fired at one fault point ask for, all together.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Effects {
     /// Answer this status instead of doing the operation.
@@ -351,9 +403,9 @@ impl Installed {
         now >= start && spec.duration.is_none_or(|duration| now < start + duration)
     }
 
-    fn matches(&self, operation: Operation, region: &str) -> bool {
+    fn matches(&self, point: FaultPoint, region: &str) -> bool {
         let spec = self.fault.spec();
-        spec.operations.contains(&operation)
+        spec.operations.contains(&point)
             && (spec.regions.is_empty() || spec.regions.iter().any(|r| r == region))
     }
 }
@@ -436,22 +488,22 @@ pub struct FaultSnapshot<'a> {
 }
 
 impl FaultSnapshot<'_> {
-    /// Whether any installed fault names `operation` (regardless of window and region).
-    pub fn touches(&self, operation: Operation) -> bool {
+    /// Whether any installed fault names `point` (regardless of window and region).
+    pub fn touches(&self, point: FaultPoint) -> bool {
         self.faults
             .iter()
-            .any(|installed| installed.fault.spec().operations.contains(&operation))
+            .any(|installed| installed.fault.spec().operations.contains(&point))
     }
 
-    /// Decide which faults fire on `operation` in `region` now.
-    pub fn fire(&self, operation: Operation, region: &str) -> Effects {
-        self.fire_only(operation, region, |_| true)
+    /// Decide which faults fire at `point` in `region` now.
+    pub fn fire(&self, point: FaultPoint, region: &str) -> Effects {
+        self.fire_only(point, region, |_| true)
     }
 
     /// Like [`FaultSnapshot::fire`], considering only faults whose effect passes `wanted`.
     pub fn fire_only(
         &self,
-        operation: Operation,
+        point: FaultPoint,
         region: &str,
         wanted: impl Fn(Effect) -> bool,
     ) -> Effects {
@@ -463,7 +515,7 @@ impl FaultSnapshot<'_> {
         for installed in self.faults.iter() {
             let spec = installed.fault.spec();
             if !wanted(spec.effect)
-                || !installed.matches(operation, region)
+                || !installed.matches(point, region)
                 || !installed.active_at(now)
                 || (spec.probability < 1.0 && rand::random::<f64>() >= spec.probability)
             {
@@ -471,7 +523,7 @@ impl FaultSnapshot<'_> {
             }
             tracing::debug!(
                 fault = %spec.name,
-                operation = operation.as_str(),
+                operation = point.as_str(),
                 region,
                 effect = spec.effect.as_str(),
                 "fault fired"
@@ -487,7 +539,7 @@ impl FaultSnapshot<'_> {
 mod tests {
     use super::*;
 
-    fn spec(effect: Effect, operations: Vec<Operation>) -> FaultSpec {
+    fn spec(effect: Effect, operations: Vec<FaultPoint>) -> FaultSpec {
         FaultSpec {
             name: "f".into(),
             operations,
@@ -503,20 +555,32 @@ mod tests {
 
     #[test]
     fn resurrect_only_on_leave() {
-        assert!(Fault::new(spec(Effect::Resurrect, vec![Operation::Leave])).is_ok());
-        let err = Fault::new(spec(Effect::Resurrect, vec![Operation::Send])).unwrap_err();
+        assert!(Fault::new(spec(Effect::Resurrect, vec![FaultPoint::Leave])).is_ok());
+        let err = Fault::new(spec(Effect::Resurrect, vec![FaultPoint::Send])).unwrap_err();
         assert!(err.contains("does not apply to operation `send`"), "{err}");
     }
 
     #[test]
+    fn applicability_has_one_row_per_effect_in_order() {
+        let rows: Vec<Effect> = APPLICABILITY.iter().map(|(effect, _)| *effect).collect();
+        assert_eq!(rows, Effect::ALL);
+        let pairs: usize = Effect::ALL.iter().map(|effect| effect.points().len()).sum();
+        assert_eq!(pairs, 74);
+        assert!(!Effect::Duplicate.applies_to(FaultPoint::Login));
+        assert!(Effect::Reorder.applies_to(FaultPoint::Sync));
+        assert!(!Effect::Corrupt.applies_to(FaultPoint::Leave));
+        assert!(Effect::Stale.applies_to(FaultPoint::AddMember));
+    }
+
+    #[test]
     fn delay_needs_a_delay() {
-        let err = Fault::new(spec(Effect::Delay, vec![Operation::Send])).unwrap_err();
+        let err = Fault::new(spec(Effect::Delay, vec![FaultPoint::Send])).unwrap_err();
         assert!(err.contains("needs a `delay`"), "{err}");
     }
 
     #[test]
     fn window_and_region_decide_firing() {
-        let mut windowed = spec(Effect::Drop, vec![Operation::Send]);
+        let mut windowed = spec(Effect::Drop, vec![FaultPoint::Send]);
         windowed.regions = vec!["ap-south".into()];
         windowed.after = Some(Duration::from_secs(10));
         windowed.duration = Some(Duration::from_secs(5));
@@ -528,9 +592,9 @@ mod tests {
         assert!(!installed.active_at(epoch + Duration::from_secs(9)));
         assert!(installed.active_at(epoch + Duration::from_secs(12)));
         assert!(!installed.active_at(epoch + Duration::from_secs(15)));
-        assert!(installed.matches(Operation::Send, "ap-south"));
-        assert!(!installed.matches(Operation::Send, "eu-west"));
-        assert!(!installed.matches(Operation::Leave, "ap-south"));
+        assert!(installed.matches(FaultPoint::Send, "ap-south"));
+        assert!(!installed.matches(FaultPoint::Send, "eu-west"));
+        assert!(!installed.matches(FaultPoint::Leave, "ap-south"));
     }
 }
 

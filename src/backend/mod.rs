@@ -1,27 +1,42 @@
 //! The mock group-chat service (`chatprobe backend`): HTTP JSON API, WebSocket
 //! push, catch-up sync and fault injection. The wire format is
 //! [`crate::protocol`]; `docs/api.md` documents routes, statuses and faults.
+//!
+//! Modules, each importing only modules listed after it: `admin`, `api` and
+//! `push` (routes); `gate` (authentication and the fault gate); `shared`
+//! (handler state); `http` (error answers, JSON, headers); `state` (the model);
+//! `delivery` (push fan-out); `distort` (what `drop`, `duplicate`, `reorder`,
+//! `corrupt` and `stale` do to data); `event` (an event encoded once);
+//! `config`; `faults` (spec, validation, firing); `timer`.
 
 mod admin;
 mod api;
 pub mod config;
 pub mod delivery;
+mod distort;
+mod event;
 pub mod faults;
+mod gate;
+mod http;
 mod push;
+mod shared;
 pub mod state;
 pub mod timer;
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use config::BackendConfig;
 use faults::FaultEngine;
-use state::{Fanout, Model};
+use shared::Shared;
+use state::Model;
 use timer::Timer;
 
 use crate::yaml::FileError;
@@ -43,35 +58,6 @@ pub enum BackendError {
     /// The timer thread could not start, or serving failed.
     #[error("backend I/O error: {0}")]
     Io(#[from] std::io::Error),
-}
-
-/// State shared by every request handler.
-pub(crate) struct Shared {
-    model: Mutex<Model>,
-    faults: FaultEngine,
-    timer: Timer,
-    config: BackendConfig,
-    shutdown: watch::Receiver<bool>,
-}
-
-impl Shared {
-    fn model(&self) -> MutexGuard<'_, Model> {
-        self.model.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn fanout(&self) -> Fanout<'_> {
-        Fanout {
-            faults: self.faults.snapshot(),
-            timer: &self.timer,
-        }
-    }
-
-    /// Resolves when the backend shuts down.
-    async fn shutting_down(&self) {
-        let mut shutdown = self.shutdown.clone();
-        // An error means the handle is gone, which is a shutdown too.
-        let _ = shutdown.wait_for(|stopped| *stopped).await;
-    }
 }
 
 /// A running backend.
@@ -121,7 +107,7 @@ pub async fn start(config: BackendConfig) -> Result<BackendHandle, BackendError>
         config,
         shutdown,
     });
-    let router = api::router(shared.clone());
+    let router = router(shared.clone());
     let stopping = shared.clone();
     let server = tokio::spawn(async move {
         axum::serve(listener, router)
@@ -135,6 +121,18 @@ pub async fn start(config: BackendConfig) -> Result<BackendHandle, BackendError>
         stop,
         server,
     })
+}
+
+/// Every route of the service, admin included.
+fn router(shared: Arc<Shared>) -> Router {
+    let body_limit = shared.config.max_body_bytes;
+    Router::new()
+        .merge(api::routes())
+        .merge(push::routes())
+        .merge(admin::routes())
+        .fallback(http::not_found)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .with_state(shared)
 }
 
 /// `chatprobe backend`: load the config (and faults file), serve until

@@ -3,17 +3,22 @@
 
 use std::sync::Arc;
 
+use axum::Router;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::routing::get;
 use futures_util::SinkExt;
 
-use super::Shared;
-use super::api::{ApiError, ApiResult, authenticate, bearer_token, gate};
-use super::delivery::{Kill, SocketFeed, SocketMode};
-use super::faults::Operation;
+use super::delivery::{Kill, SocketFeed};
+use super::distort;
+use super::faults::FaultPoint;
+use super::gate::{authenticate, gate};
+use super::http::{ApiError, ApiResult, bearer_token};
+use super::shared::Shared;
+use crate::protocol::route;
 
 /// Frames written before one flush, so a busy connection sends in large writes.
 const FRAMES_PER_FLUSH: usize = 256;
@@ -27,8 +32,13 @@ pub(crate) struct PushQuery {
     token: Option<String>,
 }
 
+/// The push stream's route.
+pub(crate) fn routes() -> Router<Arc<Shared>> {
+    Router::new().route(route::PUSH, get(connect))
+}
+
 /// Authenticate, apply `connect` faults, register the connection, then upgrade.
-pub(crate) async fn connect(
+async fn connect(
     State(shared): State<Arc<Shared>>,
     headers: HeaderMap,
     query: Result<Query<PushQuery>, QueryRejection>,
@@ -39,16 +49,12 @@ pub(crate) async fn connect(
     let caller = authenticate(&shared, token)?;
     let upgrade =
         upgrade.map_err(|rejection| ApiError::new(rejection.status(), rejection.body_text()))?;
-    let effects = gate(&shared, Operation::Connect, &caller.region).await?;
+    let effects = gate(&shared, FaultPoint::Connect, &caller.region).await?;
     if effects.disconnect {
         return Ok(upgrade.on_upgrade(|socket| async move { drop(socket) }));
     }
-    let mode = SocketMode {
-        silent: effects.drop,
-        duplicate: effects.duplicate,
-    };
     // Registered before the 101 answer, so no event after the handshake is missed.
-    let (id, feed) = caller.push.attach(mode);
+    let (id, feed) = caller.push.attach(distort::copies(&effects));
     let push = caller.push.clone();
     let response: Response = upgrade
         .read_buffer_size(READ_BUFFER_BYTES)

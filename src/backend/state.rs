@@ -5,13 +5,16 @@
 //! work of an operation (never across an await). Events get their cursor and
 //! reach every device log under that lock, so each log is in cursor order.
 
+use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::config::BackendConfig;
-use super::delivery::{DevicePush, Kill, StoredEvent, corrupt_text};
-use super::faults::{Effect, Effects, FaultSnapshot, Operation};
+use super::delivery::{DevicePush, Kill};
+use super::distort;
+use super::event::StoredEvent;
+use super::faults::{Effect, Effects, FaultPoint, FaultSnapshot};
 use super::timer::Timer;
 use crate::protocol::{
     CreateGroupRequest, EditSettingsRequest, Event, EventKind, Group, GroupList, LoginRequest,
@@ -83,17 +86,18 @@ pub struct ModelStats {
 struct User {
     password: String,
     /// Oldest first; at most `max_devices_per_user`.
-    devices: Vec<Device>,
+    devices: Vec<DeviceRecord>,
     groups: BTreeSet<String>,
 }
 
 impl User {
-    fn device(&self, number: u64) -> Option<&Device> {
+    fn device(&self, number: u64) -> Option<&DeviceRecord> {
         self.devices.iter().find(|device| device.number == number)
     }
 }
 
-struct Device {
+/// One logged-in device of a user: its token, its event log and its push side.
+struct DeviceRecord {
     number: u64,
     token: String,
     id: Arc<str>,
@@ -156,31 +160,13 @@ struct Directory {
     event_log_limit: usize,
 }
 
-/// Whether and how often an event is emitted.
-#[derive(Debug, Clone, Copy)]
-struct Emit {
-    copies: usize,
-}
-
-impl Emit {
-    fn from_effects(effects: &Effects) -> Emit {
-        let copies = match (effects.drop, effects.duplicate) {
-            (true, _) => 0,
-            (false, true) => 2,
-            (false, false) => 1,
-        };
-        Emit { copies }
-    }
-
-    const ONCE: Emit = Emit { copies: 1 };
-}
-
 impl Directory {
-    /// Give `kind` a cursor and deliver it to every device of every user in `members`.
-    fn emit(&mut self, fanout: &Fanout<'_>, members: &[String], kind: EventKind, emit: Emit) {
-        let deliver_faults = fanout.faults.touches(Operation::Deliver);
-        let sync_faults = fanout.faults.touches(Operation::Sync);
-        for _ in 0..emit.copies {
+    /// Give `kind` a cursor and deliver it to every device of every user in `members`,
+    /// `copies` times ([`distort::copies`]), each copy with a cursor of its own.
+    fn emit(&mut self, fanout: &Fanout<'_>, members: &[String], kind: EventKind, copies: usize) {
+        let deliver_faults = fanout.faults.touches(FaultPoint::Deliver);
+        let sync_faults = fanout.faults.touches(FaultPoint::Sync);
+        for _ in 0..copies {
             self.cursor += 1;
             let stored = Arc::new(StoredEvent::new(Event {
                 cursor: self.cursor,
@@ -192,7 +178,7 @@ impl Directory {
                 };
                 for device in &mut user.devices {
                     let effects = if deliver_faults {
-                        fanout.faults.fire(Operation::Deliver, &device.region)
+                        fanout.faults.fire(FaultPoint::Deliver, &device.region)
                     } else {
                         Effects::default()
                     };
@@ -202,7 +188,7 @@ impl Directory {
                     let hidden_from_sync = sync_faults
                         && fanout
                             .faults
-                            .fire_only(Operation::Sync, &device.region, |e| e == Effect::Drop)
+                            .fire_only(FaultPoint::Sync, &device.region, |e| e == Effect::Drop)
                             .drop;
                     if !hidden_from_sync {
                         if device.log.len() >= self.event_log_limit {
@@ -257,14 +243,6 @@ fn remove_sorted(members: &mut Vec<String>, user: &str) -> bool {
             true
         }
         Err(_) => false,
-    }
-}
-
-fn corrupt_group(group: &Group) -> Group {
-    Group {
-        name: corrupt_text(&group.name),
-        notice: corrupt_text(&group.notice),
-        ..group.clone()
     }
 }
 
@@ -331,7 +309,7 @@ impl Model {
             let user_name: Arc<str> = request.user.as_str().into();
             self.tokens
                 .insert(token.clone(), (user_name.clone(), number));
-            user.devices.push(Device {
+            user.devices.push(DeviceRecord {
                 number,
                 token: token.clone(),
                 id: device_id.clone(),
@@ -433,7 +411,7 @@ impl Model {
                 group_id: id.clone(),
                 user: member.clone(),
             };
-            self.directory.emit(fanout, &view.members, kind, Emit::ONCE);
+            self.directory.emit(fanout, &view.members, kind, 1);
         }
         self.groups.insert(id, GroupState::new(view.clone()));
         Ok(view)
@@ -472,22 +450,16 @@ impl Model {
         }
         group.next_seq += 1;
         group.remember_sent(key, message.clone());
-        let mut stored = message.clone();
-        if effects.corrupt {
-            stored.body = corrupt_text(&stored.body);
-        }
-        let mut copies = vec![stored];
-        if effects.duplicate {
-            let mut twin = copies[0].clone();
-            twin.id = format!("{}-dup", twin.id);
-            twin.seq = group.next_seq;
+        let stored = distort::stored_message(&message, effects);
+        let twin = effects.duplicate.then(|| {
+            let twin = distort::duplicate_message(&stored, group.next_seq);
             group.next_seq += 1;
-            copies.push(twin);
-        }
+            twin
+        });
         let members = &group.view.members;
-        for message in copies {
+        for message in std::iter::once(stored).chain(twin) {
             let kind = EventKind::Message { message };
-            self.directory.emit(fanout, members, kind, Emit::ONCE);
+            self.directory.emit(fanout, members, kind, 1);
         }
         Ok(message)
     }
@@ -506,44 +478,16 @@ impl Model {
         let start = device
             .log
             .partition_point(|event| event.event.cursor <= since);
-        let mut end = device.log.len();
-        let mut next_cursor = self.directory.cursor.max(since);
-        if effects.stale && end > start {
-            end -= 1;
-            next_cursor = device.log[end].event.cursor.saturating_sub(1).max(since);
-        }
-        let mut events: Vec<Utf8Text> = device
-            .log
-            .range(start..end)
-            .map(|event| {
-                if effects.corrupt {
-                    Utf8Text::Owned(event.corrupted_json().to_string())
-                } else {
-                    Utf8Text::Shared(event.clone())
-                }
-            })
-            .collect();
-        if effects.reorder.is_some() {
-            for pair in events.chunks_mut(2) {
-                pair.reverse();
-            }
-        }
-        if effects.duplicate {
-            events = events
-                .into_iter()
-                .flat_map(|event| [event.clone(), event])
-                .collect();
-        }
+        let unseen = device.log.range(start..).map(Arc::as_ref);
+        let newest = self.directory.cursor.max(since);
+        let (events, next_cursor) = distort::answer_sync(unseen, since, newest, effects);
         sync_body(&events, next_cursor)
     }
 
     /// The groups `user` is a member of. `stale` shows each group as it was before its
     /// latest change (including groups since left or deleted).
     pub fn list_groups(&self, user: &str, effects: &Effects) -> GroupList {
-        if effects.drop {
-            return GroupList { groups: Vec::new() };
-        }
-        let mut groups: Vec<Group> = if effects.stale {
+        let groups: Vec<Group> = if effects.stale {
             self.stale_groups_of(user)
         } else {
             self.directory
@@ -559,16 +503,9 @@ impl Model {
                 })
                 .unwrap_or_default()
         };
-        if effects.corrupt {
-            groups = groups.iter().map(corrupt_group).collect();
+        GroupList {
+            groups: distort::answer_groups(groups, effects),
         }
-        if effects.duplicate {
-            groups = groups
-                .into_iter()
-                .flat_map(|group| [group.clone(), group])
-                .collect();
-        }
-        GroupList { groups }
     }
 
     fn stale_groups_of(&self, user: &str) -> Vec<Group> {
@@ -596,22 +533,12 @@ impl Model {
         if effects.drop {
             return Err(ModelError::NotFound(format!("unknown group `{group_id}`")));
         }
-        let mut view = if effects.stale {
-            group.stale_view().clone()
+        let view = if effects.stale {
+            group.stale_view()
         } else {
-            group.view.clone()
+            &group.view
         };
-        if effects.corrupt {
-            view = corrupt_group(&view);
-        }
-        if effects.duplicate {
-            view.members = view
-                .members
-                .into_iter()
-                .flat_map(|member| [member.clone(), member])
-                .collect();
-        }
-        Ok(view)
+        Ok(distort::answer_group(view.clone(), effects))
     }
 
     /// Change name and/or notice; members get a settings-changed event.
@@ -632,11 +559,7 @@ impl Model {
         if effects.stale {
             return Ok(requested);
         }
-        let applied = if effects.corrupt {
-            corrupt_group(&requested)
-        } else {
-            requested.clone()
-        };
+        let applied = distort::applied_settings(&requested, effects);
         let Some(group) = self.groups.get_mut(group_id) else {
             return Err(ModelError::NotFound(format!("unknown group `{group_id}`")));
         };
@@ -650,7 +573,7 @@ impl Model {
         };
         let members = &group.view.members;
         self.directory
-            .emit(fanout, members, kind, Emit::from_effects(effects));
+            .emit(fanout, members, kind, distort::copies(effects));
         Ok(requested)
     }
 
@@ -670,7 +593,7 @@ impl Model {
             insert_sorted(&mut claimed.members, target);
             return Ok(claimed);
         }
-        self.enter(group_id, target, Emit::from_effects(effects), fanout)
+        self.enter(group_id, target, distort::copies(effects), fanout)
             .ok_or_else(|| ModelError::NotFound(format!("unknown group `{group_id}`")))
     }
 
@@ -679,7 +602,7 @@ impl Model {
         &mut self,
         group_id: &str,
         user: &str,
-        emit: Emit,
+        copies: usize,
         fanout: &Fanout<'_>,
     ) -> Option<Group> {
         let group = self.groups.get_mut(group_id)?;
@@ -695,7 +618,8 @@ impl Model {
             group_id: group_id.to_string(),
             user: user.to_string(),
         };
-        self.directory.emit(fanout, &group.view.members, kind, emit);
+        self.directory
+            .emit(fanout, &group.view.members, kind, copies);
         Some(group.view.clone())
     }
 
@@ -732,7 +656,7 @@ impl Model {
             user: user.to_string(),
         };
         self.directory
-            .emit(fanout, &audience, kind, Emit::from_effects(effects));
+            .emit(fanout, &audience, kind, distort::copies(effects));
         if emptied && let Some(group) = self.groups.remove(group_id) {
             if self.graveyard.len() >= GRAVEYARD_LIMIT {
                 self.graveyard.pop_front();
@@ -751,7 +675,7 @@ impl Model {
         if !self.groups.contains_key(group_id) {
             self.revive(group_id);
         }
-        self.enter(group_id, user, Emit::ONCE, fanout);
+        self.enter(group_id, user, 1, fanout);
     }
 
     /// Bring a deleted group back from the graveyard, without members.
@@ -782,32 +706,16 @@ impl Model {
     }
 }
 
-/// One event's JSON in a sync answer: shared with the log, or altered for this answer.
-#[derive(Clone)]
-enum Utf8Text {
-    Shared(Arc<StoredEvent>),
-    Owned(String),
-}
-
-impl Utf8Text {
-    fn as_str(&self) -> &str {
-        match self {
-            Utf8Text::Shared(event) => event.json.as_str(),
-            Utf8Text::Owned(text) => text,
-        }
-    }
-}
-
 /// `{"events":[...],"next_cursor":N}` from already-encoded events.
-fn sync_body(events: &[Utf8Text], next_cursor: u64) -> String {
-    let size: usize = events.iter().map(|event| event.as_str().len() + 1).sum();
+fn sync_body(events: &[Cow<'_, str>], next_cursor: u64) -> String {
+    let size: usize = events.iter().map(|event| event.len() + 1).sum();
     let mut body = String::with_capacity(size + 48);
     body.push_str("{\"events\":[");
     for (index, event) in events.iter().enumerate() {
         if index > 0 {
             body.push(',');
         }
-        body.push_str(event.as_str());
+        body.push_str(event);
     }
     body.push_str("],\"next_cursor\":");
     body.push_str(&next_cursor.to_string());
