@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
-pub use api::router;
+pub use api::{HEADERS, router};
 pub use health::Health;
 pub use page::{Frame, render as render_page, render_framed};
 pub use snapshot::{CellView, FailureView, StatusSnapshot, StepFailure, Timestamp, TrendView};
