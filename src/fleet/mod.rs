@@ -5,3 +5,5 @@
 pub mod incidents;
 pub mod prometheus;
 pub mod samples;
+pub mod board;
+pub mod uptime;
