@@ -7,3 +7,6 @@ pub mod prometheus;
 pub mod samples;
 pub mod board;
 pub mod uptime;
+pub mod feed;
+pub mod notes;
+pub mod sections;
