@@ -13,18 +13,17 @@ use std::time::Duration;
 use super::samples::{CellSteps, Step, Window};
 use crate::outcome::{Operation, Reason};
 use crate::status::{
-    CELL_FAILURES_MAX, CellView, FailureView, Health, RECENT_FAILURES, StatusSnapshot,
-    StepFailure, TREND_BUCKET, TREND_WINDOW, Timestamp, TrendView,
+    CELL_FAILURES_MAX, CellView, FailureView, Health, RECENT_FAILURES, StatusSnapshot, StepFailure,
+    TREND_BUCKET, TREND_WINDOW, Timestamp, TrendView,
 };
 
-/// The window the board reads: the last hour, one point per trend bucket,
-/// ending at the last whole bucket before `now`.
+/// The window the board reads: the last hour up to `now`, one point per
+/// trend bucket.
 pub fn recent_window(now: u64) -> Window {
     let step = TREND_BUCKET.as_secs();
-    let end = now - now % step;
     Window {
-        start: end.saturating_sub(TREND_WINDOW.as_secs() - step),
-        end,
+        start: now.saturating_sub(TREND_WINDOW.as_secs() - step),
+        end: now,
         step,
     }
 }
@@ -41,7 +40,10 @@ pub fn snapshot(
         .iter()
         .filter_map(|cell| cell_view(cell, window.step, now, stale_after))
         .collect();
-    let fresh = views.iter().filter(|view| !view.stale).map(|view| view.state);
+    let fresh = views
+        .iter()
+        .filter(|view| !view.stale)
+        .map(|view| view.state);
     StatusSnapshot {
         generated_at: Timestamp::from_unix_seconds(now),
         overall: Health::worst(fresh),
@@ -53,7 +55,10 @@ pub fn snapshot(
 
 /// The colour of a step's failed runs: amber when every failure was a degradation.
 fn health_of(failures: &[(Operation, Reason, u32)]) -> Health {
-    match failures.iter().all(|(_, reason, _)| reason.is_degradation()) {
+    match failures
+        .iter()
+        .all(|(_, reason, _)| reason.is_degradation())
+    {
         true if !failures.is_empty() => Health::Amber,
         _ => Health::Red,
     }
@@ -112,7 +117,10 @@ fn cell_view(
         true => Some(last_run_at),
         false => cell.steps.iter().rev().find(|s| s.passed > 0).map(|s| s.at),
     };
-    let stale = sampled_at.unwrap_or(latest.at).saturating_add(stale_after.as_secs()) < now;
+    let stale = sampled_at
+        .unwrap_or(latest.at)
+        .saturating_add(stale_after.as_secs())
+        < now;
     Some(CellView {
         key: cell.key.clone(),
         state,
@@ -268,8 +276,14 @@ mod tests {
         let red = &snapshot.cells[0];
         assert_eq!(red.reasons, [Reason::HttpError]);
         assert_eq!(red.consecutive_failures, 2);
-        assert_eq!(red.failing_since.map(Timestamp::unix_seconds), Some(NOW - 20));
-        assert_eq!(red.last_success_at.map(Timestamp::unix_seconds), Some(NOW - 30));
+        assert_eq!(
+            red.failing_since.map(Timestamp::unix_seconds),
+            Some(NOW - 20)
+        );
+        assert_eq!(
+            red.last_success_at.map(Timestamp::unix_seconds),
+            Some(NOW - 30)
+        );
         assert!(red.failures[0].detail.starts_with("2 failed send steps"));
         assert_eq!(snapshot.recent_failures.len(), 3);
         assert_eq!(snapshot.trends.len(), 1);

@@ -123,7 +123,11 @@ fn incident_entry(xml: &mut String, incident: &Incident) {
         Escaped(&incident_title(incident)),
         incident.started_at.rfc3339(),
         last_change(incident).rfc3339(),
-        if incident.ongoing() { "ongoing" } else { "resolved" },
+        if incident.ongoing() {
+            "ongoing"
+        } else {
+            "resolved"
+        },
         Escaped(&summary),
     );
 }
@@ -152,16 +156,21 @@ mod tests {
         let now = Timestamp::from_unix_seconds(1_795_452_000);
         let ongoing = render("fleet", &[incident(None)], None, now);
         let ended = render("fleet", &[incident(Some(1_795_451_700))], None, now);
-        let id = "<id>tag:chatprobe.invalid,2026:status-page/incident/group_message/1795451100</id>";
+        let id =
+            "<id>tag:chatprobe.invalid,2026:status-page/incident/group_message/1795451100</id>";
         for feed in [&ongoing, &ended] {
             assert!(feed.starts_with("<?xml"));
             assert!(feed.contains(r#"<feed xmlns="http://www.w3.org/2005/Atom">"#));
             assert_eq!(feed.matches("<entry>").count(), 1);
             assert!(feed.contains(id), "{feed}");
         }
-        assert!(ongoing.contains("<title>group_message failing in ap-south since 16:25:00 UTC</title>"));
+        assert!(
+            ongoing.contains("<title>group_message failing in ap-south since 16:25:00 UTC</title>")
+        );
         assert!(ongoing.contains("<updated>2026-11-23T16:25:00Z</updated>"));
-        assert!(ended.contains("<title>Resolved: group_message failed in ap-south for 10 min</title>"));
+        assert!(
+            ended.contains("<title>Resolved: group_message failed in ap-south for 10 min</title>")
+        );
         assert!(ended.contains("<updated>2026-11-23T16:35:00Z</updated>"));
         assert!(ended.contains("send: answered with an error (http_error)"));
     }

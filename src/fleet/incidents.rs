@@ -93,15 +93,11 @@ fn reasons_in_words<S: Serializer>(
     reasons: &BTreeMap<Reason, BTreeSet<Operation>>,
     serializer: S,
 ) -> Result<S::Ok, S::Error> {
-    serializer.collect_seq(
-        reasons
-            .iter()
-            .map(|(&reason, operations)| ReasonInWords {
-                reason,
-                reason_text: reason.phrase(),
-                operations,
-            }),
-    )
+    serializer.collect_seq(reasons.iter().map(|(&reason, operations)| ReasonInWords {
+        reason,
+        reason_text: reason.phrase(),
+        operations,
+    }))
 }
 
 /// Every incident in `cells`, newest first; `now` bounds ongoing durations.
@@ -177,12 +173,7 @@ impl CellState {
 }
 
 /// The incidents of one probe, over all its cells.
-fn derive_probe(
-    probe: &str,
-    cells: &[&CellSteps],
-    rule: IncidentRule,
-    now: u64,
-) -> Vec<Incident> {
+fn derive_probe(probe: &str, cells: &[&CellSteps], rule: IncidentRule, now: u64) -> Vec<Incident> {
     let window = rule.window.as_secs().max(1);
     let mut timeline: BTreeMap<u64, Vec<(usize, &Step)>> = BTreeMap::new();
     for (index, cell) in cells.iter().enumerate() {
@@ -214,7 +205,11 @@ fn derive_probe(
         for &(index, step) in &steps {
             if involved.contains(&index) {
                 for &(operation, reason, _) in &step.failures {
-                    incident.reasons.entry(reason).or_default().insert(operation);
+                    incident
+                        .reasons
+                        .entry(reason)
+                        .or_default()
+                        .insert(operation);
                 }
             }
         }
@@ -251,7 +246,11 @@ fn join(incident: &mut Incident, key: &ProbeKey, state: &CellState) {
     incident.regions.insert(key.region.clone());
     incident.targets.insert(key.target.clone());
     for (operation, reason) in state.reasons() {
-        incident.reasons.entry(reason).or_default().insert(operation);
+        incident
+            .reasons
+            .entry(reason)
+            .or_default()
+            .insert(operation);
     }
 }
 
@@ -281,7 +280,10 @@ mod tests {
                         last_passed: Some(true),
                         ..Step::default()
                     },
-                    _ => Step { at, ..Step::default() },
+                    _ => Step {
+                        at,
+                        ..Step::default()
+                    },
                 }
             })
             .collect();

@@ -51,7 +51,10 @@ impl NotesFile {
         let text = match std::fs::read_to_string(&self.path) {
             Ok(text) => text.trim().to_owned(),
             Err(error) => {
-                tracing::warn!("cannot read the notes file {}: {error}", self.path.display());
+                tracing::warn!(
+                    "cannot read the notes file {}: {error}",
+                    self.path.display()
+                );
                 return None;
             }
         };
@@ -130,7 +133,9 @@ mod tests {
 
     #[test]
     fn markdown_blocks_become_headings_lists_and_paragraphs() {
-        let html = to_html("# Group messages delayed\nin ap-south\n\n- sends fail\n* fix rolling out\n\nNext update at **17:00** UTC, see `status`.");
+        let html = to_html(
+            "# Group messages delayed\nin ap-south\n\n- sends fail\n* fix rolling out\n\nNext update at **17:00** UTC, see `status`.",
+        );
         assert_eq!(
             html,
             "<h3>Group messages delayed</h3><p>in ap-south</p><ul><li>sends fail</li><li>fix rolling out</li></ul><p>Next update at <strong>17:00</strong> UTC, see <code>status</code>.</p>"

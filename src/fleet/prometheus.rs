@@ -136,7 +136,11 @@ impl PrometheusClient {
         crate::client::init_tls();
         let http = reqwest::Client::builder()
             .timeout(QUERY_TIMEOUT)
-            .user_agent(concat!("chatprobe/", env!("CARGO_PKG_VERSION"), " (status page)"))
+            .user_agent(concat!(
+                "chatprobe/",
+                env!("CARGO_PKG_VERSION"),
+                " (status page)"
+            ))
             .build()
             .map_err(|error| PrometheusError::Unreachable {
                 url: base.to_owned(),
@@ -182,8 +186,8 @@ impl PrometheusClient {
             status,
             message,
         };
-        let envelope: Envelope = serde_json::from_str(&body)
-            .map_err(|_| answered(body.chars().take(200).collect()))?;
+        let envelope: Envelope =
+            serde_json::from_str(&body).map_err(|_| answered(body.chars().take(200).collect()))?;
         if envelope.status != "success" {
             return Err(answered(envelope.error.unwrap_or(envelope.status)));
         }

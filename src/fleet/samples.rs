@@ -198,13 +198,14 @@ pub fn assemble(answers: Answers) -> Vec<CellSteps> {
             }
         }
     };
-    each(&answers.runs, &|step, series, value| {
-        match series.label("result") {
+    each(
+        &answers.runs,
+        &|step, series, value| match series.label("result") {
             "success" => step.passed = step.passed.saturating_add(count(value)),
             "failure" => step.failed = step.failed.saturating_add(count(value)),
             _ => {}
-        }
-    });
+        },
+    );
     each(&answers.success, &|step, _, value| {
         step.last_passed = Some(value >= 1.0);
     });
@@ -284,10 +285,7 @@ mod tests {
         assert_eq!(steps[0].last_passed, Some(true));
         assert_eq!((steps[1].passed, steps[1].failed), (0, 2));
         assert_eq!(steps[1].last_passed, Some(false));
-        assert_eq!(
-            steps[1].failures,
-            [(Operation::Send, Reason::HttpError, 2)]
-        );
+        assert_eq!(steps[1].failures, [(Operation::Send, Reason::HttpError, 2)]);
     }
 
     #[test]

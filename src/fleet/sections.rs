@@ -51,7 +51,11 @@ pub fn history(incidents: &[Incident]) -> String {
 }
 
 fn write_incident(html: &mut String, incident: &Incident) {
-    let state = if incident.ongoing() { "ongoing" } else { "resolved" };
+    let state = if incident.ongoing() {
+        "ongoing"
+    } else {
+        "resolved"
+    };
     let regions: Vec<&str> = incident.regions.iter().map(String::as_str).collect();
     let targets: Vec<&str> = incident.targets.iter().map(String::as_str).collect();
     let ended = incident.ended_at.map_or_else(
@@ -71,7 +75,11 @@ fn write_incident(html: &mut String, incident: &Incident) {
         Escaped(&regions.join(" ")),
         Escaped(&incident_title(incident)),
         Escaped(&incident.reasons_text()),
-        incident.started_at.rfc3339().replace('T', " ").trim_end_matches('Z'),
+        incident
+            .started_at
+            .rfc3339()
+            .replace('T', " ")
+            .trim_end_matches('Z'),
         Escaped(&ended),
         Escaped(&targets.join(", ")),
     );
@@ -195,7 +203,10 @@ mod tests {
 
     #[test]
     fn ongoing_incidents_are_listed_on_top_and_all_in_the_history() {
-        let incidents = [incident("<ap>", None), incident("eu-west", Some(1_795_451_220))];
+        let incidents = [
+            incident("<ap>", None),
+            incident("eu-west", Some(1_795_451_220)),
+        ];
         let top = ongoing(&incidents).expect("one is ongoing");
         assert_eq!(top.matches("<article").count(), 1);
         assert!(top.contains(r#"data-regions="&lt;ap&gt;""#), "{top}");

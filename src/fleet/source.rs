@@ -9,11 +9,11 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use super::board;
 use super::incidents::{self, Incident, IncidentRule};
 use super::prometheus::{PrometheusClient, PrometheusError};
 use super::samples::{self, CellSteps, Detail, Window};
 use super::uptime::{self, DAY, DAYS, UptimeRow};
-use super::board;
 use crate::outcome::ProbeKey;
 use crate::status::StatusSnapshot;
 
@@ -55,7 +55,8 @@ impl FleetSource {
         let days = uptime::window(now);
         let (cells, daily, history) = tokio::try_join!(
             samples::fetch(&self.client, recent, Detail::Full),
-            self.client.range(uptime::QUERY, days.start, days.end, days.step),
+            self.client
+                .range(uptime::QUERY, days.start, days.end, days.step),
             self.history(now),
         )?;
         Ok(FleetView {

@@ -14,8 +14,7 @@ pub const DAYS: u64 = 90;
 
 /// The query: runs per day by probe, region and result (one point at the
 /// end of each day).
-pub const QUERY: &str =
-    "sum by (probe, region, result) (increase(chatprobe_probe_runs_total[1d]))";
+pub const QUERY: &str = "sum by (probe, region, result) (increase(chatprobe_probe_runs_total[1d]))";
 
 /// One point per day, at the end of each of the last [`DAYS`] days (UTC),
 /// today included.
@@ -179,7 +178,10 @@ mod tests {
     #[test]
     fn a_day_lists_the_incidents_that_overlap_it_in_its_region() {
         let window = window(NOW);
-        let rows = rows(&[series("ap-south", "success", &[(window.end, 1.0)])], window);
+        let rows = rows(
+            &[series("ap-south", "success", &[(window.end, 1.0)])],
+            window,
+        );
         let row = &rows[0];
         let today = row.days.last().expect("today");
         let incident = |region: &str, start: u64, end: Option<u64>| Incident {
@@ -193,7 +195,11 @@ mod tests {
         };
         let incidents = [
             incident("ap-south", today.start + 60, Some(today.start + 120)),
-            incident("ap-south", today.start - 3 * DAY, Some(today.start - 2 * DAY)),
+            incident(
+                "ap-south",
+                today.start - 3 * DAY,
+                Some(today.start - 2 * DAY),
+            ),
             incident("ap-south", today.start - DAY, None),
             incident("eu-west", today.start + 60, None),
         ];

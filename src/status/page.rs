@@ -101,12 +101,22 @@ impl fmt::Display for StatusPage<'_> {
                 Escaped(feed)
             )?;
         }
-        write!(f, "<style>{STYLE}{}</style>\n</head>\n<body>\n", frame.style)?;
+        write!(
+            f,
+            "<style>{STYLE}{}</style>\n</head>\n<body>\n",
+            frame.style
+        )?;
         write_overall(f, snapshot, frame)?;
-        frame.top.iter().try_for_each(|section| f.write_str(section))?;
+        frame
+            .top
+            .iter()
+            .try_for_each(|section| f.write_str(section))?;
         write_grid(f, &snapshot.cells)?;
         write_trends(f, &snapshot.trends)?;
-        frame.middle.iter().try_for_each(|section| f.write_str(section))?;
+        frame
+            .middle
+            .iter()
+            .try_for_each(|section| f.write_str(section))?;
         write_failures(f, &snapshot.recent_failures, frame.no_failures)?;
         f.write_str("<footer>")?;
         for (index, (what, href)) in frame.links.iter().enumerate() {
@@ -239,7 +249,11 @@ fn write_cell(f: &mut fmt::Formatter<'_>, cell: &CellView) -> fmt::Result {
         Escaped(&cell.key.target),
         cell.state.as_str(),
         reasons.join(" "),
-        if cell.stale { r#" data-stale="true""# } else { "" },
+        if cell.stale {
+            r#" data-stale="true""#
+        } else {
+            ""
+        },
         Escaped(&details.join("\n")),
         cell.state.word(),
     )?;
