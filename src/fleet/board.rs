@@ -211,7 +211,7 @@ fn recent_failures(cells: &[CellSteps], step_seconds: u64) -> Vec<FailureView> {
             })
         })
         .collect();
-    all.sort_by(|a, b| b.at.cmp(&a.at));
+    all.sort_by_key(|failure| std::cmp::Reverse(failure.at));
     all.truncate(RECENT_FAILURES);
     all
 }

@@ -110,15 +110,18 @@ pub fn derive(cells: &[CellSteps], rule: IncidentRule, now: u64) -> Vec<Incident
         .into_iter()
         .flat_map(|(probe, cells)| derive_probe(probe, &cells, rule, now))
         .collect();
-    incidents.sort_by(|a, b| b.started_at.cmp(&a.started_at));
+    incidents.sort_by_key(|incident| std::cmp::Reverse(incident.started_at));
     incidents
 }
+
+/// A step with failed runs: its end, how many failed, their failed steps.
+type FailedStep = (u64, u32, Vec<(Operation, Reason)>);
 
 /// What the rule remembers about one cell.
 #[derive(Debug, Default)]
 struct CellState {
-    /// Steps with failed runs within the window: end, failed runs, their failed steps.
-    recent: VecDeque<(u64, u32, Vec<(Operation, Reason)>)>,
+    /// Steps with failed runs within the window.
+    recent: VecDeque<FailedStep>,
     last_failed: bool,
     passes_in_a_row: u32,
 }
@@ -213,12 +216,12 @@ fn derive_probe(probe: &str, cells: &[&CellSteps], rule: IncidentRule, now: u64)
                 }
             }
         }
-        if involved.iter().all(|&index| states[index].recovered(rule)) {
-            if let Some((mut incident, _)) = open.take() {
-                incident.ended_at = Some(Timestamp::from_unix_seconds(at));
-                incident.duration_seconds = at.saturating_sub(incident.started_at.unix_seconds());
-                found.push(incident);
-            }
+        if involved.iter().all(|&index| states[index].recovered(rule))
+            && let Some((mut incident, _)) = open.take()
+        {
+            incident.ended_at = Some(Timestamp::from_unix_seconds(at));
+            incident.duration_seconds = at.saturating_sub(incident.started_at.unix_seconds());
+            found.push(incident);
         }
     }
     if let Some((mut incident, _)) = open {
