@@ -12,6 +12,7 @@ pub mod check;
 pub mod client;
 pub mod config;
 pub mod demo;
+pub mod fleet;
 pub mod http;
 pub mod logging;
 pub mod metrics;

@@ -11,7 +11,7 @@ use tokio::runtime::Runtime;
 
 use chatprobe::demo::DemoOptions;
 use chatprobe::logging::{self, LogFormat};
-use chatprobe::{agent, backend, bench, check, demo, once, shutdown, wiring};
+use chatprobe::{agent, backend, bench, check, demo, fleet, once, shutdown, wiring};
 
 /// Synthetic group-chat prober.
 #[derive(Debug, Parser)]
@@ -66,6 +66,8 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
+    /// The fleet's status page, built from Prometheus' query API.
+    StatusPage(chatprobe::fleet::StatusPageArgs),
     /// Load benchmarks: `chatprobe bench <what>`.
     Bench {
         #[command(subcommand)]
@@ -99,6 +101,9 @@ fn main() -> ExitCode {
                 scenario,
             };
             demo::run(options, shutdown::stop_signal()?).await
+        }),
+        Command::StatusPage(args) => on_runtime(Runtime::new(), async {
+            fleet::run(args.options(), shutdown::stop_signal()?).await
         }),
         Command::Check { config } => check::run(&config),
     }

@@ -26,6 +26,7 @@ use common::fixtures::{AgentConfig, filled_fixture, fixture_path, repo_file};
 use common::free_port;
 use common::http::{get_json, get_text, http_client, wait_for};
 use common::process::Process;
+use common::prometheus::{Prometheus, scrape_targets, start_tool};
 
 const REGIONS: [&str; 3] = ["eu-west", "us-east", "ap-south"];
 /// Probe, scrape and rule evaluation interval.
@@ -116,6 +117,7 @@ struct Stack {
     // Dropped last: the processes above write into it.
     _chatprobes: Vec<Running>,
     _tools: Vec<Process>,
+    _prometheus: Prometheus,
     _dir: TempDir,
 }
 
@@ -150,29 +152,14 @@ fn alertmanager_config(sink_url: &str) -> String {
 
 /// Prometheus scraping the agents every 5 s with the shipped rules.
 fn prometheus_config(agents: &[(&str, String)], alertmanager: &str, rules: &Path) -> String {
-    let targets: String = agents
-        .iter()
-        .map(|(region, addr)| {
-            format!("      - targets: [\"{addr}\"]\n        labels: {{region: {region}}}\n")
-        })
-        .collect();
     filled_fixture(
         "prometheus.yml",
         &[
             ("rules", &rules.display().to_string()),
             ("alertmanager", alertmanager),
-            ("targets", &targets),
+            ("targets", &scrape_targets(agents)),
         ],
     )
-}
-
-/// Starts an outside tool with `--flag=value` arguments.
-fn start_tool(name: &str, binary: &Path, flags: &[(&str, String)]) -> Process {
-    let mut command = std::process::Command::new(binary);
-    for (flag, value) in flags {
-        command.arg(format!("--{flag}={value}"));
-    }
-    Process::spawn(name, &mut command)
 }
 
 async fn start_stack() -> Option<Stack> {
@@ -218,32 +205,24 @@ async fn start_stack() -> Option<Stack> {
         ],
     ));
 
-    let prometheus_addr = format!("127.0.0.1:{}", free_port());
-    let prometheus_yml = dir.write(
-        "prometheus.yml",
+    let prometheus = Prometheus::start(
+        &prometheus,
+        &dir,
         &prometheus_config(
             &agents,
             &alertmanager_addr,
             &repo_file("dashboards/rules.yml"),
         ),
     );
-    tools.push(start_tool(
-        "prometheus",
-        &prometheus,
-        &[
-            ("config.file", prometheus_yml.display().to_string()),
-            ("storage.tsdb.path", dir.join("tsdb").display().to_string()),
-            ("web.listen-address", prometheus_addr.clone()),
-        ],
-    ));
 
     let stack = Stack {
         backend_url,
-        prometheus_url: format!("http://{prometheus_addr}"),
+        prometheus_url: prometheus.url.clone(),
         alertmanager_url: format!("http://{alertmanager_addr}"),
         webhooks,
         _chatprobes: chatprobes,
         _tools: tools,
+        _prometheus: prometheus,
         _dir: dir,
     };
     let http = http_client();

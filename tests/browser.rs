@@ -9,14 +9,11 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs::{self, File};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use common::binary::{Running, start_demo};
-use common::dir::TempDir;
+use common::browser::Browser;
 use common::fixtures::{fixture_path, repo_file};
 
 /// The region both tests' faults hit; the other two must stay green.
@@ -28,8 +25,6 @@ const SEND_DROP: &str = "faults/ap-south-send-drop.yaml";
 
 /// How long a state the tests wait for may take to show (the replay lasts about a minute).
 const PATIENCE: Duration = Duration::from_secs(150);
-/// How long one Chromium run may take.
-const BROWSER_DEADLINE: Duration = Duration::from_secs(60);
 
 /// One `<td class="cell">` of the grid (or one entry of `cells` in the JSON).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -180,89 +175,9 @@ fn retry<T>(
     }
 }
 
-/// Headless Chromium with a fresh profile for every run.
-struct Browser {
-    binary: PathBuf,
-    scratch: TempDir,
-}
-
-impl Browser {
-    /// Chromium (found by `tests/setup.sh` or on `PATH`), or `None` to skip.
-    fn find(tag: &str) -> Option<Browser> {
-        let binary = common::tool("CHATPROBE_CHROMIUM", "chromium", "apt-get install chromium")?;
-        Some(Browser {
-            binary,
-            scratch: TempDir::new(tag),
-        })
-    }
-
-    /// Runs Chromium on `url` with `args`; its stdout, or `None` if it failed
-    /// or outran [`BROWSER_DEADLINE`] (then it is killed).
-    fn run(&self, args: &[&str], url: &str) -> Option<String> {
-        let profile = self.scratch.join("profile");
-        let _ = fs::remove_dir_all(&profile);
-        let stdout_path = self.scratch.join("chromium.out");
-        let stdout = File::create(&stdout_path).ok()?;
-        let stderr = File::create(self.scratch.join("chromium.log")).ok()?;
-        let mut child = Command::new(&self.binary)
-            .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ])
-            .arg(format!("--user-data-dir={}", profile.display()))
-            .args(args)
-            .arg(url)
-            .stdin(Stdio::null())
-            .stdout(stdout)
-            .stderr(stderr)
-            .spawn()
-            .expect("start chromium");
-        let started = Instant::now();
-        let status = loop {
-            match child.try_wait() {
-                Ok(Some(status)) => break Some(status),
-                Ok(None) if started.elapsed() < BROWSER_DEADLINE => {
-                    sleep(Duration::from_millis(100))
-                }
-                _ => break None,
-            }
-        };
-        if status.is_none() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        status.filter(|status| status.success())?;
-        fs::read_to_string(&stdout_path).ok()
-    }
-
-    /// The grid as the browser sees it.
-    fn grid(&self, url: &str) -> Grid {
-        Grid::from_dom(&self.run(&["--dump-dom"], url).unwrap_or_default())
-    }
-
-    /// A 1280×1600 screenshot of `url` under `target/`, copied to
-    /// `docs/status.png` when `CHATPROBE_UPDATE_SCREENSHOT=1`.
-    fn screenshot(&self, url: &str, name: &str) -> PathBuf {
-        let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
-        let _ = fs::remove_file(&path);
-        let target = format!("--screenshot={}", path.display());
-        self.run(&[&target, "--window-size=1280,1600"], url)
-            .expect("chromium takes a screenshot");
-        let png = fs::read(&path).expect("screenshot written");
-        assert!(png.starts_with(b"\x89PNG"), "the screenshot is a PNG");
-        if std::env::var_os("CHATPROBE_UPDATE_SCREENSHOT").is_some_and(|v| v == "1") {
-            let docs = repo_file("docs");
-            fs::create_dir_all(&docs).expect("create docs/");
-            fs::copy(&path, docs.join("status.png")).expect("copy the screenshot to docs/");
-        }
-        path
-    }
+/// The grid as the browser sees it.
+fn seen_grid(browser: &Browser, url: &str) -> Grid {
+    Grid::from_dom(&browser.dom(url))
 }
 
 /// The grid from the demo's `/api/status` (empty if it did not answer).
@@ -285,7 +200,7 @@ fn a_one_region_fault_turns_only_that_region_red_in_the_browser() {
     // Runs are periodic: wait (bounded) until every probe ran everywhere and
     // the fault shows, as the browser sees the page.
     let shown = retry(Instant::now(), Duration::from_secs(1), || {
-        let grid = browser.grid(&url);
+        let grid = seen_grid(&browser, &url);
         grid.complete()?;
         grid.red_with("group_message", FAULTED, "not_delivered")?;
         grid.healthy_regions_green()
@@ -315,12 +230,12 @@ fn the_group_outage_replay_goes_red_in_one_region_then_recovers() {
         let grid = watch(json_grid(&demo));
         grid.faulted_red(3)?;
         grid.healthy_regions_green()?;
-        let seen = browser.grid(&url);
+        let seen = seen_grid(&browser, &url);
         seen.faulted_red(3)?;
         seen.healthy_regions_green()
     });
     assert_eq!(outage, Ok(()), "demo log:\n{}", demo.log());
-    browser.screenshot(&url, "status-replay.png");
+    browser.screenshot(&url, "status-replay.png", "status.png");
 
     // After the scenario's last fault ends, every cell turns green again.
     let recovered = retry(started, Duration::from_millis(500), || {
@@ -328,7 +243,7 @@ fn the_group_outage_replay_goes_red_in_one_region_then_recovers() {
         grid.complete()?;
         grid.all_green(FAULTED)?;
         grid.healthy_regions_green()?;
-        let seen = browser.grid(&url);
+        let seen = seen_grid(&browser, &url);
         seen.complete()?;
         seen.all_green(FAULTED)?;
         seen.healthy_regions_green()

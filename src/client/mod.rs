@@ -195,7 +195,7 @@ pub fn init_tls() {
 
 /// An error and its causes on one line (reqwest's own text hides the cause,
 /// e.g. "Connection refused").
-fn error_chain(error: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {

@@ -10,9 +10,10 @@ use axum::routing::get;
 
 use super::{StatusBoard, page};
 
-/// Headers on both routes: never cached; the page may load nothing but its
-/// own inline style (no script runs even if escaping were ever missed).
-const HEADERS: [(axum::http::HeaderName, &str); 3] = [
+/// Headers on every status route (the agent's and the fleet page's): never
+/// cached; the page may load nothing but its own inline style (no script
+/// runs even if escaping were ever missed).
+pub const HEADERS: [(axum::http::HeaderName, &str); 3] = [
     (CACHE_CONTROL, "no-store"),
     (
         CONTENT_SECURITY_POLICY,

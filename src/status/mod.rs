@@ -8,7 +8,7 @@ mod api;
 mod chart;
 mod health;
 mod history;
-mod html;
+pub mod html;
 mod page;
 mod snapshot;
 
@@ -16,9 +16,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
-pub use api::router;
+pub use api::{HEADERS, router};
 pub use health::Health;
-pub use page::render as render_page;
+pub use page::{Frame, render as render_page, render_framed};
 pub use snapshot::{CellView, FailureView, StatusSnapshot, StepFailure, Timestamp, TrendView};
 
 use crate::outcome::{Failure, ProbeKey, ProbeOutcome, Reason};
@@ -252,6 +252,7 @@ fn cell_view(key: &ProbeKey, cell: &Cell, now: Timestamp) -> CellView {
         messages_expected: cell.messages_expected,
         messages_delivered: cell.messages_delivered,
         failures: cell.failures.iter().map(StepFailure::from).collect(),
+        stale: false,
     }
 }
 

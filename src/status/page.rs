@@ -18,17 +18,69 @@ use super::{TREND_BUCKET, TREND_WINDOW};
 /// How often the page reloads itself, in seconds.
 pub const REFRESH_SECONDS: u32 = 5;
 
-/// The whole page for `snapshot`.
+/// The agent's page for `snapshot`.
 pub fn render(snapshot: &StatusSnapshot) -> String {
-    StatusPage(snapshot).to_string()
+    render_framed(snapshot, &Frame::AGENT)
 }
 
-/// Renders a snapshot as a complete HTML document.
-struct StatusPage<'a>(&'a StatusSnapshot);
+/// The page for `snapshot` inside `frame` (titles, notice, extra sections).
+pub fn render_framed(snapshot: &StatusSnapshot, frame: &Frame<'_>) -> String {
+    StatusPage { snapshot, frame }.to_string()
+}
+
+/// What surrounds a snapshot on a page: its titles, a notice, the sections
+/// a page adds around the shared ones, and its links. The agent's page is
+/// [`Frame::AGENT`]; the fleet page (`chatprobe status-page`) has its own.
+#[derive(Debug, Clone, Copy)]
+pub struct Frame<'a> {
+    /// The document title, before the overall state (`chatprobe`).
+    pub title: &'a str,
+    /// The banner's heading (`chatprobe status`).
+    pub heading: &'a str,
+    /// Shown instead of the headline when set: why the page cannot tell
+    /// the state (its source is unreachable, say).
+    pub notice: Option<&'a str>,
+    /// What the recent failures table says when it is empty.
+    pub no_failures: &'a str,
+    /// Style rules added after the shared style sheet.
+    pub style: &'a str,
+    /// Sections (HTML, their text already escaped) between the banner and the grid.
+    pub top: &'a [String],
+    /// Sections (HTML, their text already escaped) between the trends and the recent failures.
+    pub middle: &'a [String],
+    /// The footer's links: what each one serves, and its relative address.
+    pub links: &'a [(&'a str, &'a str)],
+    /// The relative address of an Atom feed to announce in the head.
+    pub feed: Option<&'a str>,
+}
+
+impl Frame<'static> {
+    /// The agent's own page.
+    pub const AGENT: Frame<'static> = Frame {
+        title: "chatprobe",
+        heading: "chatprobe status",
+        notice: None,
+        no_failures: "No failures since the agent started.",
+        style: "",
+        top: &[],
+        middle: &[],
+        links: &[
+            ("The same data as JSON", "api/status"),
+            ("Prometheus metrics", "metrics"),
+        ],
+        feed: None,
+    };
+}
+
+/// Renders a snapshot in its frame as a complete HTML document.
+struct StatusPage<'a> {
+    snapshot: &'a StatusSnapshot,
+    frame: &'a Frame<'a>,
+}
 
 impl fmt::Display for StatusPage<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let snapshot = self.0;
+        let Self { snapshot, frame } = self;
         write!(
             f,
             r#"<!doctype html>
@@ -37,34 +89,66 @@ impl fmt::Display for StatusPage<'_> {
 <meta charset="utf-8">
 <meta http-equiv="refresh" content="{REFRESH_SECONDS}">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>chatprobe: {}</title>
-<style>{STYLE}</style>
-</head>
-<body>
+<title>{}: {}</title>
 "#,
+            Escaped(frame.title),
             snapshot.overall.word()
         )?;
-        write_overall(f, snapshot)?;
-        write_grid(f, &snapshot.cells)?;
-        write_trends(f, &snapshot.trends)?;
-        write_failures(f, &snapshot.recent_failures)?;
+        if let Some(feed) = frame.feed {
+            writeln!(
+                f,
+                r#"<link rel="alternate" type="application/atom+xml" title="incidents" href="{}">"#,
+                Escaped(feed)
+            )?;
+        }
         write!(
             f,
-            r#"<footer>The same data as JSON: <a href="api/status">/api/status</a> · Prometheus metrics: <a href="metrics">/metrics</a></footer>
-</body>
-</html>
-"#
-        )
+            "<style>{STYLE}{}</style>\n</head>\n<body>\n",
+            frame.style
+        )?;
+        write_overall(f, snapshot, frame)?;
+        frame
+            .top
+            .iter()
+            .try_for_each(|section| f.write_str(section))?;
+        write_grid(f, &snapshot.cells)?;
+        write_trends(f, &snapshot.trends)?;
+        frame
+            .middle
+            .iter()
+            .try_for_each(|section| f.write_str(section))?;
+        write_failures(f, &snapshot.recent_failures, frame.no_failures)?;
+        f.write_str("<footer>")?;
+        for (index, (what, href)) in frame.links.iter().enumerate() {
+            let separator = if index == 0 { "" } else { " · " };
+            write!(
+                f,
+                r#"{separator}{}: <a href="{}">/{}</a>"#,
+                Escaped(what),
+                Escaped(href),
+                Escaped(href)
+            )?;
+        }
+        f.write_str("</footer>\n</body>\n</html>\n")
     }
 }
 
-/// The banner: the worst state, how many checks are in it and where.
-fn write_overall(f: &mut fmt::Formatter<'_>, snapshot: &StatusSnapshot) -> fmt::Result {
+/// The banner: the worst state, how many checks are in it and where (or
+/// the frame's notice).
+fn write_overall(
+    f: &mut fmt::Formatter<'_>,
+    snapshot: &StatusSnapshot,
+    frame: &Frame<'_>,
+) -> fmt::Result {
+    let headline = frame
+        .notice
+        .map_or_else(|| headline(snapshot), str::to_owned);
     writeln!(
         f,
-        r#"<header class="overall" data-state="{}"><h1>chatprobe status</h1><p class="headline">{}</p><p class="sub">Updated {} UTC · reloads every {REFRESH_SECONDS} s</p></header>"#,
+        r#"<header class="overall" data-state="{}"><h1>{}</h1><p class="headline">{}</p><p class="sub">Updated {} UTC · reloads every {REFRESH_SECONDS} s</p></header>"#,
         snapshot.overall.as_str(),
-        Escaped(&headline(snapshot)),
+        Escaped(frame.heading),
+        Escaped(&headline),
         snapshot.generated_at.clock(),
     )
 }
@@ -159,12 +243,17 @@ fn write_cell(f: &mut fmt::Formatter<'_>, cell: &CellView) -> fmt::Result {
         .collect();
     write!(
         f,
-        r#"<td class="cell" data-probe="{}" data-region="{}" data-target="{}" data-state="{}" data-reasons="{}" title="{}"><div class="state">{}</div>"#,
+        r#"<td class="cell" data-probe="{}" data-region="{}" data-target="{}" data-state="{}" data-reasons="{}"{} title="{}"><div class="state">{}</div>"#,
         Escaped(&cell.key.probe),
         Escaped(&cell.key.region),
         Escaped(&cell.key.target),
         cell.state.as_str(),
         reasons.join(" "),
+        if cell.stale {
+            r#" data-stale="true""#
+        } else {
+            ""
+        },
         Escaped(&details.join("\n")),
         cell.state.word(),
     )?;
@@ -193,9 +282,11 @@ fn write_reasons(f: &mut fmt::Formatter<'_>, failures: &[StepFailure]) -> fmt::R
     f.write_str("</ul>")
 }
 
-/// A short line under a cell: streak or delivery count, and age.
+/// A short line under a cell: streak or delivery count, and age (and
+/// whether the data is stale).
 fn cell_meta(cell: &CellView) -> String {
-    let age = format!("{} ago", age_words(cell.age_seconds));
+    let stale = if cell.stale { " · stale data" } else { "" };
+    let age = format!("{} ago{stale}", age_words(cell.age_seconds));
     match cell.failing_since {
         Some(since) => format!(
             "{} run{} in a row since {} · {age}",
@@ -261,14 +352,20 @@ fn write_trends(f: &mut fmt::Formatter<'_>, trends: &[TrendView]) -> fmt::Result
 }
 
 /// The recent failures, newest first.
-fn write_failures(f: &mut fmt::Formatter<'_>, failures: &[FailureView]) -> fmt::Result {
+fn write_failures(
+    f: &mut fmt::Formatter<'_>,
+    failures: &[FailureView],
+    no_failures: &str,
+) -> fmt::Result {
     writeln!(
         f,
         r#"<section><h2>Recent failures</h2><table class="failures"><thead><tr><th>time (UTC)</th><th>region</th><th>target</th><th>probe</th><th>operation</th><th>reason</th><th>detail</th></tr></thead><tbody>"#
     )?;
     if failures.is_empty() {
-        f.write_str(
-            r#"<tr><td colspan="7" class="empty">No failures since the agent started.</td></tr>"#,
+        write!(
+            f,
+            r#"<tr><td colspan="7" class="empty">{}</td></tr>"#,
+            Escaped(no_failures)
         )?;
     }
     for row in failures {

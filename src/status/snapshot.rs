@@ -59,6 +59,11 @@ pub struct CellView {
     pub messages_delivered: u64,
     /// The failures of the last run (at most a few, in the order found).
     pub failures: Vec<StepFailure>,
+    /// The source has not heard of this cell for longer than it should
+    /// have (only the fleet page, fed by Prometheus, sets it; omitted from
+    /// JSON when false).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub stale: bool,
 }
 
 /// One failed step, with its reason in words.

@@ -1,5 +1,5 @@
 //! The `chatprobe` binary under test: its long-running commands (`backend`,
-//! `agent`, `demo`) as child processes that say where they listen, and its
+//! `agent`, `demo`, `status-page`) as child processes that say where they listen, and its
 //! one-shot commands (`once`, `check`) run to completion.
 
 use std::ffi::OsStr;
@@ -106,6 +106,23 @@ pub fn start_demo(scenario: &Path) -> Running {
     let mut args: Vec<&OsStr> = args.iter().map(OsStr::new).collect();
     args.push(scenario.as_os_str());
     Running::start("demo", &args, HTTP_TARGET)
+}
+
+/// `chatprobe status-page --prometheus URL --listen 127.0.0.1:0` plus
+/// `extra` arguments; answers once it listens.
+pub fn start_status_page(prometheus_url: &str, extra: &[&OsStr]) -> Running {
+    let mut args: Vec<&OsStr> = [
+        "status-page",
+        "--prometheus",
+        prometheus_url,
+        "--listen",
+        "127.0.0.1:0",
+    ]
+    .into_iter()
+    .map(OsStr::new)
+    .collect();
+    args.extend(extra);
+    Running::start("status-page", &args, HTTP_TARGET)
 }
 
 /// What a one-shot command did.

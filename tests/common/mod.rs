@@ -2,16 +2,19 @@
 //! ([`dir`]), child processes ([`process`]), the `chatprobe` binary
 //! ([`binary`]), fixtures and test configs ([`fixtures`], files under
 //! `tests/data/`), HTTP ([`http`]), the in-process mock backend ([`backend`]),
-//! probes built in-process ([`probes`]), and finding outside tools.
+//! probes built in-process ([`probes`]), headless Chromium ([`browser`]),
+//! and finding and starting outside tools.
 #![allow(dead_code)] // each test binary uses its own subset
 
 pub mod backend;
 pub mod binary;
+pub mod browser;
 pub mod dir;
 pub mod fixtures;
 pub mod http;
 pub mod probes;
 pub mod process;
+pub mod prometheus;
 
 use std::path::PathBuf;
 

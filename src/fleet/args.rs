@@ -1,0 +1,94 @@
+//! The options of `chatprobe status-page` (**contract**: documented in the
+//! README's "Fleet status page" section).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{ArgGroup, Args};
+
+use super::incidents::IncidentRule;
+use super::prometheus::{Auth, Secret};
+use super::{DEFAULT_LISTEN, StatusPageOptions};
+
+/// `chatprobe status-page`: the fleet's status page, from Prometheus.
+#[derive(Debug, Clone, Args)]
+#[command(group(ArgGroup::new("prometheus_auth").multiple(false)))]
+pub struct StatusPageArgs {
+    /// Base URL of a Prometheus-compatible query API (Prometheus, Thanos, Mimir's `/prometheus`).
+    #[arg(long, value_name = "URL")]
+    pub prometheus: String,
+    /// Where the page is served.
+    #[arg(long, default_value = DEFAULT_LISTEN, value_name = "ADDR")]
+    pub listen: SocketAddr,
+    /// Title of the page and the feed.
+    #[arg(long, default_value = "chatprobe fleet status", value_name = "TEXT")]
+    pub title: String,
+    /// The operator's statement (plain text or Markdown), shown on top and in the feed; re-read when it changes.
+    #[arg(long, value_name = "FILE")]
+    pub notes: Option<PathBuf>,
+    /// A file holding a bearer token for Prometheus (re-read before every query).
+    #[arg(long, group = "prometheus_auth", value_name = "FILE")]
+    pub prometheus_bearer_token_file: Option<PathBuf>,
+    /// An environment variable holding a bearer token for Prometheus.
+    #[arg(long, group = "prometheus_auth", value_name = "VAR")]
+    pub prometheus_bearer_token_env: Option<String>,
+    /// A file holding `USER:PASSWORD` for Prometheus' basic authentication.
+    #[arg(long, group = "prometheus_auth", value_name = "FILE")]
+    pub prometheus_basic_auth_file: Option<PathBuf>,
+    /// An environment variable holding `USER:PASSWORD` for Prometheus' basic authentication.
+    #[arg(long, group = "prometheus_auth", value_name = "VAR")]
+    pub prometheus_basic_auth_env: Option<String>,
+    /// A cell Prometheus has not scraped for this long is marked stale.
+    #[arg(long, default_value = "1m", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub stale_after: Duration,
+    /// Resolution of the incident history (at most the probes' interval for exact times).
+    #[arg(long, default_value = "15s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub incident_step: Duration,
+    /// Failed runs are counted over this window to open an incident (the shipped rules' 2m).
+    #[arg(long, default_value = "2m", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub incident_window: Duration,
+    /// Failed runs within the window that, the last run failed, open an incident.
+    #[arg(long, default_value_t = 2, value_name = "N")]
+    pub incident_failed_runs: u32,
+    /// Passing runs in a row, in every region and target involved, that end an incident.
+    #[arg(long, default_value_t = 2, value_name = "N")]
+    pub incident_passed_runs: u32,
+}
+
+impl StatusPageArgs {
+    /// How queries authenticate, from whichever flag was given.
+    fn auth(&self) -> Auth {
+        let file = |path: &PathBuf| Secret::File(path.clone());
+        let env = |name: &String| Secret::Env(name.clone());
+        if let Some(secret) = self.prometheus_bearer_token_file.as_ref().map(file) {
+            Auth::Bearer(secret)
+        } else if let Some(secret) = self.prometheus_bearer_token_env.as_ref().map(env) {
+            Auth::Bearer(secret)
+        } else if let Some(secret) = self.prometheus_basic_auth_file.as_ref().map(file) {
+            Auth::Basic(secret)
+        } else if let Some(secret) = self.prometheus_basic_auth_env.as_ref().map(env) {
+            Auth::Basic(secret)
+        } else {
+            Auth::None
+        }
+    }
+
+    /// The options these arguments stand for.
+    pub fn options(&self) -> StatusPageOptions {
+        StatusPageOptions {
+            prometheus: self.prometheus.clone(),
+            auth: self.auth(),
+            listen: self.listen,
+            title: self.title.clone(),
+            notes: self.notes.clone(),
+            stale_after: self.stale_after,
+            step: self.incident_step,
+            rule: IncidentRule {
+                window: self.incident_window,
+                failed_runs: self.incident_failed_runs.max(1),
+                passed_runs: self.incident_passed_runs.max(1),
+            },
+        }
+    }
+}

@@ -1,0 +1,416 @@
+//! Incidents, derived from the series: one per probe (its regions and
+//! targets grouped), opened when the probe is failing as the shipped alert
+//! rules define it (its last run failed and it failed at least twice in 2
+//! minutes) and ended when every cell it involved has passed twice in a row.
+//!
+//! [`derive`] is a pure function of each cell's steps, so the rule is
+//! unit-tested on synthetic series.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::time::Duration;
+
+use serde::{Serialize, Serializer};
+
+use super::samples::{CellSteps, Step};
+use crate::outcome::{Operation, ProbeKey, Reason};
+use crate::status::Timestamp;
+
+/// When an incident opens and ends (the defaults are the shipped rules').
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IncidentRule {
+    /// How far back failed runs are counted (`2m`).
+    pub window: Duration,
+    /// Failed runs within `window` that, with the last run failed, open an incident (2).
+    pub failed_runs: u32,
+    /// Passing runs in a row that end it, in every cell it involved (2).
+    pub passed_runs: u32,
+}
+
+impl Default for IncidentRule {
+    fn default() -> Self {
+        Self {
+            window: Duration::from_secs(120),
+            failed_runs: 2,
+            passed_runs: 2,
+        }
+    }
+}
+
+/// One incident of one probe.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Incident {
+    /// The probe that failed.
+    pub probe: String,
+    /// The regions where it failed, sorted.
+    pub regions: BTreeSet<String>,
+    /// The targets it failed against, sorted.
+    pub targets: BTreeSet<String>,
+    /// Why, each reason with its words and the operations it hit.
+    #[serde(serialize_with = "reasons_in_words")]
+    pub reasons: BTreeMap<Reason, BTreeSet<Operation>>,
+    /// When the probe started failing by the rule.
+    pub started_at: Timestamp,
+    /// When it ended (`null` while ongoing).
+    pub ended_at: Option<Timestamp>,
+    /// From start to end, or to now while ongoing.
+    pub duration_seconds: u64,
+}
+
+impl Incident {
+    /// Whether it has not ended yet.
+    pub fn ongoing(&self) -> bool {
+        self.ended_at.is_none()
+    }
+
+    /// Whether it overlaps the span from `start` to `end` (unix seconds).
+    pub fn overlaps(&self, start: u64, end: u64) -> bool {
+        let ended = self.ended_at.map_or(u64::MAX, Timestamp::unix_seconds);
+        self.started_at.unix_seconds() < end && ended >= start
+    }
+
+    /// Its reasons as text: `http_error (send)`, comma-separated.
+    pub fn reasons_text(&self) -> String {
+        self.reasons
+            .iter()
+            .map(|(reason, operations)| {
+                let operations: Vec<&str> = operations.iter().map(|op| op.as_str()).collect();
+                format!("{}: {} ({reason})", operations.join(", "), reason.phrase())
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}
+
+/// One reason of an incident, as JSON.
+#[derive(Serialize)]
+struct ReasonInWords<'a> {
+    reason: Reason,
+    reason_text: &'static str,
+    operations: &'a BTreeSet<Operation>,
+}
+
+fn reasons_in_words<S: Serializer>(
+    reasons: &BTreeMap<Reason, BTreeSet<Operation>>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.collect_seq(reasons.iter().map(|(&reason, operations)| ReasonInWords {
+        reason,
+        reason_text: reason.phrase(),
+        operations,
+    }))
+}
+
+/// Every incident in `cells`, newest first; `now` bounds ongoing durations.
+pub fn derive(cells: &[CellSteps], rule: IncidentRule, now: u64) -> Vec<Incident> {
+    let mut by_probe: BTreeMap<&str, Vec<&CellSteps>> = BTreeMap::new();
+    for cell in cells {
+        by_probe.entry(&cell.key.probe).or_default().push(cell);
+    }
+    let mut incidents: Vec<Incident> = by_probe
+        .into_iter()
+        .flat_map(|(probe, cells)| derive_probe(probe, &cells, rule, now))
+        .collect();
+    incidents.sort_by_key(|incident| std::cmp::Reverse(incident.started_at));
+    incidents
+}
+
+/// A step with failed runs: its end, how many failed, their failed steps.
+type FailedStep = (u64, u32, Vec<(Operation, Reason)>);
+
+/// What the rule remembers about one cell.
+#[derive(Debug, Default)]
+struct CellState {
+    /// Steps with failed runs within the window.
+    recent: VecDeque<FailedStep>,
+    last_failed: bool,
+    passes_in_a_row: u32,
+}
+
+impl CellState {
+    /// Takes in one step.
+    fn advance(&mut self, step: &Step, window: u64) {
+        let reasons: Vec<(Operation, Reason)> = step
+            .failures
+            .iter()
+            .map(|&(operation, reason, _)| (operation, reason))
+            .collect();
+        if step.failed > 0 || !reasons.is_empty() {
+            self.recent.push_back((step.at, step.failed, reasons));
+        }
+        while self
+            .recent
+            .front()
+            .is_some_and(|&(at, _, _)| at.saturating_add(window) <= step.at)
+        {
+            self.recent.pop_front();
+        }
+        let last_failed = match step.last_passed {
+            Some(passed) => !passed,
+            None if step.failed > 0 || step.passed > 0 => step.passed == 0,
+            None => self.last_failed,
+        };
+        // Within one step the order of runs is unknown: with a failure in
+        // it, only the last run (when it passed) counts as passing in a row.
+        self.passes_in_a_row = match (step.failed, last_failed) {
+            (0, _) => self.passes_in_a_row.saturating_add(step.passed),
+            (_, false) => 1,
+            (_, true) => 0,
+        };
+        self.last_failed = last_failed;
+    }
+
+    fn failing(&self, rule: IncidentRule) -> bool {
+        let failed: u32 = self.recent.iter().map(|(_, failed, _)| failed).sum();
+        self.last_failed && failed >= rule.failed_runs
+    }
+
+    fn recovered(&self, rule: IncidentRule) -> bool {
+        !self.last_failed && self.passes_in_a_row >= rule.passed_runs
+    }
+
+    fn reasons(&self) -> impl Iterator<Item = (Operation, Reason)> + '_ {
+        self.recent
+            .iter()
+            .flat_map(|(_, _, reasons)| reasons.iter().copied())
+    }
+}
+
+/// The incidents of one probe, over all its cells.
+fn derive_probe(probe: &str, cells: &[&CellSteps], rule: IncidentRule, now: u64) -> Vec<Incident> {
+    let window = rule.window.as_secs().max(1);
+    let mut timeline: BTreeMap<u64, Vec<(usize, &Step)>> = BTreeMap::new();
+    for (index, cell) in cells.iter().enumerate() {
+        for step in &cell.steps {
+            timeline.entry(step.at).or_default().push((index, step));
+        }
+    }
+    let mut states: Vec<CellState> = cells.iter().map(|_| CellState::default()).collect();
+    let mut open: Option<(Incident, BTreeSet<usize>)> = None;
+    let mut found = Vec::new();
+    for (at, steps) in timeline {
+        for &(index, step) in &steps {
+            states[index].advance(step, window);
+        }
+        let failing: Vec<usize> = (0..cells.len())
+            .filter(|&index| states[index].failing(rule))
+            .collect();
+        if open.is_none() && !failing.is_empty() {
+            open = Some((new_incident(probe, at), BTreeSet::new()));
+        }
+        let Some((incident, involved)) = open.as_mut() else {
+            continue;
+        };
+        for &index in &failing {
+            if involved.insert(index) {
+                join(incident, &cells[index].key, &states[index]);
+            }
+        }
+        for &(index, step) in &steps {
+            if involved.contains(&index) {
+                for &(operation, reason, _) in &step.failures {
+                    incident
+                        .reasons
+                        .entry(reason)
+                        .or_default()
+                        .insert(operation);
+                }
+            }
+        }
+        if involved.iter().all(|&index| states[index].recovered(rule))
+            && let Some((mut incident, _)) = open.take()
+        {
+            incident.ended_at = Some(Timestamp::from_unix_seconds(at));
+            incident.duration_seconds = at.saturating_sub(incident.started_at.unix_seconds());
+            found.push(incident);
+        }
+    }
+    if let Some((mut incident, _)) = open {
+        incident.duration_seconds = now.saturating_sub(incident.started_at.unix_seconds());
+        found.push(incident);
+    }
+    found
+}
+
+fn new_incident(probe: &str, at: u64) -> Incident {
+    Incident {
+        probe: probe.to_owned(),
+        regions: BTreeSet::new(),
+        targets: BTreeSet::new(),
+        reasons: BTreeMap::new(),
+        started_at: Timestamp::from_unix_seconds(at),
+        ended_at: None,
+        duration_seconds: 0,
+    }
+}
+
+/// Adds a cell that started failing to an incident, with the reasons of
+/// its failures in the window.
+fn join(incident: &mut Incident, key: &ProbeKey, state: &CellState) {
+    incident.regions.insert(key.region.clone());
+    incident.targets.insert(key.target.clone());
+    for (operation, reason) in state.reasons() {
+        incident
+            .reasons
+            .entry(reason)
+            .or_default()
+            .insert(operation);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One run a step, 10 s apart from t = 1000: `F` failed (http_error at
+    /// send), `P` passed, `.` no run.
+    fn cell(region: &str, runs: &str) -> CellSteps {
+        let steps = runs
+            .chars()
+            .enumerate()
+            .map(|(index, run)| {
+                let at = 1000 + 10 * index as u64;
+                match run {
+                    'F' => Step {
+                        at,
+                        failed: 1,
+                        last_passed: Some(false),
+                        failures: vec![(Operation::Send, Reason::HttpError, 1)],
+                        ..Step::default()
+                    },
+                    'P' => Step {
+                        at,
+                        passed: 1,
+                        last_passed: Some(true),
+                        ..Step::default()
+                    },
+                    _ => Step {
+                        at,
+                        ..Step::default()
+                    },
+                }
+            })
+            .collect();
+        CellSteps {
+            key: ProbeKey {
+                region: region.into(),
+                target: "mock".into(),
+                probe: "group_message".into(),
+            },
+            steps,
+        }
+    }
+
+    fn incidents(cells: &[CellSteps]) -> Vec<Incident> {
+        derive(cells, IncidentRule::default(), 2000)
+    }
+
+    fn span(incident: &Incident) -> (u64, Option<u64>) {
+        (
+            incident.started_at.unix_seconds(),
+            incident.ended_at.map(Timestamp::unix_seconds),
+        )
+    }
+
+    #[test]
+    fn a_single_failed_run_is_no_incident() {
+        assert!(incidents(&[cell("eu-west", "PPFPPPP")]).is_empty());
+    }
+
+    #[test]
+    fn failures_more_than_two_minutes_apart_are_no_incident() {
+        // Failed at 1020, then at 1160: 140 s apart.
+        assert!(incidents(&[cell("eu-west", "PPFPPPPPPPPPPPPFPP")]).is_empty());
+    }
+
+    #[test]
+    fn two_failures_open_it_and_two_passes_in_a_row_end_it() {
+        let found = incidents(&[cell("ap-south", "PPFFFPP")]);
+        assert_eq!(found.len(), 1);
+        let incident = &found[0];
+        // Opened at the second failure (1030), ended at the second pass (1060).
+        assert_eq!(span(incident), (1030, Some(1060)));
+        assert_eq!(incident.duration_seconds, 30);
+        assert_eq!(incident.probe, "group_message");
+        assert_eq!(incident.regions, BTreeSet::from(["ap-south".to_owned()]));
+        assert_eq!(
+            incident.reasons,
+            BTreeMap::from([(Reason::HttpError, BTreeSet::from([Operation::Send]))])
+        );
+    }
+
+    #[test]
+    fn one_pass_between_failures_does_not_end_it() {
+        let found = incidents(&[cell("ap-south", "FFPFFPFPP")]);
+        assert_eq!(found.len(), 1);
+        assert_eq!(span(&found[0]), (1010, Some(1080)));
+    }
+
+    #[test]
+    fn a_new_failure_after_recovery_is_a_new_incident() {
+        let found = incidents(&[cell("ap-south", "FFPPFFPP")]);
+        assert_eq!(found.len(), 2);
+        // Newest first; the failures at 1000 and 1010 are still within 2
+        // minutes, so the first new failure (1040) opens the second.
+        assert_eq!(span(&found[0]), (1040, Some(1070)));
+        assert_eq!(span(&found[1]), (1010, Some(1030)));
+    }
+
+    #[test]
+    fn an_incident_still_failing_is_ongoing_until_now() {
+        let found = incidents(&[cell("ap-south", "PFFF")]);
+        assert_eq!(span(&found[0]), (1020, None));
+        assert!(found[0].ongoing());
+        assert_eq!(found[0].duration_seconds, 2000 - 1020);
+    }
+
+    #[test]
+    fn regions_of_one_probe_are_grouped_and_all_must_recover() {
+        let found = incidents(&[
+            cell("eu-west", "FFPPPPPP"),
+            cell("ap-south", "PPFFFFPP"),
+            cell("us-east", "PPPPPPPP"),
+        ]);
+        assert_eq!(found.len(), 1);
+        assert_eq!(span(&found[0]), (1010, Some(1070)));
+        let regions: Vec<&str> = found[0].regions.iter().map(String::as_str).collect();
+        assert_eq!(regions, ["ap-south", "eu-west"]);
+    }
+
+    #[test]
+    fn runs_of_unknown_order_in_one_step_count_one_pass_at_most() {
+        let mut cells = cell("ap-south", "FFPP");
+        // The step at 1020 had a failure and two passes, the last one passing.
+        cells.steps[2] = Step {
+            at: 1020,
+            failed: 1,
+            passed: 2,
+            last_passed: Some(true),
+            ..Step::default()
+        };
+        let found = incidents(&[cells]);
+        assert_eq!(span(&found[0]), (1010, Some(1030)));
+    }
+
+    #[test]
+    fn gaps_without_runs_change_nothing() {
+        let found = incidents(&[cell("ap-south", "F.F..P.P")]);
+        assert_eq!(span(&found[0]), (1020, Some(1070)));
+    }
+
+    #[test]
+    fn as_json_reasons_carry_their_words() {
+        let found = incidents(&[cell("ap-south", "FFPP")]);
+        let json = serde_json::to_value(&found[0]).expect("serializes");
+        assert_eq!(json["started_at"], "1970-01-01T00:16:50Z");
+        assert_eq!(json["ended_at"], "1970-01-01T00:17:10Z");
+        assert_eq!(json["regions"], serde_json::json!(["ap-south"]));
+        assert_eq!(
+            json["reasons"],
+            serde_json::json!([{
+                "reason": "http_error",
+                "reason_text": "answered with an error",
+                "operations": ["send"],
+            }])
+        );
+    }
+}

@@ -1,0 +1,85 @@
+//! The fleet's status page (`chatprobe status-page`): every region's and
+//! target's health, incidents, 90-day uptime and an Atom feed, built only
+//! from Prometheus' query API (any compatible one: Thanos, Mimir), with or
+//! without the shipped recording rules.
+//!
+//! Data flows one way: [`prometheus`] (the query API) → [`samples`] (the
+//! contract metrics as steps per cell) → [`board`] (the last hour, in the
+//! agent's snapshot), [`incidents`], [`uptime`] → [`sections`] and the
+//! shared renderer of [`crate::status`], [`feed`] → [`server`]. [`source`]
+//! reads everything at once; [`notes`] is the operator's statement.
+
+pub mod args;
+pub mod board;
+pub mod feed;
+pub mod incidents;
+pub mod notes;
+pub mod prometheus;
+pub mod samples;
+pub mod sections;
+pub mod server;
+pub mod source;
+pub mod uptime;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+
+pub use args::StatusPageArgs;
+use incidents::IncidentRule;
+use prometheus::{Auth, PrometheusClient};
+use source::FleetSource;
+
+/// The default listen address of `chatprobe status-page` (**contract**).
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:9465";
+
+/// What `chatprobe status-page` was asked to do.
+#[derive(Debug, Clone)]
+pub struct StatusPageOptions {
+    /// The query API's base URL.
+    pub prometheus: String,
+    /// How queries authenticate.
+    pub auth: Auth,
+    /// Where the page is served.
+    pub listen: SocketAddr,
+    /// The page's and the feed's title.
+    pub title: String,
+    /// The operator's statement (plain text or Markdown).
+    pub notes: Option<PathBuf>,
+    /// How long without a scrape makes a cell stale.
+    pub stale_after: Duration,
+    /// The step incidents are derived at.
+    pub step: Duration,
+    /// When incidents open and end.
+    pub rule: IncidentRule,
+}
+
+/// Serves the fleet page until `shutdown` resolves.
+pub async fn run(
+    options: StatusPageOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let client = PrometheusClient::new(&options.prometheus, options.auth)
+        .context("building the Prometheus client")?;
+    let page = server::Page {
+        source: FleetSource {
+            client,
+            rule: options.rule,
+            step: options.step,
+            stale_after: options.stale_after,
+        },
+        title: options.title,
+        notes: options.notes.map(notes::NotesFile::new),
+    };
+    let listener = crate::http::bind(options.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", options.listen))?;
+    tracing::info!("reading Prometheus at {}", options.prometheus);
+    axum::serve(listener, server::router(page))
+        .with_graceful_shutdown(shutdown)
+        .await
+        .context("serving the status page")
+}
