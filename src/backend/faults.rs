@@ -15,6 +15,7 @@ use serde::de::value::MapAccessDeserializer;
 use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 
+use crate::yaml::values::check_duration;
 use crate::yaml::{self, FileError};
 
 /// Resurrect re-adds the user this long after the leave when the fault sets no `delay`.
@@ -24,6 +25,8 @@ pub const DEFAULT_RESURRECT_DELAY: Duration = Duration::from_secs(1);
 pub const DEFAULT_REORDER_HOLD: Duration = Duration::from_millis(50);
 /// Status answered by `error` when the fault sets no `status`.
 pub const DEFAULT_ERROR_STATUS: u16 = 503;
+/// Longest fault `name`, in bytes.
+pub const MAX_FAULT_NAME_BYTES: usize = 128;
 
 /// A point where a fault can hit: an operation of the service, named as in a
 /// fault's `operations` (**contract** names).
@@ -291,6 +294,13 @@ fn validate(spec: &FaultSpec) -> Result<(), String> {
     if spec.name.trim().is_empty() {
         return Err("`name` must not be empty".into());
     }
+    if spec.name.len() > MAX_FAULT_NAME_BYTES {
+        return Err(format!(
+            "`name` must be at most {MAX_FAULT_NAME_BYTES} bytes, not {}",
+            spec.name.len()
+        ));
+    }
+    check_durations(spec)?;
     if spec.operations.is_empty() {
         return Err("`operations` must name at least one operation".into());
     }
@@ -331,6 +341,21 @@ fn validate(spec: &FaultSpec) -> Result<(), String> {
             effect.as_str()
         )),
     }
+}
+
+/// Refuse a window or delay beyond [`crate::yaml::values::LONGEST_DURATION`], naming the field.
+fn check_durations(spec: &FaultSpec) -> Result<(), String> {
+    let durations = [
+        ("after", spec.after),
+        ("duration", spec.duration),
+        ("delay", spec.delay),
+    ];
+    for (field, value) in durations {
+        if let Some(value) = value {
+            check_duration(value).map_err(|problem| format!("`{field}` {problem}"))?;
+        }
+    }
+    Ok(())
 }
 
 /// Load a faults file: a YAML list of faults. Errors name the file, line and field.
@@ -399,8 +424,14 @@ struct Installed {
 impl Installed {
     fn active_at(&self, now: Instant) -> bool {
         let spec = self.fault.spec();
-        let start = self.epoch + spec.after.unwrap_or_default();
-        now >= start && spec.duration.is_none_or(|duration| now < start + duration)
+        // Validation bounds both to a year; a window beyond what `Instant` holds never opens.
+        let Some(start) = self.epoch.checked_add(spec.after.unwrap_or_default()) else {
+            return false;
+        };
+        now >= start
+            && spec
+                .duration
+                .is_none_or(|duration| start.checked_add(duration).is_none_or(|end| now < end))
     }
 
     fn matches(&self, point: FaultPoint, region: &str) -> bool {
@@ -538,6 +569,7 @@ impl FaultSnapshot<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::yaml::values::LONGEST_DURATION;
 
     fn spec(effect: Effect, operations: Vec<FaultPoint>) -> FaultSpec {
         FaultSpec {
@@ -570,6 +602,21 @@ mod tests {
         assert!(Effect::Reorder.applies_to(FaultPoint::Sync));
         assert!(!Effect::Corrupt.applies_to(FaultPoint::Leave));
         assert!(Effect::Stale.applies_to(FaultPoint::AddMember));
+    }
+
+    #[test]
+    fn durations_beyond_a_year_are_refused_naming_the_field() {
+        let mut slow = spec(Effect::Delay, vec![FaultPoint::Send]);
+        slow.delay = Some(Duration::from_secs(300_000_000_000 * 31_557_600 / 1000));
+        let err = Fault::new(slow).unwrap_err();
+        assert!(err.contains("`delay`") && err.contains("one year"), "{err}");
+        let mut late = spec(Effect::Drop, vec![FaultPoint::Send]);
+        late.after = Some(LONGEST_DURATION + Duration::from_secs(1));
+        let err = Fault::new(late).unwrap_err();
+        assert!(err.contains("`after`"), "{err}");
+        let mut long = spec(Effect::Drop, vec![FaultPoint::Send]);
+        long.duration = Some(LONGEST_DURATION);
+        assert!(Fault::new(long).is_ok());
     }
 
     #[test]
