@@ -337,17 +337,14 @@ async fn connect_faults() {
         json!({"status": 503, "regions": ["ap-south"]}),
     )
     .await;
-    let url = format!(
-        "ws://{}/api/v1/push?token={}",
-        room.backend.handle.addr(),
-        room.bob.token
-    );
+    let url = format!("ws://{}/api/v1/push", room.backend.handle.addr());
     let mut request =
         tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(url)
             .unwrap();
-    request
-        .headers_mut()
-        .insert("x-chatprobe-region", "eu-west".parse().unwrap());
+    let headers = request.headers_mut();
+    headers.insert("x-chatprobe-region", "eu-west".parse().unwrap());
+    let bearer = format!("Bearer {}", room.bob.token);
+    headers.insert("authorization", bearer.parse().unwrap());
     match tokio_tungstenite::connect_async(request).await {
         Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
             assert_eq!(

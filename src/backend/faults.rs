@@ -27,6 +27,9 @@ pub const DEFAULT_REORDER_HOLD: Duration = Duration::from_millis(50);
 pub const DEFAULT_ERROR_STATUS: u16 = 503;
 /// Longest fault `name`, in bytes.
 pub const MAX_FAULT_NAME_BYTES: usize = 128;
+/// Fault names whose fired counts are kept; beyond it, installing faults forgets
+/// the counts of names no longer installed.
+pub const FIRED_NAMES_KEPT: usize = 1024;
 
 /// A point where a fault can hit: an operation of the service, named as in a
 /// fault's `operations` (**contract** names).
@@ -465,10 +468,25 @@ impl FaultEngine {
             .into_iter()
             .map(|fault| Installed { fault, epoch })
             .collect();
+        let installed: Arc<Vec<Installed>> = Arc::new(installed);
+        self.forget_counts_beyond_cap(&installed);
         *self
             .installed
             .write()
-            .unwrap_or_else(PoisonError::into_inner) = Arc::new(installed);
+            .unwrap_or_else(PoisonError::into_inner) = installed;
+    }
+
+    /// Keep at most [`FIRED_NAMES_KEPT`] names: past it, drop the counts of
+    /// names `installed` does not hold.
+    fn forget_counts_beyond_cap(&self, installed: &[Installed]) {
+        let mut fired = self.fired.lock().unwrap_or_else(PoisonError::into_inner);
+        if fired.len() >= FIRED_NAMES_KEPT {
+            fired.retain(|name, _| {
+                installed
+                    .iter()
+                    .any(|fault| fault.fault.spec().name == *name)
+            });
+        }
     }
 
     /// The installed faults, in order.
@@ -480,7 +498,7 @@ impl FaultEngine {
             .collect()
     }
 
-    /// How often each fault fired, by name, since start.
+    /// How often each fault fired, by name, since start (see [`FIRED_NAMES_KEPT`]).
     pub fn fired_counts(&self) -> BTreeMap<String, u64> {
         self.fired
             .lock()
@@ -504,7 +522,7 @@ impl FaultEngine {
     fn count(&self, name: &str) {
         let mut fired = self.fired.lock().unwrap_or_else(PoisonError::into_inner);
         match fired.get_mut(name) {
-            Some(count) => *count += 1,
+            Some(count) => *count = count.saturating_add(1),
             None => {
                 fired.insert(name.to_string(), 1);
             }
@@ -617,6 +635,20 @@ mod tests {
         let mut long = spec(Effect::Drop, vec![FaultPoint::Send]);
         long.duration = Some(LONGEST_DURATION);
         assert!(Fault::new(long).is_ok());
+    }
+
+    #[test]
+    fn fired_counts_keep_a_bounded_number_of_names() {
+        let engine = FaultEngine::default();
+        for round in 0..FIRED_NAMES_KEPT + 10 {
+            let mut named = spec(Effect::Drop, vec![FaultPoint::Send]);
+            named.name = format!("fault-{round}");
+            engine.replace(vec![Fault::new(named).unwrap()], Instant::now());
+            engine.snapshot().fire(FaultPoint::Send, "default");
+        }
+        assert!(engine.fired_counts().len() <= FIRED_NAMES_KEPT);
+        let last = format!("fault-{}", FIRED_NAMES_KEPT + 9);
+        assert_eq!(engine.fired_counts().get(&last), Some(&1));
     }
 
     #[test]
