@@ -140,3 +140,43 @@ impl BackendConfig {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn listening_on(addr: &str, admin_token: Option<&str>) -> BackendConfig {
+        BackendConfig {
+            listen: addr.parse().expect("literal address"),
+            admin_token: admin_token.map(str::to_string),
+            ..BackendConfig::default()
+        }
+    }
+
+    #[test]
+    fn the_admin_api_is_open_only_on_loopback() {
+        assert!(listening_on("127.0.0.1:0", None).validate().is_ok());
+        assert!(listening_on("[::1]:0", None).validate().is_ok());
+        let (field, message) = listening_on("0.0.0.0:8080", None).validate().unwrap_err();
+        assert_eq!(field, "admin_token");
+        assert!(message.contains("not a loopback address"), "{message}");
+        assert!(
+            listening_on("0.0.0.0:8080", Some("s3cret"))
+                .validate()
+                .is_ok()
+        );
+        let (field, _) = listening_on("127.0.0.1:0", Some(" "))
+            .validate()
+            .unwrap_err();
+        assert_eq!(field, "admin_token");
+    }
+
+    #[tokio::test]
+    async fn start_refuses_an_open_admin_api_off_loopback() {
+        let error = crate::backend::start(listening_on("0.0.0.0:0", None))
+            .await
+            .err()
+            .expect("refused");
+        assert!(error.to_string().contains("field `admin_token`"), "{error}");
+    }
+}

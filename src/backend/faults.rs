@@ -398,7 +398,7 @@ impl Effects {
                 self.error
                     .get_or_insert(spec.status.unwrap_or(DEFAULT_ERROR_STATUS));
             }
-            Effect::Delay => self.delay += spec.delay.unwrap_or_default(),
+            Effect::Delay => self.delay = self.delay.saturating_add(spec.delay.unwrap_or_default()),
             Effect::Timeout => self.timeout = true,
             Effect::Drop => self.drop = true,
             Effect::Duplicate => self.duplicate = true,
