@@ -337,17 +337,14 @@ async fn connect_faults() {
         json!({"status": 503, "regions": ["ap-south"]}),
     )
     .await;
-    let url = format!(
-        "ws://{}/api/v1/push?token={}",
-        room.backend.handle.addr(),
-        room.bob.token
-    );
+    let url = format!("ws://{}/api/v1/push", room.backend.handle.addr());
     let mut request =
         tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(url)
             .unwrap();
-    request
-        .headers_mut()
-        .insert("x-chatprobe-region", "eu-west".parse().unwrap());
+    let headers = request.headers_mut();
+    headers.insert("x-chatprobe-region", "eu-west".parse().unwrap());
+    let bearer = format!("Bearer {}", room.bob.token);
+    headers.insert("authorization", bearer.parse().unwrap());
     match tokio_tungstenite::connect_async(request).await {
         Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
             assert_eq!(
@@ -607,70 +604,78 @@ async fn add_member_faults() {
     );
 }
 
+/// Calls whose answer is the injected 503, out of `calls` group-list calls.
+async fn failed_list_calls(room: &Room, calls: usize) -> usize {
+    let mut failed = 0;
+    for _ in 0..calls {
+        let (status, _) = room
+            .backend
+            .call(&room.bob, Method::GET, "/api/v1/groups", None)
+            .await;
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            failed += 1;
+        }
+    }
+    failed
+}
+
+/// The status of Bob's group list once `done` holds for it (polled, at most 30 s).
+async fn list_status_once(room: &Room, done: impl Fn(StatusCode) -> bool) -> StatusCode {
+    let patience = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, _) = room
+            .backend
+            .call(&room.bob, Method::GET, "/api/v1/groups", None)
+            .await;
+        if done(status) || Instant::now() > patience {
+            return status;
+        }
+        tokio::task::yield_now().await;
+    }
+}
+
 #[tokio::test]
-async fn probability_and_windows() {
+async fn probability_is_the_share_of_calls_hit() {
     let room = Room::open().await;
     let ops = ["list_groups"];
-    room.install(&ops, "error", json!({"probability": 0.5}))
+    // 500 calls at 0.2: 100 expected, sd 9; the bounds are 6 sd away, while the
+    // inverted probability (0.8) would fail 400.
+    room.install(&ops, "error", json!({"probability": 0.2}))
         .await;
-    let mut statuses = Vec::new();
-    for _ in 0..200 {
-        statuses.push(room.bob_call(Method::GET, "", None).await.0);
-        statuses.push(
-            room.backend
-                .call(&room.bob, Method::GET, "/api/v1/groups", None)
-                .await
-                .0,
-        );
-    }
-    let failed = statuses
-        .iter()
-        .filter(|status| **status == StatusCode::SERVICE_UNAVAILABLE)
-        .count();
+    let failed = failed_list_calls(&room, 500).await;
     assert!(
-        failed > 0 && failed < 200,
-        "about half of the 200 list calls fail: {failed}"
+        (45..=155).contains(&failed),
+        "about a fifth of 500 list calls fail: {failed}"
     );
     assert_eq!(
         room.backend.stats().await["faults_fired"]["error-on-list_groups"],
         failed
     );
-
     room.install(&ops, "error", json!({"probability": 0.0}))
         .await;
-    assert_eq!(room.bob_groups().await.len(), 1);
-
-    // Not yet active, then active, then over.
-    room.install(&ops, "error", json!({"after": "1s", "duration": "1s"}))
+    assert_eq!(failed_list_calls(&room, 50).await, 0);
+    room.install(&ops, "error", json!({"probability": 1.0}))
         .await;
-    let installed = Instant::now();
-    let list_status = || async {
-        room.backend
-            .call(&room.bob, Method::GET, "/api/v1/groups", None)
-            .await
-            .0
-    };
-    let first = list_status().await;
-    if installed.elapsed() < Duration::from_secs(1) {
-        assert_eq!(first, StatusCode::OK, "before `after`");
-    }
-    let mut seen = Vec::new();
-    for _ in 0..200 {
-        let status = list_status().await;
-        if seen.last() != Some(&status) {
-            seen.push(status);
-        }
-        if installed.elapsed() > Duration::from_secs(3) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(seen.contains(&StatusCode::SERVICE_UNAVAILABLE), "{seen:?}");
-    assert_eq!(
-        seen.last(),
-        Some(&StatusCode::OK),
-        "after `duration`: {seen:?}"
-    );
+    assert_eq!(failed_list_calls(&room, 50).await, 50);
+}
+
+#[tokio::test]
+async fn windows_open_after_after_and_close_after_duration() {
+    let room = Room::open().await;
+    let ops = ["list_groups"];
+    room.install(&ops, "error", json!({"after": "1h"})).await;
+    assert_eq!(failed_list_calls(&room, 5).await, 0, "before `after`");
+    room.install(&ops, "error", json!({"duration": "1h"})).await;
+    assert_eq!(failed_list_calls(&room, 5).await, 5, "within `duration`");
+
+    room.install(&ops, "error", json!({"after": "100ms"})).await;
+    let opened = list_status_once(&room, |status| status != StatusCode::OK).await;
+    assert_eq!(opened, StatusCode::SERVICE_UNAVAILABLE, "`after` passed");
+    room.install(&ops, "error", json!({"duration": "100ms"}))
+        .await;
+    let closed = list_status_once(&room, |status| status == StatusCode::OK).await;
+    assert_eq!(closed, StatusCode::OK, "`duration` over");
+    assert_eq!(failed_list_calls(&room, 5).await, 0, "and stays over");
 }
 
 #[tokio::test]

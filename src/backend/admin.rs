@@ -1,5 +1,6 @@
 //! The admin API: `GET`/`PUT`/`DELETE /admin/faults` and `GET /admin/stats`,
-//! protected by the config's `admin_token` when one is set.
+//! protected by the config's `admin_token` when one is set (the config refuses
+//! to start without one unless it listens on loopback).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -14,7 +15,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 
 use super::faults::Fault;
-use super::http::{ApiError, ApiResult, bearer_token, parse_json};
+use super::http::{ApiError, ApiResult, bearer_token, parse_json, same_secret};
 use super::shared::Shared;
 use super::state::ModelStats;
 use crate::protocol::route;
@@ -42,7 +43,11 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
 fn authorize(shared: &Shared, headers: &HeaderMap) -> Result<(), ApiError> {
     match &shared.config.admin_token {
         None => Ok(()),
-        Some(expected) if bearer_token(headers) == Some(expected.as_str()) => Ok(()),
+        Some(expected)
+            if bearer_token(headers).is_some_and(|given| same_secret(given, expected)) =>
+        {
+            Ok(())
+        }
         Some(_) => Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "admin API needs `Authorization: Bearer ADMIN_TOKEN`",

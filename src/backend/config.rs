@@ -15,7 +15,8 @@ pub struct BackendConfig {
     /// Address to listen on; port 0 picks a free port.
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
-    /// Bearer token required by `/admin/*`; none means the admin API is open.
+    /// Bearer token required by `/admin/*`; none means the admin API is open, which
+    /// is allowed only when `listen` is a loopback address.
     #[serde(default)]
     pub admin_token: Option<String>,
     /// Largest accepted request body; larger ones are answered 413.
@@ -30,6 +31,15 @@ pub struct BackendConfig {
     /// Devices kept per user; a login beyond it logs the user's oldest device out.
     #[serde(default = "default_max_devices_per_user")]
     pub max_devices_per_user: usize,
+    /// Users kept; a login of an unknown user beyond it is answered 403.
+    #[serde(default = "default_max_users")]
+    pub max_users: usize,
+    /// Groups one user may be in at once; creating or adding beyond it is answered 403.
+    #[serde(default = "default_max_groups_per_user")]
+    pub max_groups_per_user: usize,
+    /// Open push connections per device; a connect beyond it is answered 429.
+    #[serde(default = "default_max_sockets_per_device")]
+    pub max_sockets_per_device: usize,
     /// Faults active from start (windows relative to start).
     #[serde(default)]
     pub faults: Vec<Fault>,
@@ -55,6 +65,18 @@ fn default_max_devices_per_user() -> usize {
     100
 }
 
+fn default_max_users() -> usize {
+    100_000
+}
+
+fn default_max_groups_per_user() -> usize {
+    1_000
+}
+
+fn default_max_sockets_per_device() -> usize {
+    8
+}
+
 impl Default for BackendConfig {
     fn default() -> Self {
         BackendConfig {
@@ -64,6 +86,9 @@ impl Default for BackendConfig {
             registration: default_registration(),
             event_log_limit: default_event_log_limit(),
             max_devices_per_user: default_max_devices_per_user(),
+            max_users: default_max_users(),
+            max_groups_per_user: default_max_groups_per_user(),
+            max_sockets_per_device: default_max_sockets_per_device(),
             faults: Vec::new(),
         }
     }
@@ -81,23 +106,77 @@ impl BackendConfig {
     /// Load and validate a config file; errors name the file, line and field.
     pub fn load(path: &Path) -> Result<Self, FileError> {
         let config: BackendConfig = yaml::load(path)?;
-        config.validate(path)?;
+        config
+            .validate()
+            .map_err(|(field, message)| FileError::new(path, Some(field.into()), message))?;
         Ok(config)
     }
 
-    fn validate(&self, path: &Path) -> Result<(), FileError> {
+    /// Check the values together; the error names the offending field. The
+    /// backend refuses to start with a config that fails this.
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
         let positive = [
             ("max_body_bytes", self.max_body_bytes),
             ("event_log_limit", self.event_log_limit),
             ("max_devices_per_user", self.max_devices_per_user),
+            ("max_users", self.max_users),
+            ("max_groups_per_user", self.max_groups_per_user),
+            ("max_sockets_per_device", self.max_sockets_per_device),
         ];
-        match positive.into_iter().find(|(_, value)| *value == 0) {
-            Some((field, _)) => Err(FileError::new(
-                path,
-                Some(field.into()),
-                "must be greater than 0",
-            )),
-            None => Ok(()),
+        if let Some((field, _)) = positive.into_iter().find(|(_, value)| *value == 0) {
+            return Err((field, "must be greater than 0".into()));
         }
+        match self.admin_token.as_deref().map(str::trim) {
+            Some("") => Err(("admin_token", "must not be empty".into())),
+            None if !self.listen.ip().is_loopback() => Err((
+                "admin_token",
+                format!(
+                    "is required when `listen` ({}) is not a loopback address: \
+                     without it anyone who reaches the port can install faults",
+                    self.listen
+                ),
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn listening_on(addr: &str, admin_token: Option<&str>) -> BackendConfig {
+        BackendConfig {
+            listen: addr.parse().expect("literal address"),
+            admin_token: admin_token.map(str::to_string),
+            ..BackendConfig::default()
+        }
+    }
+
+    #[test]
+    fn the_admin_api_is_open_only_on_loopback() {
+        assert!(listening_on("127.0.0.1:0", None).validate().is_ok());
+        assert!(listening_on("[::1]:0", None).validate().is_ok());
+        let (field, message) = listening_on("0.0.0.0:8080", None).validate().unwrap_err();
+        assert_eq!(field, "admin_token");
+        assert!(message.contains("not a loopback address"), "{message}");
+        assert!(
+            listening_on("0.0.0.0:8080", Some("s3cret"))
+                .validate()
+                .is_ok()
+        );
+        let (field, _) = listening_on("127.0.0.1:0", Some(" "))
+            .validate()
+            .unwrap_err();
+        assert_eq!(field, "admin_token");
+    }
+
+    #[tokio::test]
+    async fn start_refuses_an_open_admin_api_off_loopback() {
+        let error = crate::backend::start(listening_on("0.0.0.0:0", None))
+            .await
+            .err()
+            .expect("refused");
+        assert!(error.to_string().contains("field `admin_token`"), "{error}");
     }
 }

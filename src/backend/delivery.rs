@@ -73,11 +73,14 @@ impl DevicePush {
     }
 
     /// Register a new connection sending `frame_copies` of every frame; returns its
-    /// id and what its task reads.
-    pub fn attach(&self, frame_copies: usize) -> (u64, SocketFeed) {
+    /// id and what its task reads, or `None` when `most` connections are open already.
+    pub fn attach(&self, frame_copies: usize, most: usize) -> Option<(u64, SocketFeed)> {
+        let mut state = self.lock();
+        if state.sockets.len() >= most {
+            return None;
+        }
         let (frames_tx, frames) = mpsc::channel(PUSH_QUEUE_FRAMES);
         let (kill_tx, kill) = oneshot::channel();
-        let mut state = self.lock();
         state.next_id += 1;
         let id = state.next_id;
         state.sockets.push(PushSocket {
@@ -86,7 +89,7 @@ impl DevicePush {
             kill: Some(kill_tx),
             frame_copies,
         });
-        (id, SocketFeed { frames, kill })
+        Some((id, SocketFeed { frames, kill }))
     }
 
     /// Forget connection `id` (its task ended).

@@ -15,6 +15,7 @@ use serde::de::value::MapAccessDeserializer;
 use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 
+use crate::yaml::values::check_duration;
 use crate::yaml::{self, FileError};
 
 /// Resurrect re-adds the user this long after the leave when the fault sets no `delay`.
@@ -24,6 +25,11 @@ pub const DEFAULT_RESURRECT_DELAY: Duration = Duration::from_secs(1);
 pub const DEFAULT_REORDER_HOLD: Duration = Duration::from_millis(50);
 /// Status answered by `error` when the fault sets no `status`.
 pub const DEFAULT_ERROR_STATUS: u16 = 503;
+/// Longest fault `name`, in bytes.
+pub const MAX_FAULT_NAME_BYTES: usize = 128;
+/// Fault names whose fired counts are kept; beyond it, installing faults forgets
+/// the counts of names no longer installed.
+pub const FIRED_NAMES_KEPT: usize = 1024;
 
 /// A point where a fault can hit: an operation of the service, named as in a
 /// fault's `operations` (**contract** names).
@@ -291,6 +297,13 @@ fn validate(spec: &FaultSpec) -> Result<(), String> {
     if spec.name.trim().is_empty() {
         return Err("`name` must not be empty".into());
     }
+    if spec.name.len() > MAX_FAULT_NAME_BYTES {
+        return Err(format!(
+            "`name` must be at most {MAX_FAULT_NAME_BYTES} bytes, not {}",
+            spec.name.len()
+        ));
+    }
+    check_durations(spec)?;
     if spec.operations.is_empty() {
         return Err("`operations` must name at least one operation".into());
     }
@@ -333,6 +346,21 @@ fn validate(spec: &FaultSpec) -> Result<(), String> {
     }
 }
 
+/// Refuse a window or delay beyond [`crate::yaml::values::LONGEST_DURATION`], naming the field.
+fn check_durations(spec: &FaultSpec) -> Result<(), String> {
+    let durations = [
+        ("after", spec.after),
+        ("duration", spec.duration),
+        ("delay", spec.delay),
+    ];
+    for (field, value) in durations {
+        if let Some(value) = value {
+            check_duration(value).map_err(|problem| format!("`{field}` {problem}"))?;
+        }
+    }
+    Ok(())
+}
+
 /// Load a faults file: a YAML list of faults. Errors name the file, line and field.
 pub fn load_faults(path: &Path) -> Result<Vec<Fault>, FileError> {
     yaml::load(path)
@@ -370,7 +398,7 @@ impl Effects {
                 self.error
                     .get_or_insert(spec.status.unwrap_or(DEFAULT_ERROR_STATUS));
             }
-            Effect::Delay => self.delay += spec.delay.unwrap_or_default(),
+            Effect::Delay => self.delay = self.delay.saturating_add(spec.delay.unwrap_or_default()),
             Effect::Timeout => self.timeout = true,
             Effect::Drop => self.drop = true,
             Effect::Duplicate => self.duplicate = true,
@@ -399,8 +427,14 @@ struct Installed {
 impl Installed {
     fn active_at(&self, now: Instant) -> bool {
         let spec = self.fault.spec();
-        let start = self.epoch + spec.after.unwrap_or_default();
-        now >= start && spec.duration.is_none_or(|duration| now < start + duration)
+        // Validation bounds both to a year; a window beyond what `Instant` holds never opens.
+        let Some(start) = self.epoch.checked_add(spec.after.unwrap_or_default()) else {
+            return false;
+        };
+        now >= start
+            && spec
+                .duration
+                .is_none_or(|duration| start.checked_add(duration).is_none_or(|end| now < end))
     }
 
     fn matches(&self, point: FaultPoint, region: &str) -> bool {
@@ -434,10 +468,25 @@ impl FaultEngine {
             .into_iter()
             .map(|fault| Installed { fault, epoch })
             .collect();
+        let installed: Arc<Vec<Installed>> = Arc::new(installed);
+        self.forget_counts_beyond_cap(&installed);
         *self
             .installed
             .write()
-            .unwrap_or_else(PoisonError::into_inner) = Arc::new(installed);
+            .unwrap_or_else(PoisonError::into_inner) = installed;
+    }
+
+    /// Keep at most [`FIRED_NAMES_KEPT`] names: past it, drop the counts of
+    /// names `installed` does not hold.
+    fn forget_counts_beyond_cap(&self, installed: &[Installed]) {
+        let mut fired = self.fired.lock().unwrap_or_else(PoisonError::into_inner);
+        if fired.len() >= FIRED_NAMES_KEPT {
+            fired.retain(|name, _| {
+                installed
+                    .iter()
+                    .any(|fault| fault.fault.spec().name == *name)
+            });
+        }
     }
 
     /// The installed faults, in order.
@@ -449,7 +498,7 @@ impl FaultEngine {
             .collect()
     }
 
-    /// How often each fault fired, by name, since start.
+    /// How often each fault fired, by name, since start (see [`FIRED_NAMES_KEPT`]).
     pub fn fired_counts(&self) -> BTreeMap<String, u64> {
         self.fired
             .lock()
@@ -473,7 +522,7 @@ impl FaultEngine {
     fn count(&self, name: &str) {
         let mut fired = self.fired.lock().unwrap_or_else(PoisonError::into_inner);
         match fired.get_mut(name) {
-            Some(count) => *count += 1,
+            Some(count) => *count = count.saturating_add(1),
             None => {
                 fired.insert(name.to_string(), 1);
             }
@@ -538,6 +587,7 @@ impl FaultSnapshot<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::yaml::values::LONGEST_DURATION;
 
     fn spec(effect: Effect, operations: Vec<FaultPoint>) -> FaultSpec {
         FaultSpec {
@@ -570,6 +620,35 @@ mod tests {
         assert!(Effect::Reorder.applies_to(FaultPoint::Sync));
         assert!(!Effect::Corrupt.applies_to(FaultPoint::Leave));
         assert!(Effect::Stale.applies_to(FaultPoint::AddMember));
+    }
+
+    #[test]
+    fn durations_beyond_a_year_are_refused_naming_the_field() {
+        let mut slow = spec(Effect::Delay, vec![FaultPoint::Send]);
+        slow.delay = Some(Duration::from_secs(300_000_000_000 * 31_557_600 / 1000));
+        let err = Fault::new(slow).unwrap_err();
+        assert!(err.contains("`delay`") && err.contains("one year"), "{err}");
+        let mut late = spec(Effect::Drop, vec![FaultPoint::Send]);
+        late.after = Some(LONGEST_DURATION + Duration::from_secs(1));
+        let err = Fault::new(late).unwrap_err();
+        assert!(err.contains("`after`"), "{err}");
+        let mut long = spec(Effect::Drop, vec![FaultPoint::Send]);
+        long.duration = Some(LONGEST_DURATION);
+        assert!(Fault::new(long).is_ok());
+    }
+
+    #[test]
+    fn fired_counts_keep_a_bounded_number_of_names() {
+        let engine = FaultEngine::default();
+        for round in 0..FIRED_NAMES_KEPT + 10 {
+            let mut named = spec(Effect::Drop, vec![FaultPoint::Send]);
+            named.name = format!("fault-{round}");
+            engine.replace(vec![Fault::new(named).unwrap()], Instant::now());
+            engine.snapshot().fire(FaultPoint::Send, "default");
+        }
+        assert!(engine.fired_counts().len() <= FIRED_NAMES_KEPT);
+        let last = format!("fault-{}", FIRED_NAMES_KEPT + 9);
+        assert_eq!(engine.fired_counts().get(&last), Some(&1));
     }
 
     #[test]

@@ -96,6 +96,17 @@ pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
         .map(str::trim)
 }
 
+/// Whether a `given` secret equals the `expected` one, in time that depends on
+/// the lengths only, never on where they first differ.
+pub fn same_secret(given: &str, expected: &str) -> bool {
+    let (given, expected) = (given.as_bytes(), expected.as_bytes());
+    let mut difference = u8::from(given.len() != expected.len());
+    for (index, byte) in expected.iter().enumerate() {
+        difference |= byte ^ given.get(index).copied().unwrap_or(!byte);
+    }
+    std::hint::black_box(difference) == 0
+}
+
 /// Decode a JSON body; 413 when over the limit, 400 naming the problem otherwise.
 pub fn parse_json<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Result<T, ApiError> {
     let body =
@@ -111,4 +122,18 @@ pub fn parse_json<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> R
         };
         ApiError::new(StatusCode::BAD_REQUEST, message)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_secret;
+
+    #[test]
+    fn secrets_match_only_when_equal() {
+        assert!(same_secret("s3cret", "s3cret"));
+        assert!(!same_secret("s3creT", "s3cret"));
+        assert!(!same_secret("s3cre", "s3cret"));
+        assert!(!same_secret("s3cret-and-more", "s3cret"));
+        assert!(!same_secret("", "s3cret"));
+    }
 }

@@ -47,6 +47,14 @@ pub enum BackendError {
     /// A config or faults file is invalid.
     #[error(transparent)]
     File(#[from] FileError),
+    /// The config given to [`start`] is invalid.
+    #[error("invalid backend config: field `{field}` {message}")]
+    Config {
+        /// The offending field.
+        field: &'static str,
+        /// What is wrong.
+        message: String,
+    },
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -89,8 +97,11 @@ impl BackendHandle {
     }
 }
 
-/// Bind `config.listen` and serve in the background.
+/// Validate `config`, bind `config.listen` and serve in the background.
 pub async fn start(config: BackendConfig) -> Result<BackendHandle, BackendError> {
+    config
+        .validate()
+        .map_err(|(field, message)| BackendError::Config { field, message })?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|source| BackendError::Bind {

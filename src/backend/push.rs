@@ -1,12 +1,13 @@
-//! The WebSocket push stream (`GET /api/v1/push`): one connection per device
-//! login, carrying the device's events as JSON text frames.
+//! The WebSocket push stream (`GET /api/v1/push`): connections of a device
+//! login (at most `max_sockets_per_device`), carrying the device's events as JSON
+//! text frames. The token comes only from the `Authorization` header, never the
+//! URL, which access logs keep; frames from clients are capped at `max_body_bytes`.
 
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::rejection::QueryRejection;
+use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
-use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -26,12 +27,6 @@ const FRAMES_PER_FLUSH: usize = 256;
 /// zero-fills this much on every read attempt (128 KiB by default).
 const READ_BUFFER_BYTES: usize = 4 * 1024;
 
-/// `?token=` for clients that cannot set headers on a WebSocket request.
-#[derive(Debug, serde::Deserialize)]
-pub(crate) struct PushQuery {
-    token: Option<String>,
-}
-
 /// The push stream's route.
 pub(crate) fn routes() -> Router<Arc<Shared>> {
     Router::new().route(route::PUSH, get(connect))
@@ -41,12 +36,9 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
 async fn connect(
     State(shared): State<Arc<Shared>>,
     headers: HeaderMap,
-    query: Result<Query<PushQuery>, QueryRejection>,
     upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> ApiResult {
-    let query_token = query.ok().and_then(|Query(query)| query.token);
-    let token = bearer_token(&headers).or(query_token.as_deref());
-    let caller = authenticate(&shared, token)?;
+    let caller = authenticate(&shared, bearer_token(&headers))?;
     let upgrade =
         upgrade.map_err(|rejection| ApiError::new(rejection.status(), rejection.body_text()))?;
     let effects = gate(&shared, FaultPoint::Connect, &caller.region).await?;
@@ -54,10 +46,25 @@ async fn connect(
         return Ok(upgrade.on_upgrade(|socket| async move { drop(socket) }));
     }
     // Registered before the 101 answer, so no event after the handshake is missed.
-    let (id, feed) = caller.push.attach(distort::copies(&effects));
+    let most = shared.config.max_sockets_per_device;
+    let (id, feed) = caller
+        .push
+        .attach(distort::copies(&effects), most)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!(
+                    "device already has {most} push connections, the backend's \
+                     `max_sockets_per_device`; close one first"
+                ),
+            )
+        })?;
     let push = caller.push.clone();
+    let largest = shared.config.max_body_bytes;
     let response: Response = upgrade
         .read_buffer_size(READ_BUFFER_BYTES)
+        .max_message_size(largest)
+        .max_frame_size(largest)
         .on_upgrade(move |socket| async move {
             serve(socket, feed, &shared).await;
             push.detach(id);
@@ -94,10 +101,30 @@ async fn serve(mut socket: WebSocket, mut feed: SocketFeed, shared: &Shared) {
                 }
             }
             message = socket.recv() => match message {
-                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
+                None | Some(Ok(Message::Close(_))) => return,
+                Some(Err(error)) => return refuse(&mut socket, &error, shared).await,
                 Some(Ok(_)) => {}
             },
         }
+    }
+}
+
+/// End a connection whose client sent what it may not: a message over
+/// `max_body_bytes` is closed with 1009 naming the limit; other errors just end it.
+async fn refuse(socket: &mut WebSocket, error: &axum::Error, shared: &Shared) {
+    let too_big = std::error::Error::source(error)
+        .and_then(|source| source.downcast_ref::<tokio_tungstenite::tungstenite::Error>())
+        .is_some_and(|source| matches!(source, tokio_tungstenite::tungstenite::Error::Capacity(_)));
+    if too_big {
+        let reason = format!(
+            "message larger than {} bytes, the backend's `max_body_bytes`",
+            shared.config.max_body_bytes
+        );
+        let frame = CloseFrame {
+            code: close_code::SIZE,
+            reason: reason.into(),
+        };
+        let _ = socket.send(Message::Close(Some(frame))).await;
     }
 }
 

@@ -213,6 +213,8 @@ pub struct Model {
     next_id: u64,
     registration: bool,
     max_devices_per_user: usize,
+    max_users: usize,
+    max_groups_per_user: usize,
 }
 
 fn now_ms() -> u64 {
@@ -261,6 +263,8 @@ impl Model {
             next_id: 0,
             registration: config.registration,
             max_devices_per_user: config.max_devices_per_user,
+            max_users: config.max_users,
+            max_groups_per_user: config.max_groups_per_user,
         }
     }
 
@@ -289,6 +293,13 @@ impl Model {
                 return Err(ModelError::Unauthorized(format!(
                     "unknown user `{}` and registration is closed",
                     request.user
+                )));
+            }
+            None if self.directory.users.len() >= self.max_users => {
+                return Err(ModelError::Forbidden(format!(
+                    "unknown user `{}` and registration is full: the backend holds {} users, \
+                     its `max_users`",
+                    request.user, self.max_users
                 )));
             }
             None => {
@@ -378,6 +389,22 @@ impl Model {
         }
     }
 
+    /// Refused when `user` is already in `max_groups_per_user` groups.
+    fn require_room_for_a_group(&self, user: &str) -> Result<(), ModelError> {
+        let groups = self
+            .directory
+            .users
+            .get(user)
+            .map_or(0, |found| found.groups.len());
+        if groups >= self.max_groups_per_user {
+            return Err(ModelError::Forbidden(format!(
+                "`{user}` is in {groups} groups, the backend's `max_groups_per_user`; \
+                 leave one first"
+            )));
+        }
+        Ok(())
+    }
+
     /// Create a group with the caller and `request.members`; each member's joining is an event.
     pub fn create_group(
         &mut self,
@@ -388,6 +415,10 @@ impl Model {
         for member in &request.members {
             self.require_user(member)?;
         }
+        for member in request.members.iter().map(String::as_str) {
+            self.require_room_for_a_group(member)?;
+        }
+        self.require_room_for_a_group(&caller.user)?;
         let id = format!("g{}", self.next_id());
         let mut members = vec![caller.user.to_string()];
         for member in &request.members {
@@ -588,6 +619,9 @@ impl Model {
     ) -> Result<Group, ModelError> {
         let current = self.group_of_member(user, group_id)?.view.clone();
         self.require_user(target)?;
+        if !current.members.iter().any(|member| member == target) {
+            self.require_room_for_a_group(target)?;
+        }
         if effects.stale {
             let mut claimed = current;
             insert_sorted(&mut claimed.members, target);

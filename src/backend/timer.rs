@@ -66,6 +66,27 @@ struct Inner {
     wake: Condvar,
 }
 
+impl Queue {
+    /// Add `job` (unless stopped); whether it is now the earliest.
+    fn enqueue(&mut self, deadline: Instant, job: Job) -> bool {
+        if self.stopped {
+            return false;
+        }
+        let order = self.next_order;
+        self.next_order += 1;
+        let earliest = self
+            .entries
+            .peek()
+            .is_none_or(|head| deadline < head.deadline);
+        self.entries.push(Entry {
+            deadline,
+            order,
+            job,
+        });
+        earliest
+    }
+}
+
 /// Handle to the timer thread; dropping the last handle stops it (pending jobs are dropped).
 pub struct Timer {
     inner: Arc<Inner>,
@@ -86,22 +107,7 @@ impl Timer {
 
     /// Run `job` on the runtime at `deadline` (at once if it has passed).
     pub fn at(&self, deadline: Instant, job: Job) {
-        let mut queue = self.lock();
-        if queue.stopped {
-            return;
-        }
-        let order = queue.next_order;
-        queue.next_order += 1;
-        let earliest = queue
-            .entries
-            .peek()
-            .is_none_or(|head| deadline < head.deadline);
-        queue.entries.push(Entry {
-            deadline,
-            order,
-            job,
-        });
-        drop(queue);
+        let earliest = self.lock().enqueue(deadline, job);
         if earliest {
             self.inner.wake.notify_one();
         }
@@ -185,19 +191,34 @@ mod tests {
     use super::*;
     use tokio::sync::mpsc;
 
+    impl Timer {
+        /// Add every job under one lock, so the timer thread sees all of them at
+        /// once: no job is handed over before an earlier one is queued.
+        fn at_all(&self, jobs: Vec<(Instant, Job)>) {
+            let mut queue = self.lock();
+            for (deadline, job) in jobs {
+                queue.enqueue(deadline, job);
+            }
+            drop(queue);
+            self.inner.wake.notify_one();
+        }
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn jobs_run_in_deadline_order_and_not_early() {
         let timer = Timer::start(&Handle::current()).unwrap();
         let (tx, mut rx) = mpsc::unbounded_channel();
         let start = Instant::now();
         // "now" and "soon" fall into one hand-off; "late" into a later one.
-        for (label, micros) in [("late", 30_000u64), ("soon", 200), ("now", 0)] {
-            let tx = tx.clone();
-            timer.at(
-                start + Duration::from_micros(micros),
-                Box::new(move || tx.send((label, micros, Instant::now())).unwrap()),
-            );
-        }
+        let jobs = [("late", 30_000u64), ("soon", 200), ("now", 0)]
+            .into_iter()
+            .map(|(label, micros)| {
+                let tx = tx.clone();
+                let job: Job = Box::new(move || tx.send((label, micros, Instant::now())).unwrap());
+                (start + Duration::from_micros(micros), job)
+            })
+            .collect();
+        timer.at_all(jobs);
         let mut seen = Vec::new();
         for _ in 0..3 {
             let received = tokio::time::timeout(Duration::from_secs(10), rx.recv()).await;
@@ -232,11 +253,15 @@ mod tests {
         // Inserted out of order; 100 µs apart, so they span many hand-offs.
         let mut order: Vec<u64> = (0..1000).collect();
         order.sort_by_key(|index| (index * 7919) % 1000);
-        for index in order {
-            let tx = tx.clone();
-            let deadline = start + Duration::from_micros(100 * index);
-            timer.at(deadline, Box::new(move || tx.send(index).unwrap()));
-        }
+        let jobs = order
+            .into_iter()
+            .map(|index| {
+                let tx = tx.clone();
+                let job: Job = Box::new(move || tx.send(index).unwrap());
+                (start + Duration::from_micros(100 * index), job)
+            })
+            .collect();
+        timer.at_all(jobs);
         let mut ran = Vec::new();
         while ran.len() < 1000 {
             let next = tokio::time::timeout(Duration::from_secs(10), rx.recv()).await;

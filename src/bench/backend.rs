@@ -14,6 +14,7 @@ use futures_util::StreamExt;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_tungstenite::tungstenite;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use crate::backend::{self, BackendConfig, BackendHandle};
@@ -284,10 +285,14 @@ impl Api {
         mut on_frame: impl FnMut(&str) + Send + 'static,
     ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
         let ws_base = self.base.replacen("http", "ws", 1);
-        let url = format!("{ws_base}{}?token={token}", crate::protocol::route::PUSH);
+        let url = format!("{ws_base}{}", crate::protocol::route::PUSH);
+        let mut request = url.into_client_request()?;
+        request
+            .headers_mut()
+            .insert("authorization", format!("Bearer {token}").parse()?);
         // tungstenite zero-fills its whole read buffer (128 KiB by default) on every read.
         let config = WebSocketConfig::default().read_buffer_size(READ_BUFFER_BYTES);
-        let connect = tokio_tungstenite::connect_async_with_config(url, Some(config), false);
+        let connect = tokio_tungstenite::connect_async_with_config(request, Some(config), false);
         let (stream, _) = tokio::time::timeout(STEP_TIMEOUT, connect)
             .await
             .context("push connect timed out")??;

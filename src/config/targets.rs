@@ -19,7 +19,7 @@ use serde::de::{self, DeserializeSeed, IntoDeserializer, MapAccess, Visitor};
 
 use super::defaults;
 use crate::client::ProtocolConfig;
-use crate::yaml::values::{Label, check_label};
+use crate::yaml::values::{Label, check_duration, check_label};
 
 /// One service to probe: the fields every target has, and its protocol's own.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -149,12 +149,15 @@ impl SharedFields {
 
     /// The whole target, once its map has been read to its end.
     fn finish<E: de::Error>(self, protocol: ProtocolConfig) -> Result<TargetConfig, E> {
+        let request_timeout = self.request_timeout.map_or_else(
+            defaults::request_timeout,
+            humantime_serde::Serde::into_inner,
+        );
+        check_duration(request_timeout)
+            .map_err(|problem| E::custom(format!("`request_timeout` {problem}")))?;
         Ok(TargetConfig {
             name: self.name.ok_or_else(|| E::missing_field("name"))?,
-            request_timeout: self.request_timeout.map_or_else(
-                defaults::request_timeout,
-                humantime_serde::Serde::into_inner,
-            ),
+            request_timeout,
             accounts: self.accounts.ok_or_else(|| E::missing_field("accounts"))?,
             protocol,
         })

@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::ProbeKind;
+use crate::yaml::values::check_duration;
 
 /// The offending field of a probe definition and what is wrong with it.
 pub type SpecError = (&'static str, String);
@@ -81,6 +82,15 @@ impl ProbeSpec {
         {
             return fail("name", "must be non-empty letters, digits, `_` or `-`");
         }
+        let durations = [
+            ("interval", self.interval),
+            ("step_timeout", self.step_timeout),
+            ("delivery_deadline", self.delivery_deadline),
+            ("latency_objective", self.latency_objective),
+        ];
+        for (field, value) in durations {
+            check_duration(value).map_err(|problem| (field, problem))?;
+        }
         if self.interval < Duration::from_millis(100) {
             return fail("interval", "must be at least 100ms");
         }
@@ -135,5 +145,14 @@ mod tests {
         let text = "name: ds\nkind: device_sync\n";
         let spec: ProbeSpec = crate::yaml::parse(Path::new("p.yaml"), text).unwrap();
         assert_eq!(spec.validate().unwrap_err().0, "devices_per_account");
+    }
+
+    #[test]
+    fn durations_beyond_a_year_are_refused() {
+        let text = "name: gm\nkind: group_message\ndelivery_deadline: 400days\n";
+        let spec: ProbeSpec = crate::yaml::parse(Path::new("p.yaml"), text).unwrap();
+        let (field, message) = spec.validate().unwrap_err();
+        assert_eq!(field, "delivery_deadline");
+        assert!(message.contains("longer than one year"), "{message}");
     }
 }

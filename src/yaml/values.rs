@@ -65,7 +65,23 @@ impl TryFrom<String> for Jitter {
     }
 }
 
-/// A humantime duration (`250ms`, `1m30s`) of at least 100ms.
+/// The longest duration any file or API body may set: one year. Longer ones make
+/// no sense for a prober or a fault window, and near `Duration::MAX` they overflow
+/// `Instant + Duration`.
+pub const LONGEST_DURATION: Duration = Duration::from_secs(365 * 24 * 60 * 60);
+
+/// Checks that `value` is at most [`LONGEST_DURATION`].
+pub fn check_duration(value: Duration) -> Result<(), String> {
+    if value > LONGEST_DURATION {
+        return Err(format!(
+            "`{}` is longer than one year (365 days), the longest allowed",
+            humantime::format_duration(value)
+        ));
+    }
+    Ok(())
+}
+
+/// A humantime duration (`250ms`, `1m30s`) of at least 100ms and at most one year.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Period(pub(crate) Duration);
 
@@ -78,6 +94,7 @@ impl TryFrom<String> for Period {
         if duration < Duration::from_millis(100) {
             return Err(format!("`{value}` must be at least 100ms"));
         }
+        check_duration(duration)?;
         Ok(Period(duration))
     }
 }

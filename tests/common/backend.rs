@@ -166,16 +166,13 @@ impl TestBackend {
 
     /// Open the device's push stream.
     pub async fn push(&self, device: &Device) -> Push {
-        let url = format!(
-            "ws://{}/api/v1/push?token={}",
-            self.handle.addr(),
-            device.token
-        );
+        let url = format!("ws://{}/api/v1/push", self.handle.addr());
         let mut request =
             tungstenite::client::IntoClientRequest::into_client_request(url).expect("ws request");
-        request
-            .headers_mut()
-            .insert(REGION_HEADER, device.region.parse().expect("region header"));
+        let headers = request.headers_mut();
+        headers.insert(REGION_HEADER, device.region.parse().expect("region header"));
+        let bearer = format!("Bearer {}", device.token);
+        headers.insert("authorization", bearer.parse().expect("token header"));
         let (stream, _) = tokio::time::timeout(PATIENCE, tokio_tungstenite::connect_async(request))
             .await
             .expect("push connects in time")

@@ -178,11 +178,11 @@ impl Request {
                 Ok(answer) => return Ok(answer),
                 Err(error) => error,
             };
-            let resend_at = error.retry_after().map(|wait| Instant::now() + wait);
+            let resend_at = error
+                .retry_after()
+                .and_then(|wait| resend_time(wait, self.timeout, deadline));
             match (again, resend_at) {
-                (Some(again), Some(at))
-                    if retries < RATE_LIMIT_RETRIES && at + self.timeout / 4 <= deadline =>
-                {
+                (Some(again), Some(at)) if retries < RATE_LIMIT_RETRIES => {
                     tokio::time::sleep_until(at.into()).await;
                     builder = again.timeout(deadline - Instant::now());
                     retries += 1;
@@ -191,6 +191,15 @@ impl Request {
             }
         }
     }
+}
+
+/// When to send again after a rate-limit wait of `wait`: only if that leaves a
+/// quarter of `timeout` before `deadline`. A wait too long for `Instant` (a
+/// hostile `Retry-After` of ~1e19 seconds) is one too long to wait, not a panic.
+fn resend_time(wait: Duration, timeout: Duration, deadline: Instant) -> Option<Instant> {
+    let at = Instant::now().checked_add(wait)?;
+    let last_send = at.checked_add(timeout / 4)?;
+    (last_send <= deadline).then_some(at)
 }
 
 /// Sends one request bounded by `timeout` and parses a success answer as `T`.
@@ -327,6 +336,21 @@ mod tests {
             ClientError::from(error(429, limited)),
             ClientError::Status { status: 429, ref message } if message.contains("M_LIMIT_EXCEEDED")
         ));
+    }
+
+    #[test]
+    fn an_absurd_rate_limit_wait_is_no_retry_and_no_panic() {
+        let huge = br#"{"errcode":"M_LIMIT_EXCEEDED","retry_after_ms":18446744073709551615}"#;
+        let wait = error(429, huge).retry_after().expect("a wait");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        assert_eq!(resend_time(wait, Duration::from_secs(10), deadline), None);
+        let mut headers = HeaderMap::new();
+        headers.insert(RETRY_AFTER, "18446744073709551615".parse().expect("header"));
+        let by_header = matrix_error(StatusCode::TOO_MANY_REQUESTS, &headers, b"{}");
+        let wait = by_header.retry_after().expect("a wait");
+        assert_eq!(resend_time(wait, Duration::from_secs(10), deadline), None);
+        let short = resend_time(Duration::from_millis(10), Duration::from_secs(1), deadline);
+        assert!(short.is_some());
     }
 
     #[test]
