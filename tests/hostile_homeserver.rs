@@ -194,17 +194,17 @@ async fn a_device_survives_401_on_sync_and_a_body_that_never_finishes() {
     let mut device = service.login(&account()).await.expect("login");
 
     set(&behaviour, "sync", Some(Hostile::Unauthorized));
-    let revoked = device.sync().await.err().expect("sync fails");
+    let revoked = device.sync().await.expect_err("sync fails");
     assert_eq!(revoked.reason(), Reason::AuthError, "{revoked}");
     set(&behaviour, "sync", None);
     device.sync().await.expect("sync works again");
 
     set(&behaviour, "joined_rooms", Some(Hostile::NeverFinishes));
-    let stalled = device.list_groups().await.err().expect("listing fails");
+    let stalled = device.list_groups().await.expect_err("listing fails");
     assert_eq!(stalled.reason(), Reason::Timeout, "{stalled}");
 
     set(&behaviour, "joined_rooms", Some(Hostile::HugeChunked));
-    let huge = device.list_groups().await.err().expect("listing fails");
+    let huge = device.list_groups().await.expect_err("listing fails");
     assert_eq!(huge.reason(), Reason::HttpError, "{huge}");
 
     set(&behaviour, "joined_rooms", None);

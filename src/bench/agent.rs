@@ -261,8 +261,14 @@ async fn failing_rss(base: String, runs: usize) -> anyhow::Result<()> {
     );
     println!("failing runs:             {runs} ({failed} failed; leave outage)");
     println!("wall time:                {wall:.1?}");
-    let listed: Vec<String> = samples.iter().map(|kib| format!("{:.1}", mib(*kib))).collect();
-    println!("agent RSS every {RSS_SAMPLE_EVERY} runs: {} MiB", listed.join(", "));
+    let listed: Vec<String> = samples
+        .iter()
+        .map(|kib| format!("{:.1}", mib(*kib)))
+        .collect();
+    println!(
+        "agent RSS every {RSS_SAMPLE_EVERY} runs: {} MiB",
+        listed.join(", ")
+    );
     println!(
         "RSS range:                {:.1} to {:.1} MiB ({:+.1} % of the first sample)",
         mib(low),
@@ -282,14 +288,23 @@ async fn leave_outage(base: String, outage: Duration) -> anyhow::Result<()> {
     while started.elapsed() < outage {
         let outcome = probe.run().await;
         runs += 1;
-        refused += usize::from(outcome.failures.iter().any(|failure| {
-            failure.reason == crate::outcome::Reason::LeaveRejected
-        }));
-        most = most.max(backend_stat(&base, "groups").await?.saturating_sub(baseline));
+        refused += usize::from(
+            outcome
+                .failures
+                .iter()
+                .any(|failure| failure.reason == crate::outcome::Reason::LeaveRejected),
+        );
+        most = most.max(
+            backend_stat(&base, "groups")
+                .await?
+                .saturating_sub(baseline),
+        );
     }
     put_faults(&base, &serde_json::json!([])).await?;
     let after = probe.run().await;
-    let left = backend_stat(&base, "groups").await?.saturating_sub(baseline);
+    let left = backend_stat(&base, "groups")
+        .await?
+        .saturating_sub(baseline);
     probe.shutdown().await;
     println!("runs during the outage:   {runs} ({refused} created no group: bound reached)");
     println!("most groups during it:    {most} (one probe of 3 accounts)");
