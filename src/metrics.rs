@@ -59,6 +59,7 @@ pub struct ProbeMetrics {
     messages_expected: IntCounterVec,
     messages_delivered: IntCounterVec,
     last_run: GaugeVec,
+    panics: IntCounterVec,
     /// Every probe whose series were created, so a reload can remove them.
     known: Arc<Mutex<BTreeSet<ProbeKey>>>,
 }
@@ -167,6 +168,13 @@ impl ProbeMetrics {
                 ),
                 PROBE_LABELS,
             )?,
+            panics: IntCounterVec::new(
+                Opts::new(
+                    "chatprobe_probe_panics_total",
+                    "Probe runs that panicked (a bug of the agent); the probe is rebuilt and runs on.",
+                ),
+                PROBE_LABELS,
+            )?,
             known: Arc::default(),
         };
         registry.register(Box::new(metrics.runs.clone()))?;
@@ -177,6 +185,7 @@ impl ProbeMetrics {
         registry.register(Box::new(metrics.messages_expected.clone()))?;
         registry.register(Box::new(metrics.messages_delivered.clone()))?;
         registry.register(Box::new(metrics.last_run.clone()))?;
+        registry.register(Box::new(metrics.panics.clone()))?;
         Ok(metrics)
     }
 
@@ -203,6 +212,7 @@ impl ProbeMetrics {
         }
         self.messages_expected.with_label_values(&labels(key));
         self.messages_delivered.with_label_values(&labels(key));
+        self.panics.with_label_values(&labels(key));
         self.known_probes().insert(key.clone());
     }
 
@@ -251,6 +261,7 @@ impl ProbeMetrics {
         let _ = self.messages_expected.remove_label_values(&labels);
         let _ = self.messages_delivered.remove_label_values(&labels);
         let _ = self.last_run.remove_label_values(&labels);
+        let _ = self.panics.remove_label_values(&labels);
     }
 
     /// The known probes; a poisoned lock still holds a usable set.
@@ -258,6 +269,11 @@ impl ProbeMetrics {
         self.known
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Count one run that panicked.
+    pub fn observe_panic(&self, key: &ProbeKey) {
+        self.panics.with_label_values(&labels(key)).inc();
     }
 
     /// Count one finished run.

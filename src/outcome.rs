@@ -128,6 +128,19 @@ pub struct ProbeKey {
     pub probe: String,
 }
 
+/// Longest [`Failure::detail`], in characters: whatever a server answers
+/// (error text, bodies quoted in a finding) enters a detail through
+/// [`shorten`] to this.
+pub const DETAIL_MAX: usize = 500;
+
+/// `text` cut to `max_chars` characters, with `…` appended when cut.
+pub fn shorten(text: &str, max_chars: usize) -> String {
+    match text.char_indices().nth(max_chars) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_owned(),
+    }
+}
+
 /// One failed step: which operation, the contract reason, and what was seen.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Failure {

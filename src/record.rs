@@ -49,6 +49,13 @@ impl Recorder {
             LineStyle::Summary => eprintln!("{}", summary_line(key, outcome)),
         }
     }
+
+    /// Take one run that panicked: counted and logged with its labels.
+    pub fn record_panic(&self, key: &ProbeKey, message: &str) {
+        self.metrics.observe_panic(key);
+        tracing::error!(region = %key.region, target = %key.target, probe = %key.probe,
+            panic = %message, "probe run panicked; the probe is rebuilt and runs again after a backoff");
+    }
 }
 
 /// `operation/reason` of every failure, comma-separated.

@@ -2,12 +2,16 @@
 //! "run once"; each runs in a loop of its own that starts at a random point of
 //! its first interval (so probes spread out), never overlaps itself (a slow
 //! run delays the next, missed slots are skipped), and hands every finished
-//! run to the [`Recorder`].
+//! run to the [`Recorder`]. A run that panics (a bug of the agent) is caught,
+//! logged and counted, and the loop goes on with a probe rebuilt from its
+//! setup, after a backoff.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime};
 
+use futures_util::FutureExt;
 use rand::Rng;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -27,7 +31,16 @@ pub struct Job {
     pub timeout_operation: Operation,
     /// The probe.
     pub probe: Box<dyn Probe>,
+    /// Builds the probe afresh from its setup (after a run panicked, its
+    /// state may be broken).
+    pub rebuild: ProbeBuilder,
 }
+
+/// Builds one probe from its setup.
+pub type ProbeBuilder = Box<dyn Fn() -> Box<dyn Probe> + Send + Sync>;
+
+/// Longest wait before a probe whose runs keep panicking runs again.
+const PANIC_BACKOFF_MAX: Duration = Duration::from_secs(300);
 
 /// Timing shared by every job.
 #[derive(Debug, Clone, Copy)]
@@ -133,15 +146,27 @@ impl ProbeLoop {
     async fn run(mut self) {
         let spread = first_delay(self.job.interval, rand::rng().random());
         let mut first = true;
+        let mut panics_in_a_row = 0;
         let mut wait = spread;
         while self.sleep(wait).await {
             let started = Instant::now();
-            let run = run_bounded(&mut self.job, self.timing.run_timeout);
-            let outcome = tokio::select! {
-                outcome = run => outcome,
+            let run = AssertUnwindSafe(run_bounded(&mut self.job, self.timing.run_timeout));
+            let ended = tokio::select! {
+                ended = run.catch_unwind() => ended,
                 _ = self.stopped.wait_for(|stop| *stop) => break,
             };
-            self.recorder.record(&self.job.key, &outcome);
+            match ended {
+                Ok(outcome) => {
+                    panics_in_a_row = 0;
+                    self.recorder.record(&self.job.key, &outcome);
+                }
+                Err(panic) => {
+                    panics_in_a_row += 1;
+                    self.recorder
+                        .record_panic(&self.job.key, &panic_message(panic.as_ref()));
+                    self.job.probe = (self.job.rebuild)();
+                }
+            }
             if std::mem::take(&mut first) {
                 self.first_round.finished_one();
             }
@@ -151,7 +176,8 @@ impl ProbeLoop {
                 self.timing.jitter,
                 sample,
                 started.elapsed(),
-            );
+            )
+            .max(panic_backoff(self.job.interval, panics_in_a_row));
         }
         self.job.probe.shutdown().await;
     }
@@ -190,6 +216,28 @@ pub async fn run_bounded(job: &mut Job, run_timeout: Duration) -> ProbeOutcome {
             messages_delivered: 0,
         },
     }
+}
+
+/// The text a panic was raised with.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    if let Some(text) = panic.downcast_ref::<&str>() {
+        (*text).to_string()
+    } else if let Some(text) = panic.downcast_ref::<String>() {
+        text.clone()
+    } else {
+        "a panic without a message".to_string()
+    }
+}
+
+/// Least wait after the `panics_in_a_row`-th consecutive panicking run
+/// (none after a run that did not panic): the interval doubled per panic
+/// after the first, at most [`PANIC_BACKOFF_MAX`] (or the interval, when longer).
+pub fn panic_backoff(interval: Duration, panics_in_a_row: u32) -> Duration {
+    if panics_in_a_row == 0 {
+        return Duration::ZERO;
+    }
+    let doubled = interval.saturating_mul(1 << (panics_in_a_row - 1).min(16));
+    doubled.min(PANIC_BACKOFF_MAX.max(interval))
 }
 
 /// Delay before a probe's first run: `fraction` (in `[0, 1)`) of its interval,
@@ -319,6 +367,7 @@ mod tests {
             interval: Duration::from_secs(1),
             timeout_operation: Operation::Deliver,
             probe: Box::new(probe),
+            rebuild: Box::new(|| unreachable!("the probe never panics")),
         };
         let timing = Timing {
             jitter: 0.1,
@@ -371,6 +420,7 @@ mod tests {
             interval: Duration::from_secs(10),
             timeout_operation: Operation::Deliver,
             probe: Box::new(probe),
+            rebuild: Box::new(|| unreachable!("the probe never panics")),
         };
         let timing = Timing {
             jitter: 0.2,
@@ -390,5 +440,105 @@ mod tests {
             );
         }
         assert!((16..=25).contains(&starts.len()), "{} runs", starts.len());
+    }
+
+    /// A probe whose every run panics while `panicking` holds, and passes after.
+    struct PanickyProbe {
+        runs: Arc<AtomicUsize>,
+        panicking: Arc<AtomicBool>,
+    }
+
+    #[async_trait]
+    impl Probe for PanickyProbe {
+        async fn run(&mut self) -> ProbeOutcome {
+            self.runs.fetch_add(1, Ordering::SeqCst);
+            if self.panicking.load(Ordering::SeqCst) {
+                panic!("a bug in the probe");
+            }
+            ProbeOutcome {
+                started_at: SystemTime::now(),
+                duration: Duration::ZERO,
+                steps: Vec::new(),
+                failures: Vec::new(),
+                messages_expected: 0,
+                messages_delivered: 0,
+            }
+        }
+
+        async fn shutdown(&mut self) {}
+    }
+
+    fn metric(text: &str, name: &str) -> u64 {
+        let prefix = format!("{name}{{probe=\"slow\",region=\"eu-west\",target=\"mock\"}} ");
+        text.lines()
+            .find_map(|line| line.strip_prefix(&prefix))
+            .and_then(|value| value.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in {text}"))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_panicking_run_is_counted_and_the_probe_rebuilt_after_a_backoff() {
+        let metrics = MetricsRegistry::new().unwrap();
+        let recorder = Arc::new(Recorder::new(
+            metrics.probes.clone(),
+            Arc::new(crate::status::StatusBoard::new()),
+            LineStyle::Log,
+        ));
+        let runs = Arc::new(AtomicUsize::new(0));
+        let panicking = Arc::new(AtomicBool::new(true));
+        let builds = Arc::new(AtomicUsize::new(0));
+        let build = {
+            let (runs, panicking, builds) = (runs.clone(), panicking.clone(), builds.clone());
+            move || -> Box<dyn Probe> {
+                builds.fetch_add(1, Ordering::SeqCst);
+                Box::new(PanickyProbe {
+                    runs: Arc::clone(&runs),
+                    panicking: Arc::clone(&panicking),
+                })
+            }
+        };
+        let job = Job {
+            key: key(),
+            interval: Duration::from_secs(1),
+            timeout_operation: Operation::Deliver,
+            probe: build(),
+            rebuild: Box::new(build),
+        };
+        let timing = Timing {
+            jitter: 0.0,
+            run_timeout: Duration::from_secs(5),
+        };
+        let scheduler = Scheduler::start(vec![job], timing, recorder, Readiness::default());
+        assert_eq!(metric(&metrics.render(), "chatprobe_probe_panics_total"), 0);
+        // Panics in a row back off 1, 2, 4, 8, 16 s: five runs in the first 31 s or so.
+        tokio::time::sleep(Duration::from_secs(20)).await;
+        let panicked = runs.load(Ordering::SeqCst);
+        assert!((4..=5).contains(&panicked), "{panicked} runs");
+        assert_eq!(builds.load(Ordering::SeqCst), panicked + 1);
+        panicking.store(false, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_secs(40)).await;
+        assert_eq!(scheduler.shutdown(Duration::from_secs(5)).await, 0);
+        let text = metrics.render();
+        assert_eq!(
+            metric(&text, "chatprobe_probe_panics_total") as usize,
+            panicked
+        );
+        let passed = text
+            .lines()
+            .find_map(|line| line.strip_prefix("chatprobe_probe_runs_total{probe=\"slow\",region=\"eu-west\",result=\"success\",target=\"mock\"} "))
+            .and_then(|value| value.parse::<usize>().ok())
+            .unwrap();
+        assert!(passed >= 10, "{passed} passing runs after the panics");
+    }
+
+    #[test]
+    fn the_panic_backoff_doubles_up_to_its_cap() {
+        let second = Duration::from_secs(1);
+        assert_eq!(panic_backoff(second, 0), Duration::ZERO);
+        assert_eq!(panic_backoff(second, 1), second);
+        assert_eq!(panic_backoff(second, 3), Duration::from_secs(4));
+        assert_eq!(panic_backoff(second, 40), PANIC_BACKOFF_MAX);
+        let hour = Duration::from_secs(3600);
+        assert_eq!(panic_backoff(hour, 5), hour);
     }
 }

@@ -10,14 +10,14 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use tokio::runtime::Runtime;
 
-use crate::client::{Account, Reach};
+use crate::client::{Account, ChatService, Reach};
 use crate::config::AgentConfig;
 use crate::http::{self, Endpoints, Server};
 use crate::metrics::MetricsRegistry;
 use crate::outcome::ProbeKey;
-use crate::probe::{self, ProbeSetup};
+use crate::probe::{self, ProbeSetup, ProbeSpec};
 use crate::record::{LineStyle, Recorder};
-use crate::schedule::{Job, Readiness, Scheduler, Timing};
+use crate::schedule::{Job, ProbeBuilder, Readiness, Scheduler, Timing};
 use crate::shutdown::{ENDPOINTS_GRACE, PROBE_DRAIN};
 use crate::status::StatusBoard;
 
@@ -63,6 +63,7 @@ pub fn build_jobs(config: &AgentConfig) -> anyhow::Result<Vec<Job>> {
                     password: target.accounts().password.clone(),
                 })
                 .collect();
+            let rebuild = rebuilder(spec.clone(), Arc::clone(&service), accounts);
             jobs.push(Job {
                 key: ProbeKey {
                     region: config.region.clone(),
@@ -71,15 +72,27 @@ pub fn build_jobs(config: &AgentConfig) -> anyhow::Result<Vec<Job>> {
                 },
                 interval: spec.interval,
                 timeout_operation: spec.kind.main_operation(),
-                probe: probe::build(ProbeSetup {
-                    spec,
-                    service: Arc::clone(&service),
-                    accounts,
-                }),
+                probe: rebuild(),
+                rebuild,
             });
         }
     }
     Ok(jobs)
+}
+
+/// Builds the probe of `spec` afresh each time it is called.
+fn rebuilder(
+    spec: ProbeSpec,
+    service: Arc<dyn ChatService>,
+    accounts: Vec<Account>,
+) -> ProbeBuilder {
+    Box::new(move || {
+        probe::build(ProbeSetup {
+            spec: spec.clone(),
+            service: Arc::clone(&service),
+            accounts: accounts.clone(),
+        })
+    })
 }
 
 /// The scheduler timing of `config`.

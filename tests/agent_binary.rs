@@ -24,6 +24,7 @@ const CONTRACT: &[&str] = &[
     "chatprobe_messages_expected_total{probe=\"group_message\",region=\"eu-west\",target=\"mock\"}",
     "chatprobe_messages_delivered_total{probe=\"group_message\",region=\"eu-west\",target=\"mock\"}",
     "chatprobe_last_run_timestamp_seconds{probe=\"group_message\",region=\"eu-west\",target=\"mock\"}",
+    "chatprobe_probe_panics_total{probe=\"group_message\",region=\"eu-west\",target=\"mock\"}",
     concat!(
         "chatprobe_build_info{version=\"",
         env!("CARGO_PKG_VERSION"),

@@ -4,7 +4,11 @@
 //! - `devices`: resident memory of N logged-in, push-connected devices;
 //! - `cpu`: CPU time of one `group_message` run (3 sends, 9 deliveries);
 //! - `latency`: agent-measured delivery latency against a `delay` fault on
-//!   `deliver`, as error over the injected delay.
+//!   `deliver`, as error over the injected delay;
+//! - `failing-rss`: resident memory over N runs failing in a leave outage
+//!   (flat, or the agent leaks per failure);
+//! - `leave-outage`: groups on the service during a leave outage and after
+//!   it ends (the footprint bound and reconciliation).
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -54,6 +58,12 @@ pub struct AgentBenchArgs {
     /// Messages sent (`latency`); each is measured on every receiving device.
     #[arg(long, default_value_t = 300)]
     pub samples: usize,
+    /// Failing runs (`failing-rss`).
+    #[arg(long, default_value_t = 10_000)]
+    pub failing_runs: usize,
+    /// How long leaves fail (`leave-outage`).
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub outage: Duration,
 }
 
 /// An agent benchmark.
@@ -65,6 +75,10 @@ pub enum Measure {
     Cpu,
     /// Delivery latency measurement error against an injected delay.
     Latency,
+    /// Resident memory over N runs failing in a leave outage.
+    FailingRss,
+    /// Groups on the service during and after a leave outage.
+    LeaveOutage,
 }
 
 /// Run the benchmark and print its numbers.
@@ -82,6 +96,8 @@ pub async fn run(args: AgentBenchArgs) -> anyhow::Result<()> {
         Measure::Devices => on_probe_runtime(devices(base, args.devices)).await,
         Measure::Cpu => on_probe_runtime(cpu(base, args.runs)).await,
         Measure::Latency => on_probe_runtime(latency(base, args.delay, args.samples)).await,
+        Measure::FailingRss => on_probe_runtime(failing_rss(base, args.failing_runs)).await,
+        Measure::LeaveOutage => on_probe_runtime(leave_outage(base, args.outage)).await,
     }
 }
 
@@ -179,6 +195,126 @@ async fn cpu(base: String, runs: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Runs between two RSS samples of `failing-rss`.
+const RSS_SAMPLE_EVERY: usize = 1_000;
+
+/// An `edit_settings` probe (one group a run, left at cleanup) against
+/// `base`, with every leave from its region failing.
+async fn probe_in_leave_outage(base: &str) -> anyhow::Result<Box<dyn probe::Probe>> {
+    let spec = ProbeSpec {
+        name: "edit_settings".into(),
+        kind: ProbeKind::EditSettings,
+        interval: Duration::from_secs(1),
+        step_timeout: Duration::from_secs(5),
+        delivery_deadline: Duration::from_secs(5),
+        latency_objective: Duration::from_secs(1),
+        group_size: 3,
+        devices_per_account: 1,
+        messages: 1,
+    };
+    let accounts = (0..probe::accounts_needed(&spec))
+        .map(bench_account)
+        .collect();
+    let service = MockService::new(base, "bench", spec.step_timeout)?;
+    put_faults(base, &leave_outage_faults()).await?;
+    Ok(probe::build(ProbeSetup {
+        spec,
+        service: Arc::new(service),
+        accounts,
+    }))
+}
+
+/// Every leave from the benchmark's region answers 503.
+fn leave_outage_faults() -> serde_json::Value {
+    serde_json::json!([{
+        "name": "bench-leave-outage",
+        "operations": ["leave"],
+        "regions": ["bench"],
+        "effect": "error",
+        "status": 503,
+    }])
+}
+
+/// `failing-rss`: this process's RSS every [`RSS_SAMPLE_EVERY`] of `runs`
+/// runs that fail in a leave outage, after warm-up runs.
+async fn failing_rss(base: String, runs: usize) -> anyhow::Result<()> {
+    let mut probe = probe_in_leave_outage(&base).await?;
+    for _ in 0..WARM_UP_RUNS {
+        probe.run().await;
+    }
+    let first = rss_kib()?;
+    let (mut samples, mut failed) = (vec![first], 0);
+    let started = Instant::now();
+    for run in 1..=runs {
+        failed += usize::from(!probe.run().await.passed());
+        if run % RSS_SAMPLE_EVERY == 0 {
+            samples.push(rss_kib()?);
+        }
+    }
+    let wall = started.elapsed();
+    put_faults(&base, &serde_json::json!([])).await?;
+    probe.shutdown().await;
+    let mib = |kib: u64| kib as f64 / 1024.0;
+    let (low, high) = (
+        samples.iter().copied().min().unwrap_or(first),
+        samples.iter().copied().max().unwrap_or(first),
+    );
+    println!("failing runs:             {runs} ({failed} failed; leave outage)");
+    println!("wall time:                {wall:.1?}");
+    let listed: Vec<String> = samples
+        .iter()
+        .map(|kib| format!("{:.1}", mib(*kib)))
+        .collect();
+    println!(
+        "agent RSS every {RSS_SAMPLE_EVERY} runs: {} MiB",
+        listed.join(", ")
+    );
+    println!(
+        "RSS range:                {:.1} to {:.1} MiB ({:+.1} % of the first sample)",
+        mib(low),
+        mib(high),
+        (high as f64 - first as f64) * 100.0 / first.max(1) as f64
+    );
+    Ok(())
+}
+
+/// `leave-outage`: runs back to back while leaves fail for `outage`, then
+/// one run after it; groups on the service after each.
+async fn leave_outage(base: String, outage: Duration) -> anyhow::Result<()> {
+    let mut probe = probe_in_leave_outage(&base).await?;
+    let baseline = backend_stat(&base, "groups").await?;
+    let started = Instant::now();
+    let (mut runs, mut most, mut refused) = (0, 0, 0);
+    while started.elapsed() < outage {
+        let outcome = probe.run().await;
+        runs += 1;
+        refused += usize::from(
+            outcome
+                .failures
+                .iter()
+                .any(|failure| failure.reason == crate::outcome::Reason::LeaveRejected),
+        );
+        most = most.max(
+            backend_stat(&base, "groups")
+                .await?
+                .saturating_sub(baseline),
+        );
+    }
+    put_faults(&base, &serde_json::json!([])).await?;
+    let after = probe.run().await;
+    let left = backend_stat(&base, "groups")
+        .await?
+        .saturating_sub(baseline);
+    probe.shutdown().await;
+    println!("runs during the outage:   {runs} ({refused} created no group: bound reached)");
+    println!("most groups during it:    {most} (one probe of 3 accounts)");
+    println!(
+        "groups after one run:     {left} (that run {})",
+        if after.passed() { "passed" } else { "failed" }
+    );
+    Ok(())
+}
+
 /// `latency`: measured delivery latency minus the injected delay.
 async fn latency(base: String, delay: Duration, samples: usize) -> anyhow::Result<()> {
     let base = base.as_str();
@@ -254,9 +390,14 @@ async fn set_delay_fault(base: &str, delay: Duration) -> anyhow::Result<()> {
         "effect": "delay",
         "delay": humantime::format_duration(delay).to_string(),
     }]);
+    put_faults(base, &faults).await
+}
+
+/// Replaces the backend's faults through the admin API.
+async fn put_faults(base: &str, faults: &serde_json::Value) -> anyhow::Result<()> {
     let response = admin_client()?
         .put(format!("{base}{}", route::ADMIN_FAULTS))
-        .json(&faults)
+        .json(faults)
         .send()
         .await?;
     if !response.status().is_success() {
@@ -267,15 +408,20 @@ async fn set_delay_fault(base: &str, delay: Duration) -> anyhow::Result<()> {
 
 /// Open push connections the backend counts.
 async fn backend_push_sockets(base: &str) -> anyhow::Result<u64> {
+    backend_stat(base, "push_sockets").await
+}
+
+/// One count of the backend's `/admin/stats`.
+async fn backend_stat(base: &str, name: &str) -> anyhow::Result<u64> {
     let stats: serde_json::Value = admin_client()?
         .get(format!("{base}{}", route::ADMIN_STATS))
         .send()
         .await?
         .json()
         .await?;
-    stats["push_sockets"]
+    stats[name]
         .as_u64()
-        .context("`push_sockets` missing from /admin/stats")
+        .with_context(|| format!("`{name}` missing from /admin/stats"))
 }
 
 fn admin_client() -> anyhow::Result<reqwest::Client> {

@@ -25,8 +25,9 @@ use tokio_tungstenite::tungstenite::{self, Message as WsMessage, Utf8Bytes};
 use super::{
     Account, ChatService, ClientError, ClientResult, Delivered, Device, Event, GroupId, GroupInfo,
     GroupSettings, MessageId, Reach, ReceivedMessage, SetupError, TargetProtocol, UserId, init_tls,
-    user_agent,
+    read_body, user_agent,
 };
+use crate::outcome::shorten;
 use crate::protocol::{self, route};
 use crate::yaml::values::HttpUrl;
 
@@ -283,10 +284,7 @@ async fn answer(request: RequestBuilder, timeout: Duration) -> ClientResult<byte
         .await
         .map_err(|err| ClientError::from_transport(&err, timeout))?;
     let status = response.status();
-    let body = response
-        .bytes()
-        .await
-        .map_err(|err| ClientError::from_transport(&err, timeout))?;
+    let body = read_body(response, timeout).await?;
     if status.is_success() {
         Ok(body)
     } else {
@@ -298,9 +296,10 @@ async fn answer(request: RequestBuilder, timeout: Duration) -> ClientResult<byte
 }
 
 fn status_error(status: u16, body: &str) -> ClientError {
-    let message = serde_json::from_str::<protocol::ErrorBody>(body)
-        .map(|parsed| parsed.error)
-        .unwrap_or_else(|_| body.chars().take(ERROR_TEXT_MAX).collect());
+    let message = serde_json::from_str::<protocol::ErrorBody>(body).map_or_else(
+        |_| shorten(body, ERROR_TEXT_MAX),
+        |parsed| shorten(&parsed.error, ERROR_TEXT_MAX),
+    );
     if status == StatusCode::UNAUTHORIZED.as_u16() {
         ClientError::Auth(message)
     } else {

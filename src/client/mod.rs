@@ -174,6 +174,41 @@ impl ClientError {
     }
 }
 
+/// Largest answer body the agent reads; a longer one is an `http_error`
+/// naming its size, so a hostile or broken server cannot make an agent hold
+/// more than this per call.
+pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+
+/// The body of `response`, read up to [`MAX_BODY_BYTES`] (refused up front
+/// when the announced length is longer); `timeout` is the bound the call ran under.
+pub async fn read_body(
+    mut response: reqwest::Response,
+    timeout: Duration,
+) -> ClientResult<bytes::Bytes> {
+    let too_large = |size: String| {
+        ClientError::Malformed(format!(
+            "answer body of {size} bytes exceeds the {MAX_BODY_BYTES}-byte limit"
+        ))
+    };
+    if let Some(length) = response.content_length()
+        && length > MAX_BODY_BYTES as u64
+    {
+        return Err(too_large(length.to_string()));
+    }
+    let mut body = bytes::BytesMut::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|err| ClientError::from_transport(&err, timeout))?
+    {
+        if body.len() + chunk.len() > MAX_BODY_BYTES {
+            return Err(too_large(format!("more than {}", body.len() + chunk.len())));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
 /// The `User-Agent` every request of an agent carries, so operators can tell
 /// synthetic traffic from users' in their own logs and metrics.
 pub fn user_agent(region: &str) -> String {

@@ -44,8 +44,11 @@ pub struct RunContext<'a> {
 impl RunContext<'_> {
     /// Creates the run's group of the first `members` members (the first
     /// creates it, the others join); `Err` unless every one of them is in it.
-    /// A group created at all is cleaned up after the run.
+    /// A group created at all is cleaned up after the run. None is created
+    /// while one of the members holds too many groups of earlier runs
+    /// ([`Fleet::check_room`]).
     pub async fn create_group(&mut self, members: usize) -> StepResult<GroupId> {
+        self.fleet.check_room(self.run, 0..members)?;
         let settings = GroupSettings {
             name: format!("chatprobe {}", self.tag),
             notice: String::new(),
@@ -66,11 +69,13 @@ impl RunContext<'_> {
     /// Takes `group` out of this run's cleanup: the kind keeps it for later runs.
     pub fn keep(&mut self, group: &str) -> Option<Created> {
         let index = self.groups.iter().position(|created| created.id == group)?;
+        self.fleet.keep(group);
         Some(self.groups.swap_remove(index))
     }
 
     /// Notes that `member` is (again) in `group` or is no longer, for cleanup.
     pub fn set_member(&mut self, group: &str, member: usize, is_member: bool) {
+        self.fleet.note_membership(member, group, is_member);
         let Some(created) = self.groups.iter_mut().find(|created| created.id == group) else {
             if is_member {
                 self.groups.push(Created {
@@ -143,6 +148,7 @@ impl Driver {
     /// A probe running `steps` with the devices of `setup`.
     pub fn new(setup: ProbeSetup, steps: Box<dyn Steps>) -> Driver {
         let fleet = Fleet::new(
+            &setup.spec.name,
             setup.service,
             setup.accounts,
             setup.spec.devices_per_account,

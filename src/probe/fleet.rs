@@ -1,5 +1,6 @@
 //! The probe's accounts and their devices, kept logged in and push-connected
-//! across runs, and the groups a run creates (with their cleanup).
+//! across runs, and the groups a run creates (with their cleanup and the
+//! reconciliation that leaves what earlier runs left behind).
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -8,12 +9,11 @@ use std::time::Instant;
 use crate::client::{Account, ChatService, ClientError, Device, GroupId, GroupSettings};
 use crate::outcome::{Operation, Reason};
 
+use super::footprint::Footprint;
 use super::run::{Run, StepResult};
 
 /// Most stale events read off one device before a run (bounds the drain).
 const DRAIN_MAX: usize = 10_000;
-/// Most groups whose cleanup failed kept for retrying in later runs.
-const PENDING_MAX: usize = 32;
 
 /// One logged-in device and whether its push connection was found lost.
 pub struct Slot {
@@ -57,16 +57,19 @@ pub struct Fleet {
     /// The accounts, in the order the probe was given them.
     pub members: Vec<Member>,
     devices_per_account: usize,
-    pending_cleanup: Vec<Created>,
+    footprint: Footprint,
 }
 
 impl Fleet {
-    /// A fleet of `accounts`, each to hold `devices_per_account` devices.
+    /// The fleet of probe `probe`: `accounts`, each to hold
+    /// `devices_per_account` devices.
     pub fn new(
+        probe: &str,
         service: Arc<dyn ChatService>,
         accounts: Vec<Account>,
         devices_per_account: usize,
     ) -> Fleet {
+        let footprint = Footprint::new(probe, accounts.len());
         let members = accounts
             .into_iter()
             .map(|account| Member {
@@ -78,22 +81,89 @@ impl Fleet {
             service,
             members,
             devices_per_account,
-            pending_cleanup: Vec::new(),
+            footprint,
         }
     }
 
     /// Gets every device ready for a run: logs in missing devices, reconnects
-    /// lost push connections (reporting a loss not yet reported) and reads
-    /// away events left from earlier runs. `Err` when some device is not ready.
+    /// lost push connections (reporting a loss not yet reported), reads
+    /// away events left from earlier runs and, when needed, reconciles (see
+    /// [`Fleet::reconcile`]). `Err` when some device is not ready.
     pub async fn prepare(&mut self, run: &mut Run) -> StepResult<()> {
-        self.retry_pending_cleanup(run).await;
         let mut ready = Ok(());
         for member_index in 0..self.members.len() {
             if let Err(recorded) = self.prepare_member(run, member_index).await {
                 ready = Err(recorded);
             }
         }
+        if self.footprint.needs_reconciling() {
+            self.reconcile(run).await;
+        }
         ready
+    }
+
+    /// Lists each account's groups and leaves every group of the probe that
+    /// no kind keeps (left by earlier runs whose cleanup failed or was cut
+    /// off, or by a predecessor killed mid-run), quietly: a failed cleanup was
+    /// reported when it happened. Runs at the first run and whenever an
+    /// account may hold such a group.
+    pub async fn reconcile(&mut self, run: &mut Run) {
+        for member in 0..self.members.len() {
+            let Some(slot) = self.members[member].slots.first() else {
+                continue;
+            };
+            let device = slot.device.as_ref();
+            let listed = match run.timed(Operation::Cleanup, device.list_groups()).await {
+                Ok(listed) => listed,
+                Err(_) => continue,
+            };
+            let mut left_behind = Vec::new();
+            for group in listed {
+                if self.footprint.is_kept(&group) {
+                    continue;
+                }
+                let ours = self.footprint.may_hold(member, &group)
+                    || run
+                        .timed(Operation::Cleanup, device.read_group(&group))
+                        .await
+                        .is_ok_and(|info| self.footprint.is_ours(&info.settings.name));
+                if !ours {
+                    continue;
+                }
+                let leaving = run.timed(Operation::Cleanup, device.leave(&group)).await;
+                if leaving.is_err_and(|err| !not_a_member(&err)) {
+                    left_behind.push(group);
+                }
+            }
+            self.footprint.listed(member, left_behind);
+        }
+    }
+
+    /// `Err` (recorded as `cleanup`/`leave_rejected`) when one of `members`
+    /// may not be in one more group: it holds
+    /// [`super::footprint::GROUPS_MAX`] of the probe's groups already,
+    /// because leaving them fails.
+    pub fn check_room(&self, run: &mut Run, members: Range<usize>) -> StepResult<()> {
+        for member in members {
+            if let Some(detail) = self.footprint.no_room(member, &self.user(member)) {
+                return Err(run.fail(Operation::Cleanup, Reason::LeaveRejected, detail));
+            }
+        }
+        Ok(())
+    }
+
+    /// Notes that `member` is (again) in `group`, or left it.
+    pub fn note_membership(&mut self, member: usize, group: &str, is_member: bool) {
+        if is_member {
+            self.footprint.holds(member, group);
+        } else {
+            self.footprint.left(member, group);
+        }
+    }
+
+    /// Notes that a kind keeps `group` between runs: reconciliation leaves it alone.
+    pub fn keep(&mut self, group: &str) {
+        self.footprint.set_kept(group, true);
     }
 
     async fn prepare_member(&mut self, run: &mut Run, member_index: usize) -> StepResult<()> {
@@ -144,16 +214,19 @@ impl Fleet {
     }
 
     /// Member 0 creates a group inviting `invited`, as a step of the `send`
-    /// operation.
+    /// operation. Each of them counts as holding it from then on.
     pub async fn create_group(
-        &self,
+        &mut self,
         run: &mut Run,
         settings: &GroupSettings,
         invited: Range<usize>,
     ) -> StepResult<Created> {
-        let users: Vec<String> = invited.map(|member| self.user(member)).collect();
+        let users: Vec<String> = invited.clone().map(|member| self.user(member)).collect();
         let creating = self.device((0, 0)).create_group(settings, &users);
         let id = run.step(Operation::Send, creating).await?;
+        for member in std::iter::once(0).chain(invited) {
+            self.footprint.holds(member, &id);
+        }
         Ok(Created {
             id,
             members: vec![0],
@@ -181,39 +254,44 @@ impl Fleet {
     }
 
     /// Every member still in `group` leaves it (steps of `cleanup`), so the
-    /// service deletes it; a group not emptied is retried in later runs.
+    /// service deletes it; a member that could not leave still holds it and
+    /// the next run reconciles.
     pub async fn clean_up(&mut self, run: &mut Run, group: Created) {
-        let mut remaining = Vec::new();
+        self.footprint.set_kept(&group.id, false);
         for &member in &group.members {
             // At shutdown a member may have no device left (its login failed).
             let Some(slot) = self.members[member].slots.first() else {
-                remaining.push(member);
                 continue;
             };
             match run
                 .timed(Operation::Cleanup, slot.device.leave(&group.id))
                 .await
             {
-                Ok(()) => {}
-                Err(err) if not_a_member(&err) => {}
+                Ok(()) => self.footprint.left(member, &group.id),
+                Err(err) if not_a_member(&err) => self.footprint.left(member, &group.id),
                 Err(err) => {
                     run.fail(Operation::Cleanup, err.reason(), err.to_string());
-                    remaining.push(member);
                 }
             }
         }
-        self.keep_pending(Created {
-            id: group.id,
-            members: remaining,
-        });
     }
 
-    /// Empties the groups kept between runs and those whose cleanup failed
-    /// earlier, and disconnects every device (at shutdown).
+    /// Empties the groups kept between runs, reconciles (leaving whatever
+    /// else of the probe's the accounts hold) and disconnects every device
+    /// (at shutdown).
     pub async fn shut_down(&mut self, run: &mut Run, kept: Vec<Created>) {
-        let pending = std::mem::take(&mut self.pending_cleanup);
-        for group in kept.into_iter().chain(pending) {
+        for group in kept {
             self.clean_up(run, group).await;
+        }
+        if self.footprint.needs_reconciling() {
+            self.reconcile(run).await;
+        }
+        for (index, member) in self.members.iter().enumerate() {
+            let left_behind = self.footprint.held_by(index).count();
+            if left_behind > 0 {
+                tracing::warn!(user = %member.user(), groups = left_behind,
+                    "groups still held at shutdown: leaving them failed");
+            }
         }
         for slot in self
             .members
@@ -221,34 +299,6 @@ impl Fleet {
             .flat_map(|member| member.slots.iter_mut())
         {
             slot.device.disconnect().await;
-        }
-    }
-
-    fn keep_pending(&mut self, group: Created) {
-        if !group.members.is_empty() && self.pending_cleanup.len() < PENDING_MAX {
-            self.pending_cleanup.push(group);
-        }
-    }
-
-    /// Retries cleanups that failed in earlier runs, quietly: their failure
-    /// was reported when it happened.
-    async fn retry_pending_cleanup(&mut self, run: &mut Run) {
-        for group in std::mem::take(&mut self.pending_cleanup) {
-            let mut remaining = Vec::new();
-            for &member in &group.members {
-                let Some(slot) = self.members[member].slots.first() else {
-                    remaining.push(member);
-                    continue;
-                };
-                let leaving = run.timed(Operation::Cleanup, slot.device.leave(&group.id));
-                if leaving.await.is_err_and(|err| !not_a_member(&err)) {
-                    remaining.push(member);
-                }
-            }
-            self.keep_pending(Created {
-                id: group.id,
-                members: remaining,
-            });
         }
     }
 }

@@ -14,6 +14,7 @@ pub mod deliver;
 mod device_sync;
 mod edit_settings;
 pub mod fleet;
+pub mod footprint;
 mod group_message;
 mod leave_group;
 pub mod run;

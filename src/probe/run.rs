@@ -5,7 +5,7 @@ use std::future::Future;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::client::{ClientError, ClientResult};
-use crate::outcome::{Failure, Operation, ProbeOutcome, Reason, StepTiming};
+use crate::outcome::{DETAIL_MAX, Failure, Operation, ProbeOutcome, Reason, StepTiming, shorten};
 
 /// Proof that a failure was recorded on a run. Only [`Run`] makes one, when
 /// it records a failure, so a step that stops a run early (`Err(Recorded)`)
@@ -97,7 +97,8 @@ impl Run {
     }
 
     /// Records a failure; one per operation and reason, later details are
-    /// appended to the first. The returned proof lets a step stop the run.
+    /// appended to the first, the whole cut to [`DETAIL_MAX`] characters.
+    /// The returned proof lets a step stop the run.
     pub fn fail(
         &mut self,
         operation: Operation,
@@ -108,15 +109,15 @@ impl Run {
         let same =
             |failure: &&mut Failure| failure.operation == operation && failure.reason == reason;
         match self.failures.iter_mut().find(same) {
-            Some(failure) if failure.detail.len() < 500 => {
-                failure.detail.push_str("; ");
-                failure.detail.push_str(&detail);
+            Some(failure) if failure.detail.chars().count() < DETAIL_MAX => {
+                let merged = format!("{}; {detail}", failure.detail);
+                failure.detail = shorten(&merged, DETAIL_MAX);
             }
             Some(_) => {}
             None => self.failures.push(Failure {
                 operation,
                 reason,
-                detail,
+                detail: shorten(&detail, DETAIL_MAX),
             }),
         }
         Recorded(())
@@ -208,5 +209,22 @@ mod tests {
         let _proof: Recorded = run.fail(Operation::Leave, Reason::LeaveNotApplied, "still listed");
         assert!(run.has_failures());
         assert!(!run.finish().passed());
+    }
+
+    #[test]
+    fn details_are_capped_however_long_or_many() {
+        let mut run = Run::start(Duration::from_secs(1));
+        let huge = "x".repeat(100_000);
+        for _ in 0..50 {
+            run.fail(Operation::Send, Reason::HttpError, huge.as_str());
+            run.fail(Operation::Login, Reason::HttpError, "short");
+        }
+        for failure in run.finish().failures {
+            assert!(
+                failure.detail.chars().count() <= DETAIL_MAX + 1,
+                "{}",
+                failure.detail.len()
+            );
+        }
     }
 }

@@ -11,6 +11,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use crate::client::{ClientError, user_agent};
+use crate::outcome::shorten;
 
 /// Longest service error text kept in an error message.
 const MAX_ERROR_TEXT: usize = 200;
@@ -212,7 +213,9 @@ async fn send<T: DeserializeOwned>(
     let response = builder.send().await.map_err(transport)?;
     let status = response.status();
     let headers = response.headers().clone();
-    let body = response.bytes().await.map_err(transport)?;
+    let body = crate::client::read_body(response, timeout)
+        .await
+        .map_err(ApiError::Transport)?;
     if !status.is_success() {
         return Err(matrix_error(status, &headers, &body));
     }
@@ -244,7 +247,7 @@ fn matrix_error(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> ApiErro
     ApiError::Matrix {
         status: status.as_u16(),
         errcode,
-        message: shorten(&message),
+        message: shorten(&message, MAX_ERROR_TEXT),
         retry_after: (status == StatusCode::TOO_MANY_REQUESTS)
             .then(|| rate_limit_wait(headers, &body)),
         body,
@@ -268,14 +271,6 @@ fn rate_limit_wait(headers: &HeaderMap, body: &serde_json::Value) -> Duration {
     from_body
         .or_else(from_header)
         .unwrap_or(DEFAULT_RETRY_AFTER)
-}
-
-/// `text` cut to [`MAX_ERROR_TEXT`] characters.
-fn shorten(text: &str) -> String {
-    match text.char_indices().nth(MAX_ERROR_TEXT) {
-        Some((cut, _)) => format!("{}…", &text[..cut]),
-        None => text.to_owned(),
-    }
 }
 
 #[cfg(test)]
@@ -356,6 +351,10 @@ mod tests {
     #[test]
     fn long_error_text_is_shortened() {
         let text = "x".repeat(1000);
-        assert_eq!(shorten(&text).chars().count(), MAX_ERROR_TEXT + 1);
+        let long = error(500, text.as_bytes());
+        assert!(matches!(
+            ClientError::from(long),
+            ClientError::Status { ref message, .. } if message.chars().count() == 2 + MAX_ERROR_TEXT + 1
+        ));
     }
 }
