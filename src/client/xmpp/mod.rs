@@ -332,13 +332,14 @@ impl XmppDevice {
             .await
     }
 
-    /// Gives `users` owner affiliation in `room` and invites them.
+    /// Gives each of `users` owner affiliation in `room` and invites them
+    /// (one request a user: Prosody reads only the first item of one).
     async fn admit(&self, room: &str, users: &[&str]) -> ClientResult<()> {
         let session = self.session()?;
-        session
-            .iq(Some(room), true, stanzas::set_affiliations(users, "owner"))
-            .await?;
         for user in users {
+            session
+                .iq(Some(room), true, stanzas::set_affiliation(user, "owner"))
+                .await?;
             session.send_message(room, stanzas::invitation(user))?;
         }
         Ok(())
@@ -534,8 +535,7 @@ impl Device for XmppDevice {
             Err(ClientError::Status { status: 404, .. }) | Ok(_) => {}
             Err(other) => return Err(other),
         }
-        let me = [self.user_id.as_str()];
-        let leaving = stanzas::set_affiliations(&me, "none");
+        let leaving = stanzas::set_affiliation(&self.user_id, "none");
         match session.iq(Some(group), true, leaving).await {
             // The last owner cannot leave its room: it ends it instead.
             Err(ClientError::Status { status: 409, .. }) => session

@@ -96,17 +96,11 @@ pub(super) fn destroy_room() -> Element {
     element("query", NS_MUC_OWNER, &[], [destroy])
 }
 
-/// Gives each of `users` (bare JIDs) `affiliation`.
-pub(super) fn set_affiliations(users: &[&str], affiliation: &str) -> Element {
-    let items = users.iter().map(|user| {
-        element(
-            "item",
-            NS_MUC_ADMIN,
-            &[("jid", user), ("affiliation", affiliation)],
-            [],
-        )
-    });
-    element("query", NS_MUC_ADMIN, &[], items)
+/// Gives `user` (a bare JID) `affiliation`.
+pub(super) fn set_affiliation(user: &str, affiliation: &str) -> Element {
+    let attrs = [("jid", user), ("affiliation", affiliation)];
+    let item = element("item", NS_MUC_ADMIN, &attrs, []);
+    element("query", NS_MUC_ADMIN, &[], [item])
 }
 
 /// Asks for the list of users with `affiliation`.
