@@ -65,7 +65,7 @@ impl State {
     /// Handles one received stanza; returns the stanzas to send in reply.
     pub(super) fn handle(&mut self, stanza: Stanza, now: Instant) -> Vec<Stanza> {
         match stanza {
-            Stanza::Iq(iq) => self.on_iq(iq, now),
+            Stanza::Iq(iq) => self.on_iq(iq),
             Stanza::Message(message) => self.on_message(message, now),
             Stanza::Presence(presence) => {
                 self.on_presence(presence, now);
@@ -79,7 +79,7 @@ impl State {
         let _ = self.events.send(Ok(Delivered { event, received_at }));
     }
 
-    fn on_iq(&mut self, iq: Iq, now: Instant) -> Vec<Stanza> {
+    fn on_iq(&mut self, iq: Iq) -> Vec<Stanza> {
         let id = iq_id(&iq).to_owned();
         if let Some((room, received_at)) = self.settings_reads.remove(&id) {
             if let Iq::Result { payload, .. } = &iq {
@@ -102,7 +102,7 @@ impl State {
             }
             Iq::Get {
                 from, id, payload, ..
-            } => vec![answer_get(from, id, &payload, now)],
+            } => vec![answer_get(from, id, &payload)],
             Iq::Set { from, id, .. } => vec![refuse(from, id)],
         }
     }
@@ -342,7 +342,7 @@ pub(super) fn new_id() -> String {
 /// Answers a request from the server: disco#info (what the client
 /// supports, so the server sends bookmark notifications), ping; anything
 /// else is not supported.
-fn answer_get(from: Option<Jid>, id: String, payload: &Element, _now: Instant) -> Stanza {
+fn answer_get(from: Option<Jid>, id: String, payload: &Element) -> Stanza {
     let answer = if payload.is("query", stanzas::NS_DISCO_INFO) {
         Some(super::caps::disco_answer(payload.attr("node")))
     } else if payload.is("ping", stanzas::NS_PING) {
