@@ -9,6 +9,7 @@ apt_packages=()
 command -v promtool >/dev/null || apt_packages+=(prometheus)
 command -v prometheus-alertmanager >/dev/null || apt_packages+=(prometheus-alertmanager)
 command -v chromium >/dev/null || apt_packages+=(chromium)
+command -v prosody >/dev/null || apt_packages+=(prosody)
 if ((${#apt_packages[@]})); then
     echo "setup: installing Debian packages: ${apt_packages[*]}" >&2
     sudo_cmd=()
@@ -16,7 +17,7 @@ if ((${#apt_packages[@]})); then
     "${sudo_cmd[@]}" apt-get -o DPkg::Lock::Timeout=600 update -qq
     DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${apt_packages[@]}" >/dev/null
     # The packages may start their services on install; the tests start their own.
-    for service in prometheus prometheus-alertmanager prometheus-node-exporter; do
+    for service in prometheus prometheus-alertmanager prometheus-node-exporter prosody; do
         "${sudo_cmd[@]}" service "$service" stop >/dev/null 2>&1 || true
     done
 fi
@@ -30,5 +31,6 @@ export CHATPROBE_ALERTMANAGER=$(command -v prometheus-alertmanager)
 export CHATPROBE_AMTOOL=$(command -v amtool)
 export CHATPROBE_CHROMIUM=$(command -v chromium)
 export CHATPROBE_SYNAPSE=$synapse
+export CHATPROBE_PROSODY=$(command -v prosody)
 ENV
 echo "setup: tools ready (target/tools.env)" >&2

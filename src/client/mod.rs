@@ -9,6 +9,7 @@
 pub mod matrix;
 pub mod mock;
 mod target;
+pub mod xmpp;
 
 pub use target::{Reach, SetupError, TargetProtocol};
 
@@ -17,6 +18,8 @@ target::protocols! {
     Mock(mock::MockTarget),
     /// A Matrix homeserver (client-server API v3).
     Matrix(matrix::MatrixTarget),
+    /// An XMPP server's multi-user chat (XEP-0045).
+    Xmpp(xmpp::XmppTarget),
 }
 
 use std::time::{Duration, Instant};

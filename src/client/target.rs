@@ -88,6 +88,7 @@ mod tests {
     use crate::client::ProtocolConfig;
     use crate::client::matrix::MatrixTarget;
     use crate::client::mock::MockTarget;
+    use crate::client::xmpp::{Transport, XmppTarget};
     use crate::yaml::values::HttpUrl;
 
     #[test]
@@ -99,6 +100,13 @@ mod tests {
             ProtocolConfig::Matrix(MatrixTarget {
                 homeserver: url,
                 register: false,
+            }),
+            ProtocolConfig::Xmpp(XmppTarget {
+                server: "127.0.0.1:1".into(),
+                domain: "localhost".into(),
+                muc_service: "conference.localhost".into(),
+                register: false,
+                tls: Transport::Plain,
             }),
         ];
         let reach = Reach {

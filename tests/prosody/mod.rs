@@ -1,0 +1,178 @@
+//! A real Prosody server for tests: a config made for probing in a fresh
+//! directory, client port on a free 127.0.0.1 port (plain TCP, no
+//! server-to-server), killed on drop.
+#![allow(dead_code)] // each test binary uses its own subset
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::common;
+use crate::common::dir::TempDir;
+
+/// How long Prosody may take to accept connections after start.
+const START_DEADLINE: Duration = Duration::from_secs(30);
+
+/// The accounts' domain of every test server.
+pub const DOMAIN: &str = "localhost";
+/// Its MUC service.
+pub const MUC_SERVICE: &str = "conference.localhost";
+
+/// A running Prosody child process and its directory.
+pub struct Prosody {
+    child: Option<Child>,
+    dir: TempDir,
+    /// `127.0.0.1:PORT` of the client port.
+    pub server: String,
+    /// The client port.
+    pub port: u16,
+}
+
+/// The `prosody` to run: `CHATPROBE_PROSODY` (from `target/tools.env`), else
+/// `prosody` on `PATH`; `None` (test skipped) when none exists.
+pub fn binary() -> Option<PathBuf> {
+    common::tool(
+        "CHATPROBE_PROSODY",
+        "prosody",
+        "apt-get install prosody (or bash tests/setup.sh)",
+    )
+}
+
+/// The server config: loopback only, plain client connections with plain
+/// authentication allowed, open in-band registration without throttling,
+/// PEP (bookmarks), and a MUC service with archives.
+fn config(dir: &TempDir, port: u16) -> String {
+    let path = dir.path().display();
+    format!(
+        r#"run_as_root = true
+daemonize = false
+pidfile = "{path}/prosody.pid"
+data_path = "{path}/data"
+log = {{ info = "{path}/prosody.log"; error = "{path}/prosody.err" }}
+interfaces = {{ "127.0.0.1" }}
+c2s_ports = {{ {port} }}
+c2s_direct_tls_ports = {{ }}
+s2s_ports = {{ }}
+http_ports = {{ }}
+https_ports = {{ }}
+component_ports = {{ }}
+modules_enabled = {{ "roster"; "saslauth"; "disco"; "register"; "pep"; "ping" }}
+modules_disabled = {{ "s2s"; "offline"; "tls" }}
+authentication = "internal_hashed"
+storage = "internal"
+allow_registration = true
+c2s_require_encryption = false
+allow_unencrypted_plain_auth = true
+registration_throttle_max = 100000
+max_archive_query_results = 100
+
+VirtualHost "{DOMAIN}"
+
+Component "{MUC_SERVICE}" "muc"
+    modules_enabled = {{ "muc_mam" }}
+    muc_room_default_history_length = 0
+"#
+    )
+}
+
+impl Prosody {
+    /// Configures and starts Prosody, waiting until it accepts connections;
+    /// `None` when Prosody is not installed (and tools are not required).
+    pub async fn start() -> Option<Prosody> {
+        let binary = binary()?;
+        let port = common::free_port();
+        let dir = TempDir::new(&format!("prosody-{port}"));
+        std::fs::create_dir_all(dir.join("data")).expect("create Prosody data directory");
+        let config_path = dir.join("prosody.cfg.lua");
+        std::fs::write(&config_path, config(&dir, port)).expect("write Prosody config");
+        let log = std::fs::File::create(dir.join("stdout.log")).expect("create Prosody stdout log");
+        let child = Command::new(&binary)
+            .arg("-F")
+            .arg("--config")
+            .arg(&config_path)
+            .current_dir(dir.path())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("clone log handle"))
+            .stderr(log)
+            .spawn()
+            .expect("start prosody");
+        let mut prosody = Prosody {
+            child: Some(child),
+            dir,
+            server: format!("127.0.0.1:{port}"),
+            port,
+        };
+        prosody.wait_until_ready().await;
+        Some(prosody)
+    }
+
+    /// Waits until the client port accepts a stream, bounded by [`START_DEADLINE`].
+    async fn wait_until_ready(&mut self) {
+        let deadline = Instant::now() + START_DEADLINE;
+        while Instant::now() < deadline {
+            if let Some(child) = &mut self.child
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                panic!(
+                    "Prosody exited during start ({status}):\n{}",
+                    self.log_tail()
+                );
+            }
+            if self.answers_streams().await {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!(
+            "Prosody did not accept connections within {START_DEADLINE:?}:\n{}",
+            self.log_tail()
+        );
+    }
+
+    /// True when the client port answers a stream header with one of its own.
+    async fn answers_streams(&self) -> bool {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let Ok(mut socket) = tokio::net::TcpStream::connect(&self.server).await else {
+            return false;
+        };
+        let header = format!(
+            "<?xml version='1.0'?><stream:stream to='{DOMAIN}' version='1.0' \
+             xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>"
+        );
+        if socket.write_all(header.as_bytes()).await.is_err() {
+            return false;
+        }
+        let mut answer = [0u8; 256];
+        let read = tokio::time::timeout(Duration::from_secs(2), socket.read(&mut answer)).await;
+        matches!(read, Ok(Ok(length)) if String::from_utf8_lossy(&answer[..length]).contains("stream"))
+    }
+
+    /// Kills the server (a stopped server for connection-failure tests).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// The last lines of Prosody's logs, for failure messages.
+    pub fn log_tail(&self) -> String {
+        ["stdout.log", "prosody.log", "prosody.err"]
+            .iter()
+            .map(|name| {
+                let text = std::fs::read_to_string(self.dir.join(name)).unwrap_or_default();
+                let lines: Vec<&str> = text.lines().collect();
+                let tail = lines[lines.len().saturating_sub(30)..].join("\n");
+                format!("--- {name}\n{tail}")
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+impl Drop for Prosody {
+    fn drop(&mut self) {
+        // Before the directory goes (when the fields drop).
+        self.stop();
+    }
+}
