@@ -114,12 +114,8 @@ fn cases() -> Vec<Case> {
         fault("send", "drop")
             .expect(&[GroupMessage, DeviceSync], Op::Deliver, R::NotDelivered)
             .expect(&[AddMember], Op::AddMember, R::MemberAddFailed),
-        fault("send", "duplicate")
-            .expect(senders, Op::Deliver, R::Duplicate)
-            .expect(&[DeviceSync], Op::DeviceSync, R::Duplicate),
-        fault("send", "corrupt")
-            .expect(senders, Op::Deliver, R::Corrupted)
-            .expect(&[DeviceSync], Op::DeviceSync, R::Corrupted),
+        fault("send", "duplicate").expect(senders, Op::Deliver, R::Duplicate),
+        fault("send", "corrupt").expect(senders, Op::Deliver, R::Corrupted),
         fault("send", "disconnect").expect(senders, Op::Connect, R::ConnectError),
         fault("deliver", "drop")
             .expect(&[GroupMessage, DeviceSync], Op::Deliver, R::NotDelivered)
@@ -140,8 +136,8 @@ fn cases() -> Vec<Case> {
         fault("deliver", "reorder").expect(&[GroupMessage], Op::Deliver, R::OutOfOrder),
         fault("deliver", "corrupt")
             .expect(senders, Op::Deliver, R::Corrupted)
-            .expect(&[LeaveGroup], Op::Leave, R::LeaveNotApplied)
-            .expect(&[EditSettings], Op::EditSettings, R::SettingsNotPropagated),
+            .expect(&[LeaveGroup], Op::Leave, R::Corrupted)
+            .expect(&[EditSettings], Op::EditSettings, R::Corrupted),
         fault("deliver", "error").expect(all, Op::Connect, R::ConnectError),
         fault("deliver", "disconnect").expect(all, Op::Connect, R::ConnectError),
         fault("sync", "error").expect(&[DeviceSync], Op::DeviceSync, R::HttpError),
@@ -150,6 +146,7 @@ fn cases() -> Vec<Case> {
         fault("sync", "stale").expect(&[DeviceSync], Op::DeviceSync, R::DeviceDesync),
         fault("sync", "duplicate").expect(&[DeviceSync], Op::DeviceSync, R::Duplicate),
         fault("sync", "corrupt").expect(&[DeviceSync], Op::DeviceSync, R::Corrupted),
+        fault("sync", "reorder").expect(&[DeviceSync], Op::DeviceSync, R::OutOfOrder),
         fault("leave", "error")
             .expect(&[LeaveGroup], Op::Leave, R::LeaveRejected)
             .expect(fresh_groups, Op::Cleanup, R::HttpError),

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::client::{Account, ChatService, ClientError, Device, GroupId, GroupSettings};
-use crate::outcome::{Operation, Reason};
+use crate::outcome::Operation;
 
 use super::run::{Run, StepResult};
 
@@ -118,6 +118,20 @@ impl Fleet {
             });
         }
         Ok(())
+    }
+
+    /// Retires one device, the last of member `run_number` modulo the
+    /// members (so each member's in turn), so that the next
+    /// [`Fleet::prepare`] logs a fresh one in and connects it: a fault on
+    /// login or connect that begins while the probe runs shows within a run
+    /// or two, as it would to real phones, which reconnect all the time.
+    pub fn renew_one(&mut self, run_number: u64) {
+        let Some(count) = u64::try_from(self.members.len()).ok().filter(|n| *n > 0) else {
+            return;
+        };
+        let member = usize::try_from(run_number % count).unwrap_or(0);
+        // Dropping the device closes its push connection.
+        self.members[member].slots.pop();
     }
 
     /// The device at `target`.
@@ -276,7 +290,7 @@ async fn reconnect_if_lost(run: &mut Run, slot: &mut Slot) -> bool {
                     "push of {} lost between runs: {err}",
                     slot.device.device_id()
                 );
-                run.fail(Operation::Connect, Reason::ConnectError, detail);
+                run.fail(Operation::Connect, err.reason(), detail);
             }
         }
     }

@@ -2,7 +2,8 @@
 //! accepted (else `leave_rejected`); afterwards the group must be gone from
 //! the list of every device of the leaver, the leaver gone from the members
 //! others read, and every other device must see the member leave by push
-//! (else `leave_not_applied`); a later look must not find the group back
+//! (else `leave_not_applied`; a push of the leave naming someone else is
+//! `corrupted`); a later look must not find the group back
 //! (else `membership_resurrected`): in this run on the leaver, and in later
 //! runs on every member, since all of them left it when the run cleaned up.
 
@@ -137,14 +138,27 @@ async fn check_applied(
     }
     let others = cx.fleet.devices_of(0..leaver);
     let mut saw = vec![false; others.len()];
+    let mut altered = 0;
     let deadline = cx.deadline(started);
     let alive = watch(cx.fleet, cx.run, &others, deadline, |target, delivered| {
-        let seen = matches!(&delivered.event,
-            Event::MemberLeft { group: left, user: who } if left == group && *who == user);
-        saw[target] |= seen;
+        // Only the leaver leaves the run's group: a leave of it naming
+        // someone else is the leave, altered on the way.
+        if let Event::MemberLeft {
+            group: left,
+            user: who,
+        } = &delivered.event
+            && left == group
+        {
+            saw[target] = true;
+            altered += usize::from(*who != user);
+        }
         saw[target]
     })
     .await;
+    if altered > 0 {
+        let detail = format!("{altered} pushes of the leave named another member");
+        cx.run.fail(Operation::Leave, Reason::Corrupted, detail);
+    }
     let missed = saw
         .iter()
         .zip(&alive)
