@@ -120,18 +120,23 @@ impl Fleet {
         Ok(())
     }
 
-    /// Retires one device, the last of member `run_number` modulo the
-    /// members (so each member's in turn), so that the next
-    /// [`Fleet::prepare`] logs a fresh one in and connects it: a fault on
-    /// login or connect that begins while the probe runs shows within a run
-    /// or two, as it would to real phones, which reconnect all the time.
+    /// Retires one device, so that the next [`Fleet::prepare`] logs a fresh
+    /// one in and connects it: run `n` retires member `n mod members`, in
+    /// turn each of its devices. A fault on login or connect that begins
+    /// while the probe runs shows within a run or two, as it would to real
+    /// phones, which reconnect all the time; and no connection that went
+    /// silent stays in use for long.
     pub fn renew_one(&mut self, run_number: u64) {
         let Some(count) = u64::try_from(self.members.len()).ok().filter(|n| *n > 0) else {
             return;
         };
-        let member = usize::try_from(run_number % count).unwrap_or(0);
+        let member = &mut self.members[usize::try_from(run_number % count).unwrap_or(0)];
+        let Some(devices) = u64::try_from(member.slots.len()).ok().filter(|n| *n > 0) else {
+            return;
+        };
+        let device = usize::try_from(run_number / count % devices).unwrap_or(0);
         // Dropping the device closes its push connection.
-        self.members[member].slots.pop();
+        member.slots.remove(device);
     }
 
     /// The device at `target`.
