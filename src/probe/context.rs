@@ -182,7 +182,7 @@ impl Probe for Driver {
     async fn run(&mut self) -> ProbeOutcome {
         let mut run = Run::start(self.spec.step_timeout);
         self.runs += 1;
-        self.fleet.renew_one(self.runs);
+        self.fleet.renew_one(&mut run, self.runs).await;
         if self.fleet.prepare(&mut run).await.is_ok() {
             let mut cx = RunContext {
                 fleet: &mut self.fleet,

@@ -121,22 +121,27 @@ impl Fleet {
     }
 
     /// Retires one device, so that the next [`Fleet::prepare`] logs a fresh
-    /// one in and connects it: run `n` retires member `n mod members`, in
-    /// turn each of its devices. A fault on login or connect that begins
-    /// while the probe runs shows within a run or two, as it would to real
-    /// phones, which reconnect all the time; and no connection that went
-    /// silent stays in use for long.
-    pub fn renew_one(&mut self, run_number: u64) {
+    /// one in and connects it: run `n` retires the oldest device of member
+    /// `n mod members` (fresh ones join at the end), so each device is
+    /// renewed in turn. A fault on login or connect that begins while the
+    /// probe runs shows within a run or two, as it would to real phones,
+    /// which reconnect all the time; and no connection that went silent
+    /// stays in use for long.
+    /// A push connection found lost on the retired device is reported as
+    /// [`Fleet::prepare`] would.
+    pub async fn renew_one(&mut self, run: &mut Run, run_number: u64) {
         let Some(count) = u64::try_from(self.members.len()).ok().filter(|n| *n > 0) else {
             return;
         };
         let member = &mut self.members[usize::try_from(run_number % count).unwrap_or(0)];
-        let Some(devices) = u64::try_from(member.slots.len()).ok().filter(|n| *n > 0) else {
+        if member.slots.is_empty() {
             return;
-        };
-        let device = usize::try_from(run_number / count % devices).unwrap_or(0);
+        }
         // Dropping the device closes its push connection.
-        member.slots.remove(device);
+        let mut retired = member.slots.remove(0);
+        if !retired.push_lost {
+            report_lost(run, &mut retired).await;
+        }
     }
 
     /// The device at `target`.
@@ -287,17 +292,8 @@ fn not_a_member(err: &ClientError) -> bool {
 /// Reads away a device's stale events; reconnects its push connection when
 /// it was lost. False when the device has to log in again.
 async fn reconnect_if_lost(run: &mut Run, slot: &mut Slot) -> bool {
-    if !slot.push_lost {
-        match drain(slot.device.as_mut()).await {
-            Ok(()) => return true,
-            Err(err) => {
-                let detail = format!(
-                    "push of {} lost between runs: {err}",
-                    slot.device.device_id()
-                );
-                run.fail(Operation::Connect, err.reason(), detail);
-            }
-        }
+    if !slot.push_lost && !report_lost(run, slot).await {
+        return true;
     }
     match run.timed(Operation::Connect, slot.device.connect()).await {
         Ok(()) => {
@@ -309,6 +305,20 @@ async fn reconnect_if_lost(run: &mut Run, slot: &mut Slot) -> bool {
             false
         }
     }
+}
+
+/// Reads away a device's stale events; true (and the loss reported) when
+/// its push connection was lost.
+async fn report_lost(run: &mut Run, slot: &mut Slot) -> bool {
+    let Err(err) = drain(slot.device.as_mut()).await else {
+        return false;
+    };
+    let detail = format!(
+        "push of {} lost between runs: {err}",
+        slot.device.device_id()
+    );
+    run.fail(Operation::Connect, err.reason(), detail);
+    true
 }
 
 /// Reads every event already waiting on the device.
