@@ -11,9 +11,9 @@ use super::fleet::{Fleet, Target};
 use super::run::{Run, StepResult};
 
 /// How long to keep listening after every expected event arrived, to catch
-/// duplicates sent behind the original (a copy later still is read away
-/// before the next run, unreported).
-const SETTLE: Duration = Duration::from_millis(250);
+/// duplicates sent right behind the original (a copy later still, read away
+/// before the next run, is reported then: see `Slot::delivered`).
+const SETTLE: Duration = Duration::from_millis(20);
 
 /// Watches `targets` until each has seen what it waits for (`observe`
 /// returns true for a target once it has everything) or `until` passes, then
@@ -217,6 +217,14 @@ pub async fn check_messages(
         receipts[target].iter().all(|receipt| receipt.copies > 0)
     })
     .await;
+    for (&target, per_target) in targets.iter().zip(&receipts) {
+        let arrived = sent
+            .iter()
+            .zip(per_target)
+            .filter(|(_, receipt)| receipt.copies > 0)
+            .map(|(message, _)| message.body.clone());
+        fleet.slot_mut(target).delivered.extend(arrived);
+    }
     classify(sent, &receipts, &arrival_order, &alive, timing)
 }
 

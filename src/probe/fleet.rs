@@ -5,8 +5,8 @@ use std::ops::Range;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::client::{Account, ChatService, ClientError, Device, GroupId, GroupSettings};
-use crate::outcome::Operation;
+use crate::client::{Account, ChatService, ClientError, Device, Event, GroupId, GroupSettings};
+use crate::outcome::{Operation, Reason};
 
 use super::run::{Run, StepResult};
 
@@ -21,6 +21,9 @@ pub struct Slot {
     pub device: Box<dyn Device>,
     /// Its push connection closed and the loss was already reported.
     pub push_lost: bool,
+    /// Bodies of the messages this run's delivery checks saw arrive here: a
+    /// copy of one read away before the next run is a late duplicate.
+    pub delivered: Vec<String>,
 }
 
 /// One probe account and its devices.
@@ -115,6 +118,7 @@ impl Fleet {
             member.slots.push(Slot {
                 device,
                 push_lost: false,
+                delivered: Vec::new(),
             });
         }
         Ok(())
@@ -308,24 +312,40 @@ async fn reconnect_if_lost(run: &mut Run, slot: &mut Slot) -> bool {
 }
 
 /// Reads away a device's stale events; true (and the loss reported) when
-/// its push connection was lost.
+/// its push connection was lost. A copy of a message the last check saw
+/// arrive, come after that check ended, is reported as a `duplicate` on
+/// `deliver`.
 async fn report_lost(run: &mut Run, slot: &mut Slot) -> bool {
-    let Err(err) = drain(slot.device.as_mut()).await else {
+    let delivered = std::mem::take(&mut slot.delivered);
+    let device = slot.device.as_mut();
+    let mut late_copies = 0;
+    let drained = drain(device, |event| {
+        late_copies += usize::from(
+            matches!(event, Event::Message(message) if delivered.contains(&message.body)),
+        );
+    })
+    .await;
+    if late_copies > 0 {
+        let detail = format!(
+            "{late_copies} copies of messages {} already had arrived after the check ended",
+            device.device_id()
+        );
+        run.fail(Operation::Deliver, Reason::Duplicate, detail);
+    }
+    let Err(err) = drained else {
         return false;
     };
-    let detail = format!(
-        "push of {} lost between runs: {err}",
-        slot.device.device_id()
-    );
+    let detail = format!("push of {} lost between runs: {err}", device.device_id());
     run.fail(Operation::Connect, err.reason(), detail);
     true
 }
 
-/// Reads every event already waiting on the device.
-async fn drain(device: &mut dyn Device) -> Result<(), ClientError> {
+/// Reads every event already waiting on the device, handing each to `seen`.
+async fn drain(device: &mut dyn Device, mut seen: impl FnMut(&Event)) -> Result<(), ClientError> {
     for _ in 0..DRAIN_MAX {
         match device.next_event(Instant::now()).await {
-            Ok(Some(_)) | Err(ClientError::Malformed(_)) => {}
+            Ok(Some(delivered)) => seen(&delivered.event),
+            Err(ClientError::Malformed(_)) => {}
             Ok(None) => return Ok(()),
             Err(err) => return Err(err),
         }
