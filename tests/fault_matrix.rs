@@ -716,11 +716,10 @@ async fn run_matrix() -> Vec<String> {
     let gate = Arc::new(Semaphore::new(PARALLEL));
     let mut checks = Vec::new();
     for variant in VARIANTS {
-        for index in 0..VERDICTS.len() {
+        for verdict in VERDICTS {
             let gate = Arc::clone(&gate);
             checks.push(tokio::spawn(async move {
                 let _permit = gate.acquire_owned().await.expect("semaphore open");
-                let verdict = &VERDICTS[index];
                 let name = fault(verdict)["name"].as_str().unwrap_or("?").to_string();
                 let tag = format!("{}-{name}", variant.replace(' ', "-"));
                 let problems = match variant {
