@@ -320,6 +320,7 @@ fn classify(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::client::ClientResult;
 
     fn sent(count: usize, at: Instant) -> Vec<Sent> {
         (0..count)
@@ -447,5 +448,111 @@ mod tests {
         );
         assert!(report.findings.is_empty(), "{:?}", report.findings);
         assert_eq!(report.delivered, 2);
+    }
+
+    /// A device whose push channel answers a scripted sequence, then is closed.
+    struct ScriptedPush(std::collections::VecDeque<ClientError>);
+
+    #[async_trait::async_trait]
+    impl crate::client::Device for ScriptedPush {
+        fn user_id(&self) -> &str {
+            "u"
+        }
+        fn device_id(&self) -> &str {
+            "d"
+        }
+        async fn connect(&mut self) -> ClientResult<()> {
+            Ok(())
+        }
+        async fn disconnect(&mut self) {}
+        async fn next_event(&mut self, _until: Instant) -> ClientResult<Option<Delivered>> {
+            Err(self
+                .0
+                .pop_front()
+                .unwrap_or_else(|| ClientError::Connect("push connection closed".into())))
+        }
+        async fn sync(&mut self) -> ClientResult<Vec<Delivered>> {
+            Ok(Vec::new())
+        }
+        async fn send(&self, _: &str, _: &str, _: &str) -> ClientResult<MessageId> {
+            Err(ClientError::Connect("not in this test".into()))
+        }
+        async fn list_groups(&self) -> ClientResult<Vec<crate::client::GroupId>> {
+            Ok(Vec::new())
+        }
+        async fn read_group(&self, _: &str) -> ClientResult<crate::client::GroupInfo> {
+            Err(ClientError::Connect("not in this test".into()))
+        }
+        async fn create_group(
+            &self,
+            _: &crate::client::GroupSettings,
+            _: &[crate::client::UserId],
+        ) -> ClientResult<crate::client::GroupId> {
+            Err(ClientError::Connect("not in this test".into()))
+        }
+        async fn join_group(&self, _: &str) -> ClientResult<()> {
+            Ok(())
+        }
+        async fn add_member(&self, _: &str, _: &str) -> ClientResult<()> {
+            Ok(())
+        }
+        async fn leave(&self, _: &str) -> ClientResult<()> {
+            Ok(())
+        }
+        async fn edit_settings(
+            &self,
+            _: &str,
+            _: &crate::client::GroupSettings,
+        ) -> ClientResult<()> {
+            Ok(())
+        }
+    }
+
+    /// The failures `listen` records for a push channel answering `script`.
+    async fn push_failures(script: Vec<ClientError>) -> Vec<(Operation, Reason)> {
+        let mut slot = super::super::fleet::Slot {
+            device: Box::new(ScriptedPush(script.into())),
+            push_lost: false,
+            delivered: Vec::new(),
+        };
+        let mut run = Run::start(Duration::from_secs(1));
+        assert!(listen(&mut slot, &mut run, Instant::now()).await.is_err());
+        assert!(slot.push_lost);
+        let outcome = run.finish();
+        outcome
+            .failures
+            .iter()
+            .map(|failure| (failure.operation, failure.reason))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_lost_push_channel_keeps_its_errors_reason_once() {
+        let status = |status| ClientError::Status {
+            status,
+            message: "m".into(),
+        };
+        let cases = [
+            (ClientError::Auth("401".into()), Reason::AuthError),
+            (status(503), Reason::HttpError),
+            (status(429), Reason::HttpError),
+            (
+                ClientError::Timeout(Duration::from_secs(1)),
+                Reason::Timeout,
+            ),
+            (ClientError::Connect("reset".into()), Reason::ConnectError),
+        ];
+        for (error, reason) in cases {
+            assert_eq!(
+                push_failures(vec![error]).await,
+                [(Operation::Connect, reason)]
+            );
+        }
+        // A long poll that ends on a malformed answer: one failure, not two.
+        let malformed = ClientError::Malformed("not JSON".into());
+        assert_eq!(
+            push_failures(vec![malformed]).await,
+            [(Operation::Deliver, Reason::HttpError)]
+        );
     }
 }
