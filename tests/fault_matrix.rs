@@ -19,7 +19,7 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chatprobe::backend::faults::{APPLICABILITY, Effect, FaultPoint};
 use chatprobe::outcome::{Operation, Reason};
@@ -42,6 +42,8 @@ const FAULTED: &str = "ap-south";
 const HEALTHY: &str = "eu-west";
 /// Cases run at once (most of a case's time is waiting for deadlines).
 const PARALLEL: usize = 12;
+/// How long after it is installed the mid-stream fault begins.
+const AFTER: Duration = Duration::from_millis(100);
 /// Runs with the fault active in the exact and mid-stream variants.
 const RUNS: usize = 2;
 /// Most runs of the probability variant before a reason must have shown.
@@ -657,9 +659,11 @@ async fn mid_stream(verdict: &Verdict, tag: &str) -> Vec<String> {
         problems.push(format!("failed before the fault: {before:?}"));
     }
     let mut later = fault(verdict);
-    later["after"] = json!("100ms");
+    later["after"] = json!(humantime::format_duration(AFTER).to_string());
     backend.set_faults(json!([later])).await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The window opens `AFTER` from when the backend took the faults, which
+    // was before its answer: from here on, the fault is active.
+    tokio::time::sleep_until((Instant::now() + AFTER).into()).await;
     let mut found = Found::new();
     for _ in 0..RUNS {
         let (p, more) = run_once(probes).await;
