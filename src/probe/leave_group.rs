@@ -4,9 +4,10 @@
 //! others read, and every other device must see the member leave by push
 //! (else `leave_not_applied`; a push of the leave naming someone else is
 //! `corrupted`); a later look must not find the group back on the leaver
-//! (else `membership_resurrected`): in this run, and in later runs. (Other
-//! members leave it in the run's cleanup, which may fail without the leave
-//! having come undone, so their lists prove nothing about it.)
+//! (else `membership_resurrected`): in this run, and in later runs. Other
+//! members still listing it in later runs leave it again, unreported: they
+//! left it in the run's cleanup, which may fail without the leave having
+//! come undone, so their lists prove nothing about it.
 
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -78,26 +79,30 @@ impl Steps for LeaveGroup {
 
 impl LeaveGroup {
     /// Groups left in earlier runs must stay gone from the leaver's list;
-    /// one that came back is reported, left again at the end of this run, and
-    /// no longer remembered.
+    /// one that came back is reported and no longer remembered. A member
+    /// still listing one is in it again (or its cleanup failed): it leaves
+    /// it again at the end of this run.
     async fn recheck_earlier(&mut self, cx: &mut RunContext<'_>) -> StepResult<()> {
         if self.left.is_empty() {
             return Ok(());
         }
         let leaver = cx.fleet.members.len() - 1;
-        let listing = cx.fleet.device((leaver, 0)).list_groups();
-        let listed = cx.run.step(Operation::Leave, listing).await?;
-        let back: Vec<String> = self
-            .left
-            .iter()
-            .filter(|group| listed.contains(group))
-            .cloned()
-            .collect();
-        for group in &back {
-            let detail = format!("group {group}, left in an earlier run, is listed again");
-            cx.run
-                .fail(Operation::Leave, Reason::MembershipResurrected, detail);
-            cx.set_member(group, leaver, true);
+        let mut back = Vec::new();
+        for member in 0..cx.fleet.members.len() {
+            let listing = cx.fleet.device((member, 0)).list_groups();
+            let listed = cx.run.step(Operation::Leave, listing).await?;
+            for group in self.left.iter().filter(|group| listed.contains(group)) {
+                cx.set_member(group, member, true);
+                if member == leaver {
+                    let detail = format!(
+                        "group {group}, left in an earlier run, is listed again for member {}",
+                        member + 1
+                    );
+                    cx.run
+                        .fail(Operation::Leave, Reason::MembershipResurrected, detail);
+                    back.push(group.clone());
+                }
+            }
         }
         self.left.retain(|group| !back.contains(group));
         Ok(())
