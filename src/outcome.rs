@@ -86,9 +86,10 @@ label_enum! {
 
 impl Reason {
     /// True for failures where the service worked, only worse than promised
-    /// (shown amber rather than red on the status page).
+    /// (shown amber rather than red on the status page): a late delivery.
+    /// A message lost on some devices (`partial_delivery`) is a loss, red.
     pub fn is_degradation(self) -> bool {
-        matches!(self, Reason::LateDelivery | Reason::PartialDelivery)
+        matches!(self, Reason::LateDelivery)
     }
 
     /// What the service did, in the words of someone watching it (the status
@@ -152,6 +153,15 @@ pub struct Failure {
     pub detail: String,
 }
 
+impl Failure {
+    /// True when the failure fails its run: every failure but one of
+    /// `cleanup`, which stays visible (metrics, logs, status page) without
+    /// failing the run, turning the status red or firing alerts by itself.
+    pub fn fails_run(&self) -> bool {
+        self.operation != Operation::Cleanup
+    }
+}
+
 /// Timing of one step of a run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct StepTiming {
@@ -170,7 +180,7 @@ pub struct ProbeOutcome {
     pub duration: Duration,
     /// Every timed step, in order.
     pub steps: Vec<StepTiming>,
-    /// Every failure found; empty means the run passed.
+    /// Every failure found; the run passed when none of them fails it.
     pub failures: Vec<Failure>,
     /// Message deliveries waited for (one per recipient device).
     pub messages_expected: u64,
@@ -179,9 +189,10 @@ pub struct ProbeOutcome {
 }
 
 impl ProbeOutcome {
-    /// True when the run found no failure.
+    /// True when the run found no failure that fails it (cleanup failures
+    /// alone do not, see [`Failure::fails_run`]).
     pub fn passed(&self) -> bool {
-        self.failures.is_empty()
+        !self.failures.iter().any(Failure::fails_run)
     }
 }
 

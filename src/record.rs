@@ -70,7 +70,7 @@ fn reasons(outcome: &ProbeOutcome) -> String {
 
 fn log_run(key: &ProbeKey, outcome: &ProbeOutcome) {
     let duration_ms = outcome.duration.as_millis() as u64;
-    if outcome.passed() {
+    if outcome.failures.is_empty() {
         tracing::info!(
             region = %key.region, target = %key.target, probe = %key.probe,
             result = "success", duration_ms, "probe run passed"
@@ -88,10 +88,16 @@ fn log_run(key: &ProbeKey, outcome: &ProbeOutcome) {
             failure.detail
         );
     }
+    // Cleanup failures alone leave the run passed, yet stay in the log.
+    let (result, message) = if outcome.passed() {
+        ("success", "probe run passed; its cleanup failed")
+    } else {
+        ("failure", "probe run failed")
+    };
     tracing::warn!(
         region = %key.region, target = %key.target, probe = %key.probe,
-        result = "failure", duration_ms, reasons = %reasons(outcome), details = %details,
-        "probe run failed"
+        result, duration_ms, reasons = %reasons(outcome), details = %details,
+        "{message}"
     );
 }
 

@@ -63,21 +63,33 @@ pub fn build_jobs(config: &AgentConfig) -> anyhow::Result<Vec<Job>> {
                     password: target.accounts().password.clone(),
                 })
                 .collect();
-            let rebuild = rebuilder(spec.clone(), Arc::clone(&service), accounts);
-            jobs.push(Job {
-                key: ProbeKey {
-                    region: config.region.clone(),
-                    target: target.name().to_string(),
-                    probe: spec.name.clone(),
-                },
-                interval: spec.interval,
-                timeout_operation: spec.kind.main_operation(),
-                probe: rebuild(),
-                rebuild,
-            });
+            let key = ProbeKey {
+                region: config.region.clone(),
+                target: target.name().to_string(),
+                probe: spec.name.clone(),
+            };
+            jobs.push(probe_job(key, spec, Arc::clone(&service), accounts));
         }
     }
     Ok(jobs)
+}
+
+/// The job of the probe `key` of `spec`, acting as `accounts` on `service`.
+pub fn probe_job(
+    key: ProbeKey,
+    spec: ProbeSpec,
+    service: Arc<dyn ChatService>,
+    accounts: Vec<Account>,
+) -> Job {
+    let (interval, timeout_operation) = (spec.interval, spec.kind.main_operation());
+    let rebuild = rebuilder(spec, service, accounts);
+    Job {
+        key,
+        interval,
+        timeout_operation,
+        probe: rebuild(),
+        rebuild,
+    }
 }
 
 /// Builds the probe of `spec` afresh each time it is called.

@@ -62,3 +62,26 @@ async fn every_kind_passes_200_runs_and_cleans_up_after_each() {
     );
     backend.handle.shutdown().await.expect("backend stops");
 }
+
+/// The largest burst validation allows (50 members, 2 devices each, 100
+/// messages: 9,800 deliveries) arrives complete and in time: push readers
+/// never stall, so every frame keeps the instant it arrived.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_largest_allowed_burst_arrives_complete_and_in_time() {
+    let backend = TestBackend::start().await;
+    let spec = ProbeSpec {
+        step_timeout: Duration::from_secs(5),
+        delivery_deadline: Duration::from_secs(10),
+        latency_objective: Duration::from_secs(5),
+        group_size: 50,
+        devices_per_account: 2,
+        messages: 100,
+        ..fast_spec(ProbeKind::GroupMessage)
+    };
+    let mut probe = build(&backend.base, "eu-west", spec, "burst");
+    let outcome = probe.run().await;
+    assert_passed(ProbeKind::GroupMessage, 0, &outcome);
+    assert_eq!(outcome.messages_delivered, 100 * 49 * 2);
+    probe.shutdown().await;
+    backend.handle.shutdown().await.expect("backend stops");
+}

@@ -229,13 +229,13 @@ async fn leave_group_reports_a_resurrection_on_a_later_run() {
         "{:?}",
         second.failures
     );
+    // The leaver is named; the other members, back in it too, leave it
+    // again (their lists alone prove nothing: a failed cleanup looks alike).
     let detail = &second.failures[0].detail;
-    for member in 1..=members {
-        assert!(
-            detail.contains(&format!("listed again for member {member}")),
-            "run 2 names member {member}: {detail}"
-        );
-    }
+    assert!(
+        detail.contains(&format!("listed again for member {members}")),
+        "run 2 names the leaver, member {members}: {detail}"
+    );
     assert!(
         wait_for_groups(&backend, baseline).await,
         "run 2 left the resurrected group again"

@@ -163,17 +163,18 @@ impl Effect {
 
 /// Which effects have a meaning on which fault points (the tables of `docs/api.md`
 /// as data): one row per effect, in [`Effect::ALL`] order. A fault pairing an effect
-/// with a point outside its row is invalid.
+/// with a point outside its row is invalid: either it has no meaning there, or it
+/// is one of the [`UNOBSERVABLE`] pairs no probe could ever see.
 pub const APPLICABILITY: [(Effect, &[FaultPoint]); 10] = {
     use FaultPoint::*;
     [
         (Effect::Error, &FaultPoint::ALL),
         (Effect::Delay, &FaultPoint::ALL),
         (Effect::Timeout, &FaultPoint::ALL),
-        (Effect::Drop, &FaultPoint::ALL),
         (
-            Effect::Duplicate,
+            Effect::Drop,
             &[
+                Login,
                 Connect,
                 Send,
                 Deliver,
@@ -182,13 +183,13 @@ pub const APPLICABILITY: [(Effect, &[FaultPoint]); 10] = {
                 ListGroups,
                 EditSettings,
                 ReadGroup,
-                AddMember,
             ],
         ),
+        (Effect::Duplicate, &[Connect, Send, Deliver, Sync]),
         (Effect::Reorder, &[Deliver, Sync]),
         (
             Effect::Corrupt,
-            &[Send, Deliver, Sync, ListGroups, EditSettings, ReadGroup],
+            &[Send, Deliver, Sync, EditSettings, ReadGroup],
         ),
         (
             Effect::Stale,
@@ -198,6 +199,46 @@ pub const APPLICABILITY: [(Effect, &[FaultPoint]); 10] = {
         (Effect::Disconnect, &FaultPoint::ALL),
     ]
 };
+
+/// Pairs that have a meaning but that no probe can ever see, so a fault
+/// with them would stay silently green: validation refuses them, saying why.
+pub const UNOBSERVABLE: [(Effect, FaultPoint, &str); 7] = [
+    (
+        Effect::Duplicate,
+        FaultPoint::Leave,
+        "the member-left event pushed twice changes no state a member reads",
+    ),
+    (
+        Effect::Duplicate,
+        FaultPoint::EditSettings,
+        "the settings event pushed twice changes no state a member reads",
+    ),
+    (
+        Effect::Duplicate,
+        FaultPoint::AddMember,
+        "the member-joined event pushed twice changes no state a member reads",
+    ),
+    (
+        Effect::Duplicate,
+        FaultPoint::ListGroups,
+        "a group listed twice is still listed, the same to every probe",
+    ),
+    (
+        Effect::Duplicate,
+        FaultPoint::ReadGroup,
+        "a member listed twice is still a member",
+    ),
+    (
+        Effect::Drop,
+        FaultPoint::AddMember,
+        "only the member-joined event is lost, and no probe waits for it",
+    ),
+    (
+        Effect::Corrupt,
+        FaultPoint::ListGroups,
+        "only names and notices are altered, and a list is read for its ids",
+    ),
+];
 
 /// One fault as written in a faults file, the backend config or `PUT /admin/faults`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -318,8 +359,14 @@ fn validate(spec: &FaultSpec) -> Result<(), String> {
         .iter()
         .find(|point| !spec.effect.applies_to(**point))
     {
+        let why = UNOBSERVABLE
+            .iter()
+            .find(|(effect, refused, _)| *effect == spec.effect && refused == point)
+            .map_or(String::new(), |(_, _, why)| {
+                format!(": no probe could see it ({why})")
+            });
         return Err(format!(
-            "effect `{}` does not apply to operation `{}`",
+            "effect `{}` does not apply to operation `{}`{why}",
             spec.effect.as_str(),
             point.as_str()
         ));
@@ -615,7 +662,12 @@ mod tests {
         let rows: Vec<Effect> = APPLICABILITY.iter().map(|(effect, _)| *effect).collect();
         assert_eq!(rows, Effect::ALL);
         let pairs: usize = Effect::ALL.iter().map(|effect| effect.points().len()).sum();
-        assert_eq!(pairs, 74);
+        assert_eq!(pairs, 67);
+        assert!(
+            UNOBSERVABLE
+                .iter()
+                .all(|(effect, point, _)| !effect.applies_to(*point))
+        );
         assert!(!Effect::Duplicate.applies_to(FaultPoint::Login));
         assert!(Effect::Reorder.applies_to(FaultPoint::Sync));
         assert!(!Effect::Corrupt.applies_to(FaultPoint::Leave));
@@ -649,6 +701,15 @@ mod tests {
         assert!(engine.fired_counts().len() <= FIRED_NAMES_KEPT);
         let last = format!("fault-{}", FIRED_NAMES_KEPT + 9);
         assert_eq!(engine.fired_counts().get(&last), Some(&1));
+    }
+
+    #[test]
+    fn an_unobservable_pair_is_refused_saying_why() {
+        let err = Fault::new(spec(Effect::Duplicate, vec![FaultPoint::Leave])).unwrap_err();
+        assert!(
+            err.contains("no probe could see it (the member-left event"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 pub mod agent;
 pub mod backend;
+pub mod soak;
 
 use clap::Subcommand;
 
@@ -13,6 +14,8 @@ pub enum BenchTarget {
     Backend(backend::BackendBenchArgs),
     /// The agent: memory of N push-connected devices, CPU per probe run, latency measurement error.
     Agent(agent::AgentBenchArgs),
+    /// A healthy soak: backend and three regions of every shipped probe; runs and false failures.
+    Soak(soak::SoakArgs),
 }
 
 /// Run the chosen benchmark and print its numbers on stdout.
@@ -20,5 +23,6 @@ pub async fn run(target: BenchTarget) -> anyhow::Result<()> {
     match target {
         BenchTarget::Backend(args) => backend::run(args).await,
         BenchTarget::Agent(args) => agent::run(args).await,
+        BenchTarget::Soak(args) => soak::run(args).await,
     }
 }

@@ -31,9 +31,12 @@ use crate::outcome::shorten;
 use crate::protocol::{self, route};
 use crate::yaml::values::HttpUrl;
 
-/// Frames a device's push reader may hold before it waits for the probe:
-/// small, since an agent holds thousands of devices.
-const PUSH_QUEUE: usize = 64;
+/// Frames a device's push reader may hold before it waits for the probe.
+/// Far above what one run can push to a device (validation allows 100
+/// messages and 50 members), so the reader never stalls and every frame
+/// keeps the instant it was read; the queue allocates only as frames arrive,
+/// and the bound only stops a flooding service.
+const PUSH_QUEUE: usize = 8192;
 /// Read buffer of one push connection (tungstenite allocates it eagerly).
 const PUSH_READ_BUFFER: usize = 4 * 1024;
 /// Largest push frame accepted.

@@ -2,8 +2,6 @@
 //! member must see the group (its list and a read) and receive the group's
 //! next message on every device, else `member_add_failed`.
 
-use std::time::Instant;
-
 use async_trait::async_trait;
 
 use super::context::{RunContext, Steps};
@@ -43,12 +41,10 @@ impl Steps for AddMember {
             .await?;
         cx.set_member(&group, added, true);
         sees_group(cx, &group, added).await??;
-        let started = Instant::now();
-        let sent = cx.send_burst((0, 0), &group, 0, 1).await?;
         let targets = cx.fleet.devices_of([added]);
-        let deadline = cx.deadline(started);
-        let objective = cx.spec.latency_objective;
-        check_messages(cx.fleet, cx.run, &targets, &sent, deadline, objective)
+        let sent = cx.send_burst((0, 0), &group, (0, 1), targets.len()).await?;
+        let timing = cx.timing();
+        check_messages(cx.fleet, cx.run, &targets, &sent, timing)
             .await
             .report(cx.run, Operation::Deliver, |reason| match reason {
                 Reason::NotDelivered | Reason::PartialDelivery => {

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 
-use super::deliver::Sent;
+use super::deliver::{Sent, Timing};
 use super::fleet::{Created, Fleet, Target};
 use super::run::{Run, StepResult};
 use super::{Probe, ProbeSetup, ProbeSpec};
@@ -49,10 +49,7 @@ impl RunContext<'_> {
     /// ([`Fleet::check_room`]).
     pub async fn create_group(&mut self, members: usize) -> StepResult<GroupId> {
         self.fleet.check_room(self.run, 0..members)?;
-        let settings = GroupSettings {
-            name: format!("chatprobe {}", self.tag),
-            notice: String::new(),
-        };
+        let settings = self.group_settings();
         let mut created = self
             .fleet
             .create_group(self.run, &settings, 1..members)
@@ -64,6 +61,14 @@ impl RunContext<'_> {
         let id = created.id.clone();
         self.groups.push(created);
         joined.map(|()| id)
+    }
+
+    /// The settings the run's group is created with.
+    pub fn group_settings(&self) -> GroupSettings {
+        GroupSettings {
+            name: format!("chatprobe {}", self.tag),
+            notice: String::new(),
+        }
     }
 
     /// Takes `group` out of this run's cleanup: the kind keeps it for later runs.
@@ -92,13 +97,15 @@ impl RunContext<'_> {
     }
 
     /// Sends `count` messages from `from` to `group`, one after another, as
-    /// steps of `send`; numbered from `first` in bodies and keys.
+    /// steps of `send`; numbered from `first` in bodies and keys. A send that
+    /// fails stops the burst and counts as a message expected on each of
+    /// `recipients` devices and delivered on none.
     pub async fn send_burst(
         &mut self,
         from: Target,
         group: &str,
-        first: usize,
-        count: usize,
+        (first, count): (usize, usize),
+        recipients: usize,
     ) -> StepResult<Vec<Sent>> {
         let mut sent = Vec::with_capacity(count);
         for index in first..first + count {
@@ -106,8 +113,13 @@ impl RunContext<'_> {
             let key = format!("{}-{index}", self.tag);
             let sent_at = Instant::now();
             let sending = self.fleet.device(from).send(group, &key, &body);
-            let id = self.run.step(Operation::Send, sending).await?;
-            sent.push(Sent { id, body, sent_at });
+            match self.run.step(Operation::Send, sending).await {
+                Ok(id) => sent.push(Sent { id, body, sent_at }),
+                Err(recorded) => {
+                    self.run.count_messages(recipients as u64, 0);
+                    return Err(recorded);
+                }
+            }
         }
         Ok(sent)
     }
@@ -132,6 +144,14 @@ impl RunContext<'_> {
     /// The delivery deadline of something that started at `start`.
     pub fn deadline(&self, start: Instant) -> Instant {
         start + self.spec.delivery_deadline
+    }
+
+    /// The delivery deadline and latency objective of messages.
+    pub fn timing(&self) -> Timing {
+        Timing {
+            deadline: self.spec.delivery_deadline,
+            objective: self.spec.latency_objective,
+        }
     }
 }
 
@@ -168,6 +188,7 @@ impl Probe for Driver {
     async fn run(&mut self) -> ProbeOutcome {
         let mut run = Run::start(self.spec.step_timeout);
         self.runs += 1;
+        self.fleet.renew_one(&mut run, self.runs).await;
         if self.fleet.prepare(&mut run).await.is_ok() {
             let mut cx = RunContext {
                 fleet: &mut self.fleet,

@@ -11,15 +11,17 @@ use super::fleet::{Fleet, Target};
 use super::run::{Run, StepResult};
 
 /// How long to keep listening after every expected event arrived, to catch
-/// duplicates sent right behind the original.
+/// duplicates sent right behind the original (a copy later still, read away
+/// before the next run, is reported then: see `Slot::delivered`).
 const SETTLE: Duration = Duration::from_millis(20);
 
 /// Watches `targets` until each has seen what it waits for (`observe`
 /// returns true for a target once it has everything) or `until` passes, then
 /// listens a moment longer so late duplicates are seen too. Returns which
-/// targets kept their push connection; a lost one is reported as
-/// `connect_error` on `connect`, and its device reconnects before the next
-/// run. Malformed push frames are `http_error` on `deliver`.
+/// targets kept their push connection; a lost one is reported on `connect`
+/// with the reason of its error (`connect_error`, `auth_error`, `http_error`,
+/// `timeout`: one reason per failure), and its device reconnects before the
+/// next run. Malformed push frames are `http_error` on `deliver`.
 pub async fn watch(
     fleet: &mut Fleet,
     run: &mut Run,
@@ -59,25 +61,31 @@ pub async fn watch(
 }
 
 /// The next event of one device before `until`: `Ok(None)` at `until`,
-/// `Err` once its push connection is lost (the loss is recorded).
+/// `Err` once its push connection is lost (the loss is recorded once: a
+/// push channel that closes right after a malformed answer, as a Matrix
+/// long poll does, is that one failure, not a second).
 async fn listen(
     slot: &mut super::fleet::Slot,
     run: &mut Run,
     until: Instant,
 ) -> StepResult<Option<Delivered>> {
+    let mut malformed = None;
     loop {
         match slot.device.next_event(until).await {
             Ok(event) => return Ok(event),
             Err(ClientError::Malformed(detail)) => {
-                run.fail(Operation::Deliver, Reason::HttpError, detail);
+                malformed = Some(run.fail(Operation::Deliver, Reason::HttpError, detail));
             }
             Err(err) => {
                 slot.push_lost = true;
-                return Err(run.fail(
-                    Operation::Connect,
-                    Reason::ConnectError,
-                    format!("push of {} lost: {err}", slot.device.device_id()),
-                ));
+                return Err(match malformed {
+                    Some(recorded) => recorded,
+                    None => run.fail(
+                        Operation::Connect,
+                        err.reason(),
+                        format!("push of {} lost: {err}", slot.device.device_id()),
+                    ),
+                });
             }
         }
     }
@@ -90,8 +98,15 @@ pub struct Sent {
     pub id: MessageId,
     /// The text sent.
     pub body: String,
-    /// When the send began (latency counts from here).
+    /// When the send began (latency and the delivery deadline count from here).
     pub sent_at: Instant,
+}
+
+impl Sent {
+    /// The instant the message must have reached every device by.
+    fn deadline(&self, allowed: Duration) -> Instant {
+        self.sent_at + allowed
+    }
 }
 
 /// Which of `sent` a received message is: by the acknowledged id, or by its
@@ -113,6 +128,20 @@ impl Receipt {
     fn arrived_by(&self, deadline: Instant) -> bool {
         self.copies > 0 && self.first_at.is_some_and(|at| at <= deadline)
     }
+
+    fn flawed(&self) -> bool {
+        self.copies > 1 || (self.copies > 0 && !self.intact)
+    }
+}
+
+/// How long deliveries may take: the deadline and the latency objective,
+/// both counted from each message's own send.
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    /// A message not on a device this long after its send is missing there.
+    pub deadline: Duration,
+    /// A message slower than this is late.
+    pub objective: Duration,
 }
 
 /// What the delivery checker found, reason by reason, for the caller to
@@ -127,6 +156,12 @@ pub struct DeliveryReport {
     pub delivered: u64,
     /// Per target, per message: whether it arrived before the deadline.
     pub reached: Vec<Vec<bool>>,
+    /// Per target: whether its push connection stayed up (a lost one is
+    /// reported on `connect`, not as its misses).
+    pub alive: Vec<bool>,
+    /// Per message: whether some device got it twice or altered (already
+    /// reported here, so other checks need not report it again).
+    pub flawed: Vec<bool>,
 }
 
 impl DeliveryReport {
@@ -146,20 +181,24 @@ impl DeliveryReport {
     }
 }
 
-/// Waits until every target got every message of `sent` or `deadline`
-/// passes, and classifies what arrived. Events of other messages (older
-/// runs, other groups) are ignored.
+/// Waits until every target got every message of `sent` or the last
+/// message's deadline passes, and classifies what arrived. Events of other
+/// messages (older runs, other groups) are ignored.
 pub async fn check_messages(
     fleet: &mut Fleet,
     run: &mut Run,
     targets: &[Target],
     sent: &[Sent],
-    deadline: Instant,
-    objective: Duration,
+    timing: Timing,
 ) -> DeliveryReport {
+    let until = sent
+        .iter()
+        .map(|message| message.deadline(timing.deadline))
+        .max()
+        .unwrap_or_else(Instant::now);
     let mut receipts = vec![vec![Receipt::default(); sent.len()]; targets.len()];
     let mut arrival_order: Vec<Vec<usize>> = vec![Vec::new(); targets.len()];
-    let alive = watch(fleet, run, targets, deadline, |target, delivered| {
+    let alive = watch(fleet, run, targets, until, |target, delivered| {
         let Event::Message(message) = &delivered.event else {
             return false;
         };
@@ -178,17 +217,29 @@ pub async fn check_messages(
         receipts[target].iter().all(|receipt| receipt.copies > 0)
     })
     .await;
-    classify(sent, &receipts, &arrival_order, &alive, deadline, objective)
+    for (&target, per_target) in targets.iter().zip(&receipts) {
+        let arrived = sent
+            .iter()
+            .zip(per_target)
+            .filter(|(_, receipt)| receipt.copies > 0)
+            .map(|(message, _)| message.body.clone());
+        fleet.slot_mut(target).delivered.extend(arrived);
+    }
+    classify(sent, &receipts, &arrival_order, &alive, timing)
 }
 
+/// What the receipts of every target say: a missing message is counted
+/// against the devices whose push stayed up (a device whose push died is
+/// reported on `connect`); what did arrive counts as delivered wherever it
+/// arrived, so `delivered` and the reasons agree.
 fn classify(
     sent: &[Sent],
     receipts: &[Vec<Receipt>],
     arrival_order: &[Vec<usize>],
     alive: &[bool],
-    deadline: Instant,
-    objective: Duration,
+    timing: Timing,
 ) -> DeliveryReport {
+    let objective = timing.objective;
     let mut report = DeliveryReport {
         expected: (sent.len() * receipts.len()) as u64,
         ..DeliveryReport::default()
@@ -200,9 +251,12 @@ fn classify(
     };
     let listening = alive.iter().filter(|alive| **alive).count();
     for (index, message) in sent.iter().enumerate() {
+        let deadline = message.deadline(timing.deadline);
         let got: Vec<&Receipt> = receipts
             .iter()
-            .map(|per_target| &per_target[index])
+            .zip(alive)
+            .filter(|(_, alive)| **alive)
+            .map(|(per_target, _)| &per_target[index])
             .filter(|receipt| receipt.arrived_by(deadline))
             .collect();
         let name = format!("message {} ({})", index + 1, message.id);
@@ -244,26 +298,29 @@ fn classify(
             "messages arrived out of send order".to_string(),
         );
     }
+    let arrived = |(index, receipt): (usize, &Receipt)| {
+        receipt.arrived_by(sent[index].deadline(timing.deadline))
+    };
     report.reached = receipts
         .iter()
-        .map(|per_target| {
-            per_target
-                .iter()
-                .map(|receipt| receipt.arrived_by(deadline))
-                .collect()
-        })
+        .map(|per_target| per_target.iter().enumerate().map(arrived).collect())
         .collect();
     report.delivered = receipts
         .iter()
-        .flatten()
-        .filter(|receipt| receipt.arrived_by(deadline) && receipt.intact)
+        .flat_map(|per_target| per_target.iter().enumerate())
+        .filter(|&(index, receipt)| arrived((index, receipt)) && receipt.intact)
         .count() as u64;
+    report.alive = alive.to_vec();
+    report.flawed = (0..sent.len())
+        .map(|index| receipts.iter().any(|per_target| per_target[index].flawed()))
+        .collect();
     report
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::client::ClientResult;
 
     fn sent(count: usize, at: Instant) -> Vec<Sent> {
         (0..count)
@@ -283,6 +340,13 @@ mod tests {
         }
     }
 
+    fn timing(deadline_secs: u64, objective_secs: u64) -> Timing {
+        Timing {
+            deadline: Duration::from_secs(deadline_secs),
+            objective: Duration::from_secs(objective_secs),
+        }
+    }
+
     fn reasons(report: &DeliveryReport) -> Vec<Reason> {
         report.findings.iter().map(|(reason, _)| *reason).collect()
     }
@@ -291,12 +355,10 @@ mod tests {
     fn each_fault_is_its_own_reason() {
         let start = Instant::now();
         let messages = sent(2, start);
-        let deadline = start + Duration::from_secs(10);
-        let objective = Duration::from_secs(1);
         let ok = receipt(start + Duration::from_millis(5), 1, true);
         let classify_one = |receipts: Vec<Vec<Receipt>>, order: Vec<Vec<usize>>| {
             let alive = vec![true; receipts.len()];
-            classify(&messages, &receipts, &order, &alive, deadline, objective)
+            classify(&messages, &receipts, &order, &alive, timing(10, 1))
         };
         let healthy = classify_one(vec![vec![ok, ok]; 2], vec![vec![0, 1]; 2]);
         assert!(healthy.findings.is_empty());
@@ -344,10 +406,153 @@ mod tests {
             &receipts,
             &[vec![0], vec![]],
             &[true, false],
-            start + Duration::from_secs(1),
-            Duration::from_secs(1),
+            timing(1, 1),
         );
         assert!(report.findings.is_empty());
         assert_eq!((report.expected, report.delivered), (2, 1));
+    }
+
+    #[test]
+    fn a_dead_push_does_not_hide_a_loss_on_a_live_device() {
+        let start = Instant::now();
+        let messages = sent(1, start);
+        let ok = receipt(start, 1, true);
+        // The dead device got the message before dying; the live one never did.
+        let receipts = vec![vec![ok], vec![ok], vec![Receipt::default()]];
+        let report = classify(
+            &messages,
+            &receipts,
+            &[vec![0], vec![0], vec![]],
+            &[true, false, true],
+            timing(1, 1),
+        );
+        assert_eq!(reasons(&report), [Reason::PartialDelivery]);
+        assert_eq!((report.expected, report.delivered), (3, 2));
+    }
+
+    #[test]
+    fn the_deadline_counts_from_each_messages_own_send() {
+        let start = Instant::now();
+        let slow_send = start + Duration::from_secs(4);
+        let mut messages = sent(2, start);
+        messages[1].sent_at = slow_send;
+        // The second message arrived 4.1 s after the burst began, 0.1 s after its send.
+        let late_burst = receipt(slow_send + Duration::from_millis(100), 1, true);
+        let ok = receipt(start + Duration::from_millis(5), 1, true);
+        let report = classify(
+            &messages,
+            &[vec![ok, late_burst]],
+            &[vec![0, 1]],
+            &[true],
+            timing(2, 1),
+        );
+        assert!(report.findings.is_empty(), "{:?}", report.findings);
+        assert_eq!(report.delivered, 2);
+    }
+
+    /// A device whose push channel answers a scripted sequence, then is closed.
+    struct ScriptedPush(std::collections::VecDeque<ClientError>);
+
+    #[async_trait::async_trait]
+    impl crate::client::Device for ScriptedPush {
+        fn user_id(&self) -> &str {
+            "u"
+        }
+        fn device_id(&self) -> &str {
+            "d"
+        }
+        async fn connect(&mut self) -> ClientResult<()> {
+            Ok(())
+        }
+        async fn disconnect(&mut self) {}
+        async fn next_event(&mut self, _until: Instant) -> ClientResult<Option<Delivered>> {
+            Err(self
+                .0
+                .pop_front()
+                .unwrap_or_else(|| ClientError::Connect("push connection closed".into())))
+        }
+        async fn sync(&mut self) -> ClientResult<Vec<Delivered>> {
+            Ok(Vec::new())
+        }
+        async fn send(&self, _: &str, _: &str, _: &str) -> ClientResult<MessageId> {
+            Err(ClientError::Connect("not in this test".into()))
+        }
+        async fn list_groups(&self) -> ClientResult<Vec<crate::client::GroupId>> {
+            Ok(Vec::new())
+        }
+        async fn read_group(&self, _: &str) -> ClientResult<crate::client::GroupInfo> {
+            Err(ClientError::Connect("not in this test".into()))
+        }
+        async fn create_group(
+            &self,
+            _: &crate::client::GroupSettings,
+            _: &[crate::client::UserId],
+        ) -> ClientResult<crate::client::GroupId> {
+            Err(ClientError::Connect("not in this test".into()))
+        }
+        async fn join_group(&self, _: &str) -> ClientResult<()> {
+            Ok(())
+        }
+        async fn add_member(&self, _: &str, _: &str) -> ClientResult<()> {
+            Ok(())
+        }
+        async fn leave(&self, _: &str) -> ClientResult<()> {
+            Ok(())
+        }
+        async fn edit_settings(
+            &self,
+            _: &str,
+            _: &crate::client::GroupSettings,
+        ) -> ClientResult<()> {
+            Ok(())
+        }
+    }
+
+    /// The failures `listen` records for a push channel answering `script`.
+    async fn push_failures(script: Vec<ClientError>) -> Vec<(Operation, Reason)> {
+        let mut slot = super::super::fleet::Slot {
+            device: Box::new(ScriptedPush(script.into())),
+            push_lost: false,
+            delivered: Vec::new(),
+        };
+        let mut run = Run::start(Duration::from_secs(1));
+        assert!(listen(&mut slot, &mut run, Instant::now()).await.is_err());
+        assert!(slot.push_lost);
+        let outcome = run.finish();
+        outcome
+            .failures
+            .iter()
+            .map(|failure| (failure.operation, failure.reason))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_lost_push_channel_keeps_its_errors_reason_once() {
+        let status = |status| ClientError::Status {
+            status,
+            message: "m".into(),
+        };
+        let cases = [
+            (ClientError::Auth("401".into()), Reason::AuthError),
+            (status(503), Reason::HttpError),
+            (status(429), Reason::HttpError),
+            (
+                ClientError::Timeout(Duration::from_secs(1)),
+                Reason::Timeout,
+            ),
+            (ClientError::Connect("reset".into()), Reason::ConnectError),
+        ];
+        for (error, reason) in cases {
+            assert_eq!(
+                push_failures(vec![error]).await,
+                [(Operation::Connect, reason)]
+            );
+        }
+        // A long poll that ends on a malformed answer: one failure, not two.
+        let malformed = ClientError::Malformed("not JSON".into());
+        assert_eq!(
+            push_failures(vec![malformed]).await,
+            [(Operation::Deliver, Reason::HttpError)]
+        );
     }
 }

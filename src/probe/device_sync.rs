@@ -5,8 +5,6 @@
 //! Any disagreement is `device_desync` on `device_sync`; a message no device
 //! got at all is a delivery failure (`deliver`), not a disagreement.
 
-use std::time::Instant;
-
 use async_trait::async_trait;
 
 use super::context::{RunContext, Steps};
@@ -52,54 +50,96 @@ impl Steps for DeviceSync {
         let group = cx.create_group(members).await?;
         let own = cx.fleet.devices_of([0]);
         let siblings = own.len() - 1;
-        let objective = cx.spec.latency_objective;
+        let timing = cx.timing();
 
-        let started = Instant::now();
-        let first = cx.send_burst(own[0], &group, 0, 1).await?;
         let mut targets = own[1..].to_vec();
         targets.extend(cx.fleet.devices_of(1..members));
-        let deadline = cx.deadline(started);
-        let report = check_messages(cx.fleet, cx.run, &targets, &first, deadline, objective).await;
+        let first = cx.send_burst(own[0], &group, (0, 1), targets.len()).await?;
+        let report = check_messages(cx.fleet, cx.run, &targets, &first, timing).await;
         let mut pushed = reached_ids(&report, &first, 0..targets.len());
-        let sibling_missed = (0..siblings).any(|target| !report.reached[target][0]);
-        let desync_if = |missed: bool| {
-            move |reason| match reason {
-                Reason::PartialDelivery if missed => {
-                    Some((Operation::DeviceSync, Reason::DeviceDesync))
-                }
-                _ => None,
-            }
-        };
-        report.report(cx.run, Operation::Deliver, desync_if(sibling_missed));
+        let mut flawed = flawed_ids(&report, &first);
+        report_first(cx, report, siblings);
 
-        let started = Instant::now();
-        let second = cx.send_burst((1, 0), &group, 1, 1).await?;
-        let deadline = cx.deadline(started);
-        let report = check_messages(cx.fleet, cx.run, &own, &second, deadline, objective).await;
+        let second = cx.send_burst((1, 0), &group, (1, 1), own.len()).await?;
+        let report = check_messages(cx.fleet, cx.run, &own, &second, timing).await;
         pushed.extend(reached_ids(&report, &second, 0..own.len()));
-        report.report(cx.run, Operation::Deliver, desync_if(true));
+        flawed.extend(flawed_ids(&report, &second));
+        // Only the account's own devices wait for it: a partial delivery is
+        // its devices disagreeing.
+        report.report(cx.run, Operation::Deliver, |reason| match reason {
+            Reason::PartialDelivery => Some((Operation::DeviceSync, Reason::DeviceDesync)),
+            _ => None,
+        });
 
         let all: Vec<Sent> = first.into_iter().chain(second).collect();
+        let seen = Seen {
+            pushed: &pushed,
+            flawed: &flawed,
+        };
         for (index, &target) in own.iter().enumerate() {
             let syncing = cx.fleet.slot_mut(target).device.sync();
             let events = cx.run.step(Operation::DeviceSync, syncing).await?;
-            check_sync(cx, index + 1, &events, &all, &pushed);
+            check_sync(cx, index + 1, &group, &events, &all, seen);
         }
         Ok(())
     }
 }
 
+/// Reports the first message's delivery to the sender's siblings (the first
+/// `siblings` targets) and the other members' devices: a sibling that missed
+/// it while others got it is `device_desync`; a miss on another member's
+/// device stays `partial_delivery`, whatever the siblings did.
+fn report_first(cx: &mut RunContext<'_>, report: DeliveryReport, siblings: usize) {
+    let missed = |targets: std::ops::Range<usize>| {
+        targets
+            .filter(|&target| report.alive[target])
+            .any(|target| !report.reached[target][0])
+    };
+    let sibling_missed = missed(0..siblings);
+    let others_missed = missed(siblings..report.reached.len());
+    let partial = report
+        .findings
+        .iter()
+        .any(|(reason, _)| *reason == Reason::PartialDelivery);
+    if partial && sibling_missed && others_missed {
+        let detail = "a sibling device missed the first message".to_string();
+        cx.run
+            .fail(Operation::DeviceSync, Reason::DeviceDesync, detail);
+    }
+    let desync = sibling_missed && !others_missed;
+    report.report(cx.run, Operation::Deliver, |reason| match reason {
+        Reason::PartialDelivery if desync => Some((Operation::DeviceSync, Reason::DeviceDesync)),
+        _ => None,
+    });
+}
+
+/// What push already showed of the sent messages.
+#[derive(Clone, Copy)]
+struct Seen<'a> {
+    /// Ids of messages push delivered to some device of the account.
+    pushed: &'a [String],
+    /// Ids of messages push delivered twice or altered (already reported).
+    flawed: &'a [String],
+}
+
 /// One device's catch-up sync must carry every message push delivered to
-/// some device of the account, once and intact.
+/// some device of the account, once, intact and in send order. A message
+/// push already showed duplicated or altered is reported there, not again.
 fn check_sync(
     cx: &mut RunContext<'_>,
     device: usize,
+    group: &str,
     events: &[Delivered],
     sent: &[Sent],
-    pushed: &[String],
+    seen: Seen<'_>,
 ) {
     let mut copies = vec![0u32; sent.len()];
+    let mut order = Vec::new();
     for delivered in events {
+        let Some(position) = position_in_group(&delivered.event, group, sent) else {
+            continue;
+        };
+        order.push(position);
         let Event::Message(message) = &delivered.event else {
             continue;
         };
@@ -107,7 +147,7 @@ fn check_sync(
             continue;
         };
         copies[index] += 1;
-        if message.body != sent[index].body {
+        if message.body != sent[index].body && !seen.flawed.contains(&sent[index].id) {
             let detail = format!(
                 "catch-up sync of device {device} altered message {}",
                 message.id
@@ -116,15 +156,21 @@ fn check_sync(
                 .fail(Operation::DeviceSync, Reason::Corrupted, detail);
         }
     }
+    if order.windows(2).any(|pair| pair[0] > pair[1]) {
+        let detail =
+            format!("catch-up sync of device {device} carried the group's events out of order");
+        cx.run
+            .fail(Operation::DeviceSync, Reason::OutOfOrder, detail);
+    }
     for (message, copies) in sent.iter().zip(copies) {
-        if copies == 0 && pushed.contains(&message.id) {
+        if copies == 0 && seen.pushed.contains(&message.id) {
             let detail = format!(
                 "catch-up sync of device {device} lacks message {}, which push delivered",
                 message.id
             );
             cx.run
                 .fail(Operation::DeviceSync, Reason::DeviceDesync, detail);
-        } else if copies > 1 {
+        } else if copies > 1 && !seen.flawed.contains(&message.id) {
             let detail = format!(
                 "catch-up sync of device {device} carried message {} {copies} times",
                 message.id
@@ -132,6 +178,19 @@ fn check_sync(
             cx.run
                 .fail(Operation::DeviceSync, Reason::Duplicate, detail);
         }
+    }
+}
+
+/// Where an event of the run's group belongs in its history: the members'
+/// joins first (0), then the sent messages in send order (1, 2, ...).
+/// `None` for events of other groups and anything else.
+fn position_in_group(event: &Event, group: &str, sent: &[Sent]) -> Option<usize> {
+    match event {
+        Event::MemberJoined { group: joined, .. } if joined == group => Some(0),
+        Event::Message(message) if message.group == group => {
+            sent_index(sent, message).map(|index| index + 1)
+        }
+        _ => None,
     }
 }
 
@@ -145,5 +204,14 @@ fn reached_ids(
         .enumerate()
         .filter(|(index, _)| targets.clone().any(|target| report.reached[target][*index]))
         .map(|(_, message)| message.id.clone())
+        .collect()
+}
+
+/// Ids of the messages of `sent` that push delivered twice or altered.
+fn flawed_ids(report: &DeliveryReport, sent: &[Sent]) -> Vec<String> {
+    sent.iter()
+        .zip(&report.flawed)
+        .filter(|(_, flawed)| **flawed)
+        .map(|(message, _)| message.id.clone())
         .collect()
 }

@@ -1,7 +1,8 @@
 //! `edit_settings`: a member changes the group's name and notice; the change
 //! must be accepted (else `settings_rejected`), read back (else
 //! `settings_not_applied`) and reach every other member's every device by
-//! push before the deadline (else `settings_not_propagated`).
+//! push before the deadline (else `settings_not_propagated`; a push of the
+//! change carrying other values is `corrupted`).
 
 use std::time::Instant;
 
@@ -33,6 +34,7 @@ impl Steps for EditSettings {
     async fn steps(&mut self, cx: &mut RunContext<'_>) -> StepResult<()> {
         let members = cx.fleet.members.len();
         let group = cx.create_group(members).await?;
+        let before = cx.group_settings();
         let wanted = GroupSettings {
             name: format!("chatprobe {} renamed", cx.tag),
             notice: format!("notice of run {}", cx.tag),
@@ -54,6 +56,7 @@ impl Steps for EditSettings {
         }
         let others = cx.fleet.devices_of(1..members);
         let mut seen = vec![(false, false); others.len()];
+        let mut altered = 0;
         let deadline = cx.deadline(started);
         let alive = watch(cx.fleet, cx.run, &others, deadline, |target, delivered| {
             if let Event::SettingsChanged {
@@ -63,12 +66,24 @@ impl Steps for EditSettings {
             } = &delivered.event
                 && *changed == group
             {
-                seen[target].0 |= name.as_deref() == Some(wanted.name.as_str());
-                seen[target].1 |= notice.as_deref() == Some(wanted.notice.as_str());
+                let name = Change::of(name.as_deref(), &wanted.name, &before.name);
+                let notice = Change::of(notice.as_deref(), &wanted.notice, &before.notice);
+                if name == Change::Altered || notice == Change::Altered {
+                    // The change arrived, altered on the way.
+                    altered += 1;
+                    seen[target] = (true, true);
+                }
+                seen[target].0 |= name == Change::Wanted;
+                seen[target].1 |= notice == Change::Wanted;
             }
             seen[target] == (true, true)
         })
         .await;
+        if altered > 0 {
+            let detail = format!("{altered} pushes of the change carried other settings");
+            cx.run
+                .fail(Operation::EditSettings, Reason::Corrupted, detail);
+        }
         let missed = seen
             .iter()
             .zip(&alive)
@@ -86,5 +101,27 @@ impl Steps for EditSettings {
             );
         }
         Ok(())
+    }
+}
+
+/// What one pushed settings field says, against the values before and after
+/// the change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Change {
+    /// Not part of this push, or the value from before the change.
+    Absent,
+    /// The value the run set.
+    Wanted,
+    /// Neither: the change, altered.
+    Altered,
+}
+
+impl Change {
+    fn of(pushed: Option<&str>, wanted: &str, before: &str) -> Change {
+        match pushed {
+            Some(value) if value == wanted => Change::Wanted,
+            Some(value) if value != before => Change::Altered,
+            _ => Change::Absent,
+        }
     }
 }

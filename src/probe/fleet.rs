@@ -6,7 +6,7 @@ use std::ops::Range;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::client::{Account, ChatService, ClientError, Device, GroupId, GroupSettings};
+use crate::client::{Account, ChatService, ClientError, Device, Event, GroupId, GroupSettings};
 use crate::outcome::{Operation, Reason};
 
 use super::footprint::Footprint;
@@ -21,6 +21,9 @@ pub struct Slot {
     pub device: Box<dyn Device>,
     /// Its push connection closed and the loss was already reported.
     pub push_lost: bool,
+    /// Bodies of the messages this run's delivery checks saw arrive here: a
+    /// copy of one read away before the next run is a late duplicate.
+    pub delivered: Vec<String>,
 }
 
 /// One probe account and its devices.
@@ -185,9 +188,34 @@ impl Fleet {
             member.slots.push(Slot {
                 device,
                 push_lost: false,
+                delivered: Vec::new(),
             });
         }
         Ok(())
+    }
+
+    /// Retires one device, so that the next [`Fleet::prepare`] logs a fresh
+    /// one in and connects it: run `n` retires the oldest device of member
+    /// `n mod members` (fresh ones join at the end), so each device is
+    /// renewed in turn. A fault on login or connect that begins while the
+    /// probe runs shows within a run or two, as it would to real phones,
+    /// which reconnect all the time; and no connection that went silent
+    /// stays in use for long.
+    /// A push connection found lost on the retired device is reported as
+    /// [`Fleet::prepare`] would.
+    pub async fn renew_one(&mut self, run: &mut Run, run_number: u64) {
+        let Some(count) = u64::try_from(self.members.len()).ok().filter(|n| *n > 0) else {
+            return;
+        };
+        let member = &mut self.members[usize::try_from(run_number % count).unwrap_or(0)];
+        if member.slots.is_empty() {
+            return;
+        }
+        // Dropping the device closes its push connection.
+        let mut retired = member.slots.remove(0);
+        if !retired.push_lost {
+            report_lost(run, &mut retired).await;
+        }
     }
 
     /// The device at `target`.
@@ -318,17 +346,8 @@ fn not_a_member(err: &ClientError) -> bool {
 /// Reads away a device's stale events; reconnects its push connection when
 /// it was lost. False when the device has to log in again.
 async fn reconnect_if_lost(run: &mut Run, slot: &mut Slot) -> bool {
-    if !slot.push_lost {
-        match drain(slot.device.as_mut()).await {
-            Ok(()) => return true,
-            Err(err) => {
-                let detail = format!(
-                    "push of {} lost between runs: {err}",
-                    slot.device.device_id()
-                );
-                run.fail(Operation::Connect, Reason::ConnectError, detail);
-            }
-        }
+    if !slot.push_lost && !report_lost(run, slot).await {
+        return true;
     }
     match run.timed(Operation::Connect, slot.device.connect()).await {
         Ok(()) => {
@@ -342,11 +361,41 @@ async fn reconnect_if_lost(run: &mut Run, slot: &mut Slot) -> bool {
     }
 }
 
-/// Reads every event already waiting on the device.
-async fn drain(device: &mut dyn Device) -> Result<(), ClientError> {
+/// Reads away a device's stale events; true (and the loss reported) when
+/// its push connection was lost. A copy of a message the last check saw
+/// arrive, come after that check ended, is reported as a `duplicate` on
+/// `deliver`.
+async fn report_lost(run: &mut Run, slot: &mut Slot) -> bool {
+    let delivered = std::mem::take(&mut slot.delivered);
+    let device = slot.device.as_mut();
+    let mut late_copies = 0;
+    let drained = drain(device, |event| {
+        late_copies += usize::from(
+            matches!(event, Event::Message(message) if delivered.contains(&message.body)),
+        );
+    })
+    .await;
+    if late_copies > 0 {
+        let detail = format!(
+            "{late_copies} copies of messages {} already had arrived after the check ended",
+            device.device_id()
+        );
+        run.fail(Operation::Deliver, Reason::Duplicate, detail);
+    }
+    let Err(err) = drained else {
+        return false;
+    };
+    let detail = format!("push of {} lost between runs: {err}", device.device_id());
+    run.fail(Operation::Connect, err.reason(), detail);
+    true
+}
+
+/// Reads every event already waiting on the device, handing each to `seen`.
+async fn drain(device: &mut dyn Device, mut seen: impl FnMut(&Event)) -> Result<(), ClientError> {
     for _ in 0..DRAIN_MAX {
         match device.next_event(Instant::now()).await {
-            Ok(Some(_)) | Err(ClientError::Malformed(_)) => {}
+            Ok(Some(delivered)) => seen(&delivered.event),
+            Err(ClientError::Malformed(_)) => {}
             Ok(None) => return Ok(()),
             Err(err) => return Err(err),
         }

@@ -6,8 +6,6 @@
 //! messages carry the run's tag); a run that finds any failure gives the
 //! group up (it is emptied), and the next run creates a new one.
 
-use std::time::Instant;
-
 use async_trait::async_trait;
 
 use super::context::{RunContext, Steps};
@@ -49,13 +47,12 @@ impl Steps for GroupMessage {
                 id
             }
         };
-        let started = Instant::now();
-        let burst = cx.send_burst((0, 0), &group, 0, cx.spec.messages).await;
-        if let Ok(sent) = burst {
-            let recipients = cx.fleet.devices_of(1..members);
-            let deadline = cx.deadline(started);
-            let objective = cx.spec.latency_objective;
-            check_messages(cx.fleet, cx.run, &recipients, &sent, deadline, objective)
+        let recipients = cx.fleet.devices_of(1..members);
+        let burst = (0, cx.spec.messages);
+        let sending = cx.send_burst((0, 0), &group, burst, recipients.len());
+        if let Ok(sent) = sending.await {
+            let timing = cx.timing();
+            check_messages(cx.fleet, cx.run, &recipients, &sent, timing)
                 .await
                 .report(cx.run, Operation::Deliver, |_| None);
         }

@@ -2,9 +2,12 @@
 //! accepted (else `leave_rejected`); afterwards the group must be gone from
 //! the list of every device of the leaver, the leaver gone from the members
 //! others read, and every other device must see the member leave by push
-//! (else `leave_not_applied`); a later look must not find the group back
-//! (else `membership_resurrected`): in this run on the leaver, and in later
-//! runs on every member, since all of them left it when the run cleaned up.
+//! (else `leave_not_applied`; a push of the leave naming someone else is
+//! `corrupted`); a later look must not find the group back on the leaver
+//! (else `membership_resurrected`): in this run, and in later runs. Other
+//! members still listing it in later runs leave it again, unreported: they
+//! left it in the run's cleanup, which may fail without the leave having
+//! come undone, so their lists prove nothing about it.
 
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -75,26 +78,30 @@ impl Steps for LeaveGroup {
 }
 
 impl LeaveGroup {
-    /// Groups left in earlier runs must stay gone from every member's list;
-    /// one that came back is reported, left again at the end of this run, and
-    /// no longer remembered.
+    /// Groups left in earlier runs must stay gone from the leaver's list;
+    /// one that came back is reported and no longer remembered. A member
+    /// still listing one is in it again (or its cleanup failed): it leaves
+    /// it again at the end of this run.
     async fn recheck_earlier(&mut self, cx: &mut RunContext<'_>) -> StepResult<()> {
         if self.left.is_empty() {
             return Ok(());
         }
+        let leaver = cx.fleet.members.len() - 1;
         let mut back = Vec::new();
         for member in 0..cx.fleet.members.len() {
             let listing = cx.fleet.device((member, 0)).list_groups();
             let listed = cx.run.step(Operation::Leave, listing).await?;
             for group in self.left.iter().filter(|group| listed.contains(group)) {
-                let detail = format!(
-                    "group {group}, left in an earlier run, is listed again for member {}",
-                    member + 1
-                );
-                cx.run
-                    .fail(Operation::Leave, Reason::MembershipResurrected, detail);
                 cx.set_member(group, member, true);
-                back.push(group.clone());
+                if member == leaver {
+                    let detail = format!(
+                        "group {group}, left in an earlier run, is listed again for member {}",
+                        member + 1
+                    );
+                    cx.run
+                        .fail(Operation::Leave, Reason::MembershipResurrected, detail);
+                    back.push(group.clone());
+                }
             }
         }
         self.left.retain(|group| !back.contains(group));
@@ -137,14 +144,27 @@ async fn check_applied(
     }
     let others = cx.fleet.devices_of(0..leaver);
     let mut saw = vec![false; others.len()];
+    let mut altered = 0;
     let deadline = cx.deadline(started);
     let alive = watch(cx.fleet, cx.run, &others, deadline, |target, delivered| {
-        let seen = matches!(&delivered.event,
-            Event::MemberLeft { group: left, user: who } if left == group && *who == user);
-        saw[target] |= seen;
+        // Only the leaver leaves the run's group: a leave of it naming
+        // someone else is the leave, altered on the way.
+        if let Event::MemberLeft {
+            group: left,
+            user: who,
+        } = &delivered.event
+            && left == group
+        {
+            saw[target] = true;
+            altered += usize::from(*who != user);
+        }
         saw[target]
     })
     .await;
+    if altered > 0 {
+        let detail = format!("{altered} pushes of the leave named another member");
+        cx.run.fail(Operation::Leave, Reason::Corrupted, detail);
+    }
     let missed = saw
         .iter()
         .zip(&alive)

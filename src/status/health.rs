@@ -12,18 +12,20 @@ pub enum Health {
     Unknown,
     /// The last run passed.
     Green,
-    /// The last run failed only with degradations (late or partial delivery).
+    /// The last run failed only with degradations (late delivery).
     Amber,
     /// The last run failed with at least one other reason.
     Red,
 }
 
 impl Health {
-    /// The colour of a run with these failures.
+    /// The colour of a run with these failures; those that do not fail
+    /// the run (cleanup) leave it green.
     pub fn of(failures: &[Failure]) -> Health {
-        if failures.is_empty() {
+        let failing: Vec<&Failure> = failures.iter().filter(|f| f.fails_run()).collect();
+        if failing.is_empty() {
             Health::Green
-        } else if failures
+        } else if failing
             .iter()
             .all(|failure| failure.reason.is_degradation())
         {
@@ -79,11 +81,25 @@ mod tests {
 
     #[test]
     fn degradations_alone_are_amber() {
-        let failures = [
-            failure(Reason::LateDelivery),
-            failure(Reason::PartialDelivery),
-        ];
-        assert_eq!(Health::of(&failures), Health::Amber);
+        assert_eq!(Health::of(&[failure(Reason::LateDelivery)]), Health::Amber);
+    }
+
+    #[test]
+    fn a_loss_on_some_devices_is_red() {
+        assert_eq!(Health::of(&[failure(Reason::PartialDelivery)]), Health::Red);
+    }
+
+    #[test]
+    fn cleanup_failures_alone_stay_green() {
+        let cleanup = Failure {
+            operation: Operation::Cleanup,
+            ..failure(Reason::HttpError)
+        };
+        assert_eq!(Health::of(std::slice::from_ref(&cleanup)), Health::Green);
+        assert_eq!(
+            Health::of(&[cleanup, failure(Reason::LateDelivery)]),
+            Health::Amber
+        );
     }
 
     #[test]

@@ -211,8 +211,12 @@ fn next_cell(
     outcome: &ProbeOutcome,
     mut failures: Vec<Failure>,
 ) -> Cell {
-    let passed = failures.is_empty();
-    let mut reasons: Vec<Reason> = failures.iter().map(|f| f.reason).collect();
+    let passed = outcome.passed();
+    let mut reasons: Vec<Reason> = failures
+        .iter()
+        .filter(|f| f.fails_run())
+        .map(|f| f.reason)
+        .collect();
     reasons.sort_unstable();
     reasons.dedup();
     let (streak, since, last_success) = match previous {

@@ -1,4 +1,4 @@
-//! Building probes against a test backend, for the probe and detection tests.
+//! Building probes against a test backend, for the probe tests and the fault matrix.
 #![allow(dead_code)] // each test binary uses its own subset
 
 use std::sync::Arc;
