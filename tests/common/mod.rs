@@ -2,7 +2,8 @@
 //! ([`dir`]), child processes ([`process`]), the `chatprobe` binary
 //! ([`binary`]), fixtures and test configs ([`fixtures`], files under
 //! `tests/data/`), HTTP ([`http`]), the in-process mock backend ([`backend`]),
-//! probes built in-process ([`probes`]), headless Chromium ([`browser`]),
+//! probes built in-process ([`probes`]), the tests every real-server
+//! protocol shares ([`protocol`]), headless Chromium ([`browser`]),
 //! and finding and starting outside tools.
 #![allow(dead_code)] // each test binary uses its own subset
 
@@ -15,6 +16,7 @@ pub mod http;
 pub mod probes;
 pub mod process;
 pub mod prometheus;
+pub mod protocol;
 
 use std::path::PathBuf;
 

@@ -3,12 +3,18 @@
 //! server-to-server), killed on drop.
 #![allow(dead_code)] // each test binary uses its own subset
 
+use std::future::Future;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use chatprobe::client::ChatService;
+use chatprobe::client::xmpp::{Transport, XmppOptions, XmppService};
 
 use crate::common;
 use crate::common::dir::TempDir;
+use crate::common::protocol::RealServer;
 
 /// How long Prosody may take to accept connections after start.
 const START_DEADLINE: Duration = Duration::from_secs(30);
@@ -174,5 +180,52 @@ impl Drop for Prosody {
     fn drop(&mut self) {
         // Before the directory goes (when the fields drop).
         self.stop();
+    }
+}
+
+/// An XMPP client of `server` (`host:port`) acting from `region`.
+pub fn service(server: &str, region: &str, request_timeout: Duration) -> Arc<dyn ChatService> {
+    let options = XmppOptions {
+        server: server.to_owned(),
+        domain: DOMAIN.into(),
+        muc_service: MUC_SERVICE.into(),
+        transport: Transport::Plain,
+        register: true,
+        region: region.into(),
+        request_timeout,
+    };
+    Arc::new(XmppService::new(options).expect("service builds"))
+}
+
+impl RealServer for Prosody {
+    const TARGET: &'static str = "prosody";
+    const PROTOCOL: &'static str = "xmpp";
+    const SHIPPED_ADDRESS_LINE: &'static str = "server: 127.0.0.1:5222";
+    const SHIPPED_ADDRESS: &'static str = "127.0.0.1:5222";
+    const SETTINGS_IN_ONE_EVENT: bool = true;
+    const LISTED_GROUPS: &'static str = "bookmarked rooms";
+
+    fn start_server() -> impl Future<Output = Option<Self>> {
+        Prosody::start()
+    }
+
+    fn stop_server(&mut self) {
+        self.stop();
+    }
+
+    fn logs(&self) -> String {
+        self.log_tail()
+    }
+
+    fn address(&self) -> &str {
+        &self.server
+    }
+
+    fn service(&self, region: &str, request_timeout: Duration) -> Arc<dyn ChatService> {
+        service(&self.server, region, request_timeout)
+    }
+
+    fn user_id_prefix(user: &str) -> String {
+        format!("{user}@")
     }
 }

@@ -2,13 +2,19 @@
 //! fresh directory, listening on a free 127.0.0.1 port, killed on drop.
 #![allow(dead_code)] // each test binary uses its own subset
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use chatprobe::client::ChatService;
+use chatprobe::client::matrix::{MatrixOptions, MatrixService};
 
 use crate::common;
 use crate::common::dir::TempDir;
 use crate::common::fixtures::repo_file;
+use crate::common::protocol::RealServer;
 
 /// How long Synapse may take to answer `/_matrix/client/versions` after start.
 const START_DEADLINE: Duration = Duration::from_secs(90);
@@ -152,4 +158,48 @@ fn configure(binary: &Path, dir: &Path, port: u16) {
         "configure.sh failed: {}",
         String::from_utf8_lossy(&output.stderr)
     );
+}
+
+/// A Matrix client of `url` acting from `region`.
+pub fn service(url: &str, region: &str, request_timeout: Duration) -> Arc<dyn ChatService> {
+    let options = MatrixOptions {
+        homeserver_url: url.to_owned(),
+        region: region.into(),
+        request_timeout,
+        register: true,
+    };
+    Arc::new(MatrixService::new(options).expect("service builds"))
+}
+
+impl RealServer for Synapse {
+    const TARGET: &'static str = "synapse";
+    const PROTOCOL: &'static str = "matrix";
+    const SHIPPED_ADDRESS_LINE: &'static str = "homeserver: http://127.0.0.1:8008";
+    const SHIPPED_ADDRESS: &'static str = "http://127.0.0.1:8008";
+    const SETTINGS_IN_ONE_EVENT: bool = false;
+    const LISTED_GROUPS: &'static str = "joined rooms";
+
+    fn start_server() -> impl Future<Output = Option<Self>> {
+        Synapse::start()
+    }
+
+    fn stop_server(&mut self) {
+        self.stop();
+    }
+
+    fn logs(&self) -> String {
+        self.log_tail()
+    }
+
+    fn address(&self) -> &str {
+        &self.url
+    }
+
+    fn service(&self, region: &str, request_timeout: Duration) -> Arc<dyn ChatService> {
+        service(&self.url, region, request_timeout)
+    }
+
+    fn user_id_prefix(user: &str) -> String {
+        format!("@{user}:")
+    }
 }
