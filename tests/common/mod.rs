@@ -3,7 +3,7 @@
 //! ([`binary`]), fixtures and test configs ([`fixtures`], files under
 //! `tests/data/`), HTTP ([`http`]), the in-process mock backend ([`backend`]),
 //! probes built in-process ([`probes`]), the tests every real-server
-//! protocol shares ([`protocol`]), headless Chromium ([`browser`]),
+//! protocol shares ([`protocol`]) and their benchmark ([`server_bench`]), headless Chromium ([`browser`]),
 //! and finding and starting outside tools.
 #![allow(dead_code)] // each test binary uses its own subset
 
@@ -17,6 +17,7 @@ pub mod probes;
 pub mod process;
 pub mod prometheus;
 pub mod protocol;
+pub mod server_bench;
 
 use std::path::PathBuf;
 
