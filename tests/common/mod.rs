@@ -1,7 +1,8 @@
 //! The one harness of the integration tests: temporary directories
 //! ([`dir`]), child processes ([`process`]), the `chatprobe` binary
 //! ([`binary`]), fixtures and test configs ([`fixtures`], files under
-//! `tests/data/`), HTTP ([`http`]), the in-process mock backend ([`backend`]),
+//! `tests/data/`), HTTP ([`http`]), the in-process mock backend ([`backend`]), real servers run as child
+//! processes ([`server`]),
 //! probes built in-process ([`probes`]), the tests every real-server
 //! protocol shares ([`protocol`]) and their benchmark ([`server_bench`]), headless Chromium ([`browser`]),
 //! and finding and starting outside tools.
@@ -17,6 +18,7 @@ pub mod probes;
 pub mod process;
 pub mod prometheus;
 pub mod protocol;
+pub mod server;
 pub mod server_bench;
 
 use std::path::PathBuf;
