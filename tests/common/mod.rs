@@ -1,11 +1,11 @@
 //! The one harness of the integration tests: temporary directories
 //! ([`dir`]), child processes ([`process`]), the `chatprobe` binary
 //! ([`binary`]), fixtures and test configs ([`fixtures`], files under
-//! `tests/data/`), HTTP ([`http`]), the in-process mock backend ([`backend`]), real servers run as child
-//! processes ([`server`]),
-//! probes built in-process ([`probes`]), the tests every real-server
-//! protocol shares ([`protocol`]) and their benchmark ([`server_bench`]), headless Chromium ([`browser`]),
-//! and finding and starting outside tools.
+//! `tests/data/`), HTTP ([`http`]), the in-process mock backend
+//! ([`backend`]), probes built in-process ([`probes`]), real servers run as
+//! child processes ([`server`]), the tests every real-server protocol shares
+//! ([`protocol`]) and their benchmark ([`server_bench`]), headless Chromium
+//! ([`browser`]), and finding and starting outside tools.
 #![allow(dead_code)] // each test binary uses its own subset
 
 pub mod backend;
