@@ -1,9 +1,11 @@
 //! The one harness of the integration tests: temporary directories
 //! ([`dir`]), child processes ([`process`]), the `chatprobe` binary
 //! ([`binary`]), fixtures and test configs ([`fixtures`], files under
-//! `tests/data/`), HTTP ([`http`]), the in-process mock backend ([`backend`]),
-//! probes built in-process ([`probes`]), headless Chromium ([`browser`]),
-//! and finding and starting outside tools.
+//! `tests/data/`), HTTP ([`http`]), the in-process mock backend
+//! ([`backend`]), probes built in-process ([`probes`]), real servers run as
+//! child processes ([`server`]), the tests every real-server protocol shares
+//! ([`protocol`]) and their benchmark ([`server_bench`]), headless Chromium
+//! ([`browser`]), and finding and starting outside tools.
 #![allow(dead_code)] // each test binary uses its own subset
 
 pub mod backend;
@@ -15,6 +17,9 @@ pub mod http;
 pub mod probes;
 pub mod process;
 pub mod prometheus;
+pub mod protocol;
+pub mod server;
+pub mod server_bench;
 
 use std::path::PathBuf;
 

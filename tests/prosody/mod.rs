@@ -3,12 +3,19 @@
 //! server-to-server), killed on drop.
 #![allow(dead_code)] // each test binary uses its own subset
 
+use std::future::Future;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chatprobe::client::ChatService;
+use chatprobe::client::xmpp::{Transport, XmppOptions, XmppService};
 
 use crate::common;
 use crate::common::dir::TempDir;
+use crate::common::protocol::RealServer;
+use crate::common::server::ServerChild;
 
 /// How long Prosody may take to accept connections after start.
 const START_DEADLINE: Duration = Duration::from_secs(30);
@@ -20,8 +27,7 @@ pub const MUC_SERVICE: &str = "conference.localhost";
 
 /// A running Prosody child process and its directory.
 pub struct Prosody {
-    child: Option<Child>,
-    dir: TempDir,
+    process: ServerChild,
     /// `127.0.0.1:PORT` of the client port.
     pub server: String,
     /// The client port.
@@ -85,94 +91,104 @@ impl Prosody {
         std::fs::create_dir_all(dir.join("data")).expect("create Prosody data directory");
         let config_path = dir.join("prosody.cfg.lua");
         std::fs::write(&config_path, config(&dir, port)).expect("write Prosody config");
-        let log = std::fs::File::create(dir.join("stdout.log")).expect("create Prosody stdout log");
-        let child = Command::new(&binary)
-            .arg("-F")
-            .arg("--config")
-            .arg(&config_path)
-            .current_dir(dir.path())
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("clone log handle"))
-            .stderr(log)
-            .spawn()
-            .expect("start prosody");
-        let mut prosody = Prosody {
-            child: Some(child),
+        let mut command = Command::new(&binary);
+        command.arg("-F").arg("--config").arg(&config_path);
+        let process = ServerChild::spawn(
+            "Prosody",
             dir,
+            &mut command,
+            &["prosody.log", "prosody.err"],
+        );
+        let mut prosody = Prosody {
+            process,
             server: format!("127.0.0.1:{port}"),
             port,
         };
-        prosody.wait_until_ready().await;
+        let server = prosody.server.clone();
+        prosody
+            .process
+            .wait_until_ready(
+                START_DEADLINE,
+                Duration::from_millis(100),
+                "accept connections",
+                || answers_streams(&server),
+            )
+            .await;
         Some(prosody)
-    }
-
-    /// Waits until the client port accepts a stream, bounded by [`START_DEADLINE`].
-    async fn wait_until_ready(&mut self) {
-        let deadline = Instant::now() + START_DEADLINE;
-        while Instant::now() < deadline {
-            if let Some(child) = &mut self.child
-                && let Ok(Some(status)) = child.try_wait()
-            {
-                panic!(
-                    "Prosody exited during start ({status}):\n{}",
-                    self.log_tail()
-                );
-            }
-            if self.answers_streams().await {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!(
-            "Prosody did not accept connections within {START_DEADLINE:?}:\n{}",
-            self.log_tail()
-        );
-    }
-
-    /// True when the client port answers a stream header with one of its own.
-    async fn answers_streams(&self) -> bool {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let Ok(mut socket) = tokio::net::TcpStream::connect(&self.server).await else {
-            return false;
-        };
-        let header = format!(
-            "<?xml version='1.0'?><stream:stream to='{DOMAIN}' version='1.0' \
-             xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>"
-        );
-        if socket.write_all(header.as_bytes()).await.is_err() {
-            return false;
-        }
-        let mut answer = [0u8; 256];
-        let read = tokio::time::timeout(Duration::from_secs(2), socket.read(&mut answer)).await;
-        matches!(read, Ok(Ok(length)) if String::from_utf8_lossy(&answer[..length]).contains("stream"))
     }
 
     /// Kills the server (a stopped server for connection-failure tests).
     pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.process.stop();
     }
 
     /// The last lines of Prosody's logs, for failure messages.
     pub fn log_tail(&self) -> String {
-        ["stdout.log", "prosody.log", "prosody.err"]
-            .iter()
-            .map(|name| {
-                let text = std::fs::read_to_string(self.dir.join(name)).unwrap_or_default();
-                let lines: Vec<&str> = text.lines().collect();
-                let tail = lines[lines.len().saturating_sub(30)..].join("\n");
-                format!("--- {name}\n{tail}")
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
+        self.process.log_tail()
     }
 }
 
-impl Drop for Prosody {
-    fn drop(&mut self) {
-        // Before the directory goes (when the fields drop).
+/// True when the client port at `server` answers a stream header with one of its own.
+async fn answers_streams(server: &str) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(mut socket) = tokio::net::TcpStream::connect(server).await else {
+        return false;
+    };
+    let header = format!(
+        "<?xml version='1.0'?><stream:stream to='{DOMAIN}' version='1.0' \
+         xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>"
+    );
+    if socket.write_all(header.as_bytes()).await.is_err() {
+        return false;
+    }
+    let mut answer = [0u8; 256];
+    let read = tokio::time::timeout(Duration::from_secs(2), socket.read(&mut answer)).await;
+    matches!(read, Ok(Ok(length)) if String::from_utf8_lossy(&answer[..length]).contains("stream"))
+}
+
+/// An XMPP client of `server` (`host:port`) acting from `region`.
+pub fn service(server: &str, region: &str, request_timeout: Duration) -> Arc<dyn ChatService> {
+    let options = XmppOptions {
+        server: server.to_owned(),
+        domain: DOMAIN.into(),
+        muc_service: MUC_SERVICE.into(),
+        transport: Transport::Plain,
+        register: true,
+        region: region.into(),
+        request_timeout,
+    };
+    Arc::new(XmppService::new(options).expect("service builds"))
+}
+
+impl RealServer for Prosody {
+    const TARGET: &'static str = "prosody";
+    const PROTOCOL: &'static str = "xmpp";
+    const SHIPPED_ADDRESS_LINE: &'static str = "server: 127.0.0.1:5222";
+    const SHIPPED_ADDRESS: &'static str = "127.0.0.1:5222";
+    const SETTINGS_IN_ONE_EVENT: bool = true;
+    const LISTED_GROUPS: &'static str = "bookmarked rooms";
+
+    fn start_server() -> impl Future<Output = Option<Self>> {
+        Prosody::start()
+    }
+
+    fn stop_server(&mut self) {
         self.stop();
+    }
+
+    fn logs(&self) -> String {
+        self.log_tail()
+    }
+
+    fn address(&self) -> &str {
+        &self.server
+    }
+
+    fn service(&self, region: &str, request_timeout: Duration) -> Arc<dyn ChatService> {
+        service(&self.server, region, request_timeout)
+    }
+
+    fn user_id_prefix(user: &str) -> String {
+        format!("{user}@")
     }
 }

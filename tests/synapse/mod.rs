@@ -2,21 +2,27 @@
 //! fresh directory, listening on a free 127.0.0.1 port, killed on drop.
 #![allow(dead_code)] // each test binary uses its own subset
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chatprobe::client::ChatService;
+use chatprobe::client::matrix::{MatrixOptions, MatrixService};
 
 use crate::common;
 use crate::common::dir::TempDir;
 use crate::common::fixtures::repo_file;
+use crate::common::protocol::RealServer;
+use crate::common::server::ServerChild;
 
 /// How long Synapse may take to answer `/_matrix/client/versions` after start.
 const START_DEADLINE: Duration = Duration::from_secs(90);
 
 /// A running Synapse child process and its directory.
 pub struct Synapse {
-    child: Option<Child>,
-    dir: TempDir,
+    process: ServerChild,
     /// The homeserver's base URL, e.g. `http://127.0.0.1:41234`.
     pub url: String,
     /// The port it listens on.
@@ -54,21 +60,15 @@ impl Synapse {
         configure(&binary, dir.path(), port);
         let overrides_path = dir.join("overrides.yaml");
         std::fs::write(&overrides_path, overrides).expect("write Synapse config overrides");
-        let log = std::fs::File::create(dir.join("stdout.log")).expect("create Synapse stdout log");
-        let child = Command::new(&binary)
+        let mut command = Command::new(&binary);
+        command
             .arg("--config-path")
             .arg(dir.join("homeserver.yaml"))
             .arg("--config-path")
-            .arg(&overrides_path)
-            .current_dir(dir.path())
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("clone log handle"))
-            .stderr(log)
-            .spawn()
-            .expect("start synapse_homeserver");
+            .arg(&overrides_path);
+        let process = ServerChild::spawn("Synapse", dir, &mut command, &["homeserver.log"]);
         let mut synapse = Synapse {
-            child: Some(child),
-            dir,
+            process,
             url: format!("http://127.0.0.1:{port}"),
             port,
         };
@@ -84,56 +84,27 @@ impl Synapse {
             .build()
             .expect("build HTTP client");
         let versions = format!("{}/_matrix/client/versions", self.url);
-        let deadline = Instant::now() + START_DEADLINE;
-        while Instant::now() < deadline {
-            if let Some(child) = &mut self.child
-                && let Ok(Some(status)) = child.try_wait()
-            {
-                panic!(
-                    "Synapse exited during start ({status}):\n{}",
-                    self.log_tail()
-                );
-            }
-            if let Ok(response) = http.get(&versions).send().await
-                && response.status().is_success()
-            {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        panic!(
-            "Synapse did not answer within {START_DEADLINE:?}:\n{}",
-            self.log_tail()
-        );
+        let answers = || async {
+            matches!(http.get(&versions).send().await, Ok(response) if response.status().is_success())
+        };
+        self.process
+            .wait_until_ready(
+                START_DEADLINE,
+                Duration::from_millis(200),
+                "answer",
+                answers,
+            )
+            .await;
     }
 
     /// Kills the server (a stopped homeserver for connection-failure tests).
     pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.process.stop();
     }
 
     /// The last lines of Synapse's logs, for failure messages.
     pub fn log_tail(&self) -> String {
-        ["stdout.log", "homeserver.log"]
-            .iter()
-            .map(|name| {
-                let text = std::fs::read_to_string(self.dir.join(name)).unwrap_or_default();
-                let lines: Vec<&str> = text.lines().collect();
-                let tail = lines[lines.len().saturating_sub(30)..].join("\n");
-                format!("--- {name}\n{tail}")
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
-    }
-}
-
-impl Drop for Synapse {
-    fn drop(&mut self) {
-        // Before the directory goes (when the fields drop).
-        self.stop();
+        self.process.log_tail()
     }
 }
 
@@ -152,4 +123,48 @@ fn configure(binary: &Path, dir: &Path, port: u16) {
         "configure.sh failed: {}",
         String::from_utf8_lossy(&output.stderr)
     );
+}
+
+/// A Matrix client of `url` acting from `region`.
+pub fn service(url: &str, region: &str, request_timeout: Duration) -> Arc<dyn ChatService> {
+    let options = MatrixOptions {
+        homeserver_url: url.to_owned(),
+        region: region.into(),
+        request_timeout,
+        register: true,
+    };
+    Arc::new(MatrixService::new(options).expect("service builds"))
+}
+
+impl RealServer for Synapse {
+    const TARGET: &'static str = "synapse";
+    const PROTOCOL: &'static str = "matrix";
+    const SHIPPED_ADDRESS_LINE: &'static str = "homeserver: http://127.0.0.1:8008";
+    const SHIPPED_ADDRESS: &'static str = "http://127.0.0.1:8008";
+    const SETTINGS_IN_ONE_EVENT: bool = false;
+    const LISTED_GROUPS: &'static str = "joined rooms";
+
+    fn start_server() -> impl Future<Output = Option<Self>> {
+        Synapse::start()
+    }
+
+    fn stop_server(&mut self) {
+        self.stop();
+    }
+
+    fn logs(&self) -> String {
+        self.log_tail()
+    }
+
+    fn address(&self) -> &str {
+        &self.url
+    }
+
+    fn service(&self, region: &str, request_timeout: Duration) -> Arc<dyn ChatService> {
+        service(&self.url, region, request_timeout)
+    }
+
+    fn user_id_prefix(user: &str) -> String {
+        format!("@{user}:")
+    }
 }
