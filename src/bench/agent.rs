@@ -163,15 +163,7 @@ async fn cpu(base: String, runs: usize) -> anyhow::Result<()> {
         devices_per_account: 1,
         messages: 3,
     };
-    let accounts = (0..probe::accounts_needed(&spec))
-        .map(bench_account)
-        .collect();
-    let service = MockService::new(base, "bench", spec.step_timeout)?;
-    let mut probe = probe::build(ProbeSetup {
-        spec,
-        service: Arc::new(service),
-        accounts,
-    });
+    let mut probe = bench_probe(base, spec)?;
     for _ in 0..WARM_UP_RUNS {
         probe.run().await;
     }
@@ -212,11 +204,17 @@ async fn probe_in_leave_outage(base: &str) -> anyhow::Result<Box<dyn probe::Prob
         devices_per_account: 1,
         messages: 1,
     };
+    put_faults(base, &leave_outage_faults()).await?;
+    bench_probe(base, spec)
+}
+
+/// The probe of `spec` against the backend at `base`, acting from the
+/// `bench` region as the benchmark's own accounts.
+fn bench_probe(base: &str, spec: ProbeSpec) -> anyhow::Result<Box<dyn probe::Probe>> {
     let accounts = (0..probe::accounts_needed(&spec))
         .map(bench_account)
         .collect();
     let service = MockService::new(base, "bench", spec.step_timeout)?;
-    put_faults(base, &leave_outage_faults()).await?;
     Ok(probe::build(ProbeSetup {
         spec,
         service: Arc::new(service),
