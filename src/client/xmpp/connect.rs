@@ -148,20 +148,8 @@ pub(super) fn connect_error(error: XmppError) -> ClientError {
             ClientError::Auth(format!("SASL failure: {condition:?}"))
         }
         XmppError::Auth(other) => ClientError::Auth(other.to_string()),
-        other => ClientError::Connect(error_text(&other)),
+        other => ClientError::Connect(crate::client::error_chain(&other)),
     }
-}
-
-/// An error and its causes on one line.
-fn error_text(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// Connects, authenticates and binds `jid`'s resource.
@@ -258,7 +246,7 @@ async fn register<C: ServerConnector>(
 
 /// Sends `request` on a stream nobody else reads yet and waits for its answer.
 async fn request_on(stream: &mut Stream, request: Iq, id: &str) -> ClientResult<Option<Element>> {
-    let closed = |error: std::io::Error| ClientError::Connect(error_text(&error));
+    let closed = |error: std::io::Error| ClientError::Connect(crate::client::error_chain(&error));
     stream
         .send(&XmppStreamElement::Stanza(Stanza::Iq(request)))
         .await
@@ -287,7 +275,7 @@ async fn request_on(stream: &mut Stream, request: Iq, id: &str) -> ClientResult<
                 return Err(ClientError::Connect(format!("stream error: {error}")));
             }
             Ok(_) => continue,
-            Err(error) => return Err(ClientError::Connect(error_text(&error))),
+            Err(error) => return Err(ClientError::Connect(crate::client::error_chain(&error))),
         }
     }
 }
