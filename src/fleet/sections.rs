@@ -163,7 +163,7 @@ fn percent(share: Option<f64>) -> String {
 pub const STYLE: &str = r#"
 section.notes { background: #fff; border: 1px solid var(--line); border-left: 6px solid #1a73e8; padding: 8px 16px; max-width: 1100px; }
 section.notes h3 { margin: 6px 0; font-size: 16px; }
-.sub { color: #5f6368; font-size: 12px; }
+section .sub { color: #5f6368; font-size: 12px; }
 article.incident { background: #fff; border: 1px solid var(--line); border-left: 6px solid var(--grey); padding: 6px 12px; margin: 0 0 8px; max-width: 1100px; }
 article.incident[data-state="ongoing"] { border-left-color: var(--red); background: #fce8e6; }
 article.incident[data-state="resolved"] { border-left-color: var(--green); }

@@ -391,7 +391,8 @@ fn write_failures(
 
 /// The page's only style sheet: system fonts, no external resource.
 const STYLE: &str = r#"
-:root { --green: #1e8e3e; --amber: #e37400; --red: #d93025; --grey: #80868b; --line: #dadce0; }
+/* Dark enough for white text on the banner (WCAG AA, ≥ 4.5:1) and for coloured text on the pale cells. */
+:root { --green: #137333; --amber: #b06000; --red: #c5221f; --grey: #5f6368; --line: #dadce0; }
 * { box-sizing: border-box; }
 body { margin: 0; font: 14px/1.4 system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif; color: #202124; background: #f8f9fa; }
 header.overall { padding: 16px 24px; color: #fff; background: var(--grey); }
@@ -400,7 +401,7 @@ header.overall[data-state="amber"] { background: var(--amber); }
 header.overall[data-state="red"] { background: var(--red); }
 header h1 { margin: 0; font-size: 16px; font-weight: 500; opacity: .9; }
 header .headline { margin: 4px 0 0; font-size: 26px; font-weight: 600; }
-header .sub { margin: 2px 0 0; opacity: .85; }
+header .sub { margin: 2px 0 0; }
 section { margin: 20px 24px; }
 h2 { font-size: 17px; margin: 0 0 8px; }
 table { border-collapse: collapse; background: #fff; }
