@@ -285,12 +285,8 @@ impl ProbeMetrics {
         } else {
             "failure"
         };
-        self.runs
-            .with_label_values(&[region, target, probe, result])
-            .inc();
-        self.success
-            .with_label_values(&labels)
-            .set(i64::from(outcome.passed()));
+        // The run's details first, the run itself last: a scrape that sees a
+        // failed run counted also sees its reasons and deliveries.
         self.run_duration
             .with_label_values(&labels)
             .observe(outcome.duration.as_secs_f64());
@@ -316,6 +312,12 @@ impl ProbeMetrics {
         self.messages_delivered
             .with_label_values(&labels)
             .inc_by(outcome.messages_delivered);
+        self.runs
+            .with_label_values(&[region, target, probe, result])
+            .inc();
+        self.success
+            .with_label_values(&labels)
+            .set(i64::from(outcome.passed()));
         let finished = outcome.started_at + outcome.duration;
         let unix = finished
             .duration_since(std::time::UNIX_EPOCH)
