@@ -53,9 +53,7 @@ use Reason as R;
 const FAULTED: &str = "ap-south";
 /// A region on the same backend the fault must not touch.
 const HEALTHY: &str = "eu-west";
-/// Cases run at once (most of a case's time is waiting for deadlines; 24
-/// rather than 12 took the matrix from about 105 s to 87 s on a loaded
-/// 2-core machine).
+/// Cases run at once (most of a case's time is waiting for deadlines).
 const PARALLEL: usize = 24;
 /// How long after it is installed the mid-stream fault begins.
 const AFTER: Duration = Duration::from_millis(100);
