@@ -54,7 +54,7 @@ const FAULTED: &str = "ap-south";
 /// A region on the same backend the fault must not touch.
 const HEALTHY: &str = "eu-west";
 /// Cases run at once (most of a case's time is waiting for deadlines).
-const PARALLEL: usize = 24;
+const PARALLEL: usize = 12;
 /// How long after it is installed the mid-stream fault begins.
 const AFTER: Duration = Duration::from_millis(100);
 /// Runs with the fault active in the exact and mid-stream variants.
