@@ -3,14 +3,27 @@
 //! probe kinds report which reason on which operation; the README's section
 //! "How a fault becomes a reason" is generated from it (and checked here);
 //! and the fault matrix runs every pair against a real mock backend, the
-//! fault scoped to one region, in three variants:
-//! - active from the start: exactly the table's failures, kind by kind, and
-//!   nothing in another region of the same backend;
+//! fault scoped to one region, in three variants (see [`Variant`]):
+//! - active from the start: exactly the table's failures, kind by kind,
+//!   within two runs;
 //! - starting mid-stream (installed with `after` once the devices are
-//!   connected and a run passed): some failure of the table within two runs,
-//!   none outside it, and a passing run once the fault is removed;
-//! - with probability 0.5: some failure of the table within a few runs, none
-//!   outside it.
+//!   connected and a run passed): some failure of the table within two
+//!   runs, none outside it;
+//! - with probability 0.5, installed once a run passed: runs count from
+//!   the first run in which the backend counted the fault firing (its
+//!   `faults_fired` in `/admin/stats`); runs before it pass, and some
+//!   failure of the table, none outside it, shows within two runs of it.
+//!   The random draws are not seeded (the order in which concurrent probes
+//!   reach the fault is not reproducible anyway): counting from the first
+//!   firing makes the assertion hold whatever they are. Only where a fault
+//!   may also fire where nobody looks by design (a cleanup's leave, a
+//!   sender's push connection) is the bound a number of firing runs (see
+//!   [`by_chance`]).
+//!
+//! In every variant the involved kinds also run in a second region of the
+//! same backend and must report nothing; in the mid-stream and probability
+//! variants, once the fault is removed, the faulted region passes again
+//! within a few runs.
 //!
 //! In the partial variants a message lost on every device (`not_delivered`)
 //! may be lost on some only (`partial_delivery`), on the same operation.
@@ -46,8 +59,13 @@ const PARALLEL: usize = 12;
 const AFTER: Duration = Duration::from_millis(100);
 /// Runs with the fault active in the exact and mid-stream variants.
 const RUNS: usize = 2;
-/// Most runs of the probability variant before a reason must have shown.
-const CHANCE_RUNS: usize = 8;
+/// Most runs of the probability variant: its window must be over by then
+/// (the fault has one operation a run or more to fire at, each with even
+/// odds, so it fires in a run with odds of 1 in 2 or better).
+const CHANCE_RUNS: usize = 24;
+/// Runs in which a fault that may fire unseen fired, before the probability
+/// variant must have named it (for a leave, missed by chance once in 3^8).
+const UNSEEN_FIRING_RUNS: usize = 8;
 /// Most runs after the fault is removed before one must pass: enough for
 /// every device (2 members × 2 devices, one renewed a run) to be renewed,
 /// so a push connection a `connect` fault made silent or doubling is gone.
@@ -74,6 +92,11 @@ struct Verdict {
     /// What it may cause besides when it hits only some operations (it
     /// began mid-stream, or fires by chance).
     partly: &'static [Report],
+    /// True when it may also fire where no probe looks, by design: at the
+    /// leaves of a run's cleanup (a dropped, stale or undone cleanup leave
+    /// is left to a later run, unreported), or on the push connection of a
+    /// device no probe of the run waits on (a sender's own).
+    fires_unseen: bool,
 }
 
 const fn v(effect: Effect, point: FaultPoint, reports: &'static [Report]) -> Verdict {
@@ -82,12 +105,20 @@ const fn v(effect: Effect, point: FaultPoint, reports: &'static [Report]) -> Ver
         point,
         reports,
         partly: &[],
+        fires_unseen: false,
     }
 }
 
 impl Verdict {
     const fn partly(self, partly: &'static [Report]) -> Verdict {
         Verdict { partly, ..self }
+    }
+
+    const fn fires_unseen(self) -> Verdict {
+        Verdict {
+            fires_unseen: true,
+            ..self
+        }
     }
 }
 
@@ -255,7 +286,8 @@ const VERDICTS: &[Verdict] = &[
             (&[EditSettings], Op::EditSettings, R::SettingsNotPropagated),
             (&[AddMember], Op::AddMember, R::MemberAddFailed),
         ],
-    ),
+    )
+    .fires_unseen(),
     v(
         E::Drop,
         P::Send,
@@ -283,7 +315,8 @@ const VERDICTS: &[Verdict] = &[
         E::Drop,
         P::Leave,
         &[(&[LeaveGroup], Op::Leave, R::LeaveNotApplied)],
-    ),
+    )
+    .fires_unseen(),
     v(
         E::Drop,
         P::ListGroups,
@@ -307,7 +340,8 @@ const VERDICTS: &[Verdict] = &[
         E::Duplicate,
         P::Connect,
         &[(SENDERS, Op::Deliver, R::Duplicate)],
-    ),
+    )
+    .fires_unseen(),
     v(
         E::Duplicate,
         P::Send,
@@ -369,7 +403,8 @@ const VERDICTS: &[Verdict] = &[
         P::Leave,
         &[(&[LeaveGroup], Op::Leave, R::LeaveNotApplied)],
     )
-    .partly(&[(&[LeaveGroup], Op::Leave, R::MembershipResurrected)]),
+    .partly(&[(&[LeaveGroup], Op::Leave, R::MembershipResurrected)])
+    .fires_unseen(),
     // A group left in an earlier run, listed again.
     v(
         E::Stale,
@@ -405,7 +440,8 @@ const VERDICTS: &[Verdict] = &[
         E::Resurrect,
         P::Leave,
         &[(&[LeaveGroup], Op::Leave, R::MembershipResurrected)],
-    ),
+    )
+    .fires_unseen(),
     v(
         E::Disconnect,
         P::Login,
@@ -530,11 +566,12 @@ fn allowed(verdict: &Verdict) -> Found {
 }
 
 /// The probe timing of this test: short, yet generous for a loaded
-/// machine. Two members, the least each kind needs, keep the load low.
+/// machine. Two members and two messages, the least each kind needs (two
+/// messages can overtake each other), keep the load low.
 fn spec(kind: ProbeKind) -> ProbeSpec {
     ProbeSpec {
         group_size: 2,
-        messages: 3,
+        messages: 2,
         step_timeout: Duration::from_secs(2),
         delivery_deadline: Duration::from_secs(3),
         latency_objective: Duration::from_millis(1500),
@@ -543,12 +580,7 @@ fn spec(kind: ProbeKind) -> ProbeSpec {
 }
 
 /// Probes of every kind in `kinds` acting from `region`.
-fn probes(
-    base: &str,
-    region: &str,
-    kinds: &[ProbeKind],
-    tag: &str,
-) -> Vec<(ProbeKind, Box<dyn Probe>)> {
+fn probes(base: &str, region: &str, kinds: &[ProbeKind], tag: &str) -> Probes {
     kinds
         .iter()
         .map(|&kind| {
@@ -560,10 +592,11 @@ fn probes(
         .collect()
 }
 
+/// Probes of one region, each with its kind.
+type Probes = Vec<(ProbeKind, Box<dyn Probe>)>;
+
 /// Runs every probe once, all at once; what each reported.
-async fn run_once(
-    probes: Vec<(ProbeKind, Box<dyn Probe>)>,
-) -> (Vec<(ProbeKind, Box<dyn Probe>)>, Found) {
+async fn run_once(probes: Probes) -> (Probes, Found) {
     let runners: Vec<_> = probes
         .into_iter()
         .map(|(kind, mut probe)| {
@@ -623,66 +656,212 @@ fn partial_problems(verdict: &Verdict, found: &Found) -> Vec<String> {
     problems
 }
 
-/// Variant 1: active from the start, all kinds, a healthy region beside.
-async fn from_start(verdict: &Verdict, tag: &str) -> Vec<String> {
-    let backend = TestBackend::start().await;
-    backend.set_faults(json!([fault(verdict)])).await;
-    let mut faulted = probes(&backend.base, FAULTED, ALL, tag);
-    let mut healthy = probes(&backend.base, HEALTHY, ALL, tag);
-    let (mut found_faulted, mut found_healthy) = (Found::new(), Found::new());
-    for _ in 0..RUNS {
-        let ((f, found_f), (h, found_h)) = tokio::join!(run_once(faulted), run_once(healthy));
-        (faulted, healthy) = (f, h);
-        merge(&mut found_faulted, found_f);
-        merge(&mut found_healthy, found_h);
-    }
-    backend.handle.shutdown().await.expect("backend stops");
-    let mut problems = Vec::new();
-    let wanted = expected(verdict);
-    if found_faulted != wanted {
-        problems.push(format!("found {found_faulted:?}, expected {wanted:?}"));
-    }
-    if !no_failures(&found_healthy) {
-        problems.push(format!("{HEALTHY} (not faulted) failed: {found_healthy:?}"));
-    }
-    problems
+/// When a case's fault is active.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Variant {
+    /// From before the first run: exactly the table's failures, kind by
+    /// kind (every kind runs), within [`RUNS`] runs.
+    FromStart,
+    /// From [`AFTER`] after it is installed, once a run passed with the
+    /// devices connected: some failure of the table within [`RUNS`] runs.
+    MidStream,
+    /// With probability 0.5, once a run passed (a first run also lists the
+    /// accounts' groups to reconcile, which nobody checks): some failure of
+    /// the table within two runs of the first run it fired in.
+    ByChance,
 }
 
-/// Variant 2: installed with `after` once a run passed; removed after
-/// [`RUNS`] runs, after which a run must pass again.
-async fn mid_stream(verdict: &Verdict, tag: &str) -> Vec<String> {
+impl Variant {
+    const ALL: [Variant; 3] = [Variant::FromStart, Variant::MidStream, Variant::ByChance];
+
+    fn name(self) -> &'static str {
+        match self {
+            Variant::FromStart => "from-start",
+            Variant::MidStream => "mid-stream",
+            Variant::ByChance => "by-chance",
+        }
+    }
+
+    /// The fault of `verdict` as this variant installs it.
+    fn fault(self, verdict: &Verdict) -> Value {
+        let mut fault = fault(verdict);
+        match self {
+            Variant::FromStart => {}
+            Variant::MidStream => {
+                fault["after"] = json!(humantime::format_duration(AFTER).to_string());
+            }
+            Variant::ByChance => fault["probability"] = json!(0.5),
+        }
+        fault
+    }
+
+    /// The kinds that run in the faulted region: all in the exact variant,
+    /// else those involved.
+    fn kinds(self, verdict: &Verdict) -> Vec<ProbeKind> {
+        match self {
+            Variant::FromStart => ALL.to_vec(),
+            Variant::MidStream | Variant::ByChance => involved(verdict),
+        }
+    }
+}
+
+/// One case's probes: those of the faulted and of the healthy region of one
+/// backend, run side by side while the fault is installed; the healthy
+/// region's failures accumulate (there must be none). The healthy region
+/// runs the kinds the fault involves: a fault leaking out of its region
+/// shows there.
+struct Regions {
+    faulted: Probes,
+    healthy: Probes,
+    found_healthy: Found,
+}
+
+impl Regions {
+    fn new(base: &str, variant: Variant, verdict: &Verdict, tag: &str) -> Regions {
+        Regions {
+            faulted: probes(base, FAULTED, &variant.kinds(verdict), tag),
+            healthy: probes(base, HEALTHY, &involved(verdict), tag),
+            found_healthy: Found::new(),
+        }
+    }
+
+    /// Runs the faulted region alone (while no fault is installed); what it
+    /// reported.
+    async fn run_faulted(&mut self) -> Found {
+        let (faulted, found) = run_once(std::mem::take(&mut self.faulted)).await;
+        self.faulted = faulted;
+        found
+    }
+
+    /// Runs both regions once; what the faulted region reported.
+    async fn run(&mut self) -> Found {
+        let faulted = std::mem::take(&mut self.faulted);
+        let healthy = std::mem::take(&mut self.healthy);
+        let ((faulted, found), (healthy, found_healthy)) =
+            tokio::join!(run_once(faulted), run_once(healthy));
+        (self.faulted, self.healthy) = (faulted, healthy);
+        merge(&mut self.found_healthy, found_healthy);
+        found
+    }
+
+    /// Runs both regions `runs` times; what the faulted region reported.
+    async fn run_times(&mut self, runs: usize) -> Found {
+        let mut found = Found::new();
+        for _ in 0..runs {
+            merge(&mut found, self.run().await);
+        }
+        found
+    }
+}
+
+/// One case: `verdict`'s fault in `variant`. Whatever the variant, the
+/// healthy region reports nothing while the fault is installed. In the
+/// variants that begin with a passing run, once the fault is removed the
+/// faulted region passes again within [`RECOVERY_RUNS`] runs (the
+/// exact variant leaves recovery to them, to keep the matrix fast).
+async fn case(verdict: &Verdict, variant: Variant, tag: &str) -> Vec<String> {
     let backend = TestBackend::start().await;
-    let kinds = involved(verdict);
-    let (mut probes, before) = run_once(probes(&backend.base, FAULTED, &kinds, tag)).await;
+    let mut regions = Regions::new(&backend.base, variant, verdict, tag);
     let mut problems = Vec::new();
-    if !no_failures(&before) {
-        problems.push(format!("failed before the fault: {before:?}"));
+    if variant != Variant::FromStart {
+        let before = regions.run_faulted().await;
+        if !no_failures(&before) {
+            problems.push(format!("failed before the fault: {before:?}"));
+        }
     }
-    let mut later = fault(verdict);
-    later["after"] = json!(humantime::format_duration(AFTER).to_string());
-    backend.set_faults(json!([later])).await;
-    // The window opens `AFTER` from when the backend took the faults, which
-    // was before its answer: from here on, the fault is active.
-    tokio::time::sleep_until((Instant::now() + AFTER).into()).await;
-    let mut found = Found::new();
-    for _ in 0..RUNS {
-        let (p, more) = run_once(probes).await;
-        probes = p;
-        merge(&mut found, more);
+    backend.set_faults(json!([variant.fault(verdict)])).await;
+    match variant {
+        Variant::FromStart => {
+            let found = regions.run_times(RUNS).await;
+            let wanted = expected(verdict);
+            if found != wanted {
+                problems.push(format!("found {found:?}, expected {wanted:?}"));
+            }
+        }
+        Variant::MidStream => {
+            // The window opens `AFTER` from when the backend took the fault,
+            // which was before its answer: from here on, it is active.
+            tokio::time::sleep_until((Instant::now() + AFTER).into()).await;
+            let found = regions.run_times(RUNS).await;
+            problems.extend(partial_problems(verdict, &found));
+        }
+        Variant::ByChance => problems.extend(by_chance(&backend, &mut regions, verdict).await),
     }
-    problems.extend(partial_problems(verdict, &found));
     backend.set_faults(json!([])).await;
-    problems.extend(recovery(probes).await);
+    if variant != Variant::FromStart {
+        problems.extend(recovery(&mut regions).await);
+    }
+    if !no_failures(&regions.found_healthy) {
+        let found = &regions.found_healthy;
+        problems.push(format!("{HEALTHY} (not faulted) failed: {found:?}"));
+    }
     backend.handle.shutdown().await.expect("backend stops");
     problems
 }
 
-/// After the fault's window: within [`RECOVERY_RUNS`] runs, every kind passes.
-async fn recovery(mut probes: Vec<(ProbeKind, Box<dyn Probe>)>) -> Vec<String> {
+/// How often the fault named `name` fired so far (`GET /admin/stats`).
+async fn fired(backend: &TestBackend, name: &str) -> u64 {
+    let stats = backend.stats().await;
+    stats["faults_fired"][name].as_u64().unwrap_or(0)
+}
+
+/// The probability variant's window. Which runs a fault of probability 0.5
+/// hits is chance, so runs count from the first in which the backend
+/// counted it firing (`faults_fired` of `/admin/stats`): runs before it
+/// must pass, and a failure of the table must show in that run or the next
+/// (a stale listing, a late copy, show a run after they fire), nothing
+/// outside the table. Where it may fire unseen by design
+/// ([`Verdict::fires_unseen`]), only runs in which it fired count, up to
+/// [`UNSEEN_FIRING_RUNS`]: a run it fires in hits what a probe checks with
+/// fair odds (2 in 3 for `leave_group`'s leave, one of two leaves a run). The fault
+/// has an operation or more a run to fire at, so its window not being over
+/// within [`CHANCE_RUNS`] runs is a failure too.
+async fn by_chance(backend: &TestBackend, regions: &mut Regions, verdict: &Verdict) -> Vec<String> {
+    let name = fault(verdict)["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let window = if verdict.fires_unseen {
+        UNSEEN_FIRING_RUNS
+    } else {
+        2
+    };
+    let mut problems = Vec::new();
+    let (mut found, mut counted, mut fired_before) = (Found::new(), 0, 0);
+    for run in 0..CHANCE_RUNS {
+        let failures = regions.run().await;
+        let fired_now = fired(backend, &name).await;
+        let fired_in_run = fired_now > fired_before;
+        fired_before = fired_now;
+        if fired_now == 0 {
+            if !no_failures(&failures) {
+                problems.push(format!(
+                    "run {run} failed before the fault fired: {failures:?}"
+                ));
+            }
+            continue;
+        }
+        merge(&mut found, failures);
+        if fired_in_run || !verdict.fires_unseen {
+            counted += 1;
+        }
+        if !no_failures(&found) || counted == window {
+            problems.extend(partial_problems(verdict, &found));
+            return problems;
+        }
+    }
+    problems.push(format!(
+        "fired {fired_before} times, in {counted} of {CHANCE_RUNS} runs counted; {window} needed"
+    ));
+    problems
+}
+
+/// After the fault's window: within [`RECOVERY_RUNS`] runs, every kind of
+/// the faulted region passes.
+async fn recovery(regions: &mut Regions) -> Vec<String> {
     let mut last = Found::new();
     for _ in 0..RECOVERY_RUNS {
-        let (p, found) = run_once(probes).await;
-        probes = p;
+        let found = regions.run_faulted().await;
         if no_failures(&found) {
             return Vec::new();
         }
@@ -691,47 +870,19 @@ async fn recovery(mut probes: Vec<(ProbeKind, Box<dyn Probe>)>) -> Vec<String> {
     vec![format!("no recovery after the fault: {last:?}")]
 }
 
-/// Variant 3: probability 0.5 from the start.
-async fn by_chance(verdict: &Verdict, tag: &str) -> Vec<String> {
-    let backend = TestBackend::start().await;
-    let mut chancy = fault(verdict);
-    chancy["probability"] = json!(0.5);
-    backend.set_faults(json!([chancy])).await;
-    let kinds = involved(verdict);
-    let mut probes = probes(&backend.base, FAULTED, &kinds, tag);
-    let mut found = Found::new();
-    for _ in 0..CHANCE_RUNS {
-        let (p, more) = run_once(probes).await;
-        probes = p;
-        merge(&mut found, more);
-        if !no_failures(&found) {
-            break;
-        }
-    }
-    backend.handle.shutdown().await.expect("backend stops");
-    partial_problems(verdict, &found)
-}
-
-/// The matrix's variants.
-const VARIANTS: [&str; 3] = ["from start", "mid-stream", "by chance"];
-
 /// Every pair in every variant, [`PARALLEL`] cases at once; what was wrong.
 async fn run_matrix() -> Vec<String> {
     let gate = Arc::new(Semaphore::new(PARALLEL));
     let mut checks = Vec::new();
-    for variant in VARIANTS {
+    for variant in Variant::ALL {
         for verdict in VERDICTS {
             let gate = Arc::clone(&gate);
             checks.push(tokio::spawn(async move {
                 let _permit = gate.acquire_owned().await.expect("semaphore open");
                 let name = fault(verdict)["name"].as_str().unwrap_or("?").to_string();
-                let tag = format!("{}-{name}", variant.replace(' ', "-"));
-                let problems = match variant {
-                    "from start" => from_start(verdict, &tag).await,
-                    "mid-stream" => mid_stream(verdict, &tag).await,
-                    _ => by_chance(verdict, &tag).await,
-                };
-                (format!("{variant} {name}"), problems)
+                let tag = format!("{}-{name}", variant.name());
+                let problems = case(verdict, variant, &tag).await;
+                (tag, problems)
             }));
         }
     }
