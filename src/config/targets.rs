@@ -524,6 +524,57 @@ mod tests {
     }
 
     #[test]
+    fn labels_are_prometheus_names_and_not_reserved() {
+        let dir = TempDir::new("labels");
+        dir.write("probes/gm.yaml", PROBE);
+        let labelled = format!("{MOCK}    labels: {{shard: s-1, cell_2: \"eu 1\"}}\n");
+        let loaded = AgentConfig::load(&dir.write("a.yaml", &config(&labelled))).unwrap();
+        let labels = &loaded.targets.targets()[0].labels.0;
+        assert_eq!(labels.get("shard").map(String::as_str), Some("s-1"));
+        assert_eq!(labels.get("cell_2").map(String::as_str), Some("eu 1"));
+        for (bad, expected) in [
+            ("target", "`target` is reserved"),
+            ("instance", "`instance` is reserved"),
+            ("__shard", "reserved to Prometheus"),
+            ("2shard", "not a Prometheus label name"),
+            ("sh-ard", "not a Prometheus label name"),
+        ] {
+            let text = config(&format!("{MOCK}    labels: {{{bad}: x}}\n"));
+            let err = first_error(&dir, &text);
+            assert_eq!(err.field.as_deref(), Some("targets[0].labels"), "{err}");
+            assert!(err.line.is_some(), "{err}");
+            assert!(err.message.contains(expected), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn target_files_are_found_relative_to_the_config_and_merged() {
+        let dir = TempDir::new("target-files");
+        dir.write("probes/gm.yaml", PROBE);
+        std::fs::create_dir_all(dir.0.join("shards")).unwrap();
+        let shard = "- kind: mock\n  name: shard-1\n  url: http://127.0.0.1:8081\n  accounts: {password: pw}\n";
+        dir.write("shards/one.yaml", shard);
+        let text = format!("target_files: [\"shards/*.yaml\", \"none/*.yml\"]\n{}", config(MOCK));
+        let loaded = AgentConfig::load(&dir.write("a.yaml", &text)).unwrap();
+        let names: Vec<String> = loaded.targets.targets().iter().map(|t| t.name().to_string()).collect();
+        assert_eq!(names, ["mock", "shard-1"]);
+        let only_files = "region: eu-west\ntargets: []\ntarget_files: [\"shards/*.yaml\"]\nprobes: [probes]\n";
+        let loaded = AgentConfig::load(&dir.write("a.yaml", only_files)).unwrap();
+        assert_eq!(loaded.targets.targets().len(), 1);
+        let nothing = "region: eu-west\ntargets: []\nprobes: [probes]\n";
+        let err = first_error(&dir, nothing);
+        assert!(err.message.contains("at least one target"), "{err}");
+        let bad_glob = format!("target_files: [\"shards/[\"]\n{}", config(MOCK));
+        let err = first_error(&dir, &bad_glob);
+        assert_eq!(err.field.as_deref(), Some("target_files[0]"), "{err}");
+        let clash = shard.replace("shard-1", "mock");
+        dir.write("shards/one.yaml", &clash);
+        let err = first_error(&dir, &text);
+        assert!(err.message.contains("two targets are named `mock`"), "{err}");
+        assert!(err.message.contains("a.yaml:5 (`targets[0].name`)"), "{err}");
+    }
+
+    #[test]
     fn readme_names_every_kind() {
         let readme = include_str!("../../README.md");
         let row = readme
