@@ -21,7 +21,7 @@ use crate::http;
 use crate::open_files::{self, FileLimit};
 use crate::record::LineStyle;
 use crate::schedule::{Job, Scheduler};
-use crate::shutdown::{ENDPOINTS_GRACE, PROBE_DRAIN};
+use crate::shutdown::ENDPOINTS_GRACE;
 use crate::wiring::{self, Sinks};
 
 /// Run the agent of the config at `config_path`, reloading it on each item of
@@ -108,7 +108,11 @@ fn follow_target_files(
             return;
         }
     };
-    let started: Vec<String> = change.started.iter().map(|t| t.name().to_string()).collect();
+    let started: Vec<String> = change
+        .started
+        .iter()
+        .map(|t| t.name().to_string())
+        .collect();
     let stopped: BTreeSet<&str> = change.stopped.iter().copied().collect();
     tracing::info!(
         started = %started.join(","),
@@ -116,7 +120,9 @@ fn follow_target_files(
         targets = scheduler_targets(config),
         "target files changed"
     );
-    scheduler.remove_targets(&stopped, PROBE_DRAIN);
+    // Not a shutdown: a removed target's probes may take as long as a run
+    // to leave their groups (a scrape or a slow service must not cut that short).
+    scheduler.remove_targets(&stopped, config.run_timeout);
     scheduler.add(jobs);
     sinks.set_targets(config);
     open_files::warn_if_short(file_limit, config);

@@ -66,7 +66,9 @@ pub fn shortage(limit: &FileLimit, needed: u64) -> Option<String> {
              targets × devices, plus {BASE_FILES}) but the open-files limit is {soft} \
              (hard limit {}): probes will fail to connect; raise the hard limit \
              (systemd `LimitNOFILE=`, `ulimit -Hn`, the container runtime's `nofile`)",
-            limit.hard.map_or("unlimited".to_string(), |hard| hard.to_string())
+            limit
+                .hard
+                .map_or("unlimited".to_string(), |hard| hard.to_string())
         )
     })
 }
@@ -75,7 +77,8 @@ pub fn shortage(limit: &FileLimit, needed: u64) -> Option<String> {
 pub fn raise_and_log() -> Option<FileLimit> {
     match raise_to_hard() {
         Ok(limit) => {
-            let shown = |value: Option<u64>| value.map_or("unlimited".to_string(), |v| v.to_string());
+            let shown =
+                |value: Option<u64>| value.map_or("unlimited".to_string(), |v| v.to_string());
             tracing::info!(
                 soft_before = %shown(limit.started_with),
                 soft = %shown(limit.soft),
@@ -120,7 +123,10 @@ mod tests {
         assert_eq!(shortage(&limit, 4096), None);
         let warning = shortage(&limit, 5064).unwrap();
         assert!(warning.contains("need about 5064 open files"), "{warning}");
-        assert!(warning.contains("limit is 4096 (hard limit 4096)"), "{warning}");
+        assert!(
+            warning.contains("limit is 4096 (hard limit 4096)"),
+            "{warning}"
+        );
         let unlimited = FileLimit {
             soft: None,
             ..limit

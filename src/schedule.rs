@@ -248,6 +248,11 @@ impl ProbeLoop {
             )
             .max(panic_backoff(self.job.interval, panics_in_a_row));
         }
+        // A probe stopped before its first run (its target removed) does not
+        // hold readiness back.
+        if first {
+            self.first_round.finished_one();
+        }
         self.job.probe.shutdown().await;
     }
 
@@ -513,6 +518,73 @@ mod tests {
             );
         }
         assert!((16..=25).contains(&starts.len()), "{} runs", starts.len());
+    }
+
+    /// A job of a [`SlowProbe`] on `target` taking 100 ms a run, every second;
+    /// its run starts and whether it was shut down.
+    fn quick_job(target: &str) -> (Job, Arc<Mutex<Vec<Instant>>>, Arc<AtomicBool>) {
+        let starts = Arc::new(Mutex::new(Vec::new()));
+        let shut_down = Arc::new(AtomicBool::new(false));
+        let probe = SlowProbe {
+            run_time: Duration::from_millis(100),
+            in_flight: Arc::new(AtomicUsize::new(0)),
+            max_in_flight: Arc::new(AtomicUsize::new(0)),
+            starts: Arc::clone(&starts),
+            shut_down: Arc::clone(&shut_down),
+        };
+        let job = Job {
+            key: ProbeKey {
+                target: target.into(),
+                ..key()
+            },
+            interval: Duration::from_secs(1),
+            timeout_operation: Operation::Deliver,
+            probe: Box::new(probe),
+            rebuild: Box::new(|| unreachable!("the probe never panics")),
+        };
+        (job, starts, shut_down)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_removed_target_stops_and_cleans_up_while_the_others_run_on() {
+        let metrics = MetricsRegistry::new().unwrap();
+        let recorder = Arc::new(Recorder::new(
+            metrics.probes.clone(),
+            Arc::new(crate::status::StatusBoard::new()),
+            LineStyle::Log,
+        ));
+        let (job_a, starts_a, shut_a) = quick_job("a");
+        let (job_b, starts_b, shut_b) = quick_job("b");
+        let timing = Timing {
+            jitter: 0.0,
+            run_timeout: Duration::from_secs(5),
+        };
+        let mut scheduler =
+            Scheduler::start(vec![job_a, job_b], timing, recorder, Readiness::default());
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        scheduler.remove_targets(&BTreeSet::from(["a"]), Duration::from_secs(5));
+        assert_eq!(scheduler.len(), 1);
+        assert!(!metrics.render().contains("target=\"a\""));
+        let (ran_a, ran_b) = (
+            starts_a.lock().unwrap().len(),
+            starts_b.lock().unwrap().len(),
+        );
+        let (job_c, starts_c, _) = quick_job("c");
+        scheduler.add(vec![job_c]);
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert!(
+            shut_a.load(Ordering::SeqCst),
+            "the removed probe cleaned up"
+        );
+        assert!(!shut_b.load(Ordering::SeqCst));
+        assert_eq!(starts_a.lock().unwrap().len(), ran_a);
+        assert!(starts_b.lock().unwrap().len() >= ran_b + 4);
+        assert!(starts_c.lock().unwrap().len() >= 4, "the added probe runs");
+        let text = metrics.render();
+        assert!(!text.contains("target=\"a\""), "{text}");
+        assert!(text.contains("target=\"c\""), "{text}");
+        assert_eq!(scheduler.shutdown(Duration::from_secs(5)).await, 0);
+        assert!(shut_b.load(Ordering::SeqCst));
     }
 
     /// A probe whose every run panics while `panicking` holds, and passes after.

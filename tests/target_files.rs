@@ -3,8 +3,9 @@
 //! its series and `chatprobe_target_info` with its labels appear; a target
 //! removed: its series leave `/metrics` and its groups leave the backend; a
 //! bad file or a clashing name: logged naming file, line and field, the
-//! previous targets kept), and `check` names file, line and field of target
-//! file errors.
+//! previous targets kept), `check` names file, line and field of target
+//! file errors, and an agent whose targets need more open files than its
+//! hard limit allows says so.
 
 mod common;
 
@@ -18,6 +19,7 @@ use common::binary::{run, start_agent};
 use common::dir::TempDir;
 use common::fixtures::probe_file;
 use common::http::{get_text, http_client, metric, wait_for};
+use common::process::Process;
 
 const PASSWORD: &str = "target-files-pw";
 const LIMIT: Duration = Duration::from_secs(60);
@@ -73,13 +75,18 @@ async fn passed_runs(http: &reqwest::Client, metrics: &str, target: &str) -> Res
 
 /// Waits until `target` has passed at least `count` runs; the metrics text then.
 async fn wait_runs(http: &reqwest::Client, metrics: &str, target: &str, count: f64) -> String {
-    wait_for(&format!("{count} runs of {target}"), LIMIT, EVERY, || async {
-        let text = get_text(http, metrics).await?;
-        match metric(&text, &runs(target)) {
-            Some(passed) if passed >= count => Ok(text),
-            other => Err(format!("{other:?} runs")),
-        }
-    })
+    wait_for(
+        &format!("{count} runs of {target}"),
+        LIMIT,
+        EVERY,
+        || async {
+            let text = get_text(http, metrics).await?;
+            match metric(&text, &runs(target)) {
+                Some(passed) if passed >= count => Ok(text),
+                other => Err(format!("{other:?} runs")),
+            }
+        },
+    )
     .await
 }
 
@@ -110,7 +117,9 @@ async fn the_agent_follows_its_target_files_without_sighup() {
     dir.write("shards/a.yaml", &a_text);
     let mut agent = start_agent(&config);
     assert!(
-        agent.log().contains("open-files limit raised to the hard limit"),
+        agent
+            .log()
+            .contains("open-files limit raised to the hard limit"),
         "{}",
         agent.log()
     );
@@ -118,7 +127,8 @@ async fn the_agent_follows_its_target_files_without_sighup() {
     let metrics = format!("{}/metrics", agent.url());
 
     let text = wait_runs(&http, &metrics, "shard-a", 1.0).await;
-    let info_a = "chatprobe_target_info{region=\"eu-west\",target=\"shard-a\",cell=\"c1\",shard=\"a\"}";
+    let info_a =
+        "chatprobe_target_info{region=\"eu-west\",target=\"shard-a\",cell=\"c1\",shard=\"a\"}";
     assert_eq!(metric(&text, info_a), Some(1.0), "{text}");
 
     // A file added: its target is probed, with its info series.
@@ -132,7 +142,10 @@ async fn the_agent_follows_its_target_files_without_sighup() {
     replace(&dir, "shards/b.yaml", "[]\n");
     wait_for("shard-b's series to go", LIMIT, EVERY, || async {
         let text = get_text(&http, &metrics).await?;
-        match text.lines().find(|line| line.contains("target=\"shard-b\"")) {
+        match text
+            .lines()
+            .find(|line| line.contains("target=\"shard-b\""))
+        {
             Some(line) => Err(line.to_string()),
             None => Ok(()),
         }
@@ -150,7 +163,11 @@ async fn the_agent_follows_its_target_files_without_sighup() {
     assert!(!groups_of(&backend, "shard-a").await.is_empty());
 
     // A bad file: logged with file, line and field; shard-a keeps running.
-    replace(&dir, "shards/a.yaml", &a_text.replace("url: http", "url: ftp"));
+    replace(
+        &dir,
+        "shards/a.yaml",
+        &a_text.replace("url: http", "url: ftp"),
+    );
     let refused = agent.wait_for_line(|line| line.contains("target file refused"));
     let refused = refused.unwrap_or_else(|| panic!("no refusal logged:\n{}", agent.log()));
     assert!(
@@ -190,8 +207,16 @@ fn check_names_file_line_and_field_in_target_files() {
     dir.write("shards/a.yaml", &target("shard-a", url, "{shard: a}"));
     let checked = run("check", &config);
     assert!(checked.success, "{}", checked.stderr);
-    assert!(checked.stdout.contains("targets: shard-a"), "{}", checked.stdout);
-    assert!(checked.stdout.contains("shards/a.yaml"), "{}", checked.stdout);
+    assert!(
+        checked.stdout.contains("targets: shard-a"),
+        "{}",
+        checked.stdout
+    );
+    assert!(
+        checked.stdout.contains("shards/a.yaml"),
+        "{}",
+        checked.stdout
+    );
 
     dir.write("shards/b.yaml", &target("shard-b", "ftp://x", ""));
     let checked = run("check", &config);
@@ -206,10 +231,9 @@ fn check_names_file_line_and_field_in_target_files() {
     let checked = run("check", &config);
     assert!(!checked.success);
     assert!(
-        checked
-            .stderr
-            .contains("b.yaml:2: field `[0].name`: two targets are named `shard-a`: the other is at")
-            && checked.stderr.contains("a.yaml:2 (`[0].name`)"),
+        checked.stderr.contains(
+            "b.yaml:2: field `[0].name`: two targets are named `shard-a`: the other is at"
+        ) && checked.stderr.contains("a.yaml:2 (`[0].name`)"),
         "{}",
         checked.stderr
     );
@@ -223,5 +247,37 @@ fn check_names_file_line_and_field_in_target_files() {
             && checked.stderr.contains("`region` is reserved"),
         "{}",
         checked.stderr
+    );
+}
+
+#[test]
+fn an_agent_warns_when_its_targets_need_more_files_than_allowed() {
+    let dir = TempDir::new("target-files-nofile");
+    let config = write_config(&dir);
+    let url = "http://127.0.0.1:9";
+    let shards: String = (0..30)
+        .map(|index| target(&format!("shard-{index}"), url, ""))
+        .collect();
+    dir.write("shards/many.yaml", &shards);
+    // 30 targets × (3 accounts × 1 device + 1) + 64 = 184 files, over a hard limit of 150.
+    let script =
+        "ulimit -Sn 100 && ulimit -Hn 150 && exec \"$0\" --log-format json agent --config \"$1\"";
+    let mut agent = Process::spawn(
+        "agent-nofile",
+        std::process::Command::new("sh")
+            .args(["-c", script, env!("CARGO_BIN_EXE_chatprobe")])
+            .arg(&config),
+    );
+    let raised = agent.wait_for_line(|line| line.contains("open-files limit raised"));
+    let raised = raised.unwrap_or_else(|| panic!("no limit logged:\n{}", agent.log()));
+    assert!(
+        raised.contains("\"soft_before\":\"100\"") && raised.contains("\"soft\":\"150\""),
+        "{raised}"
+    );
+    let warning = agent.wait_for_line(|line| line.contains("need about"));
+    let warning = warning.unwrap_or_else(|| panic!("no warning logged:\n{}", agent.log()));
+    assert!(
+        warning.contains("need about 184 open files") && warning.contains("limit is 150"),
+        "{warning}"
     );
 }

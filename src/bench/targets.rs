@@ -68,10 +68,14 @@ pub async fn run(args: TargetsBenchArgs) -> anyhow::Result<()> {
     );
 
     let started = Instant::now();
-    wait_until("every target ran once", args.interval + PATIENCE, || async move {
-        agent.check_alive()?;
-        Ok(agent.ready(http).await)
-    })
+    wait_until(
+        "every target ran once",
+        args.interval + PATIENCE,
+        || async move {
+            agent.check_alive()?;
+            Ok(agent.ready(http).await)
+        },
+    )
     .await?;
     println!(
         "every target ran once:       {:.1} s after start",
@@ -103,10 +107,14 @@ pub async fn run(args: TargetsBenchArgs) -> anyhow::Result<()> {
 
     let shrunk = Instant::now();
     write_atomically(&targets_file, &target_file(&backend.base, args.shrink_to))?;
-    wait_until("the agent to apply the shrunk file", PATIENCE, || async move {
-        agent.check_alive()?;
-        Ok(agent.logged(CHANGE_APPLIED)?)
-    })
+    wait_until(
+        "the agent to apply the shrunk file",
+        PATIENCE,
+        || async move {
+            agent.check_alive()?;
+            agent.logged(CHANGE_APPLIED)
+        },
+    )
     .await?;
     let applied = shrunk.elapsed();
     let scrape = agent.scrape(http).await?;
@@ -121,17 +129,24 @@ pub async fn run(args: TargetsBenchArgs) -> anyhow::Result<()> {
         args.shrink_to,
         applied.as_secs_f64()
     );
-    wait_until("the removed targets' groups to be left", PATIENCE, || async move {
-        let groups = backend_stat(&backend.base, "groups").await?;
-        Ok(groups <= args.shrink_to as u64)
-    })
+    wait_until(
+        "the removed targets' groups to be left",
+        PATIENCE,
+        || async move {
+            let groups = backend_stat(&backend.base, "groups").await?;
+            Ok(groups <= args.shrink_to as u64)
+        },
+    )
     .await?;
     println!(
         "removed targets' groups left on the backend after {:.1} s",
         shrunk.elapsed().as_secs_f64()
     );
     let rss = rss_kib_of(&agent.pid())?;
-    println!("RSS after the shrink:        {:.1} MiB", rss as f64 / 1024.0);
+    println!(
+        "RSS after the shrink:        {:.1} MiB",
+        rss as f64 / 1024.0
+    );
     Ok(())
 }
 

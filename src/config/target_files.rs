@@ -179,7 +179,10 @@ impl TargetSet {
         if let Err(err) = self.check_names() {
             tracing::error!("target files: change refused, the previous targets stay: {err}");
             for (path, file) in std::mem::replace(&mut self.files, previous) {
-                let kept = self.files.get(&path).is_some_and(|old| Arc::ptr_eq(old, &file));
+                let kept = self
+                    .files
+                    .get(&path)
+                    .is_some_and(|old| Arc::ptr_eq(old, &file));
                 if !kept {
                     self.refused.insert(path, Refused::Clash(file.text.clone()));
                 }
@@ -215,7 +218,9 @@ impl TargetSet {
             return Reread::Same;
         }
         let seen = refused.get(path);
-        if seen.is_some_and(|seen| matches!(seen, Refused::Invalid(old) | Refused::Clash(old) if *old == text)) {
+        if seen.is_some_and(
+            |seen| matches!(seen, Refused::Invalid(old) | Refused::Clash(old) if *old == text),
+        ) {
             return Reread::Same;
         }
         match parse_file(path, &text) {
@@ -371,7 +376,9 @@ mod tests {
     use crate::config::tests::TempDir;
 
     fn target(name: &str) -> String {
-        format!("- kind: mock\n  name: {name}\n  url: http://127.0.0.1:8080\n  accounts: {{password: pw}}\n")
+        format!(
+            "- kind: mock\n  name: {name}\n  url: http://127.0.0.1:8080\n  accounts: {{password: pw}}\n"
+        )
     }
 
     fn names(set: &TargetSet) -> Vec<String> {
@@ -390,7 +397,10 @@ mod tests {
     fn a_changed_file_changes_the_set_and_an_unchanged_one_does_not() {
         let dir = TempDir::new("target-files-poll");
         std::fs::create_dir_all(dir.0.join("shards")).unwrap();
-        dir.write("shards/a.yaml", &format!("{}{}", target("a1"), target("a2")));
+        dir.write(
+            "shards/a.yaml",
+            &format!("{}{}", target("a1"), target("a2")),
+        );
         let mut set = load(&dir);
         assert_eq!(names(&set), ["a1", "a2"]);
         assert!(!set.poll());
@@ -411,7 +421,10 @@ mod tests {
         std::fs::create_dir_all(dir.0.join("shards")).unwrap();
         dir.write("shards/a.yaml", &target("a1"));
         let mut set = load(&dir);
-        dir.write("shards/a.yaml", "- kind: mock\n  name: a1\n  url: ftp://x\n");
+        dir.write(
+            "shards/a.yaml",
+            "- kind: mock\n  name: a1\n  url: ftp://x\n",
+        );
         assert!(!set.poll());
         assert_eq!(names(&set), ["a1"]);
         assert!(set.refused.contains_key(&dir.0.join("shards/a.yaml")));
@@ -446,7 +459,10 @@ mod tests {
         dir.write("shards/a.yaml", &target("z"));
         assert!(set.poll(), "freeing the name lets the clashing file in");
         assert_eq!(names(&set), ["z"]);
-        assert!(set.poll(), "the clashing file is tried again after a change");
+        assert!(
+            set.poll(),
+            "the clashing file is tried again after a change"
+        );
         assert_eq!(names(&set), ["z", "y", "x"]);
         assert!(shown.contains("b.yaml:6: field `[1].name`"), "{shown}");
         assert!(shown.contains("a.yaml:2 (`[0].name`)"), "{shown}");

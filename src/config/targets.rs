@@ -554,11 +554,20 @@ mod tests {
         std::fs::create_dir_all(dir.0.join("shards")).unwrap();
         let shard = "- kind: mock\n  name: shard-1\n  url: http://127.0.0.1:8081\n  accounts: {password: pw}\n";
         dir.write("shards/one.yaml", shard);
-        let text = format!("target_files: [\"shards/*.yaml\", \"none/*.yml\"]\n{}", config(MOCK));
+        let text = format!(
+            "target_files: [\"shards/*.yaml\", \"none/*.yml\"]\n{}",
+            config(MOCK)
+        );
         let loaded = AgentConfig::load(&dir.write("a.yaml", &text)).unwrap();
-        let names: Vec<String> = loaded.targets.targets().iter().map(|t| t.name().to_string()).collect();
+        let names: Vec<String> = loaded
+            .targets
+            .targets()
+            .iter()
+            .map(|t| t.name().to_string())
+            .collect();
         assert_eq!(names, ["mock", "shard-1"]);
-        let only_files = "region: eu-west\ntargets: []\ntarget_files: [\"shards/*.yaml\"]\nprobes: [probes]\n";
+        let only_files =
+            "region: eu-west\ntargets: []\ntarget_files: [\"shards/*.yaml\"]\nprobes: [probes]\n";
         let loaded = AgentConfig::load(&dir.write("a.yaml", only_files)).unwrap();
         assert_eq!(loaded.targets.targets().len(), 1);
         let nothing = "region: eu-west\ntargets: []\nprobes: [probes]\n";
@@ -570,8 +579,14 @@ mod tests {
         let clash = shard.replace("shard-1", "mock");
         dir.write("shards/one.yaml", &clash);
         let err = first_error(&dir, &text);
-        assert!(err.message.contains("two targets are named `mock`"), "{err}");
-        assert!(err.message.contains("a.yaml:5 (`targets[0].name`)"), "{err}");
+        assert!(
+            err.message.contains("two targets are named `mock`"),
+            "{err}"
+        );
+        assert!(
+            err.message.contains("a.yaml:5 (`targets[0].name`)"),
+            "{err}"
+        );
     }
 
     #[test]

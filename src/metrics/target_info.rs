@@ -106,8 +106,12 @@ mod tests {
         info.set_region("eu-west", [("a", &shard), ("b", &none)]);
         let render = || {
             let mut out = Vec::new();
-            prometheus::Encoder::encode(&prometheus::TextEncoder::new(), &registry.gather(), &mut out)
-                .unwrap();
+            prometheus::Encoder::encode(
+                &prometheus::TextEncoder::new(),
+                &registry.gather(),
+                &mut out,
+            )
+            .unwrap();
             String::from_utf8(out).unwrap()
         };
         let text = render();
