@@ -25,10 +25,24 @@ pub fn run(config: &Path) -> ExitCode {
 
 /// One line saying what a valid config would run.
 fn summary(loaded: &AgentConfig) -> String {
-    let targets: Vec<&str> = loaded.targets.iter().map(|t| t.name()).collect();
+    let targets: Vec<&str> = loaded
+        .targets
+        .placed()
+        .map(|placed| placed.target.name())
+        .collect();
     let probes: Vec<&str> = loaded.probes.iter().map(|p| p.spec.name.as_str()).collect();
+    let files: Vec<String> = loaded
+        .targets
+        .files()
+        .map(|path| path.display().to_string())
+        .collect();
+    let files = if loaded.targets.has_patterns() {
+        format!(", target files: {}", files.join(", "))
+    } else {
+        String::new()
+    };
     format!(
-        "{}: ok (region {}, targets: {}, probes: {})",
+        "{}: ok (region {}, targets: {}, probes: {}{files})",
         loaded.path.display(),
         loaded.region,
         targets.join(", "),

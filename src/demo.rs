@@ -4,7 +4,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -14,7 +14,7 @@ use crate::client::ProtocolConfig;
 use crate::client::mock::MockTarget;
 use crate::config::{
     AccountsConfig, AgentConfig, DEFAULT_JITTER, DEFAULT_REQUEST_TIMEOUT, DEFAULT_RUN_TIMEOUT,
-    HttpUrl, Label, TargetConfig,
+    DEFAULT_TARGET_FILES_REFRESH, HttpUrl, Label, TargetConfig, TargetLabels, TargetSet,
 };
 use crate::record::LineStyle;
 use crate::schedule::Timing;
@@ -95,17 +95,22 @@ fn region_config(region: &str, url: &str, interval: Duration) -> anyhow::Result<
         path: PathBuf::from("demo"),
         region: region.to_string(),
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-        targets: vec![TargetConfig {
-            name: Label("mock".into()),
-            request_timeout: DEFAULT_REQUEST_TIMEOUT,
-            accounts: AccountsConfig {
-                prefix: ACCOUNT_PREFIX.into(),
-                password: ACCOUNT_PASSWORD.into(),
-            },
-            protocol: ProtocolConfig::Mock(MockTarget {
-                url: HttpUrl(url.to_string()),
-            }),
-        }],
+        targets: TargetSet::built(
+            Path::new("demo"),
+            vec![TargetConfig {
+                name: Label("mock".into()),
+                request_timeout: DEFAULT_REQUEST_TIMEOUT,
+                accounts: AccountsConfig {
+                    prefix: ACCOUNT_PREFIX.into(),
+                    password: ACCOUNT_PASSWORD.into(),
+                },
+                protocol: ProtocolConfig::Mock(MockTarget {
+                    url: HttpUrl(url.to_string()),
+                }),
+                labels: TargetLabels::default(),
+            }],
+        ),
+        target_files_refresh: DEFAULT_TARGET_FILES_REFRESH,
         probes,
         jitter: TIMING.jitter,
         run_timeout: TIMING.run_timeout,

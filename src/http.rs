@@ -32,13 +32,20 @@ pub fn router(endpoints: Endpoints) -> Router {
         .with_state(endpoints)
 }
 
+/// Renders off the runtime's thread: an agent of a thousand targets exports
+/// tens of megabytes, and its probes run on one thread that must not stall
+/// (their timing, their cleanups' deadlines) while a scrape is rendered.
 async fn metrics(State(endpoints): State<Endpoints>) -> impl IntoResponse {
+    let registry = Arc::clone(&endpoints.metrics);
+    let text = tokio::task::spawn_blocking(move || registry.render())
+        .await
+        .unwrap_or_else(|err| format!("# rendering metrics failed: {err}\n"));
     (
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        endpoints.metrics.render(),
+        text,
     )
 }
 

@@ -17,6 +17,7 @@ pub mod http;
 pub mod logging;
 pub mod metrics;
 pub mod once;
+pub mod open_files;
 pub mod outcome;
 pub mod probe;
 pub mod protocol;

@@ -12,6 +12,10 @@ use prometheus::{
 
 use crate::outcome::{Operation, ProbeKey, ProbeOutcome, Reason};
 
+pub mod target_info;
+
+pub use target_info::TargetInfo;
+
 /// The default delivery latency objective in seconds (a probe's
 /// `latency_objective`): a bucket bound, so the rules can count deliveries
 /// slower than it exactly (`le="2"`) instead of interpolating a quantile.
@@ -64,12 +68,15 @@ pub struct ProbeMetrics {
     known: Arc<Mutex<BTreeSet<ProbeKey>>>,
 }
 
-/// A registry holding `chatprobe_build_info`, the process metrics and the probe metrics.
+/// A registry holding `chatprobe_build_info`, the process metrics, the
+/// probe metrics and `chatprobe_target_info`.
 pub struct MetricsRegistry {
     /// Where everything is registered.
     pub registry: Registry,
     /// The probe metrics.
     pub probes: ProbeMetrics,
+    /// `chatprobe_target_info`.
+    pub targets: TargetInfo,
 }
 
 impl MetricsRegistry {
@@ -91,7 +98,13 @@ impl MetricsRegistry {
             prometheus::process_collector::ProcessCollector::for_self(),
         ))?;
         let probes = ProbeMetrics::register(&registry)?;
-        Ok(MetricsRegistry { registry, probes })
+        let targets = TargetInfo::new()?;
+        registry.register(Box::new(targets.clone()))?;
+        Ok(MetricsRegistry {
+            registry,
+            probes,
+            targets,
+        })
     }
 
     /// Every metric in the Prometheus text format.
@@ -230,6 +243,12 @@ impl ProbeMetrics {
         for key in &removed {
             self.remove_probe(key);
         }
+    }
+
+    /// Remove every series of the probe `key` (its target is gone).
+    pub fn forget_probe(&self, key: &ProbeKey) {
+        self.known_probes().remove(key);
+        self.remove_probe(key);
     }
 
     /// Remove every series of one probe (absent ones are skipped).

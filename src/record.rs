@@ -40,6 +40,13 @@ impl Recorder {
         self.metrics.init_probe(key);
     }
 
+    /// Forget a probe that stopped for good (its target is gone): its
+    /// series and its status cell.
+    pub fn forget(&self, key: &ProbeKey) {
+        self.metrics.forget_probe(key);
+        self.board.forget(key);
+    }
+
     /// Take one finished run.
     pub fn record(&self, key: &ProbeKey, outcome: &ProbeOutcome) {
         self.metrics.observe(key, outcome);

@@ -4,8 +4,10 @@
 //! run delays the next, missed slots are skipped), and hands every finished
 //! run to the [`Recorder`]. A run that panics (a bug of the agent) is caught,
 //! logged and counted, and the loop goes on with a probe rebuilt from its
-//! setup, after a backoff.
+//! setup, after a backoff. Probes can be added and removed while the others
+//! run on (target files changing).
 
+use std::collections::BTreeSet;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -79,48 +81,112 @@ impl FirstRound {
 
 /// The running probe loops.
 pub struct Scheduler {
+    timing: Timing,
+    recorder: Arc<Recorder>,
+    readiness: Readiness,
+    loops: Vec<RunningLoop>,
+    /// Loops of removed probes, stopping: cleaning up, then ending.
+    retiring: Vec<JoinHandle<()>>,
+}
+
+/// One probe's loop and the switch that stops it.
+struct RunningLoop {
+    key: ProbeKey,
     stop: watch::Sender<bool>,
-    loops: Vec<JoinHandle<()>>,
+    handle: JoinHandle<()>,
 }
 
 impl Scheduler {
-    /// Start one loop per job (call inside a tokio runtime).
+    /// Start one loop per job (call inside a tokio runtime). With no job at
+    /// all, the agent is ready at once.
     pub fn start(
         jobs: Vec<Job>,
         timing: Timing,
         recorder: Arc<Recorder>,
         readiness: Readiness,
     ) -> Scheduler {
-        let (stop, stopped) = watch::channel(false);
+        if jobs.is_empty() {
+            readiness.0.store(true, Ordering::Release);
+        }
+        let mut scheduler = Scheduler {
+            timing,
+            recorder,
+            readiness,
+            loops: Vec::new(),
+            retiring: Vec::new(),
+        };
+        scheduler.add(jobs);
+        scheduler
+    }
+
+    /// Start one loop per job besides those running; each starts at a
+    /// random point of its first interval.
+    pub fn add(&mut self, jobs: Vec<Job>) {
         let first_round = Arc::new(FirstRound {
             pending: AtomicUsize::new(jobs.len()),
-            readiness,
+            readiness: self.readiness.clone(),
         });
-        let loops = jobs
+        for job in jobs {
+            self.recorder.init(&job.key);
+            let (stop, stopped) = watch::channel(false);
+            let key = job.key.clone();
+            let probe_loop = ProbeLoop {
+                job,
+                timing: self.timing,
+                recorder: Arc::clone(&self.recorder),
+                stopped,
+                first_round: Arc::clone(&first_round),
+            };
+            let handle = tokio::spawn(probe_loop.run());
+            self.loops.push(RunningLoop { key, stop, handle });
+        }
+    }
+
+    /// Stop the probes of the targets named in `targets`: their series and
+    /// status cells go now; each cancels its run in flight and cleans up
+    /// ([`Probe::shutdown`]) in the background, aborted after `grace`. The
+    /// others run on.
+    pub fn remove_targets(&mut self, targets: &BTreeSet<&str>, grace: Duration) {
+        let (removed, kept) = std::mem::take(&mut self.loops)
             .into_iter()
-            .map(|job| {
-                recorder.init(&job.key);
-                let probe_loop = ProbeLoop {
-                    job,
-                    timing,
-                    recorder: Arc::clone(&recorder),
-                    stopped: stopped.clone(),
-                    first_round: Arc::clone(&first_round),
-                };
-                tokio::spawn(probe_loop.run())
-            })
-            .collect();
-        Scheduler { stop, loops }
+            .partition(|running| targets.contains(running.key.target.as_str()));
+        self.loops = kept;
+        self.retiring.retain(|handle| !handle.is_finished());
+        for running in removed {
+            let _ = running.stop.send(true);
+            self.recorder.forget(&running.key);
+            let mut handle = running.handle;
+            self.retiring.push(tokio::spawn(async move {
+                if tokio::time::timeout(grace, &mut handle).await.is_err() {
+                    handle.abort();
+                    tracing::warn!(region = %running.key.region, target = %running.key.target,
+                        probe = %running.key.probe, "a removed probe was still cleaning up at the drain deadline and was stopped");
+                }
+            }));
+        }
+    }
+
+    /// How many probes run.
+    pub fn len(&self) -> usize {
+        self.loops.len()
+    }
+
+    /// Whether no probe runs.
+    pub fn is_empty(&self) -> bool {
+        self.loops.is_empty()
     }
 
     /// Stop scheduling, cancel runs in flight, let every probe clean up
     /// ([`Probe::shutdown`]); loops still busy after `grace` are aborted.
     /// Returns how many loops had to be aborted.
     pub async fn shutdown(self, grace: Duration) -> usize {
-        let _ = self.stop.send(true);
+        for running in &self.loops {
+            let _ = running.stop.send(true);
+        }
         let deadline = tokio::time::Instant::now() + grace;
+        let handles = self.loops.into_iter().map(|running| running.handle);
         let mut aborted = 0;
-        for mut handle in self.loops {
+        for mut handle in handles.chain(self.retiring) {
             if tokio::time::timeout_at(deadline, &mut handle)
                 .await
                 .is_err()
@@ -151,9 +217,12 @@ impl ProbeLoop {
         while self.sleep(wait).await {
             let started = Instant::now();
             let run = AssertUnwindSafe(run_bounded(&mut self.job, self.timing.run_timeout));
+            // Biased: a probe told to stop (its target removed, its series
+            // forgotten) records nothing more.
             let ended = tokio::select! {
-                ended = run.catch_unwind() => ended,
+                biased;
                 _ = self.stopped.wait_for(|stop| *stop) => break,
+                ended = run.catch_unwind() => ended,
             };
             match ended {
                 Ok(outcome) => {
@@ -178,6 +247,11 @@ impl ProbeLoop {
                 started.elapsed(),
             )
             .max(panic_backoff(self.job.interval, panics_in_a_row));
+        }
+        // A probe stopped before its first run (its target removed) does not
+        // hold readiness back.
+        if first {
+            self.first_round.finished_one();
         }
         self.job.probe.shutdown().await;
     }
@@ -444,6 +518,73 @@ mod tests {
             );
         }
         assert!((16..=25).contains(&starts.len()), "{} runs", starts.len());
+    }
+
+    /// A job of a [`SlowProbe`] on `target` taking 100 ms a run, every second;
+    /// its run starts and whether it was shut down.
+    fn quick_job(target: &str) -> (Job, Arc<Mutex<Vec<Instant>>>, Arc<AtomicBool>) {
+        let starts = Arc::new(Mutex::new(Vec::new()));
+        let shut_down = Arc::new(AtomicBool::new(false));
+        let probe = SlowProbe {
+            run_time: Duration::from_millis(100),
+            in_flight: Arc::new(AtomicUsize::new(0)),
+            max_in_flight: Arc::new(AtomicUsize::new(0)),
+            starts: Arc::clone(&starts),
+            shut_down: Arc::clone(&shut_down),
+        };
+        let job = Job {
+            key: ProbeKey {
+                target: target.into(),
+                ..key()
+            },
+            interval: Duration::from_secs(1),
+            timeout_operation: Operation::Deliver,
+            probe: Box::new(probe),
+            rebuild: Box::new(|| unreachable!("the probe never panics")),
+        };
+        (job, starts, shut_down)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_removed_target_stops_and_cleans_up_while_the_others_run_on() {
+        let metrics = MetricsRegistry::new().unwrap();
+        let recorder = Arc::new(Recorder::new(
+            metrics.probes.clone(),
+            Arc::new(crate::status::StatusBoard::new()),
+            LineStyle::Log,
+        ));
+        let (job_a, starts_a, shut_a) = quick_job("a");
+        let (job_b, starts_b, shut_b) = quick_job("b");
+        let timing = Timing {
+            jitter: 0.0,
+            run_timeout: Duration::from_secs(5),
+        };
+        let mut scheduler =
+            Scheduler::start(vec![job_a, job_b], timing, recorder, Readiness::default());
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        scheduler.remove_targets(&BTreeSet::from(["a"]), Duration::from_secs(5));
+        assert_eq!(scheduler.len(), 1);
+        assert!(!metrics.render().contains("target=\"a\""));
+        let (ran_a, ran_b) = (
+            starts_a.lock().unwrap().len(),
+            starts_b.lock().unwrap().len(),
+        );
+        let (job_c, starts_c, _) = quick_job("c");
+        scheduler.add(vec![job_c]);
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert!(
+            shut_a.load(Ordering::SeqCst),
+            "the removed probe cleaned up"
+        );
+        assert!(!shut_b.load(Ordering::SeqCst));
+        assert_eq!(starts_a.lock().unwrap().len(), ran_a);
+        assert!(starts_b.lock().unwrap().len() >= ran_b + 4);
+        assert!(starts_c.lock().unwrap().len() >= 4, "the added probe runs");
+        let text = metrics.render();
+        assert!(!text.contains("target=\"a\""), "{text}");
+        assert!(text.contains("target=\"c\""), "{text}");
+        assert_eq!(scheduler.shutdown(Duration::from_secs(5)).await, 0);
+        assert!(shut_b.load(Ordering::SeqCst));
     }
 
     /// A probe whose every run panics while `panicking` holds, and passes after.

@@ -11,7 +11,7 @@ use anyhow::Context as _;
 use tokio::runtime::Runtime;
 
 use crate::client::{Account, ChatService, Reach};
-use crate::config::AgentConfig;
+use crate::config::{AgentConfig, TargetConfig};
 use crate::http::{self, Endpoints, Server};
 use crate::metrics::MetricsRegistry;
 use crate::outcome::ProbeKey;
@@ -41,9 +41,17 @@ pub fn load_config(config_path: &Path) -> anyhow::Result<AgentConfig> {
 
 /// One job per probe × target of `config`, each probe with its own accounts.
 pub fn build_jobs(config: &AgentConfig) -> anyhow::Result<Vec<Job>> {
+    target_jobs(config, config.targets.placed().map(|placed| &placed.target))
+}
+
+/// One job per probe of `config` × target of `targets`, each probe with its own accounts.
+pub fn target_jobs<'a>(
+    config: &AgentConfig,
+    targets: impl IntoIterator<Item = &'a TargetConfig>,
+) -> anyhow::Result<Vec<Job>> {
     crate::client::init_tls();
     let mut jobs = Vec::new();
-    for target in &config.targets {
+    for target in targets {
         let reach = Reach {
             region: &config.region,
             request_timeout: target.request_timeout,
@@ -175,6 +183,16 @@ impl Sinks {
             Arc::clone(&self.recorder),
             self.readiness.clone(),
         )
+    }
+
+    /// Exports `chatprobe_target_info` for every target of `config`, and
+    /// only for those.
+    pub fn set_targets(&self, config: &AgentConfig) {
+        let targets = config.targets.placed().map(|placed| {
+            let target = &placed.target;
+            (target.name(), &target.labels.0)
+        });
+        self.metrics.targets.set_region(&config.region, targets);
     }
 
     /// Forgets the series and status cells of every probe not among `jobs`

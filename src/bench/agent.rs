@@ -19,6 +19,7 @@ use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 use futures_util::{StreamExt, stream};
 
+use super::proc::{cpu_time, rss_kib};
 use crate::client::mock::MockService;
 use crate::client::{Account, ChatService, Device, Event, GroupSettings};
 use crate::probe::{self, ProbeKind, ProbeSetup, ProbeSpec};
@@ -410,7 +411,7 @@ async fn backend_push_sockets(base: &str) -> anyhow::Result<u64> {
 }
 
 /// One count of the backend's `/admin/stats`.
-async fn backend_stat(base: &str, name: &str) -> anyhow::Result<u64> {
+pub(super) async fn backend_stat(base: &str, name: &str) -> anyhow::Result<u64> {
     let stats: serde_json::Value = admin_client()?
         .get(format!("{base}{}", route::ADMIN_STATS))
         .send()
@@ -429,44 +430,17 @@ fn admin_client() -> anyhow::Result<reqwest::Client> {
         .build()?)
 }
 
-/// This process's resident set size, in KiB (`VmRSS` of `/proc/self/status`).
-fn rss_kib() -> anyhow::Result<u64> {
-    let status = std::fs::read_to_string("/proc/self/status")?;
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
-        .context("no VmRSS in /proc/self/status")
-}
-
-/// User plus system CPU time of this process (`/proc/self/stat`, clock ticks of 10 ms).
-fn cpu_time() -> anyhow::Result<Duration> {
-    let stat = std::fs::read_to_string("/proc/self/stat")?;
-    let after_name = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest)
-        .unwrap_or_default();
-    let fields: Vec<&str> = after_name.split_whitespace().collect();
-    let ticks = |index: usize| -> anyhow::Result<u64> {
-        Ok(fields
-            .get(index)
-            .context("short /proc/self/stat")?
-            .parse()?)
-    };
-    // utime and stime are fields 14 and 15 of the whole line; 11 and 12 after the name.
-    let total = ticks(11)? + ticks(12)?;
-    Ok(Duration::from_millis(total * 10))
-}
-
 /// A `chatprobe backend` child process on a free loopback port.
-struct ChildBackend {
+pub(super) struct ChildBackend {
     child: Child,
-    base: String,
+    /// `http://127.0.0.1:PORT`.
+    pub(super) base: String,
     config: PathBuf,
 }
 
 impl ChildBackend {
-    async fn start() -> anyhow::Result<ChildBackend> {
+    /// Starts it and waits until it answers.
+    pub(super) async fn start() -> anyhow::Result<ChildBackend> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
             .port();

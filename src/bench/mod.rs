@@ -3,7 +3,9 @@
 
 pub mod agent;
 pub mod backend;
+mod proc;
 pub mod soak;
+pub mod targets;
 
 use clap::Subcommand;
 
@@ -16,6 +18,8 @@ pub enum BenchTarget {
     Agent(agent::AgentBenchArgs),
     /// A healthy soak: backend and three regions of every shipped probe; runs and false failures.
     Soak(soak::SoakArgs),
+    /// One agent, many mock targets from a target file: CPU and memory in steady state, and following the file shrinking.
+    Targets(targets::TargetsBenchArgs),
 }
 
 /// Run the chosen benchmark and print its numbers on stdout.
@@ -24,5 +28,6 @@ pub async fn run(target: BenchTarget) -> anyhow::Result<()> {
         BenchTarget::Backend(args) => backend::run(args).await,
         BenchTarget::Agent(args) => agent::run(args).await,
         BenchTarget::Soak(args) => soak::run(args).await,
+        BenchTarget::Targets(args) => targets::run(args).await,
     }
 }

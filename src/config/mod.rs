@@ -10,6 +10,7 @@
 //! probe files.
 
 mod probes;
+mod target_files;
 mod targets;
 
 use std::net::SocketAddr;
@@ -20,7 +21,8 @@ use serde::Deserialize;
 
 pub use crate::yaml::values::{HttpUrl, Label};
 pub use probes::{LoadedProbe, load_probe, shipped_probes};
-pub use targets::{AccountsConfig, TargetConfig};
+pub use target_files::{Place, PlacedTarget, TargetSet};
+pub use targets::{AccountsConfig, RESERVED_LABELS, TargetConfig, TargetLabels};
 
 use crate::yaml::values::{Jitter, Period};
 use crate::yaml::{self, FileError};
@@ -33,6 +35,8 @@ pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_JITTER: f64 = 0.1;
 /// `run_timeout` unless given.
 pub const DEFAULT_RUN_TIMEOUT: Duration = Duration::from_secs(60);
+/// `target_files_refresh` unless given: how often target files are read again.
+pub const DEFAULT_TARGET_FILES_REFRESH: Duration = Duration::from_secs(5);
 
 /// A loaded, validated agent configuration with its probe definitions.
 #[derive(Debug, Clone)]
@@ -43,8 +47,11 @@ pub struct AgentConfig {
     pub region: String,
     /// Address of `/metrics`, `/healthz`, `/readyz` and the status page.
     pub listen: SocketAddr,
-    /// The services to probe; every probe runs against every target.
-    pub targets: Vec<TargetConfig>,
+    /// The services to probe, the config's own and those of its target
+    /// files; every probe runs against every target.
+    pub targets: TargetSet,
+    /// How often the target files are read again.
+    pub target_files_refresh: Duration,
     /// Every probe definition, in file name order.
     pub probes: Vec<LoadedProbe>,
     /// Fraction of the interval by which each wait is randomly shortened or lengthened.
@@ -60,7 +67,12 @@ struct ConfigFile {
     region: Label,
     #[serde(default = "defaults::listen")]
     listen: SocketAddr,
+    #[serde(default)]
     targets: Vec<TargetConfig>,
+    #[serde(default)]
+    target_files: Vec<String>,
+    #[serde(default = "defaults::target_files_refresh")]
+    target_files_refresh: Period,
     probes: Vec<PathBuf>,
     interval: Option<Period>,
     #[serde(default = "defaults::jitter")]
@@ -91,6 +103,9 @@ mod defaults {
     pub fn run_timeout() -> Period {
         Period(super::DEFAULT_RUN_TIMEOUT)
     }
+    pub fn target_files_refresh() -> Period {
+        Period(super::DEFAULT_TARGET_FILES_REFRESH)
+    }
 }
 
 impl AgentConfig {
@@ -99,11 +114,16 @@ impl AgentConfig {
         let text = read_text(path).map_err(|err| vec![err])?;
         let file: ConfigFile = yaml::parse(path, &text).map_err(|err| vec![err])?;
         let located = |field: &str, message: String| vec![field_error(path, &text, field, message)];
-        targets::check_targets(&file.targets).map_err(|message| located("targets", message))?;
+        if file.targets.is_empty() && file.target_files.is_empty() {
+            let message = "name at least one target, here or through `target_files`";
+            return Err(located("targets", message.into()));
+        }
         if file.probes.is_empty() {
             return Err(located("probes", "name at least one probe file".into()));
         }
         let base = path.parent().unwrap_or(Path::new("."));
+        let inline = target_files::place_targets(path, &text, file.targets, "targets");
+        let targets = TargetSet::load(path, base, inline, &file.target_files)?;
         let probe_files = probes::probe_files(base, &file.probes)
             .map_err(|(index, message)| located(&format!("probes[{index}]"), message))?;
         let mut probes = probes::load_probes(&probe_files)?;
@@ -116,7 +136,8 @@ impl AgentConfig {
             path: path.to_path_buf(),
             region: file.region.0,
             listen: file.listen,
-            targets: file.targets,
+            targets,
+            target_files_refresh: file.target_files_refresh.0,
             probes,
             jitter: file.jitter.0,
             run_timeout: file.run_timeout.0,
@@ -157,7 +178,7 @@ mod tests {
     pub(super) const PROBE: &str = "name: gm\nkind: group_message\ninterval: 5s\n";
 
     /// A temporary directory removed on drop.
-    pub(super) struct TempDir(PathBuf);
+    pub(crate) struct TempDir(pub(crate) PathBuf);
 
     impl TempDir {
         pub(super) fn new(tag: &str) -> TempDir {
@@ -200,7 +221,7 @@ mod tests {
         assert_eq!(loaded.run_timeout, Duration::from_secs(60));
         assert_eq!(loaded.probes.len(), 1);
         assert_eq!(loaded.probes[0].spec.interval, Duration::from_secs(5));
-        let accounts = loaded.targets[0].accounts();
+        let accounts = loaded.targets.targets()[0].accounts().clone();
         assert_eq!(
             accounts.account_name("eu-west", "gm", 2),
             "chatprobe-eu-west-gm-2"

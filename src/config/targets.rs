@@ -9,7 +9,7 @@
 //! enums and `#[serde(flatten)]` buffer the map and lose both, and `flatten`
 //! cannot deny unknown fields.)
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -31,6 +31,8 @@ pub struct TargetConfig {
     pub request_timeout: Duration,
     /// The probe accounts.
     pub accounts: AccountsConfig,
+    /// The target's own labels (`labels:`), exported on `chatprobe_target_info`.
+    pub labels: TargetLabels,
     /// The protocol `kind` names, with its own fields.
     pub protocol: ProtocolConfig,
 }
@@ -45,20 +47,15 @@ impl TargetConfig {
     pub fn accounts(&self) -> &AccountsConfig {
         &self.accounts
     }
-}
 
-/// Checks the list as a whole: at least one target, names unique.
-pub(super) fn check_targets(targets: &[TargetConfig]) -> Result<(), String> {
-    if targets.is_empty() {
-        return Err("name at least one target".into());
+    /// Whether `other` is probed exactly as this target is (its labels may
+    /// differ: they change `chatprobe_target_info`, not the probes).
+    pub fn probed_alike(&self, other: &TargetConfig) -> bool {
+        self.name == other.name
+            && self.request_timeout == other.request_timeout
+            && self.accounts == other.accounts
+            && self.protocol == other.protocol
     }
-    let mut names = BTreeSet::new();
-    for target in targets {
-        if !names.insert(target.name()) {
-            return Err(format!("two targets are named `{}`", target.name()));
-        }
-    }
-    Ok(())
 }
 
 impl<'de> Deserialize<'de> for TargetConfig {
@@ -125,7 +122,7 @@ impl Visitor<'_> for KindSeed {
 }
 
 /// The keys every target has, whatever its kind.
-const SHARED_KEYS: [&str; 3] = ["name", "request_timeout", "accounts"];
+const SHARED_KEYS: [&str; 4] = ["name", "request_timeout", "accounts", "labels"];
 
 /// The shared fields, as far as the map has been read.
 #[derive(Default)]
@@ -133,6 +130,7 @@ struct SharedFields {
     name: Option<Label>,
     request_timeout: Option<humantime_serde::Serde<Duration>>,
     accounts: Option<AccountsConfig>,
+    labels: Option<TargetLabels>,
 }
 
 impl SharedFields {
@@ -142,6 +140,7 @@ impl SharedFields {
             "name" => read_once(&mut self.name, "name", map)?,
             "request_timeout" => read_once(&mut self.request_timeout, "request_timeout", map)?,
             "accounts" => read_once(&mut self.accounts, "accounts", map)?,
+            "labels" => read_once(&mut self.labels, "labels", map)?,
             _ => return Ok(false),
         }
         Ok(true)
@@ -159,6 +158,7 @@ impl SharedFields {
             name: self.name.ok_or_else(|| E::missing_field("name"))?,
             request_timeout,
             accounts: self.accounts.ok_or_else(|| E::missing_field("accounts"))?,
+            labels: self.labels.unwrap_or_default(),
             protocol,
         })
     }
@@ -282,6 +282,80 @@ impl Visitor<'_> for KeySeed {
     }
 }
 
+/// Label names a target's `labels:` may not use: the agent's own labels,
+/// and `job` and `instance`, which Prometheus sets on every scrape (with
+/// `honor_labels: true` a target's own would replace them).
+pub const RESERVED_LABELS: [&str; 8] = [
+    "region",
+    "target",
+    "probe",
+    "operation",
+    "reason",
+    "result",
+    "job",
+    "instance",
+];
+
+/// Most labels one target may carry.
+pub const MAX_TARGET_LABELS: usize = 16;
+
+/// Longest value of a target label, in bytes.
+pub const MAX_LABEL_VALUE_BYTES: usize = 256;
+
+/// A target's own labels (shard, cell, cluster, ...): Prometheus label names
+/// that are not reserved, each with a value.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "BTreeMap<String, String>")]
+pub struct TargetLabels(pub BTreeMap<String, String>);
+
+impl TryFrom<BTreeMap<String, String>> for TargetLabels {
+    type Error = String;
+
+    fn try_from(labels: BTreeMap<String, String>) -> Result<Self, String> {
+        if labels.len() > MAX_TARGET_LABELS {
+            return Err(format!(
+                "{} labels; a target carries at most {MAX_TARGET_LABELS}",
+                labels.len()
+            ));
+        }
+        for (name, value) in &labels {
+            check_label_name(name)?;
+            if value.len() > MAX_LABEL_VALUE_BYTES {
+                return Err(format!(
+                    "the value of `{name}` is longer than {MAX_LABEL_VALUE_BYTES} bytes"
+                ));
+            }
+        }
+        Ok(TargetLabels(labels))
+    }
+}
+
+/// Checks that `name` is a Prometheus label name a target may set.
+fn check_label_name(name: &str) -> Result<(), String> {
+    let mut chars = name.chars();
+    let valid = chars
+        .next()
+        .is_some_and(|first| first.is_ascii_alphabetic() || first == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !valid {
+        return Err(format!(
+            "`{name}` is not a Prometheus label name (a letter or `_`, then letters, digits, `_`)"
+        ));
+    }
+    if name.starts_with("__") {
+        return Err(format!(
+            "`{name}`: names starting with `__` are reserved to Prometheus"
+        ));
+    }
+    if RESERVED_LABELS.contains(&name) {
+        return Err(format!(
+            "`{name}` is reserved (the agent or Prometheus sets it); reserved: {}",
+            RESERVED_LABELS.join(", ")
+        ));
+    }
+    Ok(())
+}
+
 /// How probe accounts are named and which password they use. Account names
 /// are `{prefix}-{region}-{probe}-{i}`.
 #[derive(Clone, PartialEq, Eq, Deserialize)]
@@ -362,7 +436,8 @@ mod tests {
         dir.write("probes/gm.yaml", PROBE);
         let matrix = "  - kind: matrix\n    name: synapse\n    homeserver: http://127.0.0.1:8008\n    accounts: {password: pw}\n";
         let loaded = AgentConfig::load(&dir.write("a.yaml", &config(matrix))).unwrap();
-        let target = &loaded.targets[0];
+        let targets = loaded.targets.targets();
+        let target = &targets[0];
         let ProtocolConfig::Matrix(protocol) = &target.protocol else {
             panic!("not a matrix target: {target:?}");
         };
@@ -381,7 +456,8 @@ mod tests {
         dir.write("probes/gm.yaml", PROBE);
         let mixed = "  - kind: matrix\n    accounts: {password: pw}\n    register: true\n    request_timeout: 3s\n    homeserver: http://h\n    name: s\n";
         let loaded = AgentConfig::load(&dir.write("a.yaml", &config(mixed))).unwrap();
-        let target = &loaded.targets[0];
+        let targets = loaded.targets.targets();
+        let target = &targets[0];
         assert_eq!(
             (target.name(), target.request_timeout),
             ("s", Duration::from_secs(3))
@@ -418,7 +494,7 @@ mod tests {
         );
         assert!(
             err.message.ends_with(
-                "unknown field `register`, expected one of `name`, `url`, `request_timeout`, `accounts`"
+                "unknown field `register`, expected one of `name`, `url`, `request_timeout`, `accounts`, `labels`"
             ),
             "{err}"
         );
@@ -445,6 +521,72 @@ mod tests {
         let err = first_error(&dir, &config(both));
         assert!(err.to_string().contains("only one of"), "{err}");
         assert_eq!(err.field.as_deref(), Some("targets[0].accounts"));
+    }
+
+    #[test]
+    fn labels_are_prometheus_names_and_not_reserved() {
+        let dir = TempDir::new("labels");
+        dir.write("probes/gm.yaml", PROBE);
+        let labelled = format!("{MOCK}    labels: {{shard: s-1, cell_2: \"eu 1\"}}\n");
+        let loaded = AgentConfig::load(&dir.write("a.yaml", &config(&labelled))).unwrap();
+        let labels = &loaded.targets.targets()[0].labels.0;
+        assert_eq!(labels.get("shard").map(String::as_str), Some("s-1"));
+        assert_eq!(labels.get("cell_2").map(String::as_str), Some("eu 1"));
+        for (bad, expected) in [
+            ("target", "`target` is reserved"),
+            ("instance", "`instance` is reserved"),
+            ("__shard", "reserved to Prometheus"),
+            ("2shard", "not a Prometheus label name"),
+            ("sh-ard", "not a Prometheus label name"),
+        ] {
+            let text = config(&format!("{MOCK}    labels: {{{bad}: x}}\n"));
+            let err = first_error(&dir, &text);
+            assert_eq!(err.field.as_deref(), Some("targets[0].labels"), "{err}");
+            assert!(err.line.is_some(), "{err}");
+            assert!(err.message.contains(expected), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn target_files_are_found_relative_to_the_config_and_merged() {
+        let dir = TempDir::new("target-files");
+        dir.write("probes/gm.yaml", PROBE);
+        std::fs::create_dir_all(dir.0.join("shards")).unwrap();
+        let shard = "- kind: mock\n  name: shard-1\n  url: http://127.0.0.1:8081\n  accounts: {password: pw}\n";
+        dir.write("shards/one.yaml", shard);
+        let text = format!(
+            "target_files: [\"shards/*.yaml\", \"none/*.yml\"]\n{}",
+            config(MOCK)
+        );
+        let loaded = AgentConfig::load(&dir.write("a.yaml", &text)).unwrap();
+        let names: Vec<String> = loaded
+            .targets
+            .targets()
+            .iter()
+            .map(|t| t.name().to_string())
+            .collect();
+        assert_eq!(names, ["mock", "shard-1"]);
+        let only_files =
+            "region: eu-west\ntargets: []\ntarget_files: [\"shards/*.yaml\"]\nprobes: [probes]\n";
+        let loaded = AgentConfig::load(&dir.write("a.yaml", only_files)).unwrap();
+        assert_eq!(loaded.targets.targets().len(), 1);
+        let nothing = "region: eu-west\ntargets: []\nprobes: [probes]\n";
+        let err = first_error(&dir, nothing);
+        assert!(err.message.contains("at least one target"), "{err}");
+        let bad_glob = format!("target_files: [\"shards/[\"]\n{}", config(MOCK));
+        let err = first_error(&dir, &bad_glob);
+        assert_eq!(err.field.as_deref(), Some("target_files[0]"), "{err}");
+        let clash = shard.replace("shard-1", "mock");
+        dir.write("shards/one.yaml", &clash);
+        let err = first_error(&dir, &text);
+        assert!(
+            err.message.contains("two targets are named `mock`"),
+            "{err}"
+        );
+        assert!(
+            err.message.contains("a.yaml:5 (`targets[0].name`)"),
+            "{err}"
+        );
     }
 
     #[test]

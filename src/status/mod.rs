@@ -93,6 +93,12 @@ impl StatusBoard {
         }
     }
 
+    /// Forgets the cell of the probe `key` (its target is gone); recent
+    /// failures and trends stay, as history.
+    pub fn forget(&self, key: &ProbeKey) {
+        self.lock().cells.remove(key);
+    }
+
     /// Forgets the cells of probes not in `kept` (removed by a reload), and
     /// the trends of probe names no kept probe has; recent failures stay, as
     /// history.
