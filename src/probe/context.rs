@@ -197,7 +197,7 @@ impl Probe for Driver {
     async fn run(&mut self) -> ProbeOutcome {
         let mut run = Run::start(self.spec.step_timeout);
         self.runs += 1;
-        if !self.last_passed || self.runs % RENEW_EVERY == 0 {
+        if !self.last_passed || self.runs.is_multiple_of(RENEW_EVERY) {
             self.fleet.renew_one(&mut run).await;
         }
         if self.fleet.prepare(&mut run).await.is_ok() {
