@@ -59,15 +59,18 @@ const PARALLEL: usize = 12;
 const AFTER: Duration = Duration::from_millis(100);
 /// Runs with the fault active in the exact and mid-stream variants.
 const RUNS: usize = 2;
-/// Most runs of the probability variant: its window must be over by then
-/// (the fault has one operation a run or more to fire at, each with even
-/// odds, so it fires in a run with odds of 1 in 2 or better).
-const CHANCE_RUNS: usize = 24;
+/// Most runs of the probability variant: its window must be over by then.
+/// The fault has one operation a run or more to fire at, each with even
+/// odds; a fault on login or connect meets the first logins and connects,
+/// then one renewal every second passing run (every run after a failed one),
+/// so it fires in a run with odds of 1 in 4 or better.
+const CHANCE_RUNS: usize = 32;
 /// Runs in which a fault that may fire unseen fired, before the probability
 /// variant must have named it (for a leave, missed by chance once in 3^8).
 const UNSEEN_FIRING_RUNS: usize = 8;
 /// Most runs after the fault is removed before one must pass: enough for
-/// every device (2 members × 2 devices, one renewed a run) to be renewed,
+/// every device (2 members × 2 devices, one renewed every run after a
+/// failed one) to be renewed,
 /// so a push connection a `connect` fault made silent or doubling is gone.
 const RECOVERY_RUNS: usize = 5;
 

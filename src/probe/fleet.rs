@@ -61,6 +61,8 @@ pub struct Fleet {
     pub members: Vec<Member>,
     devices_per_account: usize,
     footprint: Footprint,
+    /// Devices retired so far by [`Fleet::renew_one`] (whose turn is next).
+    renewals: u64,
 }
 
 impl Fleet {
@@ -85,6 +87,7 @@ impl Fleet {
             members,
             devices_per_account,
             footprint,
+            renewals: 0,
         }
     }
 
@@ -195,19 +198,22 @@ impl Fleet {
     }
 
     /// Retires one device, so that the next [`Fleet::prepare`] logs a fresh
-    /// one in and connects it: run `n` retires the oldest device of member
-    /// `n mod members` (fresh ones join at the end), so each device is
-    /// renewed in turn. A fault on login or connect that begins while the
-    /// probe runs shows within a run or two, as it would to real phones,
-    /// which reconnect all the time; and no connection that went silent
-    /// stays in use for long.
+    /// one in and connects it: each call retires the oldest device of the
+    /// next member in turn (fresh ones join at the end), so each device is
+    /// renewed in turn. The driver calls it every second run while runs pass
+    /// and every run after a failed one (see `RENEW_EVERY` in `context.rs`),
+    /// so a fault on login or connect that begins while the probe runs shows
+    /// within two runs, as it would to real phones, which reconnect all the
+    /// time; and no connection that went silent stays in use for long.
     /// A push connection found lost on the retired device is reported as
     /// [`Fleet::prepare`] would.
-    pub async fn renew_one(&mut self, run: &mut Run, run_number: u64) {
+    pub async fn renew_one(&mut self, run: &mut Run) {
         let Some(count) = u64::try_from(self.members.len()).ok().filter(|n| *n > 0) else {
             return;
         };
-        let member = &mut self.members[usize::try_from(run_number % count).unwrap_or(0)];
+        let turn = usize::try_from(self.renewals % count).unwrap_or(0);
+        self.renewals += 1;
+        let member = &mut self.members[turn];
         if member.slots.is_empty() {
             return;
         }
