@@ -58,7 +58,8 @@ enum Input {
     /// then Carol joins one and Alice adds her once more.
     UnacceptedBeyondCap,
     /// Three messages to Carol's device in a region whose pushes are delayed
-    /// by an hour: the admin stats and Carol's sync after them.
+    /// by an hour, then her leave with a `resurrect` an hour later: the admin
+    /// stats and Carol's sync after them.
     DelayedBeyondCap,
     /// A push connection with the token in the URL instead of the header.
     PushTokenInUrl,
@@ -146,7 +147,7 @@ fn cases() -> Vec<Case> {
         case("cap: registrations", UsersBeyondCap, &["403", "registration is full", "`max_users`"]),
         case("cap: groups per user", GroupsBeyondCap, &["403", "`bob` is in 4 groups", "`max_groups_per_user`"]),
         case("cap: groups added to without consent", UnacceptedBeyondCap, &["403", "`carol` was added to 2 groups it has not joined", "`max_unaccepted_groups_per_user`", "once she joined one: 200"]),
-        case("cap: delayed pushes", DelayedBeyondCap, &["pending 2, refused 1", "sync has 3 of 3"]),
+        case("cap: delayed pushes and resurrections", DelayedBeyondCap, &["pending 2, refused 2", "sync has 3 of 3"]),
         // WebSocket.
         case("push: token in the URL", PushTokenInUrl, &["401", "missing `Authorization: Bearer TOKEN`"]),
         case("push: sockets per device", SocketsBeyondCap, &["429", "2 push connections", "`max_sockets_per_device`"]),
@@ -326,7 +327,8 @@ impl Target {
     }
 
     /// Carol's device in region `slow`, whose pushes a fault delays by an hour,
-    /// gets three messages: two wait on the timer, the third is refused.
+    /// gets three messages: two wait on the timer, the third is refused; so is
+    /// the resurrection of her leave.
     async fn delayed_beyond_cap(&self) -> String {
         let slow = self.backend.login("carol", "slow").await;
         let delay = serde_json::json!([{"name": "slow-pushes", "operations": ["deliver"],
@@ -338,6 +340,11 @@ impl Target {
                 .send(&self.alice, &self.group, &key, "hi")
                 .await;
         }
+        let resurrect = serde_json::json!([{"name": "late-rejoin", "operations": ["leave"],
+            "regions": ["slow"], "effect": "resurrect", "delay": "1h"}]);
+        self.backend.set_faults(resurrect).await;
+        let leave = format!("/api/v1/groups/{}/leave", self.group);
+        self.backend.call(&slow, Method::POST, &leave, None).await;
         let stats = self.backend.stats().await;
         self.backend.set_faults(serde_json::json!([])).await;
         let synced = self.backend.sync(&slow, slow.cursor).await;

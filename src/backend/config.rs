@@ -44,9 +44,10 @@ pub struct BackendConfig {
     /// Open push connections per device; a connect beyond it is answered 429.
     #[serde(default = "default_max_sockets_per_device")]
     pub max_sockets_per_device: usize,
-    /// Pushes waiting on the timer (`delay` and `reorder` on `deliver`); a
-    /// delayed push beyond it is not made (sync still has the event), a
-    /// reordered one is pushed at once.
+    /// Jobs waiting on the timer (`delay` and `reorder` on `deliver`,
+    /// `resurrect` re-adds); beyond it a delayed push is not made (sync still
+    /// has the event), a reordered one is pushed at once, a re-add does not
+    /// happen.
     #[serde(default = "default_max_delayed_deliveries")]
     pub max_delayed_deliveries: usize,
     /// Faults active from start (windows relative to start).

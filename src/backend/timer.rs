@@ -11,7 +11,7 @@
 //! task keep jobs in deadline order, so a `delay` never reorders deliveries
 //! (a job added less than [`HANDOFF`] before its deadline runs after those
 //! already handed over). Jobs must be short and must not block (they push
-//! into channels).
+//! into channels, or take the model's lock for a `resurrect`).
 //!
 //! The timer holds at most its capacity of jobs (the backend's
 //! `max_delayed_deliveries`): one more is refused ([`TimerFull`]) and counted,
