@@ -27,6 +27,10 @@ const MAX_USERS: usize = 8;
 const MAX_GROUPS_PER_USER: usize = 4;
 /// Push connections per device of the backend under test.
 const MAX_SOCKETS_PER_DEVICE: usize = 2;
+/// Groups others may put one user of the backend under test in that it has not joined.
+const MAX_UNACCEPTED_GROUPS_PER_USER: usize = 2;
+/// Pushes the timer of the backend under test may hold.
+const MAX_DELAYED_DELIVERIES: usize = 2;
 
 /// What a case feeds in.
 enum Input {
@@ -50,6 +54,13 @@ enum Input {
     UsersBeyondCap,
     /// Bob creating groups until one is refused.
     GroupsBeyondCap,
+    /// Alice adding Carol to groups Carol does not join until one is refused;
+    /// then Carol joins one and Alice adds her once more.
+    UnacceptedBeyondCap,
+    /// Three messages to Carol's device in a region whose pushes are delayed
+    /// by an hour, then her leave with a `resurrect` an hour later: the admin
+    /// stats and Carol's sync after them.
+    DelayedBeyondCap,
     /// A push connection with the token in the URL instead of the header.
     PushTokenInUrl,
     /// One device opening push connections until one is refused.
@@ -135,6 +146,8 @@ fn cases() -> Vec<Case> {
         // Caps.
         case("cap: registrations", UsersBeyondCap, &["403", "registration is full", "`max_users`"]),
         case("cap: groups per user", GroupsBeyondCap, &["403", "`bob` is in 4 groups", "`max_groups_per_user`"]),
+        case("cap: groups added to without consent", UnacceptedBeyondCap, &["403", "`carol` was added to 2 groups it has not joined", "`max_unaccepted_groups_per_user`", "once she joined one: 200"]),
+        case("cap: delayed pushes and resurrections", DelayedBeyondCap, &["pending 2, refused 2", "sync has 3 of 3"]),
         // WebSocket.
         case("push: token in the URL", PushTokenInUrl, &["401", "missing `Authorization: Bearer TOKEN`"]),
         case("push: sockets per device", SocketsBeyondCap, &["429", "2 push connections", "`max_sockets_per_device`"]),
@@ -153,6 +166,7 @@ fn fixture(name: &str) -> PathBuf {
 struct Target {
     backend: TestBackend,
     alice: common::backend::Device,
+    carol: common::backend::Device,
     group: String,
 }
 
@@ -163,15 +177,28 @@ impl Target {
             max_users: MAX_USERS,
             max_groups_per_user: MAX_GROUPS_PER_USER,
             max_sockets_per_device: MAX_SOCKETS_PER_DEVICE,
+            max_unaccepted_groups_per_user: MAX_UNACCEPTED_GROUPS_PER_USER,
+            max_delayed_deliveries: MAX_DELAYED_DELIVERIES,
             ..BackendConfig::ephemeral()
         };
         let backend = TestBackend::start_with(config).await;
         let alice = backend.login("alice", "default").await;
         backend.login("bob", "default").await;
-        let group = backend.create_group(&alice, "g", &["bob"]).await;
+        let carol = backend.login("carol", "default").await;
+        let group = backend.create_group(&alice, "g", &["bob", "carol"]).await;
+        let (joined, answer) = backend
+            .call(
+                &carol,
+                Method::POST,
+                &format!("/api/v1/groups/{group}/join"),
+                None,
+            )
+            .await;
+        assert_eq!(joined, StatusCode::OK, "carol joins: {answer}");
         Target {
             backend,
             alice,
+            carol,
             group,
         }
     }
@@ -203,6 +230,8 @@ impl Target {
             Input::Anonymous(method, path) => self.raw(method.clone(), path, None, "").await,
             Input::UsersBeyondCap => self.users_beyond_cap().await,
             Input::GroupsBeyondCap => self.groups_beyond_cap().await,
+            Input::UnacceptedBeyondCap => self.unaccepted_beyond_cap().await,
+            Input::DelayedBeyondCap => self.delayed_beyond_cap().await,
             Input::PushTokenInUrl => self.push_token_in_url().await,
             Input::SocketsBeyondCap => self.sockets_beyond_cap().await,
             Input::PushMessage(bytes) => self.push_message(*bytes).await,
@@ -252,6 +281,84 @@ impl Target {
             }
         }
         "every group was created".into()
+    }
+
+    /// Alice creates groups with Carol until one is refused; Carol joins the
+    /// first, and Alice creates one more.
+    async fn unaccepted_beyond_cap(&self) -> String {
+        let body = r#"{"name":"g","notice":"","members":["carol"]}"#;
+        let mut added = Vec::new();
+        for _ in 0..=MAX_UNACCEPTED_GROUPS_PER_USER {
+            let (status, answer) = self
+                .backend
+                .call(
+                    &self.alice,
+                    Method::POST,
+                    "/api/v1/groups",
+                    Some(serde_json::from_str(body).expect("literal JSON")),
+                )
+                .await;
+            if status != StatusCode::OK {
+                let join = format!(
+                    "/api/v1/groups/{}/join",
+                    added.first().map_or("", String::as_str)
+                );
+                self.backend
+                    .call(&self.carol, Method::POST, &join, None)
+                    .await;
+                let again = self
+                    .raw(
+                        Method::POST,
+                        "/api/v1/groups",
+                        Some(&self.alice.token),
+                        body,
+                    )
+                    .await;
+                let refused = answer["error"].as_str().unwrap_or_default();
+                let again = again.split(':').next().unwrap_or_default();
+                return format!(
+                    "{}: {refused}; once she joined one: {again}",
+                    status.as_u16()
+                );
+            }
+            added.push(answer["id"].as_str().unwrap_or_default().to_string());
+        }
+        "every group was created".into()
+    }
+
+    /// Carol's device in region `slow`, whose pushes a fault delays by an hour,
+    /// gets three messages: two wait on the timer, the third is refused; so is
+    /// the resurrection of her leave.
+    async fn delayed_beyond_cap(&self) -> String {
+        let slow = self.backend.login("carol", "slow").await;
+        let delay = serde_json::json!([{"name": "slow-pushes", "operations": ["deliver"],
+            "regions": ["slow"], "effect": "delay", "delay": "1h"}]);
+        self.backend.set_faults(delay).await;
+        for index in 0..=MAX_DELAYED_DELIVERIES {
+            let key = format!("delayed-{index}");
+            self.backend
+                .send(&self.alice, &self.group, &key, "hi")
+                .await;
+        }
+        let resurrect = serde_json::json!([{"name": "late-rejoin", "operations": ["leave"],
+            "regions": ["slow"], "effect": "resurrect", "delay": "1h"}]);
+        self.backend.set_faults(resurrect).await;
+        let leave = format!("/api/v1/groups/{}/leave", self.group);
+        self.backend.call(&slow, Method::POST, &leave, None).await;
+        let stats = self.backend.stats().await;
+        self.backend.set_faults(serde_json::json!([])).await;
+        let synced = self.backend.sync(&slow, slow.cursor).await;
+        let messages = synced
+            .events
+            .iter()
+            .filter(|event| matches!(event.kind, chatprobe::protocol::EventKind::Message { .. }))
+            .count();
+        format!(
+            "pending {}, refused {}; sync has {messages} of {}",
+            stats["delayed_pending"],
+            stats["delayed_refused"],
+            MAX_DELAYED_DELIVERIES + 1
+        )
     }
 
     fn push_url(&self) -> String {

@@ -18,6 +18,7 @@ use super::faults::Fault;
 use super::http::{ApiError, ApiResult, bearer_token, parse_json, same_secret};
 use super::shared::Shared;
 use super::state::ModelStats;
+use super::timer::TimerStats;
 use crate::protocol::route;
 
 /// `GET /admin/stats` answer.
@@ -26,6 +27,9 @@ pub struct Stats {
     /// Sizes of the model.
     #[serde(flatten)]
     pub model: ModelStats,
+    /// Pushes waiting on the timer, and those refused because it was full.
+    #[serde(flatten)]
+    pub timer: TimerStats,
     /// How often each fault fired, by fault name, since start.
     pub faults_fired: BTreeMap<String, u64>,
 }
@@ -82,6 +86,7 @@ async fn stats(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> ApiResu
     authorize(&shared, &headers)?;
     let stats = Stats {
         model: shared.model().stats(),
+        timer: shared.timer.stats(),
         faults_fired: shared.faults.fired_counts(),
     };
     Ok(axum::Json(stats).into_response())

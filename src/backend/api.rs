@@ -2,7 +2,7 @@
 //! authenticates, parses, passes the fault gate and runs its model operation.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -203,20 +203,25 @@ async fn leave(
         .model()
         .leave(&caller.user, &group_id, &effects, &fanout)?;
     if let Some(after) = effects.resurrect {
-        schedule_resurrect(shared.clone(), group_id, caller.user.to_string(), after);
+        schedule_resurrect(&shared, group_id, caller.user.to_string(), after);
     }
     Ok(json_response(&serde_json::json!({})))
 }
 
-/// Re-add `user` to the group `after` the leave, as a server that lost the leave would.
-fn schedule_resurrect(shared: Arc<Shared>, group_id: String, user: String, after: Duration) {
-    tokio::spawn(async move {
-        tokio::select! {
-            _ = tokio::time::sleep(after) => {
-                let fanout = shared.fanout();
-                shared.model().resurrect(&group_id, &user, &fanout);
-            }
-            _ = shared.shutting_down() => {}
+/// Re-add `user` to the group `after` the leave, as a server that lost the
+/// leave would; on the timer, so it counts against `max_delayed_deliveries`
+/// (beyond it the leave simply stays applied).
+fn schedule_resurrect(shared: &Arc<Shared>, group_id: String, user: String, after: Duration) {
+    // Weak: the timer lives in `Shared` and must not keep it alive.
+    let backend = Arc::downgrade(shared);
+    let resurrect = move || {
+        if let Some(shared) = backend.upgrade() {
+            let fanout = shared.fanout();
+            shared.model().resurrect(&group_id, &user, &fanout);
         }
-    });
+    };
+    let deadline = Instant::now() + after;
+    if let Err(full) = shared.timer.at(deadline, Box::new(resurrect)) {
+        tracing::debug!("resurrection not scheduled: {full}");
+    }
 }

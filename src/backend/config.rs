@@ -37,9 +37,19 @@ pub struct BackendConfig {
     /// Groups one user may be in at once; creating or adding beyond it is answered 403.
     #[serde(default = "default_max_groups_per_user")]
     pub max_groups_per_user: usize,
+    /// Groups others put one user in that it has not joined (`POST
+    /// /groups/{id}/join`) yet; creating or adding beyond it is answered 403.
+    #[serde(default = "default_max_unaccepted_groups_per_user")]
+    pub max_unaccepted_groups_per_user: usize,
     /// Open push connections per device; a connect beyond it is answered 429.
     #[serde(default = "default_max_sockets_per_device")]
     pub max_sockets_per_device: usize,
+    /// Jobs waiting on the timer (`delay` and `reorder` on `deliver`,
+    /// `resurrect` re-adds); beyond it a delayed push is not made (sync still
+    /// has the event), a reordered one is pushed at once, a re-add does not
+    /// happen.
+    #[serde(default = "default_max_delayed_deliveries")]
+    pub max_delayed_deliveries: usize,
     /// Faults active from start (windows relative to start).
     #[serde(default)]
     pub faults: Vec<Fault>,
@@ -73,8 +83,16 @@ fn default_max_groups_per_user() -> usize {
     1_000
 }
 
+fn default_max_unaccepted_groups_per_user() -> usize {
+    100
+}
+
 fn default_max_sockets_per_device() -> usize {
     8
+}
+
+fn default_max_delayed_deliveries() -> usize {
+    100_000
 }
 
 impl Default for BackendConfig {
@@ -88,7 +106,9 @@ impl Default for BackendConfig {
             max_devices_per_user: default_max_devices_per_user(),
             max_users: default_max_users(),
             max_groups_per_user: default_max_groups_per_user(),
+            max_unaccepted_groups_per_user: default_max_unaccepted_groups_per_user(),
             max_sockets_per_device: default_max_sockets_per_device(),
+            max_delayed_deliveries: default_max_delayed_deliveries(),
             faults: Vec::new(),
         }
     }
@@ -121,7 +141,12 @@ impl BackendConfig {
             ("max_devices_per_user", self.max_devices_per_user),
             ("max_users", self.max_users),
             ("max_groups_per_user", self.max_groups_per_user),
+            (
+                "max_unaccepted_groups_per_user",
+                self.max_unaccepted_groups_per_user,
+            ),
             ("max_sockets_per_device", self.max_sockets_per_device),
+            ("max_delayed_deliveries", self.max_delayed_deliveries),
         ];
         if let Some((field, _)) = positive.into_iter().find(|(_, value)| *value == 0) {
             return Err((field, "must be greater than 0".into()));

@@ -127,7 +127,11 @@ impl DevicePush {
         if !effects.delay.is_zero() {
             let device = self.clone();
             let job = move || device.push_now(&json, copies);
-            return timer.at(Instant::now() + effects.delay, Box::new(job));
+            if let Err(full) = timer.at(Instant::now() + effects.delay, Box::new(job)) {
+                // Not pushed, as on `timeout`: the device's sync still has it.
+                tracing::debug!(cursor = event.event.cursor, "delayed push dropped: {full}");
+            }
+            return;
         }
         if let Some(longest) = effects.reorder {
             return self.hold(json, longest, timer);
@@ -161,7 +165,13 @@ impl DevicePush {
                 device.release(generation);
             }
         };
-        timer.at(Instant::now() + longest, Box::new(release));
+        if timer
+            .at(Instant::now() + longest, Box::new(release))
+            .is_err()
+        {
+            // Nothing would release it in time: it goes now, not reordered.
+            self.release(generation);
+        }
     }
 
     fn release(&self, generation: u64) {

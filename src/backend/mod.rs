@@ -114,7 +114,10 @@ pub async fn start(config: BackendConfig) -> Result<BackendHandle, BackendError>
     let shared = Arc::new(Shared {
         model: Mutex::new(Model::new(&config)),
         faults: FaultEngine::new(config.faults.clone(), started),
-        timer: Timer::start(&tokio::runtime::Handle::current())?,
+        timer: Timer::start(
+            &tokio::runtime::Handle::current(),
+            config.max_delayed_deliveries,
+        )?,
         config,
         shutdown,
     });

@@ -88,6 +88,9 @@ struct User {
     /// Oldest first; at most `max_devices_per_user`.
     devices: Vec<DeviceRecord>,
     groups: BTreeSet<String>,
+    /// The groups of `groups` others put this user in that it has not joined
+    /// (accepted) yet; at most `max_unaccepted_groups_per_user`.
+    unaccepted: BTreeSet<String>,
 }
 
 impl User {
@@ -215,6 +218,7 @@ pub struct Model {
     max_devices_per_user: usize,
     max_users: usize,
     max_groups_per_user: usize,
+    max_unaccepted_groups_per_user: usize,
 }
 
 fn now_ms() -> u64 {
@@ -265,6 +269,7 @@ impl Model {
             max_devices_per_user: config.max_devices_per_user,
             max_users: config.max_users,
             max_groups_per_user: config.max_groups_per_user,
+            max_unaccepted_groups_per_user: config.max_unaccepted_groups_per_user,
         }
     }
 
@@ -309,6 +314,7 @@ impl Model {
                         password: request.password.clone(),
                         devices: Vec::new(),
                         groups: BTreeSet::new(),
+                        unaccepted: BTreeSet::new(),
                     },
                 );
             }
@@ -405,6 +411,25 @@ impl Model {
         Ok(())
     }
 
+    /// Refused when `user` cannot be put into one more group by someone else:
+    /// it is in `max_groups_per_user` groups, or others put it in
+    /// `max_unaccepted_groups_per_user` groups it has not joined.
+    fn require_room_for_an_add(&self, user: &str) -> Result<(), ModelError> {
+        self.require_room_for_a_group(user)?;
+        let unaccepted = self
+            .directory
+            .users
+            .get(user)
+            .map_or(0, |found| found.unaccepted.len());
+        if unaccepted >= self.max_unaccepted_groups_per_user {
+            return Err(ModelError::Forbidden(format!(
+                "`{user}` was added to {unaccepted} groups it has not joined, the backend's \
+                 `max_unaccepted_groups_per_user`; it must join or leave one first"
+            )));
+        }
+        Ok(())
+    }
+
     /// Create a group with the caller and `request.members`; each member's joining is an event.
     pub fn create_group(
         &mut self,
@@ -415,8 +440,14 @@ impl Model {
         for member in &request.members {
             self.require_user(member)?;
         }
-        for member in request.members.iter().map(String::as_str) {
-            self.require_room_for_a_group(member)?;
+        let added = || {
+            request
+                .members
+                .iter()
+                .filter(|member| **member != *caller.user)
+        };
+        for member in added() {
+            self.require_room_for_an_add(member)?;
         }
         self.require_room_for_a_group(&caller.user)?;
         let id = format!("g{}", self.next_id());
@@ -435,6 +466,11 @@ impl Model {
         for member in &view.members {
             if let Some(user) = self.directory.users.get_mut(member) {
                 user.groups.insert(id.clone());
+            }
+        }
+        for member in added() {
+            if let Some(user) = self.directory.users.get_mut(member) {
+                user.unaccepted.insert(id.clone());
             }
         }
         for member in &view.members {
@@ -619,16 +655,22 @@ impl Model {
     ) -> Result<Group, ModelError> {
         let current = self.group_of_member(user, group_id)?.view.clone();
         self.require_user(target)?;
-        if !current.members.iter().any(|member| member == target) {
-            self.require_room_for_a_group(target)?;
+        let already = current.members.iter().any(|member| member == target);
+        if !already {
+            self.require_room_for_an_add(target)?;
         }
         if effects.stale {
             let mut claimed = current;
             insert_sorted(&mut claimed.members, target);
             return Ok(claimed);
         }
-        self.enter(group_id, target, distort::copies(effects), fanout)
-            .ok_or_else(|| ModelError::NotFound(format!("unknown group `{group_id}`")))
+        let group = self
+            .enter(group_id, target, distort::copies(effects), fanout)
+            .ok_or_else(|| ModelError::NotFound(format!("unknown group `{group_id}`")))?;
+        if !already && let Some(found) = self.directory.users.get_mut(target) {
+            found.unaccepted.insert(group_id.to_string());
+        }
+        Ok(group)
     }
 
     /// Put `user` into `group_id` (no-op if already a member) and announce it.
@@ -657,9 +699,14 @@ impl Model {
         Some(group.view.clone())
     }
 
-    /// Accept membership: succeeds for members only.
-    pub fn join(&self, user: &str, group_id: &str) -> Result<Group, ModelError> {
-        Ok(self.group_of_member(user, group_id)?.view.clone())
+    /// Accept membership: succeeds for members only; the group no longer
+    /// counts against the user's `max_unaccepted_groups_per_user`.
+    pub fn join(&mut self, user: &str, group_id: &str) -> Result<Group, ModelError> {
+        let group = self.group_of_member(user, group_id)?.view.clone();
+        if let Some(found) = self.directory.users.get_mut(user) {
+            found.unaccepted.remove(group_id);
+        }
+        Ok(group)
     }
 
     /// Leave a group; members and the leaver's devices get member-left. A group
@@ -684,6 +731,7 @@ impl Model {
         let emptied = group.view.members.is_empty();
         if let Some(found) = self.directory.users.get_mut(user) {
             found.groups.remove(group_id);
+            found.unaccepted.remove(group_id);
         }
         let kind = EventKind::MemberLeft {
             group_id: group_id.to_string(),

@@ -11,7 +11,11 @@
 //! task keep jobs in deadline order, so a `delay` never reorders deliveries
 //! (a job added less than [`HANDOFF`] before its deadline runs after those
 //! already handed over). Jobs must be short and must not block (they push
-//! into channels).
+//! into channels, or take the model's lock for a `resurrect`).
+//!
+//! The timer holds at most its capacity of jobs (the backend's
+//! `max_delayed_deliveries`): one more is refused ([`TimerFull`]) and counted,
+//! and the caller decides what happens instead.
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
@@ -28,6 +32,23 @@ const HANDOFF: Duration = Duration::from_micros(500);
 
 /// Deferred work.
 pub type Job = Box<dyn FnOnce() + Send>;
+
+/// A job refused because the timer already holds its capacity of jobs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the timer already holds {capacity} jobs, the backend's `max_delayed_deliveries`")]
+pub struct TimerFull {
+    /// The capacity that was reached.
+    pub capacity: usize,
+}
+
+/// Jobs waiting on the timer and jobs it refused, for `/admin/stats`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct TimerStats {
+    /// Jobs waiting for their deadline (handed-over ones no longer count).
+    pub delayed_pending: usize,
+    /// Jobs refused since start because the timer was full.
+    pub delayed_refused: u64,
+}
 
 struct Entry {
     deadline: Instant,
@@ -53,24 +74,41 @@ impl Ord for Entry {
     }
 }
 
-#[derive(Default)]
 struct Queue {
     entries: BinaryHeap<Entry>,
+    capacity: usize,
+    refused: u64,
     next_order: u64,
     stopped: bool,
 }
 
-#[derive(Default)]
 struct Inner {
     queue: Mutex<Queue>,
     wake: Condvar,
 }
 
 impl Queue {
-    /// Add `job` (unless stopped); whether it is now the earliest.
-    fn enqueue(&mut self, deadline: Instant, job: Job) -> bool {
+    fn new(capacity: usize) -> Queue {
+        Queue {
+            entries: BinaryHeap::new(),
+            capacity,
+            refused: 0,
+            next_order: 0,
+            stopped: false,
+        }
+    }
+
+    /// Add `job` (unless stopped); whether it is now the earliest. Refused
+    /// (and counted) when the queue holds its capacity already.
+    fn enqueue(&mut self, deadline: Instant, job: Job) -> Result<bool, TimerFull> {
         if self.stopped {
-            return false;
+            return Ok(false);
+        }
+        if self.entries.len() >= self.capacity {
+            self.refused += 1;
+            return Err(TimerFull {
+                capacity: self.capacity,
+            });
         }
         let order = self.next_order;
         self.next_order += 1;
@@ -83,7 +121,7 @@ impl Queue {
             order,
             job,
         });
-        earliest
+        Ok(earliest)
     }
 }
 
@@ -93,9 +131,13 @@ pub struct Timer {
 }
 
 impl Timer {
-    /// Start the timer thread and its dispatch task on `runtime`.
-    pub fn start(runtime: &Handle) -> std::io::Result<Timer> {
-        let inner = Arc::new(Inner::default());
+    /// Start the timer thread and its dispatch task on `runtime`, holding at
+    /// most `capacity` waiting jobs.
+    pub fn start(runtime: &Handle, capacity: usize) -> std::io::Result<Timer> {
+        let inner = Arc::new(Inner {
+            queue: Mutex::new(Queue::new(capacity)),
+            wake: Condvar::new(),
+        });
         let worker = inner.clone();
         let (handoff, due) = mpsc::unbounded_channel();
         runtime.spawn(dispatch(due));
@@ -105,11 +147,22 @@ impl Timer {
         Ok(Timer { inner })
     }
 
-    /// Run `job` on the runtime at `deadline` (at once if it has passed).
-    pub fn at(&self, deadline: Instant, job: Job) {
-        let earliest = self.lock().enqueue(deadline, job);
+    /// Run `job` on the runtime at `deadline` (at once if it has passed);
+    /// refused, and `job` dropped, when the timer holds its capacity already.
+    pub fn at(&self, deadline: Instant, job: Job) -> Result<(), TimerFull> {
+        let earliest = self.lock().enqueue(deadline, job)?;
         if earliest {
             self.inner.wake.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Jobs waiting and jobs refused so far.
+    pub fn stats(&self) -> TimerStats {
+        let queue = self.lock();
+        TimerStats {
+            delayed_pending: queue.entries.len(),
+            delayed_refused: queue.refused,
         }
     }
 
@@ -197,7 +250,7 @@ mod tests {
         fn at_all(&self, jobs: Vec<(Instant, Job)>) {
             let mut queue = self.lock();
             for (deadline, job) in jobs {
-                queue.enqueue(deadline, job);
+                queue.enqueue(deadline, job).unwrap();
             }
             drop(queue);
             self.inner.wake.notify_one();
@@ -206,7 +259,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn jobs_run_in_deadline_order_and_not_early() {
-        let timer = Timer::start(&Handle::current()).unwrap();
+        let timer = Timer::start(&Handle::current(), 10_000).unwrap();
         let (tx, mut rx) = mpsc::unbounded_channel();
         let start = Instant::now();
         // "now" and "soon" fall into one hand-off; "late" into a later one.
@@ -236,7 +289,7 @@ mod tests {
     /// also while other tasks keep the workers busy.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn order_holds_across_hand_offs_on_a_busy_runtime() {
-        let timer = Timer::start(&Handle::current()).unwrap();
+        let timer = Timer::start(&Handle::current(), 10_000).unwrap();
         let busy: Vec<_> = (0..4)
             .map(|_| {
                 tokio::spawn(async {
@@ -271,5 +324,18 @@ mod tests {
         for task in busy {
             task.await.unwrap();
         }
+    }
+
+    #[tokio::test]
+    async fn a_full_timer_refuses_and_counts() {
+        let timer = Timer::start(&Handle::current(), 2).unwrap();
+        let later = Instant::now() + Duration::from_secs(3600);
+        for _ in 0..2 {
+            timer.at(later, Box::new(|| ())).unwrap();
+        }
+        let refused = timer.at(later, Box::new(|| ())).unwrap_err();
+        assert_eq!(refused, TimerFull { capacity: 2 });
+        let stats = timer.stats();
+        assert_eq!((stats.delayed_pending, stats.delayed_refused), (2, 1));
     }
 }

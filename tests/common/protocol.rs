@@ -43,6 +43,9 @@ pub trait RealServer: Sized + 'static {
     fn start_server() -> impl Future<Output = Option<Self>>;
     /// Kills the server.
     fn stop_server(&mut self);
+    /// Starts the stopped server again on its address with its data (accounts
+    /// kept), waiting until it answers.
+    fn restart_server(&mut self) -> impl Future<Output = ()>;
     /// The last lines of the server's logs, for failure messages.
     fn logs(&self) -> String;
     /// The address clients and the shipped config use.
@@ -417,25 +420,36 @@ pub fn once_passes_every_shipped_probe<S: RealServer>() {
     );
 }
 
-/// The agent reports `connect_error` while the server is down, stays up,
-/// and exits cleanly on SIGTERM.
-pub fn agent_reports_connect_error_while_down_and_stays_up<S: RealServer>() {
-    let Some((_runtime, mut server)) = start_blocking::<S>() else {
+/// `chatprobe_probe_runs_total` of `group_message` on the server's target with `result`.
+fn group_message_runs<S: RealServer>(text: &str, result: &str) -> f64 {
+    let series = format!(
+        "chatprobe_probe_runs_total{{probe=\"group_message\",region=\"eu-west\",result=\"{result}\",target=\"{}\"}}",
+        S::TARGET
+    );
+    metric(text, &series).unwrap_or(0.0)
+}
+
+/// Failed runs after the server answers again before the first pass: the run
+/// in flight when it came back, and one more.
+const RUNS_TO_RECOVER: f64 = 2.0;
+
+/// The agent reports `connect_error` while the server is down and stays up;
+/// once the server is started again (same address, same data), the same
+/// agent passes within [`RUNS_TO_RECOVER`] failed runs, and it exits cleanly
+/// on SIGTERM.
+pub fn agent_reports_connect_error_while_down_and_passes_once_back<S: RealServer>() {
+    let Some((runtime, mut server)) = start_blocking::<S>() else {
         return;
     };
     let scratch = TempDir::new(&format!("{}-down", S::PROTOCOL));
     patient_probes(&scratch, &["group_message"]);
     let config = shipped_config(&scratch, &server, "interval: 1s\n");
     let mut agent = start_agent(&config);
-    let success = format!(
-        "chatprobe_probe_runs_total{{probe=\"group_message\",region=\"eu-west\",result=\"success\",target=\"{}\"}}",
-        S::TARGET
-    );
     let (_, text) = agent.poll("/metrics", |_, text| {
-        metric(text, &success).unwrap_or(0.0) >= 1.0
+        group_message_runs::<S>(text, "success") >= 1.0
     });
     assert!(
-        metric(&text, &success).unwrap_or(0.0) >= 1.0,
+        group_message_runs::<S>(&text, "success") >= 1.0,
         "{text}\n{}",
         agent.log()
     );
@@ -456,6 +470,28 @@ pub fn agent_reports_connect_error_while_down_and_stays_up<S: RealServer>() {
         agent.log()
     );
     assert_eq!(agent.get("/healthz").0, 200, "the agent stays up");
+
+    runtime.block_on(server.restart_server());
+    let back = agent.get("/metrics").1;
+    let (passed, failed) = (
+        group_message_runs::<S>(&back, "success"),
+        group_message_runs::<S>(&back, "failure"),
+    );
+    let (_, text) = agent.poll("/metrics", |_, text| {
+        group_message_runs::<S>(text, "success") > passed
+    });
+    assert!(
+        group_message_runs::<S>(&text, "success") > passed,
+        "no pass after the server came back:\n{text}\n{}\n{}",
+        agent.log(),
+        server.logs()
+    );
+    let failed_meanwhile = group_message_runs::<S>(&text, "failure") - failed;
+    assert!(
+        failed_meanwhile <= RUNS_TO_RECOVER,
+        "{failed_meanwhile} runs failed after the server came back before one passed:\n{}",
+        agent.log()
+    );
     assert!(
         !agent.log().contains(&shipped_password::<S>()),
         "the password leaked"

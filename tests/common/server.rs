@@ -1,6 +1,7 @@
 //! A real server a test runs (Synapse, Prosody): its child process in its own
 //! temporary directory, output in `stdout.log` there, waited on until it
-//! answers, killed on drop before the directory goes.
+//! answers, restartable in place (same directory, same data), killed on drop
+//! before the directory goes.
 
 use std::future::Future;
 use std::process::{Child, Command, Stdio};
@@ -11,6 +12,7 @@ use crate::common::dir::TempDir;
 /// A server's child process and its directory.
 pub struct ServerChild {
     name: &'static str,
+    command: Command,
     child: Option<Child>,
     dir: TempDir,
     logs: &'static [&'static str],
@@ -22,24 +24,40 @@ impl ServerChild {
     pub fn spawn(
         name: &'static str,
         dir: TempDir,
-        command: &mut Command,
+        command: Command,
         logs: &'static [&'static str],
     ) -> ServerChild {
-        let log = std::fs::File::create(dir.join("stdout.log"))
-            .unwrap_or_else(|error| panic!("create {name} stdout log: {error}"));
-        let child = command
-            .current_dir(dir.path())
+        let mut server = ServerChild {
+            name,
+            command,
+            child: None,
+            dir,
+            logs,
+        };
+        server.restart();
+        server
+    }
+
+    /// Kills the server if it runs and starts its command again in the same
+    /// directory (its data kept), output appended to `stdout.log`. Wait for
+    /// it with [`ServerChild::wait_until_ready`].
+    pub fn restart(&mut self) {
+        self.stop();
+        let name = self.name;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("stdout.log"))
+            .unwrap_or_else(|error| panic!("open {name} stdout log: {error}"));
+        let child = self
+            .command
+            .current_dir(self.dir.path())
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("clone log handle"))
             .stderr(log)
             .spawn()
             .unwrap_or_else(|error| panic!("start {name}: {error}"));
-        ServerChild {
-            name,
-            child: Some(child),
-            dir,
-            logs,
-        }
+        self.child = Some(child);
     }
 
     /// Polls `ready` every `poll` until it is true; panics with the logs when

@@ -93,20 +93,20 @@ impl Prosody {
         std::fs::write(&config_path, config(&dir, port)).expect("write Prosody config");
         let mut command = Command::new(&binary);
         command.arg("-F").arg("--config").arg(&config_path);
-        let process = ServerChild::spawn(
-            "Prosody",
-            dir,
-            &mut command,
-            &["prosody.log", "prosody.err"],
-        );
+        let process = ServerChild::spawn("Prosody", dir, command, &["prosody.log", "prosody.err"]);
         let mut prosody = Prosody {
             process,
             server: format!("127.0.0.1:{port}"),
             port,
         };
-        let server = prosody.server.clone();
-        prosody
-            .process
+        prosody.wait_until_ready().await;
+        Some(prosody)
+    }
+
+    /// Polls the client port until it answers a stream, bounded by [`START_DEADLINE`].
+    async fn wait_until_ready(&mut self) {
+        let server = self.server.clone();
+        self.process
             .wait_until_ready(
                 START_DEADLINE,
                 Duration::from_millis(100),
@@ -114,7 +114,6 @@ impl Prosody {
                 || answers_streams(&server),
             )
             .await;
-        Some(prosody)
     }
 
     /// Kills the server (a stopped server for connection-failure tests).
@@ -170,6 +169,11 @@ impl RealServer for Prosody {
 
     fn start_server() -> impl Future<Output = Option<Self>> {
         Prosody::start()
+    }
+
+    async fn restart_server(&mut self) {
+        self.process.restart();
+        self.wait_until_ready().await;
     }
 
     fn stop_server(&mut self) {

@@ -66,7 +66,7 @@ impl Synapse {
             .arg(dir.join("homeserver.yaml"))
             .arg("--config-path")
             .arg(&overrides_path);
-        let process = ServerChild::spawn("Synapse", dir, &mut command, &["homeserver.log"]);
+        let process = ServerChild::spawn("Synapse", dir, command, &["homeserver.log"]);
         let mut synapse = Synapse {
             process,
             url: format!("http://127.0.0.1:{port}"),
@@ -146,6 +146,11 @@ impl RealServer for Synapse {
 
     fn start_server() -> impl Future<Output = Option<Self>> {
         Synapse::start()
+    }
+
+    async fn restart_server(&mut self) {
+        self.process.restart();
+        self.wait_until_ready().await;
     }
 
     fn stop_server(&mut self) {
