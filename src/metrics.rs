@@ -212,8 +212,8 @@ impl ProbeMetrics {
             self.runs
                 .with_label_values(&[region, target, probe, result]);
         }
-        for operation in Operation::ALL {
-            for reason in Reason::ALL {
+        for reason in Reason::ALL {
+            for operation in reason.operations() {
                 self.operation_failures.with_label_values(&[
                     region,
                     target,
@@ -395,8 +395,14 @@ mod tests {
             .filter(|line| line.starts_with("chatprobe_operation_failures_total{"))
             .filter(|line| line.ends_with(" 0"))
             .count();
-        assert_eq!(failures_at_zero, Operation::ALL.len() * Reason::ALL.len());
+        let reportable: usize = Reason::ALL.iter().map(|r| r.operations().len()).sum();
+        assert_eq!(failures_at_zero, reportable);
         assert!(text.contains("chatprobe_operation_failures_total{operation=\"deliver\",probe=\"group_message\",reason=\"not_delivered\",region=\"eu-west\",target=\"mock\"} 0"), "{text}");
+        assert!(text.contains("chatprobe_operation_failures_total{operation=\"cleanup\",probe=\"group_message\",reason=\"http_error\",region=\"eu-west\",target=\"mock\"} 0"), "{text}");
+        assert!(
+            !text.contains("operation=\"login\",probe=\"group_message\",reason=\"not_delivered\""),
+            "{text}"
+        );
     }
 
     #[test]

@@ -92,6 +92,28 @@ impl Reason {
         matches!(self, Reason::LateDelivery)
     }
 
+    /// The operations a probe can report this reason on: a request's four
+    /// errors on any, every other reason on the operations whose promise it
+    /// names (`tests/fault_matrix.rs` checks its table against this).
+    pub fn operations(self) -> &'static [Operation] {
+        use Operation as Op;
+        match self {
+            Reason::HttpError | Reason::Timeout | Reason::ConnectError | Reason::AuthError => {
+                Operation::ALL
+            }
+            Reason::NotDelivered | Reason::PartialDelivery | Reason::LateDelivery => &[Op::Deliver],
+            Reason::Duplicate | Reason::OutOfOrder => &[Op::Deliver, Op::DeviceSync],
+            Reason::Corrupted => &[Op::Deliver, Op::DeviceSync, Op::Leave, Op::EditSettings],
+            Reason::DeviceDesync => &[Op::DeviceSync],
+            Reason::LeaveRejected => &[Op::Leave, Op::Cleanup],
+            Reason::LeaveNotApplied | Reason::MembershipResurrected => &[Op::Leave],
+            Reason::SettingsRejected
+            | Reason::SettingsNotApplied
+            | Reason::SettingsNotPropagated => &[Op::EditSettings],
+            Reason::MemberAddFailed => &[Op::AddMember],
+        }
+    }
+
     /// What the service did, in the words of someone watching it (the status
     /// page's wording; shorter than [`Reason::meaning`]).
     pub fn phrase(self) -> &'static str {

@@ -913,6 +913,22 @@ fn the_table_has_every_accepted_pair_once_in_table_order() {
     assert!(VERDICTS.iter().all(|verdict| !verdict.reports.is_empty()));
 }
 
+/// Every (operation, reason) the table expects is one the agent exports at 0
+/// from a probe's start ([`Reason::operations`]), so `increase()` sees it.
+#[test]
+fn every_reported_pair_is_exported_from_the_start() {
+    for verdict in VERDICTS {
+        for (_, operation, reason) in verdict.reports.iter().chain(verdict.partly) {
+            assert!(
+                reason.operations().contains(operation),
+                "`{reason}` on `{operation}` ({:?} on {:?}) is missing from Reason::operations",
+                verdict.effect,
+                verdict.point
+            );
+        }
+    }
+}
+
 /// Reports in the README's words: "`reason` on `operation`: probes".
 fn describe(reports: &[Report]) -> Vec<String> {
     reports

@@ -105,6 +105,10 @@ impl Run {
         reason: Reason,
         detail: impl Into<String>,
     ) -> Recorded {
+        debug_assert!(
+            reason.operations().contains(&operation),
+            "`{reason}` on `{operation}` is not in Reason::operations: add it there"
+        );
         let detail = detail.into();
         let same =
             |failure: &&mut Failure| failure.operation == operation && failure.reason == reason;
