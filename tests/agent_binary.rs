@@ -5,7 +5,6 @@
 mod common;
 
 use std::net::{SocketAddr, TcpListener};
-use std::time::Duration;
 
 use common::backend::Backend;
 use common::binary::start_agent;
@@ -69,11 +68,7 @@ fn endpoints_readiness_metrics_and_sigterm() {
     assert!(!text.contains("test-password"));
     assert!(!agent.log().contains("test-password"));
 
-    agent.signal("TERM");
-    let (status, _) = agent
-        .wait_exit(Duration::from_secs(15))
-        .unwrap_or_else(|| panic!("no exit after SIGTERM:\n{}", agent.log()));
-    assert!(status.success(), "{status}:\n{}", agent.log());
+    agent.stop_cleanly("TERM");
     assert!(agent.log().contains("\"stopped\""), "{}", agent.log());
 }
 
@@ -130,13 +125,7 @@ fn sighup_with_a_bad_config_keeps_the_old_one_and_a_good_one_applies() {
         agent.log()
     );
 
-    agent.signal("INT");
-    let exited = agent.wait_exit(Duration::from_secs(15));
-    assert!(
-        exited.is_some_and(|(status, _)| status.success()),
-        "{}",
-        agent.log()
-    );
+    agent.stop_cleanly("INT");
 }
 
 #[test]

@@ -3,8 +3,6 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::binary::start_demo;
 use common::fixtures::fixture_path;
 use common::http::metric;
@@ -70,11 +68,5 @@ fn demo_serves_three_regions_and_replays_a_scenario() {
         demo.log()
     );
     assert_eq!(demo.get("/").0, 200);
-    demo.signal("TERM");
-    let exited = demo.wait_exit(Duration::from_secs(15));
-    assert!(
-        exited.is_some_and(|(status, _)| status.success()),
-        "{}",
-        demo.log()
-    );
+    demo.stop_cleanly("TERM");
 }

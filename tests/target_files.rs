@@ -190,13 +190,7 @@ async fn the_agent_follows_its_target_files_without_sighup() {
     assert_eq!(metric(&text, info_a), Some(1.0), "{text}");
     assert_eq!(agent.get("/healthz").0, 200);
 
-    agent.signal("TERM");
-    let exited = agent.wait_exit(Duration::from_secs(15));
-    assert!(
-        exited.is_some_and(|(status, _)| status.success()),
-        "{}",
-        agent.log()
-    );
+    agent.stop_cleanly("TERM");
 }
 
 #[test]

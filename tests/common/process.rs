@@ -121,6 +121,16 @@ impl Process {
         assert!(status.success(), "kill -{name} {}", self.name);
     }
 
+    /// Sends `signal` and asserts it then exits successfully within 15 s
+    /// (its output in the message otherwise).
+    pub fn stop_cleanly(&mut self, signal: &str) {
+        self.signal(signal);
+        let (status, _) = self
+            .wait_exit(Duration::from_secs(15))
+            .unwrap_or_else(|| panic!("{}: no exit after SIG{signal}:\n{}", self.name, self.log()));
+        assert!(status.success(), "{}: {status}:\n{}", self.name, self.log());
+    }
+
     /// Waits up to `limit` for it to exit: its status and how long that took.
     pub fn wait_exit(&mut self, limit: Duration) -> Option<(ExitStatus, Duration)> {
         let started = Instant::now();
