@@ -102,7 +102,7 @@ async fn a_logged_out_token_ends_push_with_one_auth_error(synapse: &Synapse) {
     let ended = loop {
         match device.next_event(until).await {
             Ok(Some(_event)) => continue,
-            Ok(None) => panic!("push never noticed the logout:\n{}", synapse.log_tail()),
+            Ok(None) => panic!("push never noticed the logout:\n{}", synapse.logs()),
             Err(error) => break error,
         }
     };

@@ -18,6 +18,7 @@ use crate::common::dir::TempDir;
 use crate::common::fixtures::repo_file;
 use crate::common::http::metric;
 use crate::common::probes::assert_passed;
+use crate::common::server::ServerChild;
 
 /// Generous bound for anything to arrive on a loaded machine.
 pub const PATIENCE: Duration = Duration::from_secs(30);
@@ -41,13 +42,28 @@ pub trait RealServer: Sized + 'static {
 
     /// Starts the server, `None` (test skipped loudly) when not installed.
     fn start_server() -> impl Future<Output = Option<Self>>;
+    /// The server's child process.
+    fn child(&self) -> &ServerChild;
+    /// The server's child process, to stop or restart it.
+    fn child_mut(&mut self) -> &mut ServerChild;
+    /// Polls the server until it answers, bounded (panics with its logs).
+    fn wait_until_ready(&mut self) -> impl Future<Output = ()>;
     /// Kills the server.
-    fn stop_server(&mut self);
+    fn stop_server(&mut self) {
+        self.child_mut().stop();
+    }
     /// Starts the stopped server again on its address with its data (accounts
     /// kept), waiting until it answers.
-    fn restart_server(&mut self) -> impl Future<Output = ()>;
+    fn restart_server(&mut self) -> impl Future<Output = ()> {
+        async {
+            self.child_mut().restart();
+            self.wait_until_ready().await;
+        }
+    }
     /// The last lines of the server's logs, for failure messages.
-    fn logs(&self) -> String;
+    fn logs(&self) -> String {
+        self.child().log_tail()
+    }
     /// The address clients and the shipped config use.
     fn address(&self) -> &str;
     /// A client of this server acting from `region`.

@@ -102,29 +102,6 @@ impl Prosody {
         prosody.wait_until_ready().await;
         Some(prosody)
     }
-
-    /// Polls the client port until it answers a stream, bounded by [`START_DEADLINE`].
-    async fn wait_until_ready(&mut self) {
-        let server = self.server.clone();
-        self.process
-            .wait_until_ready(
-                START_DEADLINE,
-                Duration::from_millis(100),
-                "accept connections",
-                || answers_streams(&server),
-            )
-            .await;
-    }
-
-    /// Kills the server (a stopped server for connection-failure tests).
-    pub fn stop(&mut self) {
-        self.process.stop();
-    }
-
-    /// The last lines of Prosody's logs, for failure messages.
-    pub fn log_tail(&self) -> String {
-        self.process.log_tail()
-    }
 }
 
 /// True when the client port at `server` answers a stream header with one of its own.
@@ -171,17 +148,25 @@ impl RealServer for Prosody {
         Prosody::start()
     }
 
-    async fn restart_server(&mut self) {
-        self.process.restart();
-        self.wait_until_ready().await;
+    fn child(&self) -> &ServerChild {
+        &self.process
     }
 
-    fn stop_server(&mut self) {
-        self.stop();
+    fn child_mut(&mut self) -> &mut ServerChild {
+        &mut self.process
     }
 
-    fn logs(&self) -> String {
-        self.log_tail()
+    /// Polls the client port until it answers a stream, bounded by [`START_DEADLINE`].
+    async fn wait_until_ready(&mut self) {
+        let server = self.server.clone();
+        self.process
+            .wait_until_ready(
+                START_DEADLINE,
+                Duration::from_millis(100),
+                "accept connections",
+                || answers_streams(&server),
+            )
+            .await;
     }
 
     fn address(&self) -> &str {

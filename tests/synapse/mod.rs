@@ -75,37 +75,6 @@ impl Synapse {
         synapse.wait_until_ready().await;
         Some(synapse)
     }
-
-    /// Polls `/_matrix/client/versions` until it answers, bounded by [`START_DEADLINE`].
-    async fn wait_until_ready(&mut self) {
-        chatprobe::client::init_tls();
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(5))
-            .build()
-            .expect("build HTTP client");
-        let versions = format!("{}/_matrix/client/versions", self.url);
-        let answers = || async {
-            matches!(http.get(&versions).send().await, Ok(response) if response.status().is_success())
-        };
-        self.process
-            .wait_until_ready(
-                START_DEADLINE,
-                Duration::from_millis(200),
-                "answer",
-                answers,
-            )
-            .await;
-    }
-
-    /// Kills the server (a stopped homeserver for connection-failure tests).
-    pub fn stop(&mut self) {
-        self.process.stop();
-    }
-
-    /// The last lines of Synapse's logs, for failure messages.
-    pub fn log_tail(&self) -> String {
-        self.process.log_tail()
-    }
 }
 
 /// Writes the homeserver config (see `configure.sh`).
@@ -148,17 +117,33 @@ impl RealServer for Synapse {
         Synapse::start()
     }
 
-    async fn restart_server(&mut self) {
-        self.process.restart();
-        self.wait_until_ready().await;
+    fn child(&self) -> &ServerChild {
+        &self.process
     }
 
-    fn stop_server(&mut self) {
-        self.stop();
+    fn child_mut(&mut self) -> &mut ServerChild {
+        &mut self.process
     }
 
-    fn logs(&self) -> String {
-        self.log_tail()
+    /// Polls `/_matrix/client/versions` until it answers, bounded by [`START_DEADLINE`].
+    async fn wait_until_ready(&mut self) {
+        chatprobe::client::init_tls();
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .expect("build HTTP client");
+        let versions = format!("{}/_matrix/client/versions", self.url);
+        let answers = || async {
+            matches!(http.get(&versions).send().await, Ok(response) if response.status().is_success())
+        };
+        self.process
+            .wait_until_ready(
+                START_DEADLINE,
+                Duration::from_millis(200),
+                "answer",
+                answers,
+            )
+            .await;
     }
 
     fn address(&self) -> &str {
