@@ -1,5 +1,6 @@
-//! The mock backend's protocol ([`crate::protocol`]): JSON over HTTP with
-//! reqwest, push over WebSocket with tokio-tungstenite.
+//! The mock backend's protocol ([`crate::protocol`]): JSON over plain HTTP
+//! with a lean keep-alive client ([`http1`]), push over WebSocket with
+//! tokio-tungstenite.
 //!
 //! Every request (the WebSocket upgrade too) carries the agent's
 //! `User-Agent` and its region in [`protocol::REGION_HEADER`]. Each device's
@@ -7,25 +8,28 @@
 //! with the instant it was read, so latencies do not depend on when the probe
 //! looks. Buffers are kept small: one agent holds thousands of devices.
 
-use std::sync::{Arc, OnceLock};
+mod http1;
+
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use futures_util::StreamExt;
-use reqwest::header::{HeaderName, HeaderValue};
-use reqwest::{Method, RequestBuilder, StatusCode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue, header};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{self, Message as WsMessage, Utf8Bytes};
 
+use self::http1::{Endpoint, Http1Client, Method, Request, header_text};
 use super::{
     Account, ChatService, ClientError, ClientResult, Delivered, Device, Event, GroupId, GroupInfo,
-    GroupSettings, MessageId, Reach, ReceivedMessage, SetupError, TargetProtocol, UserId, init_tls,
-    read_body, user_agent,
+    GroupSettings, MessageId, Reach, ReceivedMessage, SetupError, TargetProtocol, UserId,
+    user_agent,
 };
 use crate::outcome::shorten;
 use crate::protocol::{self, route};
@@ -46,8 +50,7 @@ const ERROR_TEXT_MAX: usize = 200;
 
 /// What one service client shares with all its devices.
 struct Shared {
-    http: reqwest::Client,
-    base_url: String,
+    http: Http1Client,
     push_url: String,
     region: HeaderValue,
     user_agent: HeaderValue,
@@ -55,21 +58,36 @@ struct Shared {
 }
 
 impl Shared {
-    /// A request to `path` with the agent's headers and timeout.
-    fn request(&self, method: Method, path: &str) -> RequestBuilder {
-        self.http
-            .request(method, format!("{}{path}", self.base_url))
-            .header(reqwest::header::USER_AGENT, self.user_agent.clone())
-            .header(protocol::REGION_HEADER, self.region.clone())
-            .timeout(self.timeout)
+    /// Sends `request`; the body of a success answer, else the error it maps to.
+    async fn answer(&self, request: &Request<'_>) -> ClientResult<bytes::Bytes> {
+        let answer = self.http.send(request).await?;
+        if (200..300).contains(&answer.status) {
+            Ok(answer.body)
+        } else {
+            Err(status_error(
+                answer.status,
+                &String::from_utf8_lossy(&answer.body),
+            ))
+        }
     }
+}
+
+/// `body` as JSON, for a request.
+fn to_json<B: Serialize + ?Sized>(body: &B) -> ClientResult<Vec<u8>> {
+    serde_json::to_vec(body).map_err(|err| ClientError::Malformed(format!("request body: {err}")))
+}
+
+/// The JSON answer `body`, parsed.
+fn parse<T: DeserializeOwned>(body: &[u8]) -> ClientResult<T> {
+    serde_json::from_slice(body).map_err(|err| ClientError::Malformed(err.to_string()))
 }
 
 /// The fields of a `kind: mock` target besides the shared ones.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MockTarget {
-    /// Base URL of the backend, e.g. `http://127.0.0.1:8080`.
+    /// Base URL of the backend, e.g. `http://127.0.0.1:8080` (plain HTTP:
+    /// the mock backend serves no TLS).
     pub url: HttpUrl,
 }
 
@@ -91,49 +109,24 @@ impl MockService {
     /// A client for the mock service at `base_url` (`http://host:port`), acting
     /// from `region`; every request is bounded by `request_timeout`.
     pub fn new(base_url: &str, region: &str, request_timeout: Duration) -> ClientResult<Self> {
-        let base_url = base_url.trim_end_matches('/').to_string();
-        let push_url = push_url(&base_url)?;
+        let endpoint =
+            Endpoint::parse(base_url.trim_end_matches('/')).map_err(ClientError::Connect)?;
+        let push_url = format!("ws://{}{}{}", endpoint.host, endpoint.prefix, route::PUSH);
+        let agent = user_agent(region);
+        let headers = [
+            ("User-Agent", header_text(&agent)?),
+            (protocol::REGION_HEADER, header_text(region)?),
+        ];
         Ok(MockService {
             shared: Arc::new(Shared {
-                http: shared_http_client()?,
-                base_url,
+                http: Http1Client::new(endpoint, &headers, request_timeout),
                 push_url,
                 region: header_value(region)?,
-                user_agent: header_value(&user_agent(region))?,
+                user_agent: header_value(&agent)?,
                 timeout: request_timeout,
             }),
         })
     }
-}
-
-/// The process-wide HTTP client (one connection pool for every service
-/// client): building one loads the TLS roots, which is too slow to repeat
-/// per probe. Headers and timeouts are set per request.
-fn shared_http_client() -> ClientResult<reqwest::Client> {
-    static CLIENT: OnceLock<Result<reqwest::Client, String>> = OnceLock::new();
-    CLIENT
-        .get_or_init(|| {
-            init_tls();
-            reqwest::Client::builder()
-                .build()
-                .map_err(|err| format!("cannot build HTTP client: {err}"))
-        })
-        .clone()
-        .map_err(ClientError::Connect)
-}
-
-/// `ws://host:port/api/v1/push` for `http://host:port`.
-fn push_url(base_url: &str) -> ClientResult<String> {
-    let rest = if let Some(rest) = base_url.strip_prefix("http://") {
-        format!("ws://{rest}")
-    } else if let Some(rest) = base_url.strip_prefix("https://") {
-        format!("wss://{rest}")
-    } else {
-        return Err(ClientError::Connect(format!(
-            "base URL `{base_url}` must start with http:// or https://"
-        )));
-    };
-    Ok(format!("{rest}{}", route::PUSH))
 }
 
 fn header_value(text: &str) -> ClientResult<HeaderValue> {
@@ -148,13 +141,21 @@ impl ChatService for MockService {
             user: account.user.clone(),
             password: account.password.clone(),
         };
-        let request = self.shared.request(Method::POST, route::LOGIN).json(&body);
-        let login: protocol::LoginResponse = call(request, self.shared.timeout).await?;
+        let json = to_json(&body)?;
+        let request = Request {
+            method: Method::Post,
+            path: route::LOGIN,
+            token: None,
+            json: Some(&json),
+        };
+        let login: protocol::LoginResponse = parse(&self.shared.answer(&request).await?)?;
+        header_text(&login.token)?;
         let auth = header_value(&format!("Bearer {}", login.token))?;
         Ok(Box::new(MockDevice {
             shared: Arc::clone(&self.shared),
             user: login.user,
             device_id: login.device_id,
+            token: login.token,
             auth,
             sync_cursor: login.cursor,
             push: None,
@@ -167,6 +168,9 @@ struct MockDevice {
     shared: Arc<Shared>,
     user: UserId,
     device_id: String,
+    /// The session token (checked by [`header_text`]).
+    token: String,
+    /// `Bearer TOKEN`, for the push connection's upgrade request.
     auth: HeaderValue,
     sync_cursor: u64,
     push: Option<Push>,
@@ -185,24 +189,47 @@ impl Drop for Push {
 }
 
 impl MockDevice {
-    fn request(&self, method: Method, path: &str) -> RequestBuilder {
-        self.shared
-            .request(method, path)
-            .header(reqwest::header::AUTHORIZATION, self.auth.clone())
+    /// Sends a request of this device, with `body` as JSON when given; the
+    /// body of a success answer.
+    async fn request<B: Serialize + ?Sized>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> ClientResult<bytes::Bytes> {
+        let json = body.map(to_json).transpose()?;
+        let request = Request {
+            method,
+            path,
+            token: Some(&self.token),
+            json: json.as_deref(),
+        };
+        self.shared.answer(&request).await
     }
 
-    async fn call<T: DeserializeOwned>(&self, request: RequestBuilder) -> ClientResult<T> {
-        call(request, self.shared.timeout).await
+    /// A `GET` of `path`, its JSON answer parsed.
+    async fn get<T: DeserializeOwned>(&self, path: &str) -> ClientResult<T> {
+        parse(&self.request::<()>(Method::Get, path, None).await?)
     }
 
+    /// A request with a JSON body, its JSON answer parsed.
+    async fn call<T: DeserializeOwned, B: Serialize + ?Sized>(
+        &self,
+        method: Method,
+        path: &str,
+        body: &B,
+    ) -> ClientResult<T> {
+        parse(&self.request(method, path, Some(body)).await?)
+    }
+
+    /// A request with a JSON body whose answer is not needed.
     async fn call_json<B: Serialize + ?Sized>(
         &self,
         method: Method,
         path: &str,
         body: &B,
     ) -> ClientResult<()> {
-        let request = self.request(method, path).json(body);
-        answer(request, self.shared.timeout).await.map(drop)
+        self.request(method, path, Some(body)).await.map(drop)
     }
 
     /// Forgets a push connection that ended.
@@ -219,8 +246,8 @@ impl MockDevice {
             .into_client_request()
             .map_err(|err| ClientError::Connect(format!("push URL: {err}")))?;
         let headers = request.headers_mut();
-        headers.insert(reqwest::header::AUTHORIZATION, self.auth.clone());
-        headers.insert(reqwest::header::USER_AGENT, self.shared.user_agent.clone());
+        headers.insert(header::AUTHORIZATION, self.auth.clone());
+        headers.insert(header::USER_AGENT, self.shared.user_agent.clone());
         headers.insert(
             HeaderName::from_static(protocol::REGION_HEADER),
             self.shared.region.clone(),
@@ -230,11 +257,22 @@ impl MockDevice {
             .write_buffer_size(0)
             .max_message_size(Some(PUSH_MAX_FRAME))
             .max_frame_size(Some(PUSH_MAX_FRAME));
-        let connecting = tokio_tungstenite::connect_async_with_config(request, Some(config), true);
+        let authority = &self.shared.http.endpoint().authority;
+        let connecting = async {
+            let stream = TcpStream::connect(authority).await.map_err(|err| {
+                ClientError::Connect(format!("push connection to {authority}: {err}"))
+            })?;
+            // Frames are written whole; waiting to fill a segment only delays them.
+            stream
+                .set_nodelay(true)
+                .map_err(|err| ClientError::Connect(format!("push connection: {err}")))?;
+            tokio_tungstenite::client_async_with_config(request, stream, Some(config))
+                .await
+                .map_err(push_error)
+        };
         let (socket, _) = tokio::time::timeout(self.shared.timeout, connecting)
             .await
-            .map_err(|_| ClientError::Timeout(self.shared.timeout))?
-            .map_err(push_error)?;
+            .map_err(|_| ClientError::Timeout(self.shared.timeout))??;
         let (sender, frames) = mpsc::channel(PUSH_QUEUE);
         let reader = tokio::spawn(read_push(socket, sender));
         Ok(Push { frames, reader })
@@ -274,36 +312,12 @@ fn push_error(err: tungstenite::Error) -> ClientError {
     }
 }
 
-/// Sends `request` and parses its JSON answer.
-async fn call<T: DeserializeOwned>(request: RequestBuilder, timeout: Duration) -> ClientResult<T> {
-    let body = answer(request, timeout).await?;
-    serde_json::from_slice(&body).map_err(|err| ClientError::Malformed(err.to_string()))
-}
-
-/// Sends `request`; the body of a success answer, else the error it maps to.
-async fn answer(request: RequestBuilder, timeout: Duration) -> ClientResult<bytes::Bytes> {
-    let response = request
-        .send()
-        .await
-        .map_err(|err| ClientError::from_transport(&err, timeout))?;
-    let status = response.status();
-    let body = read_body(response, timeout).await?;
-    if status.is_success() {
-        Ok(body)
-    } else {
-        Err(status_error(
-            status.as_u16(),
-            &String::from_utf8_lossy(&body),
-        ))
-    }
-}
-
 fn status_error(status: u16, body: &str) -> ClientError {
     let message = serde_json::from_str::<protocol::ErrorBody>(body).map_or_else(
         |_| shorten(body, ERROR_TEXT_MAX),
         |parsed| shorten(&parsed.error, ERROR_TEXT_MAX),
     );
-    if status == StatusCode::UNAUTHORIZED.as_u16() {
+    if status == 401 {
         ClientError::Auth(message)
     } else {
         ClientError::Status { status, message }
@@ -405,10 +419,8 @@ impl Device for MockDevice {
     }
 
     async fn sync(&mut self) -> ClientResult<Vec<Delivered>> {
-        let request = self
-            .request(Method::GET, route::SYNC)
-            .query(&[("since", self.sync_cursor)]);
-        let answer: protocol::SyncResponse = self.call(request).await?;
+        let path = format!("{}?since={}", route::SYNC, self.sync_cursor);
+        let answer: protocol::SyncResponse = self.get(&path).await?;
         let received_at = Instant::now();
         self.sync_cursor = self.sync_cursor.max(answer.next_cursor);
         Ok(answer
@@ -427,20 +439,18 @@ impl Device for MockDevice {
             body: body.to_string(),
         };
         let path = group_path(route::MESSAGES, group);
-        let message: protocol::Message = self
-            .call(self.request(Method::POST, &path).json(&request))
-            .await?;
+        let message: protocol::Message = self.call(Method::Post, &path, &request).await?;
         Ok(message.id)
     }
 
     async fn list_groups(&self) -> ClientResult<Vec<GroupId>> {
-        let list: protocol::GroupList = self.call(self.request(Method::GET, route::GROUPS)).await?;
+        let list: protocol::GroupList = self.get(route::GROUPS).await?;
         Ok(list.groups.into_iter().map(|group| group.id).collect())
     }
 
     async fn read_group(&self, group: &str) -> ClientResult<GroupInfo> {
         let path = group_path(route::GROUP, group);
-        let read: protocol::Group = self.call(self.request(Method::GET, &path)).await?;
+        let read: protocol::Group = self.get(&path).await?;
         Ok(group_info(read))
     }
 
@@ -454,15 +464,13 @@ impl Device for MockDevice {
             notice: settings.notice.clone(),
             members: members.to_vec(),
         };
-        let created: protocol::Group = self
-            .call(self.request(Method::POST, route::GROUPS).json(&body))
-            .await?;
+        let created: protocol::Group = self.call(Method::Post, route::GROUPS, &body).await?;
         Ok(created.id)
     }
 
     async fn join_group(&self, group: &str) -> ClientResult<()> {
         self.call_json(
-            Method::POST,
+            Method::Post,
             &group_path(route::JOIN, group),
             &serde_json::json!({}),
         )
@@ -473,13 +481,13 @@ impl Device for MockDevice {
         let body = protocol::AddMemberRequest {
             user: user.to_string(),
         };
-        self.call_json(Method::POST, &group_path(route::MEMBERS, group), &body)
+        self.call_json(Method::Post, &group_path(route::MEMBERS, group), &body)
             .await
     }
 
     async fn leave(&self, group: &str) -> ClientResult<()> {
         self.call_json(
-            Method::POST,
+            Method::Post,
             &group_path(route::LEAVE, group),
             &serde_json::json!({}),
         )
@@ -491,7 +499,7 @@ impl Device for MockDevice {
             name: Some(settings.name.clone()),
             notice: Some(settings.notice.clone()),
         };
-        self.call_json(Method::PATCH, &group_path(route::GROUP, group), &body)
+        self.call_json(Method::Patch, &group_path(route::GROUP, group), &body)
             .await
     }
 }
@@ -501,16 +509,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn push_url_follows_the_scheme() {
+    fn push_goes_to_the_same_host_and_prefix_over_plain_websocket() {
+        let service = MockService::new("http://127.0.0.1:8080/", "eu", Duration::from_secs(1));
         assert_eq!(
-            push_url("http://127.0.0.1:8080").unwrap(),
+            service.unwrap().shared.push_url,
             "ws://127.0.0.1:8080/api/v1/push"
         );
+        let prefixed = MockService::new("http://chat.example/mock", "eu", Duration::from_secs(1));
         assert_eq!(
-            push_url("https://chat.example").unwrap(),
-            "wss://chat.example/api/v1/push"
+            prefixed.unwrap().shared.push_url,
+            "ws://chat.example/mock/api/v1/push"
         );
-        assert!(push_url("ftp://x").is_err());
+        assert!(MockService::new("https://chat.example", "eu", Duration::from_secs(1)).is_err());
+        assert!(MockService::new("http://x", "eu\nrogue", Duration::from_secs(1)).is_err());
     }
 
     #[test]
