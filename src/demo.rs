@@ -14,7 +14,7 @@ use crate::client::ProtocolConfig;
 use crate::client::mock::MockTarget;
 use crate::config::{
     AccountsConfig, AgentConfig, DEFAULT_JITTER, DEFAULT_REQUEST_TIMEOUT, DEFAULT_RUN_TIMEOUT,
-    DEFAULT_TARGET_FILES_REFRESH, HttpUrl, Label, TargetConfig, TargetLabels, TargetSet,
+    DEFAULT_TARGET_FILES_REFRESH, Label, PlainHttpUrl, TargetConfig, TargetLabels, TargetSet,
 };
 use crate::record::LineStyle;
 use crate::schedule::Timing;
@@ -105,7 +105,7 @@ fn region_config(region: &str, url: &str, interval: Duration) -> anyhow::Result<
                     password: ACCOUNT_PASSWORD.into(),
                 },
                 protocol: ProtocolConfig::Mock(MockTarget {
-                    url: HttpUrl(url.to_string()),
+                    url: PlainHttpUrl(url.to_string()),
                 }),
                 labels: TargetLabels::default(),
             }],

@@ -42,15 +42,17 @@ pub fn raise_to_hard() -> std::io::Result<FileLimit> {
 }
 
 /// Open files the targets and probes of `config` need at most: for each
-/// probe × target, each account's devices (each holds a push socket) and the
-/// one device renewed per run, plus [`BASE_FILES`].
+/// probe × target, each account's devices (each holds a push socket), the
+/// one device renewed per run and the probe's HTTP connection (a probe makes
+/// one request at a time; a target's probes share its idle connections),
+/// plus [`BASE_FILES`].
 pub fn files_needed(config: &AgentConfig) -> u64 {
     let per_target: u64 = config
         .probes
         .iter()
         .map(|loaded| {
             let spec = &loaded.spec;
-            (probe::accounts_needed(spec) * spec.devices_per_account + 1) as u64
+            (probe::accounts_needed(spec) * spec.devices_per_account + 2) as u64
         })
         .sum();
     let targets = config.targets.placed().count() as u64;
@@ -62,7 +64,7 @@ pub fn shortage(limit: &FileLimit, needed: u64) -> Option<String> {
     let soft = limit.soft?;
     (needed > soft).then(|| {
         format!(
-            "the configured targets need about {needed} open files (a socket per probe device, \
+            "the configured targets need about {needed} open files (a socket per probe device and HTTP connection, \
              targets × devices, plus {BASE_FILES}) but the open-files limit is {soft} \
              (hard limit {}): probes will fail to connect; raise the hard limit \
              (systemd `LimitNOFILE=`, `ulimit -Hn`, the container runtime's `nofile`)",

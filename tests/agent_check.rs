@@ -40,13 +40,21 @@ fn shipped_config_passes() {
 fn config_error_names_file_line_and_field() {
     let scratch = TempDir::new("badconfig");
     scratch.write("probes/gm.yaml", "name: gm\nkind: group_message\n");
-    let bad = fixture(CONFIG).replace("http://127.0.0.1:8080", "127.0.0.1:8080");
-    let path = scratch.write("agent.yaml", &bad);
-    let (ok, _, stderr) = check(&path);
-    assert!(!ok);
-    let expected = format!("{}:5:", path.display());
-    assert!(stderr.contains(&expected), "{stderr}");
-    assert!(stderr.contains("field `targets[0].url`"), "{stderr}");
+    let bad_urls = [
+        ("127.0.0.1:8080", "relative URL without a base"),
+        // The mock backend serves no TLS, so its client speaks plain HTTP only.
+        ("https://127.0.0.1:8080", "must be an http:// URL"),
+    ];
+    for (bad_url, message) in bad_urls {
+        let bad = fixture(CONFIG).replace("http://127.0.0.1:8080", bad_url);
+        let path = scratch.write("agent.yaml", &bad);
+        let (ok, _, stderr) = check(&path);
+        assert!(!ok, "{bad_url}");
+        let expected = format!("{}:5:", path.display());
+        assert!(stderr.contains(&expected), "{stderr}");
+        assert!(stderr.contains("field `targets[0].url`"), "{stderr}");
+        assert!(stderr.contains(message), "{stderr}");
+    }
 }
 
 #[test]

@@ -89,16 +89,17 @@ mod tests {
     use crate::client::matrix::MatrixTarget;
     use crate::client::mock::MockTarget;
     use crate::client::xmpp::{Transport, XmppTarget};
-    use crate::yaml::values::HttpUrl;
+    use crate::yaml::values::{HttpUrl, PlainHttpUrl};
 
     #[test]
     fn each_protocol_builds_its_client() {
         crate::client::init_tls();
-        let url = HttpUrl("http://127.0.0.1:1".into());
         let protocols = [
-            ProtocolConfig::Mock(MockTarget { url: url.clone() }),
+            ProtocolConfig::Mock(MockTarget {
+                url: PlainHttpUrl("http://127.0.0.1:1".into()),
+            }),
             ProtocolConfig::Matrix(MatrixTarget {
-                homeserver: url,
+                homeserver: HttpUrl("http://127.0.0.1:1".into()),
                 register: false,
             }),
             ProtocolConfig::Xmpp(XmppTarget {

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-pub use crate::yaml::values::{HttpUrl, Label};
+pub use crate::yaml::values::{HttpUrl, Label, PlainHttpUrl};
 pub use probes::{LoadedProbe, load_probe, shipped_probes};
 pub use target_files::{Place, PlacedTarget, TargetSet};
 pub use targets::{AccountsConfig, RESERVED_LABELS, TargetConfig, TargetLabels};

@@ -1,5 +1,5 @@
 //! Scalar values of YAML files checked while they are read: [`Label`], [`HttpUrl`],
-//! [`Jitter`], [`Period`]. A value that fails its check is an error on its
+//! [`PlainHttpUrl`], [`Jitter`], [`Period`]. A value that fails its check is an error on its
 //! own line and field.
 
 use std::fmt;
@@ -44,6 +44,24 @@ impl TryFrom<String> for HttpUrl {
             return Err(format!("`{value}` must be an http:// or https:// URL"));
         }
         Ok(HttpUrl(value))
+    }
+}
+
+/// An `http://` URL: for a service that speaks no TLS (the mock backend).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlainHttpUrl(pub String);
+
+impl TryFrom<String> for PlainHttpUrl {
+    type Error = String;
+
+    fn try_from(value: String) -> Result<Self, String> {
+        let HttpUrl(url) = HttpUrl::try_from(value)?;
+        if !url.starts_with("http://") {
+            return Err(format!(
+                "`{url}` must be an http:// URL (the mock backend serves no TLS)"
+            ));
+        }
+        Ok(PlainHttpUrl(url))
     }
 }
 
@@ -111,7 +129,7 @@ macro_rules! checked_scalar {
     )+};
 }
 
-checked_scalar!(Label, HttpUrl, Jitter, Period);
+checked_scalar!(Label, HttpUrl, PlainHttpUrl, Jitter, Period);
 
 /// Turns any scalar into text and checks it with `T::try_from`.
 struct ScalarVisitor<T>(std::marker::PhantomData<T>);

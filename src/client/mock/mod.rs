@@ -33,7 +33,7 @@ use super::{
 };
 use crate::outcome::shorten;
 use crate::protocol::{self, route};
-use crate::yaml::values::HttpUrl;
+use crate::yaml::values::PlainHttpUrl;
 
 /// Frames a device's push reader may hold before it waits for the probe.
 /// Far above what one run can push to a device (validation allows 100
@@ -88,7 +88,7 @@ fn parse<T: DeserializeOwned>(body: &[u8]) -> ClientResult<T> {
 pub struct MockTarget {
     /// Base URL of the backend, e.g. `http://127.0.0.1:8080` (plain HTTP:
     /// the mock backend serves no TLS).
-    pub url: HttpUrl,
+    pub url: PlainHttpUrl,
 }
 
 impl TargetProtocol for MockTarget {
