@@ -315,16 +315,20 @@ impl Connection {
         ))
     }
 
+    /// Reads more into the buffer: how many bytes, 0 when the server closed
+    /// the connection (`what` names what was being read, for errors).
+    async fn read_more(&mut self, what: &str) -> ClientResult<usize> {
+        self.buffer.reserve(READ_CHUNK);
+        self.stream
+            .read_buf(&mut self.buffer)
+            .await
+            .map_err(|err| ClientError::Connect(format!("reading the {what}: {err}")))
+    }
+
     /// Reads more into the buffer; `Err` when the server closed the
     /// connection (`what` names what was being read).
     async fn fill(&mut self, what: &str) -> ClientResult<()> {
-        self.buffer.reserve(READ_CHUNK);
-        let read = self
-            .stream
-            .read_buf(&mut self.buffer)
-            .await
-            .map_err(|err| ClientError::Connect(format!("reading the {what}: {err}")))?;
-        if read == 0 {
+        if self.read_more(what).await? == 0 {
             return Err(ClientError::Connect(format!(
                 "connection closed before the end of the {what}"
             )));
@@ -409,13 +413,7 @@ impl Connection {
     async fn read_to_end(&mut self) -> ClientResult<Bytes> {
         loop {
             check_body_size(self.buffer.len())?;
-            self.buffer.reserve(READ_CHUNK);
-            let read = self
-                .stream
-                .read_buf(&mut self.buffer)
-                .await
-                .map_err(|err| ClientError::Connect(format!("reading the answer body: {err}")))?;
-            if read == 0 {
+            if self.read_more("answer body").await? == 0 {
                 return Ok(self.buffer.split().freeze());
             }
         }

@@ -232,6 +232,13 @@ impl MockDevice {
         self.request(method, path, Some(body)).await.map(drop)
     }
 
+    /// A `POST` of an empty JSON object to `template` for `group`.
+    async fn post_to_group(&self, template: &str, group: &str) -> ClientResult<()> {
+        let path = group_path(template, group);
+        self.call_json(Method::Post, &path, &serde_json::json!({}))
+            .await
+    }
+
     /// Forgets a push connection that ended.
     fn push_closed(&mut self) -> ClientError {
         self.push = None;
@@ -469,12 +476,7 @@ impl Device for MockDevice {
     }
 
     async fn join_group(&self, group: &str) -> ClientResult<()> {
-        self.call_json(
-            Method::Post,
-            &group_path(route::JOIN, group),
-            &serde_json::json!({}),
-        )
-        .await
+        self.post_to_group(route::JOIN, group).await
     }
 
     async fn add_member(&self, group: &str, user: &str) -> ClientResult<()> {
@@ -486,12 +488,7 @@ impl Device for MockDevice {
     }
 
     async fn leave(&self, group: &str) -> ClientResult<()> {
-        self.call_json(
-            Method::Post,
-            &group_path(route::LEAVE, group),
-            &serde_json::json!({}),
-        )
-        .await
+        self.post_to_group(route::LEAVE, group).await
     }
 
     async fn edit_settings(&self, group: &str, settings: &GroupSettings) -> ClientResult<()> {
