@@ -212,36 +212,34 @@ fn check_names_file_line_and_field_in_target_files() {
         checked.stdout
     );
 
-    dir.write("shards/b.yaml", &target("shard-b", "ftp://x", ""));
-    let checked = run("check", &config);
-    assert!(!checked.success);
-    assert!(
-        checked.stderr.contains("b.yaml:3:") && checked.stderr.contains("field `[0].url`"),
-        "{}",
-        checked.stderr
-    );
-
-    dir.write("shards/b.yaml", &target("shard-a", url, ""));
-    let checked = run("check", &config);
-    assert!(!checked.success);
-    assert!(
-        checked.stderr.contains(
-            "b.yaml:2: field `[0].name`: two targets are named `shard-a`: the other is at"
-        ) && checked.stderr.contains("a.yaml:2 (`[0].name`)"),
-        "{}",
-        checked.stderr
-    );
-
-    dir.write("shards/b.yaml", &target("shard-b", url, "{region: x}"));
-    let checked = run("check", &config);
-    assert!(!checked.success);
-    assert!(
-        checked.stderr.contains("b.yaml:")
-            && checked.stderr.contains("field `[0].labels`")
-            && checked.stderr.contains("`region` is reserved"),
-        "{}",
-        checked.stderr
-    );
+    // A bad second file, and every text its error must hold.
+    let bad_files: [(String, &[&str]); 3] = [
+        (
+            target("shard-b", "ftp://x", ""),
+            &["b.yaml:3:", "field `[0].url`"],
+        ),
+        (
+            target("shard-a", url, ""),
+            &[
+                "b.yaml:2: field `[0].name`: two targets are named `shard-a`: the other is at",
+                "a.yaml:2 (`[0].name`)",
+            ],
+        ),
+        (
+            target("shard-b", url, "{region: x}"),
+            &["b.yaml:", "field `[0].labels`", "`region` is reserved"],
+        ),
+    ];
+    for (content, expected) in bad_files {
+        dir.write("shards/b.yaml", &content);
+        let checked = run("check", &config);
+        assert!(!checked.success, "{content}");
+        assert!(
+            expected.iter().all(|text| checked.stderr.contains(text)),
+            "{}",
+            checked.stderr
+        );
+    }
 }
 
 #[test]
