@@ -8,17 +8,23 @@
 # Installs prometheus-blackbox-exporter and nginx-light from Debian if
 # missing, starts both on 127.0.0.1 (nginx answers `200 ok`), then, ROUNDS
 # times in turn:
-# - blackbox: RUNS `/probe?module=http_2xx&target=NGINX` requests (one
-#   keep-alive curl, one probe at a time, as Prometheus scrapes), and RUNS
-#   `/-/healthy` requests; the exporter's CPU (utime+stime of
-#   /proc/PID/stat) per probe, less its CPU per `/-/healthy` request, is
-#   what the probe itself costs: serving an HTTP request is the price of
-#   blackbox's design, but this charges it only the probe, the stricter
-#   comparison. Both the gross and the net figure are printed.
 # - chatprobe: `chatprobe bench agent --measure cpu --runs RUNS` (release
 #   build), which counts the agent process only (its mock backend is a
-#   child process, as nginx is not counted for blackbox).
-# Prints each round, the ratio agent / blackbox net, and the load average.
+#   child process, as nginx is not counted for blackbox). Its runs follow
+#   one another, each ending in its 20 ms settle window: one run every
+#   PERIOD (about 22 ms), which it prints.
+# - blackbox, paced: RUNS `/probe?module=http_2xx&target=NGINX` requests,
+#   one every PERIOD over one keep-alive connection (tests/pace_requests.py),
+#   as Prometheus scrapes it on a schedule, then RUNS `/-/healthy` requests
+#   the same way; the exporter's CPU (utime+stime of /proc/PID/stat) per
+#   probe, less its CPU per `/-/healthy` request, is what the probe itself
+#   costs: serving an HTTP request is the price of blackbox's design, but
+#   this charges it only the probe, the stricter comparison.
+# - blackbox, back to back: the same through one keep-alive curl, each
+#   request sent as the last one is answered: the exporter never goes idle,
+#   which no agent run does, so this is blackbox's cheapest case.
+# Prints each round, the ratio agent / blackbox net both ways (paced: the
+# like-for-like one), and the load average.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -77,7 +83,7 @@ cpu_ticks() {
     awk '{ print $14 + $15 }' "/proc/$1/stat"
 }
 
-# Requests `url` $2 times, one at a time over one keep-alive connection.
+# Requests `url` $2 times back to back over one keep-alive connection.
 drive() {
     local url=$1 count=$2 config="$work/curl.conf"
     : >"$config"
@@ -87,13 +93,39 @@ drive() {
     curl -fsS --config "$config"
 }
 
-# The exporter's CPU in µs per request to `url`, over `runs` requests.
+# Requests `url` $2 times over one keep-alive connection, one every $3 seconds.
+pace() {
+    python3 tests/pace_requests.py "$1" "$2" "$3"
+}
+
+# The exporter's CPU in µs per request to `url` ($2), over `runs` requests
+# sent by `drive` or `pace` ($1; the period $3 for `pace`).
 exporter_us() {
-    local url=$1 before after
+    local driver=$1 url=$2 before after
     before=$(cpu_ticks "$exporter")
-    drive "$url" "$runs"
+    "$driver" "$url" "$runs" "${@:3}"
     after=$(cpu_ticks "$exporter")
     echo $(((after - before) * 1000000 / tick_hz / runs))
+}
+
+# A duration as Rust's `{:?}` prints it (`22.3ms`, `950.1µs`, `1.2s`), in
+# seconds; empty if it is not one.
+wall_seconds() {
+    awk -v d="$1" 'BEGIN {
+        if (match(d, /^[0-9.]+/)) { n = substr(d, 1, RLENGTH); unit = substr(d, RLENGTH + 1) }
+        scale["s"] = 1; scale["ms"] = 1e-3; scale["µs"] = 1e-6
+        if (unit in scale) printf "%.6f", n * scale[unit]
+    }'
+}
+
+# $1 / $2 to two decimals.
+ratio() {
+    awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'
+}
+
+# The smallest and largest of the arguments, as `MIN to MAX`.
+min_to_max() {
+    printf '%s\n' "$@" | sort -n | sed -n '1p;$p' | paste -sd' ' | sed 's/ / to /'
 }
 
 tick_hz=$(getconf CLK_TCK)
@@ -144,23 +176,30 @@ drive "$healthy_url" "$warm_up"
 echo "machine: $(nproc) cores, $(uname -m), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "runs per measurement: $runs"
-ratios=()
+paced_ratios=()
+back_to_back_ratios=()
 for round in $(seq "$rounds"); do
-    probe_us=$(exporter_us "$probe_url")
-    healthy_us=$(exporter_us "$healthy_url")
-    net_us=$((probe_us - healthy_us))
     agent_out=$("$chatprobe" bench agent --measure cpu --runs "$runs")
     agent_us=$(sed -n 's/^agent CPU per run: *\([0-9]*\) µs$/\1/p' <<<"$agent_out")
     failed=$(sed -n 's/.*; \([0-9]*\) failed).*/\1/p' <<<"$agent_out")
-    if [[ -z $agent_us || $failed != 0 ]]; then
+    period=$(wall_seconds "$(sed -n 's/^wall time per run: *//p' <<<"$agent_out")")
+    if [[ -z $agent_us || $failed != 0 || -z $period ]]; then
         echo "bench: unexpected output of chatprobe bench agent:" >&2
         echo "$agent_out" >&2
         exit 1
     fi
-    ratio=$(awk -v a="$agent_us" -v b="$net_us" 'BEGIN { printf "%.2f", a / b }')
-    ratios+=("$ratio")
-    echo "round $round: blackbox ${probe_us} µs per probe (${healthy_us} µs per /-/healthy; net ${net_us} µs)," \
-        "chatprobe ${agent_us} µs per group_message run: ratio $ratio"
+    paced_probe_us=$(exporter_us pace "$probe_url" "$period")
+    paced_net_us=$((paced_probe_us - $(exporter_us pace "$healthy_url" "$period")))
+    probe_us=$(exporter_us drive "$probe_url")
+    net_us=$((probe_us - $(exporter_us drive "$healthy_url")))
+    paced_ratio=$(ratio "$agent_us" "$paced_net_us")
+    back_to_back_ratio=$(ratio "$agent_us" "$net_us")
+    paced_ratios+=("$paced_ratio")
+    back_to_back_ratios+=("$back_to_back_ratio")
+    echo "round $round: chatprobe ${agent_us} µs per group_message run, one run every ${period} s;" \
+        "blackbox paced the same ${paced_probe_us} µs per probe (net ${paced_net_us} µs): ratio $paced_ratio;" \
+        "blackbox back to back ${probe_us} µs per probe (net ${net_us} µs): ratio $back_to_back_ratio"
 done
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "ratio chatprobe / blackbox net: $(printf '%s\n' "${ratios[@]}" | sort -n | sed -n '1p;$p' | paste -sd' ' | sed 's/ / to /')"
+echo "ratio chatprobe / blackbox net, paced alike: $(min_to_max "${paced_ratios[@]}")"
+echo "ratio chatprobe / blackbox net, blackbox back to back: $(min_to_max "${back_to_back_ratios[@]}")"
