@@ -3,7 +3,8 @@
 //! target file: N mock targets on that one backend, each with its own
 //! account prefix, the shipped `group_message` every `--interval`. It
 //! measures the agent process alone: its CPU share of one core and its
-//! resident memory in steady state (every target has run), then how long it
+//! resident memory in steady state (every target has run, `/metrics`
+//! scraped every `--scrape-every` as Prometheus would), then how long it
 //! takes to follow the file shrinking to `--shrink-to` targets (the change
 //! applied and the removed series gone; the removed targets' groups left on
 //! the backend).
@@ -34,6 +35,10 @@ pub struct TargetsBenchArgs {
     /// How long steady state is measured.
     #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
     pub measure_for: Duration,
+    /// How often `/metrics` is scraped while measuring (the shipped
+    /// `dashboards/prometheus.yml` scrapes every 15 s).
+    #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
+    pub scrape_every: Duration,
 }
 
 /// The log line of an agent that applied a change of its target files.
@@ -82,13 +87,16 @@ pub async fn run(args: TargetsBenchArgs) -> anyhow::Result<()> {
         started.elapsed().as_secs_f64()
     );
 
-    let steady = agent.measure(args.measure_for).await?;
+    let steady = agent
+        .measure(http, args.measure_for, args.scrape_every)
+        .await?;
     let scrape = agent.scrape(http).await?;
     println!(
-        "CPU in steady state:         {:.2} % of one core ({:.2} s over {})",
+        "CPU in steady state:         {:.2} % of one core ({:.2} s over {}; {} scrapes)",
         steady.cpu.as_secs_f64() / args.measure_for.as_secs_f64() * 100.0,
         steady.cpu.as_secs_f64(),
-        humantime::format_duration(args.measure_for)
+        humantime::format_duration(args.measure_for),
+        steady.scrapes
     );
     println!(
         "RSS in steady state:         {:.1} MiB (max of samples every {}s)",
@@ -239,6 +247,8 @@ impl Drop for BenchDir {
 struct Steady {
     cpu: Duration,
     max_rss_kib: u64,
+    /// `/metrics` scrapes served meanwhile.
+    scrapes: u32,
 }
 
 /// What one `/metrics` scrape showed.
@@ -305,19 +315,34 @@ impl ChildAgent {
         Ok(std::fs::read_to_string(&self.log)?.contains(text))
     }
 
-    /// The agent's CPU time over `period` and its largest RSS meanwhile.
-    async fn measure(&self, period: Duration) -> anyhow::Result<Steady> {
+    /// The agent's CPU time over `period` and its largest RSS meanwhile,
+    /// `/metrics` scraped every `scrape_every` from the start.
+    async fn measure(
+        &self,
+        http: &reqwest::Client,
+        period: Duration,
+        scrape_every: Duration,
+    ) -> anyhow::Result<Steady> {
         let pid = self.pid();
         let cpu_before = cpu_time_of(&pid)?;
-        let until = Instant::now() + period;
+        let started = Instant::now();
+        let until = started + period;
+        let (mut next_scrape, mut scrapes) = (started, 0);
         let mut max_rss_kib = rss_kib_of(&pid)?;
         while Instant::now() < until {
-            tokio::time::sleep(RSS_SAMPLE.min(until - Instant::now())).await;
+            if Instant::now() >= next_scrape {
+                self.scrape(http).await?;
+                max_rss_kib = max_rss_kib.max(rss_kib_of(&pid)?);
+                (next_scrape, scrapes) = (next_scrape + scrape_every, scrapes + 1);
+            }
+            let next_sample = (Instant::now() + RSS_SAMPLE).min(next_scrape).min(until);
+            tokio::time::sleep_until(next_sample.into()).await;
             max_rss_kib = max_rss_kib.max(rss_kib_of(&pid)?);
         }
         Ok(Steady {
             cpu: cpu_time_of(&pid)?.saturating_sub(cpu_before),
             max_rss_kib,
+            scrapes,
         })
     }
 
