@@ -2,20 +2,15 @@
 //! the README's "Metrics" section), kept in a registry of their own so one
 //! process can hold several regions (`demo`).
 
-use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 
-use prometheus::core::Collector;
-use prometheus::proto::{Metric, MetricFamily};
-use prometheus::{
-    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, TextEncoder,
-};
+use prometheus::{Encoder, IntGaugeVec, Opts, Registry, TextEncoder};
 
-use crate::outcome::{Operation, ProbeKey, ProbeOutcome, Reason};
-
+mod exposition;
+pub mod probes;
 pub mod target_info;
 
+pub use probes::ProbeMetrics;
 pub use target_info::TargetInfo;
 
 /// The default delivery latency objective in seconds (a probe's
@@ -49,32 +44,12 @@ pub const BUCKETS: &[f64] = &[
     RUN_TIMEOUT_BUCKET,
 ];
 
-/// The `result` label values of `chatprobe_probe_runs_total`.
-const RESULTS: [&str; 2] = ["success", "failure"];
-
-const PROBE_LABELS: &[&str] = &["region", "target", "probe"];
-
-/// The probe metrics of one process, registered in one registry.
-#[derive(Clone)]
-pub struct ProbeMetrics {
-    runs: IntCounterVec,
-    success: IntGaugeVec,
-    run_duration: HistogramVec,
-    operation_duration: HistogramVec,
-    operation_failures: IntCounterVec,
-    messages_expected: IntCounterVec,
-    messages_delivered: IntCounterVec,
-    last_run: GaugeVec,
-    panics: IntCounterVec,
-    /// Every probe whose series were created, so a reload can remove them.
-    known: Arc<Mutex<BTreeSet<ProbeKey>>>,
-}
-
-/// A registry holding `chatprobe_build_info`, the process metrics, the
-/// probe metrics and `chatprobe_target_info`.
+/// A registry holding `chatprobe_build_info`, the process metrics and
+/// `chatprobe_target_info` (the `prometheus` crate's), and the probe metrics
+/// (a table of chatprobe's own).
 pub struct MetricsRegistry {
-    /// Every metric, in the order `/metrics` shows them (by name).
-    collectors: Vec<Box<dyn Collector>>,
+    /// `chatprobe_build_info`, the process metrics, `chatprobe_target_info`.
+    registry: Registry,
     /// The probe metrics.
     pub probes: ProbeMetrics,
     /// `chatprobe_target_info`.
@@ -86,6 +61,7 @@ pub struct MetricsRegistry {
 impl MetricsRegistry {
     /// A fresh registry with every metric registered.
     pub fn new() -> prometheus::Result<MetricsRegistry> {
+        let registry = Registry::new();
         let build_info = IntGaugeVec::new(
             Opts::new(
                 "chatprobe_build_info",
@@ -96,307 +72,41 @@ impl MetricsRegistry {
         build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
             .set(1);
-        let probes = ProbeMetrics::new()?;
+        registry.register(Box::new(build_info))?;
+        registry.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))?;
         let targets = TargetInfo::new()?;
-        let mut collectors: Vec<Box<dyn Collector>> = vec![
-            Box::new(build_info),
-            Box::new(prometheus::process_collector::ProcessCollector::for_self()),
-            Box::new(targets.clone()),
-        ];
-        collectors.extend(probes.collectors());
-        collectors.sort_by_cached_key(|collector| first_name(collector.as_ref()));
+        registry.register(Box::new(targets.clone()))?;
         Ok(MetricsRegistry {
-            collectors,
-            probes,
+            registry,
+            probes: ProbeMetrics::default(),
             targets,
             last_render_len: AtomicUsize::new(0),
         })
     }
 
-    /// Every metric in the Prometheus text format, families by name and
-    /// each one's series by their label values. One collector's samples
-    /// exist at a time: with a thousand targets, all of them at once took
-    /// more memory than the text itself.
+    /// Every metric in the Prometheus text format: the registry's, then the
+    /// probe families by name.
     pub fn render(&self) -> String {
         let last_len = self.last_render_len.load(Ordering::Relaxed);
-        let mut buffer = Vec::with_capacity(last_len + last_len / 8);
-        let encoder = TextEncoder::new();
-        for collector in &self.collectors {
-            let mut families = collector.collect();
-            families.retain(|family| !family.get_metric().is_empty());
-            families.sort_by(|a, b| a.name().cmp(b.name()));
-            families.iter_mut().for_each(sort_by_label_values);
-            if let Err(err) = encoder.encode(&families, &mut buffer) {
-                return format!("# encoding metrics failed: {err}\n");
-            }
+        let mut buffer = Vec::new();
+        if let Err(err) = TextEncoder::new().encode(&self.registry.gather(), &mut buffer) {
+            return format!("# encoding metrics failed: {err}\n");
         }
-        self.last_render_len.store(buffer.len(), Ordering::Relaxed);
-        String::from_utf8(buffer)
-            .unwrap_or_else(|err| String::from_utf8_lossy(err.as_bytes()).into_owned())
+        let mut text = String::from_utf8(buffer)
+            .unwrap_or_else(|err| String::from_utf8_lossy(err.as_bytes()).into_owned());
+        text.reserve(last_len + last_len / 8);
+        self.probes.render(&mut text);
+        self.last_render_len.store(text.len(), Ordering::Relaxed);
+        text
     }
-}
-
-/// The first by name of the metrics `collector` describes ("" if none).
-fn first_name(collector: &dyn Collector) -> String {
-    let names = collector.desc().into_iter().map(|desc| &desc.fq_name);
-    names.min().cloned().unwrap_or_default()
-}
-
-/// Orders `family`'s series by their label values, as a registry's gather
-/// does, so a scrape reads the same from one to the next.
-fn sort_by_label_values(family: &mut MetricFamily) {
-    family
-        .mut_metric()
-        .sort_by(|a, b| label_values(a).cmp(label_values(b)));
-}
-
-/// The label values of `metric`, in its labels' order.
-fn label_values(metric: &Metric) -> impl Iterator<Item = &str> {
-    metric.get_label().iter().map(|pair| pair.value())
-}
-
-fn histogram(name: &str, help: &str, labels: &[&str]) -> prometheus::Result<HistogramVec> {
-    HistogramVec::new(
-        HistogramOpts::new(name, help).buckets(BUCKETS.to_vec()),
-        labels,
-    )
-}
-
-impl ProbeMetrics {
-    fn new() -> prometheus::Result<ProbeMetrics> {
-        let with_operation = &["region", "target", "probe", "operation"];
-        let metrics = ProbeMetrics {
-            runs: IntCounterVec::new(
-                Opts::new(
-                    "chatprobe_probe_runs_total",
-                    "Probe runs by result (success or failure).",
-                ),
-                &["region", "target", "probe", "result"],
-            )?,
-            success: IntGaugeVec::new(
-                Opts::new(
-                    "chatprobe_probe_success",
-                    "1 if the last run passed, else 0.",
-                ),
-                PROBE_LABELS,
-            )?,
-            run_duration: histogram(
-                "chatprobe_probe_duration_seconds",
-                "Duration of one whole probe run.",
-                PROBE_LABELS,
-            )?,
-            operation_duration: histogram(
-                "chatprobe_operation_duration_seconds",
-                "Duration of one step of a probe run.",
-                with_operation,
-            )?,
-            operation_failures: IntCounterVec::new(
-                Opts::new(
-                    "chatprobe_operation_failures_total",
-                    "Failed steps, one per step and reason.",
-                ),
-                &["region", "target", "probe", "operation", "reason"],
-            )?,
-            messages_expected: IntCounterVec::new(
-                Opts::new(
-                    "chatprobe_messages_expected_total",
-                    "Message deliveries the probe waited for (one per recipient device).",
-                ),
-                PROBE_LABELS,
-            )?,
-            messages_delivered: IntCounterVec::new(
-                Opts::new(
-                    "chatprobe_messages_delivered_total",
-                    "Message deliveries that arrived intact within the deadline.",
-                ),
-                PROBE_LABELS,
-            )?,
-            last_run: GaugeVec::new(
-                Opts::new(
-                    "chatprobe_last_run_timestamp_seconds",
-                    "Unix time of the last finished run.",
-                ),
-                PROBE_LABELS,
-            )?,
-            panics: IntCounterVec::new(
-                Opts::new(
-                    "chatprobe_probe_panics_total",
-                    "Probe runs that panicked (a bug of the agent); the probe is rebuilt and runs on.",
-                ),
-                PROBE_LABELS,
-            )?,
-            known: Arc::default(),
-        };
-        Ok(metrics)
-    }
-
-    /// Each of the probe metrics, to be rendered.
-    fn collectors(&self) -> [Box<dyn Collector>; 9] {
-        [
-            Box::new(self.runs.clone()),
-            Box::new(self.success.clone()),
-            Box::new(self.run_duration.clone()),
-            Box::new(self.operation_duration.clone()),
-            Box::new(self.operation_failures.clone()),
-            Box::new(self.messages_expected.clone()),
-            Box::new(self.messages_delivered.clone()),
-            Box::new(self.last_run.clone()),
-            Box::new(self.panics.clone()),
-        ]
-    }
-
-    /// Create the series of a probe before its first run, so `rate()` and
-    /// `increase()` see its first failure: both `runs_total` results, every
-    /// (operation, reason) pair of `operation_failures_total` (the closed sets
-    /// of [`Operation`] and [`Reason`]) and the message counters, all at 0.
-    pub fn init_probe(&self, key: &ProbeKey) {
-        let [region, target, probe] = labels(key);
-        for result in RESULTS {
-            self.runs
-                .with_label_values(&[region, target, probe, result]);
-        }
-        for reason in Reason::ALL {
-            for operation in reason.operations() {
-                self.operation_failures.with_label_values(&[
-                    region,
-                    target,
-                    probe,
-                    operation.as_str(),
-                    reason.as_str(),
-                ]);
-            }
-        }
-        self.messages_expected.with_label_values(&labels(key));
-        self.messages_delivered.with_label_values(&labels(key));
-        self.panics.with_label_values(&labels(key));
-        self.known_probes().insert(key.clone());
-    }
-
-    /// Remove every series of each known probe not in `kept` (a reload
-    /// dropped it), so `/metrics` shows only probes that still run.
-    pub fn retain_probes<'a>(&self, kept: impl IntoIterator<Item = &'a ProbeKey>) {
-        let kept: BTreeSet<&ProbeKey> = kept.into_iter().collect();
-        let removed: Vec<ProbeKey> = {
-            let mut known = self.known_probes();
-            let removed = known.iter().filter(|key| !kept.contains(key)).cloned();
-            let removed: Vec<ProbeKey> = removed.collect();
-            known.retain(|key| kept.contains(key));
-            removed
-        };
-        for key in &removed {
-            self.remove_probe(key);
-        }
-    }
-
-    /// Remove every series of the probe `key` (its target is gone).
-    pub fn forget_probe(&self, key: &ProbeKey) {
-        self.known_probes().remove(key);
-        self.remove_probe(key);
-    }
-
-    /// Remove every series of one probe (absent ones are skipped).
-    fn remove_probe(&self, key: &ProbeKey) {
-        let labels = labels(key);
-        let [region, target, probe] = labels;
-        for result in RESULTS {
-            let _ = self
-                .runs
-                .remove_label_values(&[region, target, probe, result]);
-        }
-        for operation in Operation::ALL {
-            let operation = operation.as_str();
-            let _ = self
-                .operation_duration
-                .remove_label_values(&[region, target, probe, operation]);
-            for reason in Reason::ALL {
-                let _ = self.operation_failures.remove_label_values(&[
-                    region,
-                    target,
-                    probe,
-                    operation,
-                    reason.as_str(),
-                ]);
-            }
-        }
-        let _ = self.success.remove_label_values(&labels);
-        let _ = self.run_duration.remove_label_values(&labels);
-        let _ = self.messages_expected.remove_label_values(&labels);
-        let _ = self.messages_delivered.remove_label_values(&labels);
-        let _ = self.last_run.remove_label_values(&labels);
-        let _ = self.panics.remove_label_values(&labels);
-    }
-
-    /// The known probes; a poisoned lock still holds a usable set.
-    fn known_probes(&self) -> std::sync::MutexGuard<'_, BTreeSet<ProbeKey>> {
-        self.known
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// Count one run that panicked.
-    pub fn observe_panic(&self, key: &ProbeKey) {
-        self.panics.with_label_values(&labels(key)).inc();
-    }
-
-    /// Count one finished run.
-    pub fn observe(&self, key: &ProbeKey, outcome: &ProbeOutcome) {
-        let labels = labels(key);
-        let [region, target, probe] = labels;
-        let result = if outcome.passed() {
-            "success"
-        } else {
-            "failure"
-        };
-        // The run's details first, the run itself last: a scrape that sees a
-        // failed run counted also sees its reasons and deliveries.
-        self.run_duration
-            .with_label_values(&labels)
-            .observe(outcome.duration.as_secs_f64());
-        for step in &outcome.steps {
-            self.operation_duration
-                .with_label_values(&[region, target, probe, step.operation.as_str()])
-                .observe(step.duration.as_secs_f64());
-        }
-        for failure in &outcome.failures {
-            self.operation_failures
-                .with_label_values(&[
-                    region,
-                    target,
-                    probe,
-                    failure.operation.as_str(),
-                    failure.reason.as_str(),
-                ])
-                .inc();
-        }
-        self.messages_expected
-            .with_label_values(&labels)
-            .inc_by(outcome.messages_expected);
-        self.messages_delivered
-            .with_label_values(&labels)
-            .inc_by(outcome.messages_delivered);
-        self.runs
-            .with_label_values(&[region, target, probe, result])
-            .inc();
-        self.success
-            .with_label_values(&labels)
-            .set(i64::from(outcome.passed()));
-        let finished = outcome.started_at + outcome.duration;
-        let unix = finished
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|since| since.as_secs_f64())
-            .unwrap_or_default();
-        self.last_run.with_label_values(&labels).set(unix);
-    }
-}
-
-fn labels(key: &ProbeKey) -> [&str; 3] {
-    [&key.region, &key.target, &key.probe]
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::outcome::{Failure, Operation, Reason, StepTiming};
+    use crate::outcome::{Failure, Operation, ProbeKey, ProbeOutcome, Reason, StepTiming};
     use std::collections::BTreeMap;
     use std::time::{Duration, SystemTime};
 
@@ -450,7 +160,7 @@ mod tests {
     }
 
     #[test]
-    fn families_come_by_name_and_series_by_label_values_every_scrape() {
+    fn each_family_comes_once_and_series_in_probe_order_every_scrape() {
         let metrics = MetricsRegistry::new().unwrap();
         for region in ["us-east", "ap-south", "eu-west"] {
             metrics.probes.init_probe(&key(region));
@@ -465,10 +175,8 @@ mod tests {
             .filter_map(|line| line.strip_prefix("# TYPE "))
             .filter_map(|line| line.split(' ').next())
             .collect();
-        assert!(
-            families.windows(2).all(|pair| pair[0] < pair[1]),
-            "{families:?}"
-        );
+        let distinct: std::collections::BTreeSet<&&str> = families.iter().collect();
+        assert_eq!(distinct.len(), families.len(), "{families:?}");
         assert!(families.contains(&"chatprobe_target_info"), "{families:?}");
         assert!(
             families.contains(&"process_start_time_seconds"),
