@@ -142,7 +142,7 @@ impl ProbeMetrics {
             return;
         }
         let mut text = Exposition::new(out);
-        write_last_run(&mut text, &table);
+        write_gauge(&mut text, &table, LAST_RUN, |last| last.finished);
         write_counter(&mut text, &table, MESSAGES_DELIVERED, |s| {
             s.messages_delivered
         });
@@ -154,7 +154,9 @@ impl ProbeMetrics {
         write_run_duration(&mut text, &table);
         write_counter(&mut text, &table, PANICS, |s| s.panics);
         write_runs(&mut text, &table);
-        write_success(&mut text, &table);
+        write_gauge(&mut text, &table, SUCCESS, |last| {
+            f64::from(u8::from(last.passed))
+        });
     }
 
     /// Runs `change` on the series of `key`, created at 0 first if need be.
@@ -269,15 +271,6 @@ fn write_failures(text: &mut Exposition, table: &Table) {
             text.sample(name, &labels, count);
         }
     }
-}
-
-/// The gauges of the last run, once a probe has one.
-fn write_last_run(text: &mut Exposition, table: &Table) {
-    write_gauge(text, table, LAST_RUN, |last| last.finished);
-}
-
-fn write_success(text: &mut Exposition, table: &Table) {
-    write_gauge(text, table, SUCCESS, |last| u8::from(last.passed).into());
 }
 
 /// A gauge of the probes that finished a run (no family before any did).
