@@ -16,15 +16,15 @@ cargo test --no-run
 # The alerting end to end spends its ~3.5 minutes waiting on Prometheus' and
 # Alertmanager's clocks (alert `for:` and `keep_firing_for` windows), not on
 # the CPU: it runs beside the rest of the suite, its output shown at the end.
-alerting_test=one_region_warns_two_regions_page_and_recovery_resolves
+alerting_test=alerts::alerting_e2e::one_region_warns_two_regions_page_and_recovery_resolves
 alerting_log=target/alerting_e2e.log
-cargo test --test alerting_e2e -- --exact "$alerting_test" >"$alerting_log" 2>&1 &
+cargo test --test it -- --exact "$alerting_test" >"$alerting_log" 2>&1 &
 alerting_pid=$!
 rest_status=0
 cargo test --no-fail-fast -- --skip "$alerting_test" || rest_status=$?
 alerting_status=0
 wait "$alerting_pid" || alerting_status=$?
-echo "---- tests/alerting_e2e.rs (ran beside the rest) ----"
+echo "---- alerts::alerting_e2e (ran beside the rest) ----"
 cat "$alerting_log"
 if [ "$rest_status" -ne 0 ] || [ "$alerting_status" -ne 0 ]; then
     echo "test suite failed (rest: exit $rest_status, alerting_e2e: exit $alerting_status)" >&2

@@ -1,0 +1,1006 @@
+//! How a fault becomes a reason, for every pair of effect and operation the
+//! backend accepts ([`APPLICABILITY`]): the table [`VERDICTS`] says which
+//! probe kinds report which reason on which operation; the README's section
+//! "How a fault becomes a reason" is generated from it (and checked here);
+//! and the fault matrix runs every pair against a real mock backend, the
+//! fault scoped to one region, in three variants (see [`Variant`]):
+//! - active from the start: exactly the table's failures, kind by kind,
+//!   within two runs;
+//! - starting mid-stream (installed with `after` once the devices are
+//!   connected and a run passed): some failure of the table within two
+//!   runs, none outside it;
+//! - with probability 0.5, installed once a run passed: runs count from
+//!   the first run in which the backend counted the fault firing (its
+//!   `faults_fired` in `/admin/stats`); runs before it pass, and some
+//!   failure of the table, none outside it, shows within two runs of it.
+//!   The random draws are not seeded (the order in which concurrent probes
+//!   reach the fault is not reproducible anyway): counting from the first
+//!   firing makes the assertion hold whatever they are. Only where a fault
+//!   may also fire where nobody looks by design (a cleanup's leave, a
+//!   sender's push connection) is the bound a number of firing runs (see
+//!   [`by_chance`]).
+//!
+//! In every variant the involved kinds also run in a second region of the
+//! same backend and must report nothing; in the mid-stream and probability
+//! variants, once the fault is removed, the faulted region passes again
+//! within a few runs.
+//!
+//! In the partial variants a message lost on every device (`not_delivered`)
+//! may be lost on some only (`partial_delivery`), on the same operation.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chatprobe::backend::faults::{APPLICABILITY, Effect, FaultPoint};
+use chatprobe::outcome::{Operation, Reason};
+use chatprobe::probe::{Probe, ProbeKind, ProbeSpec};
+use serde_json::{Value, json};
+use tokio::sync::Semaphore;
+
+use crate::harness::backend::TestBackend;
+use crate::harness::probes::{build, failures, fast_spec};
+
+use Effect as E;
+use FaultPoint as P;
+use Operation as Op;
+use ProbeKind::{AddMember, DeviceSync, EditSettings, GroupMessage, LeaveGroup};
+use Reason as R;
+
+/// The region the fault hits.
+const FAULTED: &str = "ap-south";
+/// A region on the same backend the fault must not touch.
+const HEALTHY: &str = "eu-west";
+/// Cases run at once (most of a case's time is waiting for deadlines).
+const PARALLEL: usize = 12;
+/// How long after it is installed the mid-stream fault begins.
+const AFTER: Duration = Duration::from_millis(100);
+/// Runs with the fault active in the exact and mid-stream variants.
+const RUNS: usize = 2;
+/// Most runs of the probability variant: its window must be over by then.
+/// The fault has one operation a run or more to fire at, each with even
+/// odds; a fault on login or connect meets the first logins and connects,
+/// then one renewal every second passing run (every run after a failed one),
+/// so it fires in a run with odds of 1 in 4 or better.
+const CHANCE_RUNS: usize = 32;
+/// Runs in which a fault that may fire unseen fired, before the probability
+/// variant must have named it (for a leave, missed by chance once in 3^8).
+const UNSEEN_FIRING_RUNS: usize = 8;
+/// Most runs after the fault is removed before one must pass: enough for
+/// every device (2 members × 2 devices, one renewed every run after a
+/// failed one) to be renewed,
+/// so a push connection a `connect` fault made silent or doubling is gone.
+const RECOVERY_RUNS: usize = 5;
+
+/// Every kind.
+const ALL: &[ProbeKind] = ProbeKind::ALL;
+/// Kinds that send messages.
+const SENDERS: &[ProbeKind] = &[GroupMessage, DeviceSync, AddMember];
+/// Kinds whose run creates a fresh group, emptied by `cleanup`
+/// (group_message keeps its group between healthy runs).
+const FRESH_GROUPS: &[ProbeKind] = &[DeviceSync, LeaveGroup, EditSettings, AddMember];
+/// Kinds that watch for a message's delivery as `deliver`.
+const DELIVERY: &[ProbeKind] = &[GroupMessage, DeviceSync];
+
+/// What probes report for one fault: kinds, the operation, the reason.
+type Report = (&'static [ProbeKind], Operation, Reason);
+
+/// One row of the table: a fault of `effect` on `point`, and what it causes.
+struct Verdict {
+    effect: Effect,
+    point: FaultPoint,
+    reports: &'static [Report],
+    /// What it may cause besides when it hits only some operations (it
+    /// began mid-stream, or fires by chance).
+    partly: &'static [Report],
+    /// True when it may also fire where no probe looks, by design: at the
+    /// leaves of a run's cleanup (a dropped, stale or undone cleanup leave
+    /// is left to a later run, unreported), or on the push connection of a
+    /// device no probe of the run waits on (a sender's own).
+    fires_unseen: bool,
+}
+
+const fn v(effect: Effect, point: FaultPoint, reports: &'static [Report]) -> Verdict {
+    Verdict {
+        effect,
+        point,
+        reports,
+        partly: &[],
+        fires_unseen: false,
+    }
+}
+
+impl Verdict {
+    const fn partly(self, partly: &'static [Report]) -> Verdict {
+        Verdict { partly, ..self }
+    }
+
+    const fn fires_unseen(self) -> Verdict {
+        Verdict {
+            fires_unseen: true,
+            ..self
+        }
+    }
+}
+
+/// How a fault becomes a reason: for every accepted pair, in the order of
+/// [`APPLICABILITY`], the failures each kind reports. `delay` is longer than
+/// the step timeout (on `deliver`: between the latency objective and the
+/// deadline); `reorder` on `deliver` holds a delivery up to 1 s, so that
+/// the next one overtakes it even when sends are slow; `resurrect` re-adds
+/// after 1 s.
+const VERDICTS: &[Verdict] = &[
+    v(E::Error, P::Login, &[(ALL, Op::Login, R::HttpError)]),
+    v(E::Error, P::Connect, &[(ALL, Op::Connect, R::HttpError)]),
+    v(E::Error, P::Send, &[(SENDERS, Op::Send, R::HttpError)]),
+    v(E::Error, P::Deliver, &[(ALL, Op::Connect, R::ConnectError)]),
+    v(
+        E::Error,
+        P::Sync,
+        &[(&[DeviceSync], Op::DeviceSync, R::HttpError)],
+    ),
+    v(
+        E::Error,
+        P::Leave,
+        &[
+            (&[LeaveGroup], Op::Leave, R::LeaveRejected),
+            (FRESH_GROUPS, Op::Cleanup, R::HttpError),
+        ],
+    ),
+    v(
+        E::Error,
+        P::ListGroups,
+        &[
+            (&[LeaveGroup], Op::Leave, R::HttpError),
+            (&[AddMember], Op::AddMember, R::HttpError),
+        ],
+    ),
+    v(
+        E::Error,
+        P::EditSettings,
+        &[(&[EditSettings], Op::EditSettings, R::SettingsRejected)],
+    ),
+    v(
+        E::Error,
+        P::ReadGroup,
+        &[
+            (&[LeaveGroup], Op::Leave, R::HttpError),
+            (&[EditSettings], Op::EditSettings, R::HttpError),
+            (&[AddMember], Op::AddMember, R::HttpError),
+        ],
+    ),
+    v(
+        E::Error,
+        P::AddMember,
+        &[(&[AddMember], Op::AddMember, R::HttpError)],
+    ),
+    v(E::Delay, P::Login, &[(ALL, Op::Login, R::Timeout)]),
+    v(E::Delay, P::Connect, &[(ALL, Op::Connect, R::Timeout)]),
+    v(E::Delay, P::Send, &[(SENDERS, Op::Send, R::Timeout)]),
+    // Some deliveries delayed, others not: they overtake each other.
+    v(
+        E::Delay,
+        P::Deliver,
+        &[(SENDERS, Op::Deliver, R::LateDelivery)],
+    )
+    .partly(&[(&[GroupMessage], Op::Deliver, R::OutOfOrder)]),
+    v(
+        E::Delay,
+        P::Sync,
+        &[(&[DeviceSync], Op::DeviceSync, R::Timeout)],
+    ),
+    v(
+        E::Delay,
+        P::Leave,
+        &[
+            (&[LeaveGroup], Op::Leave, R::Timeout),
+            (FRESH_GROUPS, Op::Cleanup, R::Timeout),
+        ],
+    ),
+    v(
+        E::Delay,
+        P::ListGroups,
+        &[
+            (&[LeaveGroup], Op::Leave, R::Timeout),
+            (&[AddMember], Op::AddMember, R::Timeout),
+        ],
+    ),
+    v(
+        E::Delay,
+        P::EditSettings,
+        &[(&[EditSettings], Op::EditSettings, R::Timeout)],
+    ),
+    v(
+        E::Delay,
+        P::ReadGroup,
+        &[
+            (&[LeaveGroup], Op::Leave, R::Timeout),
+            (&[EditSettings], Op::EditSettings, R::Timeout),
+            (&[AddMember], Op::AddMember, R::Timeout),
+        ],
+    ),
+    v(
+        E::Delay,
+        P::AddMember,
+        &[(&[AddMember], Op::AddMember, R::Timeout)],
+    ),
+    v(E::Timeout, P::Login, &[(ALL, Op::Login, R::Timeout)]),
+    v(E::Timeout, P::Connect, &[(ALL, Op::Connect, R::Timeout)]),
+    v(E::Timeout, P::Send, &[(SENDERS, Op::Send, R::Timeout)]),
+    v(
+        E::Timeout,
+        P::Deliver,
+        &[
+            (DELIVERY, Op::Deliver, R::NotDelivered),
+            (&[LeaveGroup], Op::Leave, R::LeaveNotApplied),
+            (&[EditSettings], Op::EditSettings, R::SettingsNotPropagated),
+            (&[AddMember], Op::AddMember, R::MemberAddFailed),
+        ],
+    ),
+    v(
+        E::Timeout,
+        P::Sync,
+        &[(&[DeviceSync], Op::DeviceSync, R::Timeout)],
+    ),
+    v(
+        E::Timeout,
+        P::Leave,
+        &[
+            (&[LeaveGroup], Op::Leave, R::Timeout),
+            (FRESH_GROUPS, Op::Cleanup, R::Timeout),
+        ],
+    ),
+    v(
+        E::Timeout,
+        P::ListGroups,
+        &[
+            (&[LeaveGroup], Op::Leave, R::Timeout),
+            (&[AddMember], Op::AddMember, R::Timeout),
+        ],
+    ),
+    v(
+        E::Timeout,
+        P::EditSettings,
+        &[(&[EditSettings], Op::EditSettings, R::Timeout)],
+    ),
+    v(
+        E::Timeout,
+        P::ReadGroup,
+        &[
+            (&[LeaveGroup], Op::Leave, R::Timeout),
+            (&[EditSettings], Op::EditSettings, R::Timeout),
+            (&[AddMember], Op::AddMember, R::Timeout),
+        ],
+    ),
+    v(
+        E::Timeout,
+        P::AddMember,
+        &[(&[AddMember], Op::AddMember, R::Timeout)],
+    ),
+    v(E::Drop, P::Login, &[(ALL, Op::Connect, R::AuthError)]),
+    v(
+        E::Drop,
+        P::Connect,
+        &[
+            (DELIVERY, Op::Deliver, R::NotDelivered),
+            (&[LeaveGroup], Op::Leave, R::LeaveNotApplied),
+            (&[EditSettings], Op::EditSettings, R::SettingsNotPropagated),
+            (&[AddMember], Op::AddMember, R::MemberAddFailed),
+        ],
+    )
+    .fires_unseen(),
+    v(
+        E::Drop,
+        P::Send,
+        &[
+            (DELIVERY, Op::Deliver, R::NotDelivered),
+            (&[AddMember], Op::AddMember, R::MemberAddFailed),
+        ],
+    ),
+    v(
+        E::Drop,
+        P::Deliver,
+        &[
+            (DELIVERY, Op::Deliver, R::NotDelivered),
+            (&[LeaveGroup], Op::Leave, R::LeaveNotApplied),
+            (&[EditSettings], Op::EditSettings, R::SettingsNotPropagated),
+            (&[AddMember], Op::AddMember, R::MemberAddFailed),
+        ],
+    ),
+    v(
+        E::Drop,
+        P::Sync,
+        &[(&[DeviceSync], Op::DeviceSync, R::DeviceDesync)],
+    ),
+    v(
+        E::Drop,
+        P::Leave,
+        &[(&[LeaveGroup], Op::Leave, R::LeaveNotApplied)],
+    )
+    .fires_unseen(),
+    v(
+        E::Drop,
+        P::ListGroups,
+        &[(&[AddMember], Op::AddMember, R::MemberAddFailed)],
+    ),
+    v(
+        E::Drop,
+        P::EditSettings,
+        &[(&[EditSettings], Op::EditSettings, R::SettingsNotPropagated)],
+    ),
+    v(
+        E::Drop,
+        P::ReadGroup,
+        &[
+            (&[LeaveGroup], Op::Leave, R::HttpError),
+            (&[EditSettings], Op::EditSettings, R::HttpError),
+            (&[AddMember], Op::AddMember, R::HttpError),
+        ],
+    ),
+    v(
+        E::Duplicate,
+        P::Connect,
+        &[(SENDERS, Op::Deliver, R::Duplicate)],
+    )
+    .fires_unseen(),
+    v(
+        E::Duplicate,
+        P::Send,
+        &[(SENDERS, Op::Deliver, R::Duplicate)],
+    ),
+    v(
+        E::Duplicate,
+        P::Deliver,
+        &[(SENDERS, Op::Deliver, R::Duplicate)],
+    ),
+    v(
+        E::Duplicate,
+        P::Sync,
+        &[(&[DeviceSync], Op::DeviceSync, R::Duplicate)],
+    ),
+    v(
+        E::Reorder,
+        P::Deliver,
+        &[(&[GroupMessage], Op::Deliver, R::OutOfOrder)],
+    ),
+    v(
+        E::Reorder,
+        P::Sync,
+        &[(&[DeviceSync], Op::DeviceSync, R::OutOfOrder)],
+    ),
+    v(E::Corrupt, P::Send, &[(SENDERS, Op::Deliver, R::Corrupted)]),
+    v(
+        E::Corrupt,
+        P::Deliver,
+        &[
+            (SENDERS, Op::Deliver, R::Corrupted),
+            (&[LeaveGroup], Op::Leave, R::Corrupted),
+            (&[EditSettings], Op::EditSettings, R::Corrupted),
+        ],
+    ),
+    v(
+        E::Corrupt,
+        P::Sync,
+        &[(&[DeviceSync], Op::DeviceSync, R::Corrupted)],
+    ),
+    v(
+        E::Corrupt,
+        P::EditSettings,
+        &[(&[EditSettings], Op::EditSettings, R::SettingsNotApplied)],
+    ),
+    v(
+        E::Corrupt,
+        P::ReadGroup,
+        &[(&[EditSettings], Op::EditSettings, R::SettingsNotApplied)],
+    ),
+    v(
+        E::Stale,
+        P::Sync,
+        &[(&[DeviceSync], Op::DeviceSync, R::DeviceDesync)],
+    ),
+    // A leave not applied, then applied by a retry: the group reads back.
+    v(
+        E::Stale,
+        P::Leave,
+        &[(&[LeaveGroup], Op::Leave, R::LeaveNotApplied)],
+    )
+    .partly(&[(&[LeaveGroup], Op::Leave, R::MembershipResurrected)])
+    .fires_unseen(),
+    // A group left in an earlier run, listed again.
+    v(
+        E::Stale,
+        P::ListGroups,
+        &[
+            (&[LeaveGroup], Op::Leave, R::LeaveNotApplied),
+            (&[AddMember], Op::AddMember, R::MemberAddFailed),
+        ],
+    )
+    .partly(&[(&[LeaveGroup], Op::Leave, R::MembershipResurrected)]),
+    v(
+        E::Stale,
+        P::EditSettings,
+        &[(&[EditSettings], Op::EditSettings, R::SettingsNotApplied)],
+    ),
+    // A fresh read, then a stale one that shows the leaver again.
+    v(
+        E::Stale,
+        P::ReadGroup,
+        &[
+            (&[LeaveGroup], Op::Leave, R::LeaveNotApplied),
+            (&[EditSettings], Op::EditSettings, R::SettingsNotApplied),
+            (&[AddMember], Op::AddMember, R::MemberAddFailed),
+        ],
+    )
+    .partly(&[(&[LeaveGroup], Op::Leave, R::MembershipResurrected)]),
+    v(
+        E::Stale,
+        P::AddMember,
+        &[(&[AddMember], Op::AddMember, R::MemberAddFailed)],
+    ),
+    v(
+        E::Resurrect,
+        P::Leave,
+        &[(&[LeaveGroup], Op::Leave, R::MembershipResurrected)],
+    )
+    .fires_unseen(),
+    v(
+        E::Disconnect,
+        P::Login,
+        &[(ALL, Op::Connect, R::ConnectError)],
+    ),
+    v(
+        E::Disconnect,
+        P::Connect,
+        &[(ALL, Op::Connect, R::ConnectError)],
+    ),
+    v(
+        E::Disconnect,
+        P::Send,
+        &[(SENDERS, Op::Connect, R::ConnectError)],
+    ),
+    v(
+        E::Disconnect,
+        P::Deliver,
+        &[(ALL, Op::Connect, R::ConnectError)],
+    ),
+    v(
+        E::Disconnect,
+        P::Sync,
+        &[(&[DeviceSync], Op::Connect, R::ConnectError)],
+    ),
+    v(
+        E::Disconnect,
+        P::Leave,
+        &[(FRESH_GROUPS, Op::Connect, R::ConnectError)],
+    ),
+    // Every kind lists its accounts' groups at its first run (to reconcile
+    // what earlier runs or a killed agent left); later runs only where the
+    // kind itself lists.
+    v(
+        E::Disconnect,
+        P::ListGroups,
+        &[(ALL, Op::Connect, R::ConnectError)],
+    ),
+    v(
+        E::Disconnect,
+        P::EditSettings,
+        &[(&[EditSettings], Op::Connect, R::ConnectError)],
+    ),
+    v(
+        E::Disconnect,
+        P::ReadGroup,
+        &[
+            (&[LeaveGroup], Op::Connect, R::ConnectError),
+            (&[EditSettings], Op::Connect, R::ConnectError),
+            (&[AddMember], Op::Connect, R::ConnectError),
+        ],
+    ),
+    v(
+        E::Disconnect,
+        P::AddMember,
+        &[(&[AddMember], Op::Connect, R::ConnectError)],
+    ),
+];
+
+/// The fault of a verdict, scoped to [`FAULTED`], with the options its
+/// effect needs.
+fn fault(verdict: &Verdict) -> Value {
+    let (effect, point) = (verdict.effect.as_str(), verdict.point.as_str());
+    let mut fault = json!({
+        "name": format!("{effect}-{point}"),
+        "operations": [point],
+        "regions": [FAULTED],
+        "effect": effect,
+    });
+    match (verdict.effect, verdict.point) {
+        (E::Delay, P::Deliver) => fault["delay"] = json!("2s"),
+        (E::Reorder, P::Deliver) => fault["delay"] = json!("1s"),
+        (E::Delay, _) => fault["delay"] = json!("5s"),
+        (E::Resurrect, _) => fault["delay"] = json!("1s"),
+        _ => {}
+    }
+    fault
+}
+
+/// Failures found, per kind.
+type Found = BTreeMap<&'static str, BTreeSet<(Operation, Reason)>>;
+
+/// What the table says each kind reports for `verdict`.
+fn expected(verdict: &Verdict) -> Found {
+    let mut found: Found = ALL
+        .iter()
+        .map(|kind| (kind.as_str(), BTreeSet::new()))
+        .collect();
+    add(&mut found, verdict.reports);
+    found
+}
+
+/// Adds `reports` to `found`.
+fn add(found: &mut Found, reports: &[Report]) {
+    for (kinds, operation, reason) in reports {
+        for kind in *kinds {
+            found
+                .entry(kind.as_str())
+                .or_default()
+                .insert((*operation, *reason));
+        }
+    }
+}
+
+/// What the partial variants may report: the table's failures, those it
+/// names for a fault that hits only some operations, and a loss on some
+/// devices wherever a loss on all is documented (for device_sync a loss on
+/// the account's own devices is their disagreement).
+fn allowed(verdict: &Verdict) -> Found {
+    let mut found = expected(verdict);
+    add(&mut found, verdict.partly);
+    for (kind, failures) in found.iter_mut() {
+        let lost_somewhere = failures.contains(&(Op::Deliver, R::NotDelivered));
+        if lost_somewhere {
+            failures.insert((Op::Deliver, R::PartialDelivery));
+        }
+        if lost_somewhere && *kind == DeviceSync.as_str() {
+            failures.insert((Op::DeviceSync, R::DeviceDesync));
+        }
+    }
+    found
+}
+
+/// The probe timing of this test: short, yet generous for a loaded
+/// machine. Two members and two messages, the least each kind needs (two
+/// messages can overtake each other), keep the load low.
+fn spec(kind: ProbeKind) -> ProbeSpec {
+    ProbeSpec {
+        group_size: 2,
+        messages: 2,
+        step_timeout: Duration::from_secs(2),
+        delivery_deadline: Duration::from_secs(3),
+        latency_objective: Duration::from_millis(1500),
+        ..fast_spec(kind)
+    }
+}
+
+/// Probes of every kind in `kinds` acting from `region`.
+fn probes(base: &str, region: &str, kinds: &[ProbeKind], tag: &str) -> Probes {
+    kinds
+        .iter()
+        .map(|&kind| {
+            (
+                kind,
+                build(base, region, spec(kind), &format!("{tag}-{region}")),
+            )
+        })
+        .collect()
+}
+
+/// Probes of one region, each with its kind.
+type Probes = Vec<(ProbeKind, Box<dyn Probe>)>;
+
+/// Runs every probe once, all at once; what each reported.
+async fn run_once(probes: Probes) -> (Probes, Found) {
+    let runners: Vec<_> = probes
+        .into_iter()
+        .map(|(kind, mut probe)| {
+            tokio::spawn(async move {
+                let outcome = probe.run().await;
+                (kind, probe, failures(&outcome))
+            })
+        })
+        .collect();
+    let mut probes = Vec::new();
+    let mut found = Found::new();
+    for runner in runners {
+        let (kind, probe, failures) = runner.await.expect("probe task");
+        found.entry(kind.as_str()).or_default().extend(failures);
+        probes.push((kind, probe));
+    }
+    (probes, found)
+}
+
+fn merge(into: &mut Found, more: Found) {
+    for (kind, failures) in more {
+        into.entry(kind).or_default().extend(failures);
+    }
+}
+
+fn no_failures(found: &Found) -> bool {
+    found.values().all(BTreeSet::is_empty)
+}
+
+/// Kinds the table names for `verdict`.
+fn involved(verdict: &Verdict) -> Vec<ProbeKind> {
+    ALL.iter()
+        .copied()
+        .filter(|kind| {
+            verdict
+                .reports
+                .iter()
+                .any(|(kinds, _, _)| kinds.contains(kind))
+        })
+        .collect()
+}
+
+/// Problems with `found` against the partial variants' rule: something of
+/// the table, nothing outside what it allows.
+fn partial_problems(verdict: &Verdict, found: &Found) -> Vec<String> {
+    let allowed = allowed(verdict);
+    let mut problems = Vec::new();
+    for (kind, failures) in found {
+        let outside: Vec<_> = failures.difference(&allowed[kind]).collect();
+        if !outside.is_empty() {
+            problems.push(format!("{kind} reported {outside:?}, not in the table"));
+        }
+    }
+    if no_failures(found) {
+        problems.push("no failure reported".into());
+    }
+    problems
+}
+
+/// When a case's fault is active.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Variant {
+    /// From before the first run: exactly the table's failures, kind by
+    /// kind (every kind runs), within [`RUNS`] runs.
+    FromStart,
+    /// From [`AFTER`] after it is installed, once a run passed with the
+    /// devices connected: some failure of the table within [`RUNS`] runs.
+    MidStream,
+    /// With probability 0.5, once a run passed (a first run also lists the
+    /// accounts' groups to reconcile, which nobody checks): some failure of
+    /// the table within two runs of the first run it fired in.
+    ByChance,
+}
+
+impl Variant {
+    const ALL: [Variant; 3] = [Variant::FromStart, Variant::MidStream, Variant::ByChance];
+
+    fn name(self) -> &'static str {
+        match self {
+            Variant::FromStart => "from-start",
+            Variant::MidStream => "mid-stream",
+            Variant::ByChance => "by-chance",
+        }
+    }
+
+    /// The fault of `verdict` as this variant installs it.
+    fn fault(self, verdict: &Verdict) -> Value {
+        let mut fault = fault(verdict);
+        match self {
+            Variant::FromStart => {}
+            Variant::MidStream => {
+                fault["after"] = json!(humantime::format_duration(AFTER).to_string());
+            }
+            Variant::ByChance => fault["probability"] = json!(0.5),
+        }
+        fault
+    }
+
+    /// The kinds that run in the faulted region: all in the exact variant,
+    /// else those involved.
+    fn kinds(self, verdict: &Verdict) -> Vec<ProbeKind> {
+        match self {
+            Variant::FromStart => ALL.to_vec(),
+            Variant::MidStream | Variant::ByChance => involved(verdict),
+        }
+    }
+}
+
+/// One case's probes: those of the faulted and of the healthy region of one
+/// backend, run side by side while the fault is installed; the healthy
+/// region's failures accumulate (there must be none). The healthy region
+/// runs the kinds the fault involves: a fault leaking out of its region
+/// shows there.
+struct Regions {
+    faulted: Probes,
+    healthy: Probes,
+    found_healthy: Found,
+}
+
+impl Regions {
+    fn new(base: &str, variant: Variant, verdict: &Verdict, tag: &str) -> Regions {
+        Regions {
+            faulted: probes(base, FAULTED, &variant.kinds(verdict), tag),
+            healthy: probes(base, HEALTHY, &involved(verdict), tag),
+            found_healthy: Found::new(),
+        }
+    }
+
+    /// Runs the faulted region alone (while no fault is installed); what it
+    /// reported.
+    async fn run_faulted(&mut self) -> Found {
+        let (faulted, found) = run_once(std::mem::take(&mut self.faulted)).await;
+        self.faulted = faulted;
+        found
+    }
+
+    /// Runs both regions once; what the faulted region reported.
+    async fn run(&mut self) -> Found {
+        let faulted = std::mem::take(&mut self.faulted);
+        let healthy = std::mem::take(&mut self.healthy);
+        let ((faulted, found), (healthy, found_healthy)) =
+            tokio::join!(run_once(faulted), run_once(healthy));
+        (self.faulted, self.healthy) = (faulted, healthy);
+        merge(&mut self.found_healthy, found_healthy);
+        found
+    }
+
+    /// Runs both regions `runs` times; what the faulted region reported.
+    async fn run_times(&mut self, runs: usize) -> Found {
+        let mut found = Found::new();
+        for _ in 0..runs {
+            merge(&mut found, self.run().await);
+        }
+        found
+    }
+}
+
+/// One case: `verdict`'s fault in `variant`. Whatever the variant, the
+/// healthy region reports nothing while the fault is installed. In the
+/// variants that begin with a passing run, once the fault is removed the
+/// faulted region passes again within [`RECOVERY_RUNS`] runs (the
+/// exact variant leaves recovery to them, to keep the matrix fast).
+async fn case(verdict: &Verdict, variant: Variant, tag: &str) -> Vec<String> {
+    let backend = TestBackend::start().await;
+    let mut regions = Regions::new(&backend.base, variant, verdict, tag);
+    let mut problems = Vec::new();
+    if variant != Variant::FromStart {
+        let before = regions.run_faulted().await;
+        if !no_failures(&before) {
+            problems.push(format!("failed before the fault: {before:?}"));
+        }
+    }
+    backend.set_faults(json!([variant.fault(verdict)])).await;
+    match variant {
+        Variant::FromStart => {
+            let found = regions.run_times(RUNS).await;
+            let wanted = expected(verdict);
+            if found != wanted {
+                problems.push(format!("found {found:?}, expected {wanted:?}"));
+            }
+        }
+        Variant::MidStream => {
+            // The window opens `AFTER` from when the backend took the fault,
+            // which was before its answer: from here on, it is active.
+            tokio::time::sleep_until((Instant::now() + AFTER).into()).await;
+            let found = regions.run_times(RUNS).await;
+            problems.extend(partial_problems(verdict, &found));
+        }
+        Variant::ByChance => problems.extend(by_chance(&backend, &mut regions, verdict).await),
+    }
+    backend.set_faults(json!([])).await;
+    if variant != Variant::FromStart {
+        problems.extend(recovery(&mut regions).await);
+    }
+    if !no_failures(&regions.found_healthy) {
+        let found = &regions.found_healthy;
+        problems.push(format!("{HEALTHY} (not faulted) failed: {found:?}"));
+    }
+    backend.handle.shutdown().await.expect("backend stops");
+    problems
+}
+
+/// How often the fault named `name` fired so far (`GET /admin/stats`).
+async fn fired(backend: &TestBackend, name: &str) -> u64 {
+    let stats = backend.stats().await;
+    stats["faults_fired"][name].as_u64().unwrap_or(0)
+}
+
+/// The probability variant's window. Which runs a fault of probability 0.5
+/// hits is chance, so runs count from the first in which the backend
+/// counted it firing (`faults_fired` of `/admin/stats`): runs before it
+/// must pass, and a failure of the table must show in that run or the next
+/// (a stale listing, a late copy, show a run after they fire), nothing
+/// outside the table. Where it may fire unseen by design
+/// ([`Verdict::fires_unseen`]), only runs in which it fired count, up to
+/// [`UNSEEN_FIRING_RUNS`]: a run it fires in hits what a probe checks with
+/// fair odds (2 in 3 for `leave_group`'s leave, one of two leaves a run). The fault
+/// has an operation or more a run to fire at, so its window not being over
+/// within [`CHANCE_RUNS`] runs is a failure too.
+async fn by_chance(backend: &TestBackend, regions: &mut Regions, verdict: &Verdict) -> Vec<String> {
+    let name = fault(verdict)["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let window = if verdict.fires_unseen {
+        UNSEEN_FIRING_RUNS
+    } else {
+        2
+    };
+    let mut problems = Vec::new();
+    let (mut found, mut counted, mut fired_before) = (Found::new(), 0, 0);
+    for run in 0..CHANCE_RUNS {
+        let failures = regions.run().await;
+        let fired_now = fired(backend, &name).await;
+        let fired_in_run = fired_now > fired_before;
+        fired_before = fired_now;
+        if fired_now == 0 {
+            if !no_failures(&failures) {
+                problems.push(format!(
+                    "run {run} failed before the fault fired: {failures:?}"
+                ));
+            }
+            continue;
+        }
+        merge(&mut found, failures);
+        if fired_in_run || !verdict.fires_unseen {
+            counted += 1;
+        }
+        if !no_failures(&found) || counted == window {
+            problems.extend(partial_problems(verdict, &found));
+            return problems;
+        }
+    }
+    problems.push(format!(
+        "fired {fired_before} times, in {counted} of {CHANCE_RUNS} runs counted; {window} needed"
+    ));
+    problems
+}
+
+/// After the fault's window: within [`RECOVERY_RUNS`] runs, every kind of
+/// the faulted region passes.
+async fn recovery(regions: &mut Regions) -> Vec<String> {
+    let mut last = Found::new();
+    for _ in 0..RECOVERY_RUNS {
+        let found = regions.run_faulted().await;
+        if no_failures(&found) {
+            return Vec::new();
+        }
+        last = found;
+    }
+    vec![format!("no recovery after the fault: {last:?}")]
+}
+
+/// Every pair in every variant, [`PARALLEL`] cases at once; what was wrong.
+async fn run_matrix() -> Vec<String> {
+    let gate = Arc::new(Semaphore::new(PARALLEL));
+    let mut checks = Vec::new();
+    for variant in Variant::ALL {
+        for verdict in VERDICTS {
+            let gate = Arc::clone(&gate);
+            checks.push(tokio::spawn(async move {
+                let _permit = gate.acquire_owned().await.expect("semaphore open");
+                let name = fault(verdict)["name"].as_str().unwrap_or("?").to_string();
+                let tag = format!("{}-{name}", variant.name());
+                let problems = case(verdict, variant, &tag).await;
+                (tag, problems)
+            }));
+        }
+    }
+    let mut wrong = Vec::new();
+    for check in checks {
+        let (name, problems) = check.await.expect("case task");
+        if !problems.is_empty() {
+            wrong.push(format!("{name}: {}", problems.join("; ")));
+        }
+    }
+    wrong
+}
+
+#[test]
+fn the_table_has_every_accepted_pair_once_in_table_order() {
+    let accepted: Vec<(Effect, FaultPoint)> = APPLICABILITY
+        .iter()
+        .flat_map(|(effect, points)| points.iter().map(move |point| (*effect, *point)))
+        .collect();
+    let table: Vec<(Effect, FaultPoint)> = VERDICTS
+        .iter()
+        .map(|verdict| (verdict.effect, verdict.point))
+        .collect();
+    assert_eq!(table, accepted);
+    assert!(VERDICTS.iter().all(|verdict| !verdict.reports.is_empty()));
+}
+
+/// Every (operation, reason) the table expects is one the agent exports at 0
+/// from a probe's start ([`Reason::operations`]), so `increase()` sees it.
+#[test]
+fn every_reported_pair_is_exported_from_the_start() {
+    for verdict in VERDICTS {
+        for (_, operation, reason) in verdict.reports.iter().chain(verdict.partly) {
+            assert!(
+                reason.operations().contains(operation),
+                "`{reason}` on `{operation}` ({:?} on {:?}) is missing from Reason::operations",
+                verdict.effect,
+                verdict.point
+            );
+        }
+    }
+}
+
+/// Reports in the README's words: "`reason` on `operation`: probes".
+fn describe(reports: &[Report]) -> Vec<String> {
+    reports
+        .iter()
+        .map(|(kinds, operation, reason)| {
+            let who = if kinds.len() == ALL.len() {
+                "every probe".to_string()
+            } else {
+                let names: Vec<&str> = kinds.iter().map(|kind| kind.as_str()).collect();
+                names.join(", ")
+            };
+            format!("`{reason}` on `{operation}`: {who}")
+        })
+        .collect()
+}
+
+/// The README section's rows, generated from [`VERDICTS`].
+fn readme_rows() -> String {
+    let mut rows =
+        String::from("| effect | operation | reason, on operation: probes |\n|---|---|---|\n");
+    for verdict in VERDICTS {
+        let mut cell = describe(verdict.reports).join("; ");
+        if !verdict.partly.is_empty() {
+            cell.push_str(&format!(
+                "; when it hits only some operations, also {}",
+                describe(verdict.partly).join("; ")
+            ));
+        }
+        rows.push_str(&format!(
+            "| `{}` | `{}` | {cell} |\n",
+            verdict.effect.as_str(),
+            verdict.point.as_str(),
+        ));
+    }
+    rows
+}
+
+#[test]
+fn the_readme_section_is_the_table() {
+    let readme =
+        std::fs::read_to_string(crate::harness::fixtures::repo_file("README.md")).expect("README");
+    let begin = "<!-- verdicts: generated by tests/fault_matrix.rs -->\n";
+    let end = "<!-- verdicts end -->";
+    let start = readme.find(begin).map(|at| at + begin.len());
+    let stop = readme.find(end);
+    let section = match (start, stop) {
+        (Some(start), Some(stop)) if start <= stop => &readme[start..stop],
+        _ => "",
+    };
+    let rows = readme_rows();
+    if section != rows {
+        if std::env::var_os("CHATPROBE_UPDATE_README").is_some() {
+            let updated = match (start, stop) {
+                (Some(start), Some(stop)) => {
+                    format!("{}{rows}{}", &readme[..start], &readme[stop..])
+                }
+                _ => panic!("README lacks the verdict markers"),
+            };
+            std::fs::write(crate::harness::fixtures::repo_file("README.md"), updated)
+                .expect("README written");
+        }
+        panic!(
+            "README's \"How a fault becomes a reason\" differs from the table; rerun with CHATPROBE_UPDATE_README=1:\n{rows}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_accepted_pair_is_named_from_the_start_mid_stream_and_by_chance() {
+    let wrong = run_matrix().await;
+    assert!(
+        wrong.is_empty(),
+        "{} cases wrong:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
+}

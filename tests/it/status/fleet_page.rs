@@ -1,0 +1,329 @@
+//! The fleet status page end to end: the mock backend, one agent process
+//! per region (`eu-west`, `us-east`, `ap-south`, probe interval 1 s), a real
+//! Prometheus scraping them every second with no rules at all, and
+//! `chatprobe status-page` reading it. A send outage in ap-south opens an
+//! incident (on `/api/incidents`, `/feed.atom` and the page in headless
+//! Chromium, screenshot included) while the other regions stay green;
+//! removing it ends the incident; stopping Prometheus turns the page blind
+//! (`overall` unknown, never green).
+//!
+//! Set `CHATPROBE_UPDATE_SCREENSHOT=1` to copy the screenshot to
+//! `docs/fleet-status.png` (the one the README shows).
+
+use std::ffi::OsStr;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::harness::backend::{put_faults, send_outage};
+use crate::harness::binary::{Running, start_agent, start_backend, start_status_page};
+use crate::harness::browser::Browser;
+use crate::harness::dir::TempDir;
+use crate::harness::fixtures::{AgentConfig, fixture_path};
+use crate::harness::http::{get_json, get_text, http_client, wait_for};
+use crate::harness::prometheus::Prometheus;
+
+const REGIONS: [&str; 3] = ["eu-west", "us-east", "ap-south"];
+const FAULTED: &str = "ap-south";
+const PROBES: [&str; 2] = ["group_message", "edit_settings"];
+/// Longest wait for any one state change of the stack.
+const PATIENCE: Duration = Duration::from_secs(60);
+/// How often the test looks.
+const POLL: Duration = Duration::from_millis(500);
+
+/// The whole stack; every process is killed when it drops.
+struct Stack {
+    backend: Running,
+    page: Running,
+    prometheus: Option<Prometheus>,
+    _agents: Vec<Running>,
+    _dir: TempDir,
+}
+
+impl Stack {
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.page.url())
+    }
+}
+
+fn start_stack() -> Option<Stack> {
+    let prometheus = crate::harness::tool(
+        "CHATPROBE_PROMETHEUS",
+        "prometheus",
+        "apt-get install prometheus",
+    )?;
+    let dir = TempDir::new("fleet-page");
+    let backend = start_backend(&fixture_path("backend.yaml"), &[]);
+    let agents: Vec<Running> = REGIONS
+        .iter()
+        .map(|region| {
+            start_agent(&AgentConfig::write(&dir, region, &backend.url(), "1s", &PROBES).path)
+        })
+        .collect();
+    let targets: Vec<(&str, String)> = REGIONS
+        .iter()
+        .zip(&agents)
+        .map(|(region, agent)| (*region, agent.addr.to_string()))
+        .collect();
+    let prometheus = Prometheus::scraping(&prometheus, &dir, &targets, "1s");
+    let notes = dir.write(
+        "notes.md",
+        "# Rehearsal\n\nSends in **ap-south** fail on purpose: this is `chatprobe`'s end-to-end test.",
+    );
+    let page = start_status_page(
+        &prometheus.url,
+        &[
+            OsStr::new("--incident-step"),
+            OsStr::new("1s"),
+            OsStr::new("--title"),
+            OsStr::new("Example chat: status"),
+            OsStr::new("--notes"),
+            notes.as_os_str(),
+        ],
+    );
+    Some(Stack {
+        backend,
+        page,
+        prometheus: Some(prometheus),
+        _agents: agents,
+        _dir: dir,
+    })
+}
+
+fn text(value: &Value) -> &str {
+    value.as_str().unwrap_or_default()
+}
+
+/// The state of each cell as `(region, probe, state)`, once every probe
+/// has a cell in every region.
+fn cells(status: &Value) -> Result<Vec<(String, String, String)>, String> {
+    let cells: Vec<(String, String, String)> = status["cells"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|cell| {
+            let field = |name: &str| text(&cell[name]).to_owned();
+            (field("region"), field("probe"), field("state"))
+        })
+        .collect();
+    match cells.len() == REGIONS.len() * PROBES.len() {
+        true => Ok(cells),
+        false => Err(format!("not every cell is there yet: {status}")),
+    }
+}
+
+/// Waits for `/api/status` to pass `check`; the answer.
+async fn wait_status(
+    http: &reqwest::Client,
+    stack: &Stack,
+    what: &str,
+    check: impl Fn(&Value) -> Result<(), String>,
+) -> Value {
+    let url = stack.url("/api/status");
+    wait_for(what, PATIENCE, POLL, || async {
+        let status = get_json(http, &url).await?;
+        check(&status).map(|()| status)
+    })
+    .await
+}
+
+/// The incidents of `probe` in `/api/incidents`.
+async fn incidents_of(
+    http: &reqwest::Client,
+    stack: &Stack,
+    probe: &str,
+) -> Result<Vec<Value>, String> {
+    let answer = get_json(http, &stack.url("/api/incidents")).await?;
+    Ok(answer["incidents"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|incident| incident["probe"] == probe)
+        .cloned()
+        .collect())
+}
+
+/// Every probe's trend counts runs.
+fn trends_have_runs(status: &Value) -> Result<(), String> {
+    let trends = status["trends"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or(&[]);
+    let runs = |trend: &Value| -> u64 {
+        trend["runs"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_u64)
+            .sum()
+    };
+    match trends.len() == PROBES.len() && trends.iter().all(|trend| runs(trend) > 0) {
+        true => Ok(()),
+        false => Err(format!("trends without runs: {status}")),
+    }
+}
+
+fn all_green(status: &Value) -> Result<(), String> {
+    let cells = cells(status)?;
+    match cells.iter().all(|(_, _, state)| state == "green") && status["overall"] == "green" {
+        true => Ok(()),
+        false => Err(format!("not all green: {cells:?}")),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_region_outage_opens_and_ends_an_incident_and_a_blind_page_is_not_green() {
+    let Some(mut stack) = start_stack() else {
+        return;
+    };
+    let http = http_client();
+    wait_status(
+        &http,
+        &stack,
+        "every cell green, trends with runs",
+        |status| {
+            all_green(status)?;
+            trends_have_runs(status)
+        },
+    )
+    .await;
+    let page = get_text(&http, &stack.url("/")).await.unwrap_or_default();
+    assert!(
+        page.contains("<h3>Rehearsal</h3>"),
+        "the notes are on top: {page}"
+    );
+
+    // A send outage in ap-south: one incident, for ap-south only.
+    put_faults(&http, &stack.backend.url(), &send_outage(&[FAULTED])).await;
+    // Its reasons may complete a scrape after it opens: wait for them too.
+    let incident = wait_for(
+        "an ongoing incident naming its reason",
+        PATIENCE,
+        POLL,
+        || async {
+            let found = incidents_of(&http, &stack, "group_message").await?;
+            let named = |incident: &&Value| {
+                incident["ended_at"].is_null()
+                    && incident["reasons"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .any(|reason| {
+                            reason["reason"] == "http_error"
+                                && reason["operations"]
+                                    .as_array()
+                                    .into_iter()
+                                    .flatten()
+                                    .any(|op| op == "send")
+                        })
+            };
+            match found.iter().find(named) {
+                Some(incident) => Ok(incident.clone()),
+                None => Err(format!("{found:?}")),
+            }
+        },
+    )
+    .await;
+    assert_eq!(
+        incident["regions"],
+        serde_json::json!([FAULTED]),
+        "{incident}"
+    );
+    let status = wait_status(&http, &stack, "ap-south red with its reason", |status| {
+        let red = status["cells"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|cell| {
+                cell["region"] == FAULTED
+                    && cell["probe"] == "group_message"
+                    && cell["state"] == "red"
+                    && cell["reasons"] == serde_json::json!(["http_error"])
+            });
+        let listed = status["recent_failures"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|failure| failure["region"] == FAULTED && failure["reason"] == "http_error");
+        match red && listed && status["overall"] == "red" {
+            true => Ok(()),
+            false => Err(status.to_string()),
+        }
+    })
+    .await;
+    for (region, probe, state) in cells(&status).unwrap_or_default() {
+        if region != FAULTED {
+            assert_eq!(state, "green", "{probe} in {region}");
+        }
+    }
+    let feed = get_text(&http, &stack.url("/feed.atom"))
+        .await
+        .unwrap_or_default();
+    assert!(
+        feed.contains("<title>group_message failing in ap-south since"),
+        "the feed carries the incident: {feed}"
+    );
+    assert!(
+        feed.contains("<title>Statement from the operators</title>"),
+        "{feed}"
+    );
+
+    if let Some(browser) = Browser::find("fleet-page") {
+        let url = stack.url("/");
+        let dom = browser.dom(&url);
+        assert!(
+            dom.contains(r#"<article class="incident" data-state="ongoing" data-probe="group_message" data-regions="ap-south">"#),
+            "the browser shows the ongoing incident: {dom}"
+        );
+        browser.screenshot(&url, "fleet-status.png", "fleet-status.png");
+    }
+
+    // The outage ends: so does the incident, and its feed entry says so.
+    put_faults(&http, &stack.backend.url(), &serde_json::json!([])).await;
+    let started_at = incident["started_at"].clone();
+    let ended = wait_for("the incident ended", PATIENCE, POLL, || async {
+        let found = incidents_of(&http, &stack, "group_message").await?;
+        match found
+            .iter()
+            .find(|incident| incident["started_at"] == started_at)
+        {
+            Some(incident) if !incident["ended_at"].is_null() => Ok(incident.clone()),
+            _ => Err(format!("{found:?}")),
+        }
+    })
+    .await;
+    assert!(
+        ended["duration_seconds"]
+            .as_u64()
+            .is_some_and(|seconds| seconds > 0),
+        "{ended}"
+    );
+    let feed = get_text(&http, &stack.url("/feed.atom"))
+        .await
+        .unwrap_or_default();
+    assert!(
+        feed.contains("<title>Resolved: group_message failed in ap-south for"),
+        "{feed}"
+    );
+    wait_status(&http, &stack, "every cell green again", all_green).await;
+
+    // Prometheus stops: the page cannot see, and says so.
+    drop(stack.prometheus.take());
+    let blind = wait_status(&http, &stack, "overall unknown", |status| {
+        match status["overall"] == "unknown" && !status["source"]["error"].is_null() {
+            true => Ok(()),
+            false => Err(status.to_string()),
+        }
+    })
+    .await;
+    assert!(
+        !blind["cells"].as_array().is_none_or(Vec::is_empty),
+        "the last data stays, marked"
+    );
+    let page = get_text(&http, &stack.url("/")).await.unwrap_or_default();
+    assert!(
+        page.contains(r#"<header class="overall" data-state="unknown">"#),
+        "{page}"
+    );
+    assert!(page.contains("Blind: Prometheus cannot be read"), "{page}");
+}
