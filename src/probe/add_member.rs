@@ -6,6 +6,7 @@ use async_trait::async_trait;
 
 use super::context::{RunContext, Steps};
 use super::deliver::check_messages;
+use super::devices::DeviceRef;
 use super::kind::{self, KindDef};
 use super::run::{Recorded, StepResult};
 use crate::outcome::{Operation, Reason};
@@ -29,22 +30,30 @@ pub struct AddMember;
 #[async_trait]
 impl Steps for AddMember {
     async fn steps(&mut self, cx: &mut RunContext<'_>) -> StepResult<()> {
-        let added = cx.fleet.members.len() - 1;
+        let added = cx.devices.members.len() - 1;
         let group = cx.create_group(added).await?;
-        let user = cx.fleet.user(added);
-        let adding = cx.fleet.device((0, 0)).add_member(&group, &user);
+        let user = cx.devices.user(added);
+        let adding = cx
+            .devices
+            .device(DeviceRef::first(0))
+            .add_member(&group, &user);
         cx.run.step(Operation::AddMember, adding).await?;
-        let joining = cx.fleet.device((added, 0)).join_group(&group);
+        let joining = cx
+            .devices
+            .device(DeviceRef::first(added))
+            .join_group(&group);
         let refused = Reason::MemberAddFailed;
         cx.run
             .step_or_refused(Operation::AddMember, refused, joining)
             .await?;
         cx.set_member(&group, added, true);
         sees_group(cx, &group, added).await??;
-        let targets = cx.fleet.devices_of([added]);
-        let sent = cx.send_burst((0, 0), &group, (0, 1), targets.len()).await?;
+        let recipients = cx.devices.of_members([added]);
+        let sent = cx
+            .send_burst(DeviceRef::first(0), &group, (0, 1), recipients.len())
+            .await?;
         let timing = cx.timing();
-        check_messages(cx.fleet, cx.run, &targets, &sent, timing)
+        check_messages(cx.devices, cx.run, &recipients, &sent, timing)
             .await
             .report(cx.run, Operation::Deliver, |reason| match reason {
                 Reason::NotDelivered | Reason::PartialDelivery => {
@@ -75,8 +84,8 @@ async fn sees_group(
             .run
             .fail(Operation::AddMember, Reason::MemberAddFailed, detail));
     }
-    let user = cx.fleet.user(added);
-    let reading = cx.fleet.device((added, 0)).read_group(group);
+    let user = cx.devices.user(added);
+    let reading = cx.devices.device(DeviceRef::first(added)).read_group(group);
     let read = cx.run.step(Operation::AddMember, reading).await?;
     if !read.members.contains(&user) {
         let detail = "the added member does not read itself among the members";

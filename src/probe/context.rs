@@ -6,7 +6,7 @@ use std::time::Instant;
 use async_trait::async_trait;
 
 use super::deliver::{Sent, Timing};
-use super::fleet::{Created, Fleet, Target};
+use super::devices::{Created, DeviceRef, Devices};
 use super::run::{Run, StepResult};
 use super::{Probe, ProbeSetup, ProbeSpec};
 use crate::client::{GroupId, GroupSettings};
@@ -30,7 +30,7 @@ pub trait Steps: Send {
 /// record, and the groups to clean up.
 pub struct RunContext<'a> {
     /// The probe's devices.
-    pub fleet: &'a mut Fleet,
+    pub devices: &'a mut Devices,
     /// The run's record.
     pub run: &'a mut Run,
     /// The probe's definition.
@@ -46,16 +46,16 @@ impl RunContext<'_> {
     /// creates it, the others join); `Err` unless every one of them is in it.
     /// A group created at all is cleaned up after the run. None is created
     /// while one of the members holds too many groups of earlier runs
-    /// ([`Fleet::check_room`]).
+    /// ([`Devices::check_room`]).
     pub async fn create_group(&mut self, members: usize) -> StepResult<GroupId> {
-        self.fleet.check_room(self.run, 0..members)?;
+        self.devices.check_room(self.run, 0..members)?;
         let settings = self.group_settings();
         let mut created = self
-            .fleet
+            .devices
             .create_group(self.run, &settings, 1..members)
             .await?;
         let joined = self
-            .fleet
+            .devices
             .join_group(self.run, &mut created, 1..members)
             .await;
         let id = created.id.clone();
@@ -74,13 +74,13 @@ impl RunContext<'_> {
     /// Takes `group` out of this run's cleanup: the kind keeps it for later runs.
     pub fn keep(&mut self, group: &str) -> Option<Created> {
         let index = self.groups.iter().position(|created| created.id == group)?;
-        self.fleet.keep(group);
+        self.devices.keep(group);
         Some(self.groups.swap_remove(index))
     }
 
     /// Notes that `member` is (again) in `group` or is no longer, for cleanup.
     pub fn set_member(&mut self, group: &str, member: usize, is_member: bool) {
-        self.fleet.note_membership(member, group, is_member);
+        self.devices.note_membership(member, group, is_member);
         let Some(created) = self.groups.iter_mut().find(|created| created.id == group) else {
             if is_member {
                 self.groups.push(Created {
@@ -102,7 +102,7 @@ impl RunContext<'_> {
     /// `recipients` devices and delivered on none.
     pub async fn send_burst(
         &mut self,
-        from: Target,
+        from: DeviceRef,
         group: &str,
         (first, count): (usize, usize),
         recipients: usize,
@@ -112,7 +112,7 @@ impl RunContext<'_> {
             let body = format!("chatprobe run {} message {index}", self.tag);
             let key = format!("{}-{index}", self.tag);
             let sent_at = Instant::now();
-            let sending = self.fleet.device(from).send(group, &key, &body);
+            let sending = self.devices.device(from).send(group, &key, &body);
             match self.run.step(Operation::Send, sending).await {
                 Ok(id) => sent.push(Sent { id, body, sent_at }),
                 Err(recorded) => {
@@ -133,8 +133,8 @@ impl RunContext<'_> {
         group: &str,
     ) -> StepResult<Vec<bool>> {
         let mut listed = Vec::new();
-        for target in self.fleet.devices_of([member]) {
-            let listing = self.fleet.device(target).list_groups();
+        for recipient in self.devices.of_members([member]) {
+            let listing = self.devices.device(recipient).list_groups();
             let groups = self.run.step(operation, listing).await?;
             listed.push(groups.iter().any(|id| id == group));
         }
@@ -164,7 +164,7 @@ const RENEW_EVERY: u64 = 2;
 /// A probe: a kind's steps around the shared preparation and cleanup.
 pub struct Driver {
     spec: ProbeSpec,
-    fleet: Fleet,
+    devices: Devices,
     steps: Box<dyn Steps>,
     instance: u32,
     runs: u64,
@@ -175,7 +175,7 @@ pub struct Driver {
 impl Driver {
     /// A probe running `steps` with the devices of `setup`.
     pub fn new(setup: ProbeSetup, steps: Box<dyn Steps>) -> Driver {
-        let fleet = Fleet::new(
+        let devices = Devices::new(
             &setup.spec.name,
             setup.service,
             setup.accounts,
@@ -183,7 +183,7 @@ impl Driver {
         );
         Driver {
             spec: setup.spec,
-            fleet,
+            devices,
             steps,
             instance: rand::random(),
             runs: 0,
@@ -198,11 +198,11 @@ impl Probe for Driver {
         let mut run = Run::start(self.spec.step_timeout);
         self.runs += 1;
         if !self.last_passed || self.runs.is_multiple_of(RENEW_EVERY) {
-            self.fleet.renew_one(&mut run).await;
+            self.devices.renew_one(&mut run).await;
         }
-        if self.fleet.prepare(&mut run).await.is_ok() {
+        if self.devices.prepare(&mut run).await.is_ok() {
             let mut cx = RunContext {
-                fleet: &mut self.fleet,
+                devices: &mut self.devices,
                 run: &mut run,
                 spec: &self.spec,
                 tag: format!("{}-{:08x}-{}", self.spec.name, self.instance, self.runs),
@@ -212,7 +212,7 @@ impl Probe for Driver {
             // recorded, so the outcome fails; cleanup runs either way.
             let _stopped_early: StepResult<()> = self.steps.steps(&mut cx).await;
             for group in std::mem::take(&mut cx.groups) {
-                self.fleet.clean_up(&mut run, group).await;
+                self.devices.clean_up(&mut run, group).await;
             }
         }
         let outcome = run.finish();
@@ -222,7 +222,7 @@ impl Probe for Driver {
 
     async fn shutdown(&mut self) {
         let mut run = Run::start(self.spec.step_timeout);
-        self.fleet.shut_down(&mut run, self.steps.retire()).await;
+        self.devices.shut_down(&mut run, self.steps.retire()).await;
         for failure in run.finish().failures {
             tracing::warn!(probe = %self.spec.name, operation = %failure.operation,
                 reason = %failure.reason, detail = %failure.detail, "cleanup at shutdown failed");

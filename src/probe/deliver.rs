@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use crate::client::{ClientError, Delivered, Event, MessageId, ReceivedMessage};
 use crate::outcome::{Operation, Reason};
 
-use super::fleet::{Fleet, Target};
+use super::devices::{DeviceRef, Devices};
 use super::run::{Run, StepResult};
 
 /// How long to keep listening after every expected event arrived, to catch
@@ -15,25 +15,25 @@ use super::run::{Run, StepResult};
 /// before the next run, is reported then: see `Slot::delivered`).
 const SETTLE: Duration = Duration::from_millis(20);
 
-/// Watches `targets` until each has seen what it waits for (`observe`
-/// returns true for a target once it has everything) or `until` passes, then
+/// Watches `recipients` until each has seen what it waits for (`observe`
+/// returns true for a recipient once it has everything) or `until` passes, then
 /// listens a moment longer so late duplicates are seen too. Returns which
-/// targets kept their push connection; a lost one is reported on `connect`
+/// recipients kept their push connection; a lost one is reported on `connect`
 /// with the reason of its error (`connect_error`, `auth_error`, `http_error`,
 /// `timeout`: one reason per failure), and its device reconnects before the
 /// next run. Malformed push frames are `http_error` on `deliver`.
 pub async fn watch(
-    fleet: &mut Fleet,
+    devices: &mut Devices,
     run: &mut Run,
-    targets: &[Target],
+    recipients: &[DeviceRef],
     until: Instant,
     mut observe: impl FnMut(usize, &Delivered) -> bool,
 ) -> Vec<bool> {
     let begun = Instant::now();
-    let mut alive = vec![true; targets.len()];
-    let mut done = vec![false; targets.len()];
-    for (index, &target) in targets.iter().enumerate() {
-        let slot = fleet.slot_mut(target);
+    let mut alive = vec![true; recipients.len()];
+    let mut done = vec![false; recipients.len()];
+    for (index, &recipient) in recipients.iter().enumerate() {
+        let slot = devices.slot_mut(recipient);
         alive[index] = !slot.push_lost;
         while alive[index] && !done[index] {
             match listen(slot, run, until).await {
@@ -44,8 +44,8 @@ pub async fn watch(
         }
     }
     let settle_until = (Instant::now() + SETTLE).min(until);
-    for (index, &target) in targets.iter().enumerate() {
-        let slot = fleet.slot_mut(target);
+    for (index, &recipient) in recipients.iter().enumerate() {
+        let slot = devices.slot_mut(recipient);
         while alive[index] {
             match listen(slot, run, settle_until).await {
                 Ok(Some(event)) => {
@@ -65,7 +65,7 @@ pub async fn watch(
 /// push channel that closes right after a malformed answer, as a Matrix
 /// long poll does, is that one failure, not a second).
 async fn listen(
-    slot: &mut super::fleet::Slot,
+    slot: &mut super::devices::Slot,
     run: &mut Run,
     until: Instant,
 ) -> StepResult<Option<Delivered>> {
@@ -154,9 +154,9 @@ pub struct DeliveryReport {
     pub expected: u64,
     /// Of those, arrived intact before the deadline.
     pub delivered: u64,
-    /// Per target, per message: whether it arrived before the deadline.
+    /// Per recipient, per message: whether it arrived before the deadline.
     pub reached: Vec<Vec<bool>>,
-    /// Per target: whether its push connection stayed up (a lost one is
+    /// Per recipient: whether its push connection stayed up (a lost one is
     /// reported on `connect`, not as its misses).
     pub alive: Vec<bool>,
     /// Per message: whether some device got it twice or altered (already
@@ -181,13 +181,13 @@ impl DeliveryReport {
     }
 }
 
-/// Waits until every target got every message of `sent` or the last
+/// Waits until every recipient got every message of `sent` or the last
 /// message's deadline passes, and classifies what arrived. Events of other
 /// messages (older runs, other groups) are ignored.
 pub async fn check_messages(
-    fleet: &mut Fleet,
+    devices: &mut Devices,
     run: &mut Run,
-    targets: &[Target],
+    recipients: &[DeviceRef],
     sent: &[Sent],
     timing: Timing,
 ) -> DeliveryReport {
@@ -196,39 +196,39 @@ pub async fn check_messages(
         .map(|message| message.deadline(timing.deadline))
         .max()
         .unwrap_or_else(Instant::now);
-    let mut receipts = vec![vec![Receipt::default(); sent.len()]; targets.len()];
-    let mut arrival_order: Vec<Vec<usize>> = vec![Vec::new(); targets.len()];
-    let alive = watch(fleet, run, targets, until, |target, delivered| {
+    let mut receipts = vec![vec![Receipt::default(); sent.len()]; recipients.len()];
+    let mut arrival_order: Vec<Vec<usize>> = vec![Vec::new(); recipients.len()];
+    let alive = watch(devices, run, recipients, until, |recipient, delivered| {
         let Event::Message(message) = &delivered.event else {
             return false;
         };
         let Some(index) = sent_index(sent, message) else {
             return false;
         };
-        let receipt = &mut receipts[target][index];
+        let receipt = &mut receipts[recipient][index];
         if receipt.copies == 0 {
             receipt.first_at = Some(delivered.received_at);
             receipt.intact = message.body == sent[index].body;
-            arrival_order[target].push(index);
+            arrival_order[recipient].push(index);
         } else {
             receipt.intact &= message.body == sent[index].body;
         }
         receipt.copies += 1;
-        receipts[target].iter().all(|receipt| receipt.copies > 0)
+        receipts[recipient].iter().all(|receipt| receipt.copies > 0)
     })
     .await;
-    for (&target, per_target) in targets.iter().zip(&receipts) {
+    for (&recipient, per_recipient) in recipients.iter().zip(&receipts) {
         let arrived = sent
             .iter()
-            .zip(per_target)
+            .zip(per_recipient)
             .filter(|(_, receipt)| receipt.copies > 0)
             .map(|(message, _)| message.body.clone());
-        fleet.slot_mut(target).delivered.extend(arrived);
+        devices.slot_mut(recipient).delivered.extend(arrived);
     }
     classify(sent, &receipts, &arrival_order, &alive, timing)
 }
 
-/// What the receipts of every target say: a missing message is counted
+/// What the receipts of every recipient say: a missing message is counted
 /// against the devices whose push stayed up (a device whose push died is
 /// reported on `connect`); what did arrive counts as delivered wherever it
 /// arrived, so `delivered` and the reasons agree.
@@ -256,7 +256,7 @@ fn classify(
             .iter()
             .zip(alive)
             .filter(|(_, alive)| **alive)
-            .map(|(per_target, _)| &per_target[index])
+            .map(|(per_recipient, _)| &per_recipient[index])
             .filter(|receipt| receipt.arrived_by(deadline))
             .collect();
         let name = format!("message {} ({})", index + 1, message.id);
@@ -303,16 +303,20 @@ fn classify(
     };
     report.reached = receipts
         .iter()
-        .map(|per_target| per_target.iter().enumerate().map(arrived).collect())
+        .map(|per_recipient| per_recipient.iter().enumerate().map(arrived).collect())
         .collect();
     report.delivered = receipts
         .iter()
-        .flat_map(|per_target| per_target.iter().enumerate())
+        .flat_map(|per_recipient| per_recipient.iter().enumerate())
         .filter(|&(index, receipt)| arrived((index, receipt)) && receipt.intact)
         .count() as u64;
     report.alive = alive.to_vec();
     report.flawed = (0..sent.len())
-        .map(|index| receipts.iter().any(|per_target| per_target[index].flawed()))
+        .map(|index| {
+            receipts
+                .iter()
+                .any(|per_recipient| per_recipient[index].flawed())
+        })
         .collect();
     report
 }
@@ -510,7 +514,7 @@ mod tests {
 
     /// The failures `listen` records for a push channel answering `script`.
     async fn push_failures(script: Vec<ClientError>) -> Vec<(Operation, Reason)> {
-        let mut slot = super::super::fleet::Slot {
+        let mut slot = super::super::devices::Slot {
             device: Box::new(ScriptedPush(script.into())),
             push_lost: false,
             delivered: Vec::new(),

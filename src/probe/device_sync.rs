@@ -9,6 +9,7 @@ use async_trait::async_trait;
 
 use super::context::{RunContext, Steps};
 use super::deliver::{DeliveryReport, Sent, check_messages, sent_index};
+use super::devices::DeviceRef;
 use super::kind::{self, KindDef};
 use super::run::StepResult;
 use super::spec::{ProbeSpec, SpecError};
@@ -46,22 +47,26 @@ pub struct DeviceSync;
 #[async_trait]
 impl Steps for DeviceSync {
     async fn steps(&mut self, cx: &mut RunContext<'_>) -> StepResult<()> {
-        let members = cx.fleet.members.len();
+        let members = cx.devices.members.len();
         let group = cx.create_group(members).await?;
-        let own = cx.fleet.devices_of([0]);
+        let own = cx.devices.of_members([0]);
         let siblings = own.len() - 1;
         let timing = cx.timing();
 
-        let mut targets = own[1..].to_vec();
-        targets.extend(cx.fleet.devices_of(1..members));
-        let first = cx.send_burst(own[0], &group, (0, 1), targets.len()).await?;
-        let report = check_messages(cx.fleet, cx.run, &targets, &first, timing).await;
-        let mut pushed = reached_ids(&report, &first, 0..targets.len());
+        let mut recipients = own[1..].to_vec();
+        recipients.extend(cx.devices.of_members(1..members));
+        let first = cx
+            .send_burst(own[0], &group, (0, 1), recipients.len())
+            .await?;
+        let report = check_messages(cx.devices, cx.run, &recipients, &first, timing).await;
+        let mut pushed = reached_ids(&report, &first, 0..recipients.len());
         let mut flawed = flawed_ids(&report, &first);
         report_first(cx, report, siblings);
 
-        let second = cx.send_burst((1, 0), &group, (1, 1), own.len()).await?;
-        let report = check_messages(cx.fleet, cx.run, &own, &second, timing).await;
+        let second = cx
+            .send_burst(DeviceRef::first(1), &group, (1, 1), own.len())
+            .await?;
+        let report = check_messages(cx.devices, cx.run, &own, &second, timing).await;
         pushed.extend(reached_ids(&report, &second, 0..own.len()));
         flawed.extend(flawed_ids(&report, &second));
         // Only the account's own devices wait for it: a partial delivery is
@@ -76,8 +81,8 @@ impl Steps for DeviceSync {
             pushed: &pushed,
             flawed: &flawed,
         };
-        for (index, &target) in own.iter().enumerate() {
-            let syncing = cx.fleet.slot_mut(target).device.sync();
+        for (index, &recipient) in own.iter().enumerate() {
+            let syncing = cx.devices.slot_mut(recipient).device.sync();
             let events = cx.run.step(Operation::DeviceSync, syncing).await?;
             check_sync(cx, index + 1, &group, &events, &all, seen);
         }
@@ -86,14 +91,14 @@ impl Steps for DeviceSync {
 }
 
 /// Reports the first message's delivery to the sender's siblings (the first
-/// `siblings` targets) and the other members' devices: a sibling that missed
+/// `siblings` recipients) and the other members' devices: a sibling that missed
 /// it while others got it is `device_desync`; a miss on another member's
 /// device stays `partial_delivery`, whatever the siblings did.
 fn report_first(cx: &mut RunContext<'_>, report: DeliveryReport, siblings: usize) {
-    let missed = |targets: std::ops::Range<usize>| {
-        targets
-            .filter(|&target| report.alive[target])
-            .any(|target| !report.reached[target][0])
+    let missed = |recipients: std::ops::Range<usize>| {
+        recipients
+            .filter(|&recipient| report.alive[recipient])
+            .any(|recipient| !report.reached[recipient][0])
     };
     let sibling_missed = missed(0..siblings);
     let others_missed = missed(siblings..report.reached.len());
@@ -194,15 +199,19 @@ fn position_in_group(event: &Event, group: &str, sent: &[Sent]) -> Option<usize>
     }
 }
 
-/// Ids of the messages of `sent` that reached at least one of `targets`.
+/// Ids of the messages of `sent` that reached at least one of `recipients`.
 fn reached_ids(
     report: &DeliveryReport,
     sent: &[Sent],
-    targets: std::ops::Range<usize>,
+    recipients: std::ops::Range<usize>,
 ) -> Vec<String> {
     sent.iter()
         .enumerate()
-        .filter(|(index, _)| targets.clone().any(|target| report.reached[target][*index]))
+        .filter(|(index, _)| {
+            recipients
+                .clone()
+                .any(|recipient| report.reached[recipient][*index])
+        })
         .map(|(_, message)| message.id.clone())
         .collect()
 }

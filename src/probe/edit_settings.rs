@@ -10,6 +10,7 @@ use async_trait::async_trait;
 
 use super::context::{RunContext, Steps};
 use super::deliver::watch;
+use super::devices::DeviceRef;
 use super::kind::{self, KindDef};
 use super::run::StepResult;
 use crate::client::{Event, GroupSettings};
@@ -32,7 +33,7 @@ pub struct EditSettings;
 #[async_trait]
 impl Steps for EditSettings {
     async fn steps(&mut self, cx: &mut RunContext<'_>) -> StepResult<()> {
-        let members = cx.fleet.members.len();
+        let members = cx.devices.members.len();
         let group = cx.create_group(members).await?;
         let before = cx.group_settings();
         let wanted = GroupSettings {
@@ -40,13 +41,13 @@ impl Steps for EditSettings {
             notice: format!("notice of run {}", cx.tag),
         };
         let started = Instant::now();
-        let editor = cx.fleet.device((0, 0));
+        let editor = cx.devices.device(DeviceRef::first(0));
         let editing = editor.edit_settings(&group, &wanted);
         let refused = Reason::SettingsRejected;
         cx.run
             .step_or_refused(Operation::EditSettings, refused, editing)
             .await?;
-        let reading = cx.fleet.device((0, 0)).read_group(&group);
+        let reading = cx.devices.device(DeviceRef::first(0)).read_group(&group);
         let read = cx.run.step(Operation::EditSettings, reading).await?;
         if read.settings != wanted {
             let detail = format!("read back {:?}, set {:?}", read.settings, wanted);
@@ -54,30 +55,36 @@ impl Steps for EditSettings {
                 .run
                 .fail(Operation::EditSettings, Reason::SettingsNotApplied, detail));
         }
-        let others = cx.fleet.devices_of(1..members);
+        let others = cx.devices.of_members(1..members);
         let mut seen = vec![(false, false); others.len()];
         let mut altered = 0;
         let deadline = cx.deadline(started);
-        let alive = watch(cx.fleet, cx.run, &others, deadline, |target, delivered| {
-            if let Event::SettingsChanged {
-                group: changed,
-                name,
-                notice,
-            } = &delivered.event
-                && *changed == group
-            {
-                let name = Change::of(name.as_deref(), &wanted.name, &before.name);
-                let notice = Change::of(notice.as_deref(), &wanted.notice, &before.notice);
-                if name == Change::Altered || notice == Change::Altered {
-                    // The change arrived, altered on the way.
-                    altered += 1;
-                    seen[target] = (true, true);
+        let alive = watch(
+            cx.devices,
+            cx.run,
+            &others,
+            deadline,
+            |recipient, delivered| {
+                if let Event::SettingsChanged {
+                    group: changed,
+                    name,
+                    notice,
+                } = &delivered.event
+                    && *changed == group
+                {
+                    let name = Change::of(name.as_deref(), &wanted.name, &before.name);
+                    let notice = Change::of(notice.as_deref(), &wanted.notice, &before.notice);
+                    if name == Change::Altered || notice == Change::Altered {
+                        // The change arrived, altered on the way.
+                        altered += 1;
+                        seen[recipient] = (true, true);
+                    }
+                    seen[recipient].0 |= name == Change::Wanted;
+                    seen[recipient].1 |= notice == Change::Wanted;
                 }
-                seen[target].0 |= name == Change::Wanted;
-                seen[target].1 |= notice == Change::Wanted;
-            }
-            seen[target] == (true, true)
-        })
+                seen[recipient] == (true, true)
+            },
+        )
         .await;
         if altered > 0 {
             let detail = format!("{altered} pushes of the change carried other settings");

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 
 use super::context::{RunContext, Steps};
 use super::deliver::check_messages;
-use super::fleet::Created;
+use super::devices::{Created, DeviceRef};
 use super::kind::{self, KindDef};
 use super::run::StepResult;
 use crate::outcome::Operation;
@@ -38,7 +38,7 @@ pub struct GroupMessage {
 #[async_trait]
 impl Steps for GroupMessage {
     async fn steps(&mut self, cx: &mut RunContext<'_>) -> StepResult<()> {
-        let members = cx.fleet.members.len();
+        let members = cx.devices.members.len();
         let group = match &self.group {
             Some(kept) => kept.id.clone(),
             None => {
@@ -47,12 +47,12 @@ impl Steps for GroupMessage {
                 id
             }
         };
-        let recipients = cx.fleet.devices_of(1..members);
+        let recipients = cx.devices.of_members(1..members);
         let burst = (0, cx.spec.messages);
-        let sending = cx.send_burst((0, 0), &group, burst, recipients.len());
+        let sending = cx.send_burst(DeviceRef::first(0), &group, burst, recipients.len());
         if let Ok(sent) = sending.await {
             let timing = cx.timing();
-            check_messages(cx.fleet, cx.run, &recipients, &sent, timing)
+            check_messages(cx.devices, cx.run, &recipients, &sent, timing)
                 .await
                 .report(cx.run, Operation::Deliver, |_| None);
         }

@@ -16,6 +16,7 @@ use async_trait::async_trait;
 
 use super::context::{RunContext, Steps};
 use super::deliver::watch;
+use super::devices::DeviceRef;
 use super::kind::{self, KindDef};
 use super::run::{Recorded, StepResult};
 use crate::client::Event;
@@ -44,11 +45,11 @@ pub struct LeaveGroup {
 #[async_trait]
 impl Steps for LeaveGroup {
     async fn steps(&mut self, cx: &mut RunContext<'_>) -> StepResult<()> {
-        let members = cx.fleet.members.len();
+        let members = cx.devices.members.len();
         let leaver = members - 1;
         self.recheck_earlier(cx).await?;
         let group = cx.create_group(members).await?;
-        let leaving = cx.fleet.device((leaver, 0)).leave(&group);
+        let leaving = cx.devices.device(DeviceRef::first(leaver)).leave(&group);
         let refused = Reason::LeaveRejected;
         cx.run
             .step_or_refused(Operation::Leave, refused, leaving)
@@ -86,10 +87,10 @@ impl LeaveGroup {
         if self.left.is_empty() {
             return Ok(());
         }
-        let leaver = cx.fleet.members.len() - 1;
+        let leaver = cx.devices.members.len() - 1;
         let mut back = Vec::new();
-        for member in 0..cx.fleet.members.len() {
-            let listing = cx.fleet.device((member, 0)).list_groups();
+        for member in 0..cx.devices.members.len() {
+            let listing = cx.devices.device(DeviceRef::first(member)).list_groups();
             let listed = cx.run.step(Operation::Leave, listing).await?;
             for group in self.left.iter().filter(|group| listed.contains(group)) {
                 cx.set_member(group, member, true);
@@ -128,8 +129,8 @@ async fn check_applied(
             .run
             .fail(Operation::Leave, Reason::LeaveNotApplied, detail));
     }
-    let user = cx.fleet.user(leaver);
-    let reading = cx.fleet.device((0, 0)).read_group(group);
+    let user = cx.devices.user(leaver);
+    let reading = cx.devices.device(DeviceRef::first(0)).read_group(group);
     if cx
         .run
         .step(Operation::Leave, reading)
@@ -142,24 +143,30 @@ async fn check_applied(
             .run
             .fail(Operation::Leave, Reason::LeaveNotApplied, detail));
     }
-    let others = cx.fleet.devices_of(0..leaver);
+    let others = cx.devices.of_members(0..leaver);
     let mut saw = vec![false; others.len()];
     let mut altered = 0;
     let deadline = cx.deadline(started);
-    let alive = watch(cx.fleet, cx.run, &others, deadline, |target, delivered| {
-        // Only the leaver leaves the run's group: a leave of it naming
-        // someone else is the leave, altered on the way.
-        if let Event::MemberLeft {
-            group: left,
-            user: who,
-        } = &delivered.event
-            && left == group
-        {
-            saw[target] = true;
-            altered += usize::from(*who != user);
-        }
-        saw[target]
-    })
+    let alive = watch(
+        cx.devices,
+        cx.run,
+        &others,
+        deadline,
+        |recipient, delivered| {
+            // Only the leaver leaves the run's group: a leave of it naming
+            // someone else is the leave, altered on the way.
+            if let Event::MemberLeft {
+                group: left,
+                user: who,
+            } = &delivered.event
+                && left == group
+            {
+                saw[recipient] = true;
+                altered += usize::from(*who != user);
+            }
+            saw[recipient]
+        },
+    )
     .await;
     if altered > 0 {
         let detail = format!("{altered} pushes of the leave named another member");
@@ -185,9 +192,9 @@ async fn check_applied(
 /// True when the leaver is back in `group`, by its own list or by the members
 /// another member reads.
 async fn still_member(cx: &mut RunContext<'_>, group: &str, leaver: usize) -> StepResult<bool> {
-    let listing = cx.fleet.device((leaver, 0)).list_groups();
+    let listing = cx.devices.device(DeviceRef::first(leaver)).list_groups();
     let listed = cx.run.step(Operation::Leave, listing).await?;
-    let reading = cx.fleet.device((0, 0)).read_group(group);
+    let reading = cx.devices.device(DeviceRef::first(0)).read_group(group);
     let read = cx.run.step(Operation::Leave, reading).await?;
-    Ok(listed.iter().any(|id| id == group) || read.members.contains(&cx.fleet.user(leaver)))
+    Ok(listed.iter().any(|id| id == group) || read.members.contains(&cx.devices.user(leaver)))
 }

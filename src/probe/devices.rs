@@ -29,7 +29,7 @@ pub struct Slot {
 /// One probe account and its devices.
 pub struct Member {
     account: Account,
-    /// The devices logged in so far (full after [`Fleet::prepare`] succeeded).
+    /// The devices logged in so far (full after [`Devices::prepare`] succeeded).
     pub slots: Vec<Slot>,
 }
 
@@ -42,38 +42,51 @@ impl Member {
     }
 }
 
-/// A device of the fleet: member index and device index.
-pub type Target = (usize, usize);
+/// One device of a probe's accounts: which member, and which of its devices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeviceRef {
+    /// The member's index among the probe's accounts.
+    pub member: usize,
+    /// The device's index among that member's devices.
+    pub device: usize,
+}
+
+impl DeviceRef {
+    /// The first device of `member`.
+    pub fn first(member: usize) -> DeviceRef {
+        DeviceRef { member, device: 0 }
+    }
+}
 
 /// A group a run created and who is in it, so cleanup can empty it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Created {
     /// The group.
     pub id: GroupId,
-    /// Members (indices into the fleet) currently in the group.
+    /// Members (indices into the probe's accounts) currently in the group.
     pub members: Vec<usize>,
 }
 
 /// Every account of a probe with its devices.
-pub struct Fleet {
+pub struct Devices {
     service: Arc<dyn ChatService>,
     /// The accounts, in the order the probe was given them.
     pub members: Vec<Member>,
     devices_per_account: usize,
     footprint: Footprint,
-    /// Devices retired so far by [`Fleet::renew_one`] (whose turn is next).
+    /// Devices retired so far by [`Devices::renew_one`] (whose turn is next).
     renewals: u64,
 }
 
-impl Fleet {
-    /// The fleet of probe `probe`: `accounts`, each to hold
+impl Devices {
+    /// The devices of probe `probe`: `accounts`, each to hold
     /// `devices_per_account` devices.
     pub fn new(
         probe: &str,
         service: Arc<dyn ChatService>,
         accounts: Vec<Account>,
         devices_per_account: usize,
-    ) -> Fleet {
+    ) -> Devices {
         let footprint = Footprint::new(probe, accounts.len());
         let members = accounts
             .into_iter()
@@ -82,7 +95,7 @@ impl Fleet {
                 slots: Vec::new(),
             })
             .collect();
-        Fleet {
+        Devices {
             service,
             members,
             devices_per_account,
@@ -94,7 +107,7 @@ impl Fleet {
     /// Gets every device ready for a run: logs in missing devices, reconnects
     /// lost push connections (reporting a loss not yet reported), reads
     /// away events left from earlier runs and, when needed, reconciles (see
-    /// [`Fleet::reconcile`]). `Err` when some device is not ready.
+    /// [`Devices::reconcile`]). `Err` when some device is not ready.
     pub async fn prepare(&mut self, run: &mut Run) -> StepResult<()> {
         let mut ready = Ok(());
         for member_index in 0..self.members.len() {
@@ -197,7 +210,7 @@ impl Fleet {
         Ok(())
     }
 
-    /// Retires one device, so that the next [`Fleet::prepare`] logs a fresh
+    /// Retires one device, so that the next [`Devices::prepare`] logs a fresh
     /// one in and connects it: each call retires the oldest device of the
     /// next member in turn (fresh ones join at the end), so each device is
     /// renewed in turn. The driver calls it every second run while runs pass
@@ -206,7 +219,7 @@ impl Fleet {
     /// within two runs, as it would to real phones, which reconnect all the
     /// time; and no connection that went silent stays in use for long.
     /// A push connection found lost on the retired device is reported as
-    /// [`Fleet::prepare`] would.
+    /// [`Devices::prepare`] would.
     pub async fn renew_one(&mut self, run: &mut Run) {
         let Some(count) = u64::try_from(self.members.len()).ok().filter(|n| *n > 0) else {
             return;
@@ -224,13 +237,13 @@ impl Fleet {
         }
     }
 
-    /// The device at `target`.
-    pub fn device(&self, (member, device): Target) -> &dyn Device {
+    /// The device `device` refers to.
+    pub fn device(&self, DeviceRef { member, device }: DeviceRef) -> &dyn Device {
         self.members[member].slots[device].device.as_ref()
     }
 
-    /// The slot at `target`, for reading its events.
-    pub fn slot_mut(&mut self, (member, device): Target) -> &mut Slot {
+    /// The slot of the device `device` refers to, for reading its events.
+    pub fn slot_mut(&mut self, DeviceRef { member, device }: DeviceRef) -> &mut Slot {
         &mut self.members[member].slots[device]
     }
 
@@ -240,10 +253,13 @@ impl Fleet {
     }
 
     /// Every device of the listed members.
-    pub fn devices_of(&self, members: impl IntoIterator<Item = usize>) -> Vec<Target> {
+    pub fn of_members(&self, members: impl IntoIterator<Item = usize>) -> Vec<DeviceRef> {
         members
             .into_iter()
-            .flat_map(|member| (0..self.members[member].slots.len()).map(move |d| (member, d)))
+            .flat_map(|member| {
+                (0..self.members[member].slots.len())
+                    .map(move |device| DeviceRef { member, device })
+            })
             .collect()
     }
 
@@ -256,7 +272,9 @@ impl Fleet {
         invited: Range<usize>,
     ) -> StepResult<Created> {
         let users: Vec<String> = invited.clone().map(|member| self.user(member)).collect();
-        let creating = self.device((0, 0)).create_group(settings, &users);
+        let creating = self
+            .device(DeviceRef::first(0))
+            .create_group(settings, &users);
         let id = run.step(Operation::Send, creating).await?;
         for member in std::iter::once(0).chain(invited) {
             self.footprint.holds(member, &id);
@@ -278,7 +296,7 @@ impl Fleet {
     ) -> StepResult<()> {
         let mut joined: StepResult<()> = Ok(());
         for member in joining {
-            let join = self.device((member, 0)).join_group(&group.id);
+            let join = self.device(DeviceRef::first(member)).join_group(&group.id);
             match run.step(Operation::Send, join).await {
                 Ok(()) => group.members.push(member),
                 Err(recorded) => joined = Err(recorded),
