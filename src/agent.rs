@@ -17,7 +17,7 @@ use futures_util::{Stream, StreamExt as _};
 use tokio::time::{Interval, MissedTickBehavior};
 
 use crate::config::{AgentConfig, TargetConfig, TargetSet};
-use crate::http;
+use crate::endpoints;
 use crate::open_files::{self, FileLimit};
 use crate::record::LineStyle;
 use crate::schedule::{Job, Scheduler};
@@ -191,7 +191,7 @@ async fn load_reloaded(config_path: &Path, current: &AgentConfig) -> anyhow::Res
     let listener = if config.listen == current.listen {
         None
     } else {
-        let listener = http::bind(config.listen)
+        let listener = endpoints::bind(config.listen)
             .await
             .with_context(|| format!("binding the new `listen` address {}", config.listen))?;
         Some(listener)

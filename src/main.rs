@@ -11,7 +11,7 @@ use tokio::runtime::Runtime;
 
 use chatprobe::demo::DemoOptions;
 use chatprobe::logging::{self, LogFormat};
-use chatprobe::{agent, backend, bench, check, demo, fleet, once, shutdown, wiring};
+use chatprobe::{agent, backend, bench, check, demo, once, shutdown, status_page, wiring};
 
 /// Synthetic group-chat prober.
 #[derive(Debug, Parser)]
@@ -67,7 +67,7 @@ enum Command {
         config: PathBuf,
     },
     /// The fleet's status page, built from Prometheus' query API.
-    StatusPage(chatprobe::fleet::StatusPageArgs),
+    StatusPage(chatprobe::status_page::StatusPageArgs),
     /// Load benchmarks: `chatprobe bench <what>`.
     Bench {
         #[command(subcommand)]
@@ -103,7 +103,7 @@ fn main() -> ExitCode {
             demo::run(options, shutdown::stop_signal()?).await
         }),
         Command::StatusPage(args) => on_runtime(Runtime::new(), async {
-            fleet::run(args.options(), shutdown::stop_signal()?).await
+            status_page::run(args.options(), shutdown::stop_signal()?).await
         }),
         Command::Check { config } => check::run(&config),
     }

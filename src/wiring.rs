@@ -12,7 +12,7 @@ use tokio::runtime::Runtime;
 
 use crate::client::{Account, ChatService, Reach};
 use crate::config::{AgentConfig, TargetConfig};
-use crate::http::{self, Endpoints, Server};
+use crate::endpoints::{self, Endpoints, Server};
 use crate::metrics::MetricsRegistry;
 use crate::outcome::ProbeKey;
 use crate::probe::{self, ProbeSetup, ProbeSpec};
@@ -155,7 +155,7 @@ impl Sinks {
 
     /// `/metrics`, `/healthz`, `/readyz`, and the status page on `/` and `/api/status`.
     pub fn router(&self) -> axum::Router {
-        http::router(Endpoints {
+        endpoints::router(Endpoints {
             metrics: Arc::clone(&self.metrics),
             readiness: self.readiness.clone(),
         })
@@ -164,7 +164,7 @@ impl Sinks {
 
     /// Bind `listen` and serve [`Sinks::router`] there.
     pub async fn serve(&self, listen: SocketAddr) -> anyhow::Result<Server> {
-        let listener = http::bind(listen)
+        let listener = endpoints::bind(listen)
             .await
             .with_context(|| format!("binding {listen}"))?;
         Ok(self.serve_on(listener))
@@ -172,7 +172,7 @@ impl Sinks {
 
     /// Serve [`Sinks::router`] on an already bound `listener`.
     pub fn serve_on(&self, listener: tokio::net::TcpListener) -> Server {
-        http::spawn(listener, self.router())
+        endpoints::spawn(listener, self.router())
     }
 
     /// Run `jobs` on schedule, recording into these sinks.

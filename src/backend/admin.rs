@@ -15,10 +15,10 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 
 use super::faults::Fault;
-use super::http::{ApiError, ApiResult, bearer_token, parse_json, same_secret};
 use super::shared::Shared;
 use super::state::ModelStats;
 use super::timer::TimerStats;
+use super::wire::{ApiError, ApiResult, bearer_token, parse_json, same_secret};
 use crate::protocol::route;
 
 /// `GET /admin/stats` answer.

@@ -8,9 +8,9 @@ use axum::http::{HeaderMap, StatusCode};
 
 use super::delivery::Kill;
 use super::faults::{Effect, Effects, FaultPoint};
-use super::http::{ApiError, header_region};
 use super::shared::Shared;
 use super::state::Caller;
+use super::wire::{ApiError, header_region};
 
 /// The device behind `token`, or 401.
 pub(crate) fn authenticate(shared: &Shared, token: Option<&str>) -> Result<Caller, ApiError> {

@@ -10,18 +10,18 @@
 //! `config`; `faults` (spec, validation, firing); `timer`.
 
 mod admin;
-mod api;
 pub mod config;
 pub mod delivery;
 mod distort;
 mod event;
 pub mod faults;
 mod gate;
-mod http;
 mod push;
+mod routes;
 mod shared;
 pub mod state;
 pub mod timer;
+mod wire;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -141,10 +141,10 @@ pub async fn start(config: BackendConfig) -> Result<BackendHandle, BackendError>
 fn router(shared: Arc<Shared>) -> Router {
     let body_limit = shared.config.max_body_bytes;
     Router::new()
-        .merge(api::routes())
+        .merge(routes::routes())
         .merge(push::routes())
         .merge(admin::routes())
-        .fallback(http::not_found)
+        .fallback(wire::not_found)
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(shared)
 }

@@ -17,8 +17,8 @@ use super::delivery::{Kill, SocketFeed};
 use super::distort;
 use super::faults::FaultPoint;
 use super::gate::{authenticate, gate};
-use super::http::{ApiError, ApiResult, bearer_token};
 use super::shared::Shared;
+use super::wire::{ApiError, ApiResult, bearer_token};
 use crate::protocol::route;
 
 /// Frames written before one flush, so a busy connection sends in large writes.

@@ -4,21 +4,21 @@
 //! [`StatusBoard`] is fed one record per finished probe run and is shared by
 //! the scheduler and the HTTP handlers; [`router`] serves it.
 
-mod api;
 mod chart;
 mod health;
 mod history;
 pub mod html;
 mod page;
+mod routes;
 mod snapshot;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
-pub use api::{HEADERS, router};
 pub use health::Health;
 pub use page::{Frame, render as render_page, render_framed};
+pub use routes::{HEADERS, router};
 pub use snapshot::{CellView, FailureView, StatusSnapshot, StepFailure, Timestamp, TrendView};
 
 use crate::outcome::{Failure, ProbeKey, ProbeOutcome, Reason};

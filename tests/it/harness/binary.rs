@@ -12,7 +12,7 @@ use super::http::{http_get, poll_get};
 use super::process::Process;
 
 /// The logging target of the agent's and demo's HTTP endpoints.
-const HTTP_TARGET: &str = "\"target\":\"chatprobe::http\"";
+const HTTP_TARGET: &str = "\"target\":\"chatprobe::endpoints\"";
 /// The logging target of the mock backend.
 const BACKEND_TARGET: &str = "\"target\":\"chatprobe::backend\"";
 

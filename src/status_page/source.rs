@@ -9,8 +9,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::board;
 use super::incidents::{self, Incident, IncidentRule};
+use super::last_hour;
 use super::prometheus::{PrometheusClient, PrometheusError};
 use super::samples::{self, CellSteps, Detail, Window};
 use super::uptime::{self, DAY, DAYS, UptimeRow};
@@ -51,7 +51,7 @@ pub struct FleetSource {
 impl FleetSource {
     /// Everything, as of `now` (unix seconds).
     pub async fn read(&self, now: u64) -> Result<FleetView, PrometheusError> {
-        let recent = board::recent_window(now);
+        let recent = last_hour::recent_window(now);
         let days = uptime::window(now);
         let (cells, daily, history) = tokio::try_join!(
             samples::fetch(&self.client, recent, Detail::Full),
@@ -60,7 +60,7 @@ impl FleetSource {
             self.history(now),
         )?;
         Ok(FleetView {
-            snapshot: board::snapshot(&cells, recent, now, self.stale_after),
+            snapshot: last_hour::snapshot(&cells, recent, now, self.stale_after),
             incidents: incidents::derive(&history, self.rule, now),
             uptime: uptime::rows(&daily, days),
         })

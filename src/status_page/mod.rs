@@ -10,14 +10,14 @@
 //! reads everything at once; [`notes`] is the operator's statement.
 
 pub mod args;
-pub mod board;
 pub mod feed;
 pub mod incidents;
+pub mod last_hour;
 pub mod notes;
 pub mod prometheus;
+pub mod routes;
 pub mod samples;
 pub mod sections;
-pub mod server;
 pub mod source;
 pub mod uptime;
 
@@ -64,7 +64,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let client = PrometheusClient::new(&options.prometheus, options.auth)
         .context("building the Prometheus client")?;
-    let page = server::Page {
+    let page = routes::Page {
         source: FleetSource {
             client,
             rule: options.rule,
@@ -74,11 +74,11 @@ pub async fn run(
         title: options.title,
         notes: options.notes.map(notes::NotesFile::new),
     };
-    let listener = crate::http::bind(options.listen)
+    let listener = crate::endpoints::bind(options.listen)
         .await
         .with_context(|| format!("cannot listen on {}", options.listen))?;
     tracing::info!("reading Prometheus at {}", options.prometheus);
-    axum::serve(listener, server::router(page))
+    axum::serve(listener, routes::router(page))
         .with_graceful_shutdown(shutdown)
         .await
         .context("serving the status page")

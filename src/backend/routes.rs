@@ -16,9 +16,9 @@ use serde::de::DeserializeOwned;
 use super::delivery::Kill;
 use super::faults::{Effects, FaultPoint};
 use super::gate::{authenticate, gate, gate_caller};
-use super::http::{ApiError, ApiResult, bearer_token, json_response, parse_json, request_region};
 use super::shared::Shared;
 use super::state::{Caller, Fanout, Model, ModelError};
+use super::wire::{ApiError, ApiResult, bearer_token, json_response, parse_json, request_region};
 use crate::protocol::{
     AddMemberRequest, CreateGroupRequest, EditSettingsRequest, LoginRequest, SendRequest, route,
 };
