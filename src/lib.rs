@@ -5,17 +5,13 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod agent;
 pub mod backend;
-pub mod bench;
-pub mod check;
 pub mod client;
+pub mod cmd;
 pub mod config;
-pub mod demo;
 pub mod endpoints;
 pub mod logging;
 pub mod metrics;
-pub mod once;
 pub mod open_files;
 pub mod outcome;
 pub mod probe;
@@ -25,5 +21,4 @@ pub mod schedule;
 pub mod shutdown;
 pub mod status;
 pub mod status_page;
-pub mod wiring;
 pub mod yaml;

@@ -9,9 +9,10 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use tokio::runtime::Runtime;
 
-use chatprobe::demo::DemoOptions;
+use chatprobe::cmd::demo::DemoOptions;
+use chatprobe::cmd::{agent, backend, bench, check, demo, once, status_page, wiring};
 use chatprobe::logging::{self, LogFormat};
-use chatprobe::{agent, backend, bench, check, demo, once, shutdown, status_page, wiring};
+use chatprobe::shutdown;
 
 /// Synthetic group-chat prober.
 #[derive(Debug, Parser)]
@@ -67,11 +68,11 @@ enum Command {
         config: PathBuf,
     },
     /// The fleet's status page, built from Prometheus' query API.
-    StatusPage(chatprobe::status_page::StatusPageArgs),
+    StatusPage(status_page::StatusPageArgs),
     /// Load benchmarks: `chatprobe bench <what>`.
     Bench {
         #[command(subcommand)]
-        target: chatprobe::bench::BenchTarget,
+        target: bench::BenchTarget,
     },
 }
 
@@ -103,7 +104,7 @@ fn main() -> ExitCode {
             demo::run(options, shutdown::stop_signal()?).await
         }),
         Command::StatusPage(args) => on_runtime(Runtime::new(), async {
-            status_page::run(args.options(), shutdown::stop_signal()?).await
+            status_page::run(args, shutdown::stop_signal()?).await
         }),
         Command::Check { config } => check::run(&config),
     }

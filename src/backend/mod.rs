@@ -2,9 +2,9 @@
 //! push, catch-up sync and fault injection. The wire format is
 //! [`crate::protocol`]; `docs/api.md` documents routes, statuses and faults.
 //!
-//! Modules, each importing only modules listed after it: `admin`, `api` and
+//! Modules, each importing only modules listed after it: `admin`, `routes` and
 //! `push` (routes); `gate` (authentication and the fault gate); `shared`
-//! (handler state); `http` (error answers, JSON, headers); `state` (the model);
+//! (handler state); `wire` (error answers, JSON, headers); `state` (the model);
 //! `delivery` (push fan-out); `distort` (what `drop`, `duplicate`, `reorder`,
 //! `corrupt` and `stale` do to data); `event` (an event encoded once);
 //! `config`; `faults` (spec, validation, firing); `timer`.
@@ -24,7 +24,6 @@ pub mod timer;
 mod wire;
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -147,21 +146,4 @@ fn router(shared: Arc<Shared>) -> Router {
         .fallback(wire::not_found)
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(shared)
-}
-
-/// `chatprobe backend`: load the config (and faults file), serve until
-/// `shutdown` resolves.
-pub async fn run(
-    config_path: &Path,
-    faults_path: Option<&Path>,
-    shutdown: impl std::future::Future<Output = ()>,
-) -> Result<(), BackendError> {
-    let mut config = BackendConfig::load(config_path)?;
-    if let Some(path) = faults_path {
-        config.faults.extend(faults::load_faults(path)?);
-    }
-    let handle = start(config).await?;
-    shutdown.await;
-    tracing::info!("shutting down");
-    handle.shutdown().await
 }

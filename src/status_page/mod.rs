@@ -9,7 +9,6 @@
 //! shared renderer of [`crate::status`], [`feed`] → [`server`]. [`source`]
 //! reads everything at once; [`notes`] is the operator's statement.
 
-pub mod args;
 pub mod feed;
 pub mod incidents;
 pub mod last_hour;
@@ -28,7 +27,6 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
-pub use args::StatusPageArgs;
 use incidents::IncidentRule;
 use prometheus::{Auth, PrometheusClient};
 use source::FleetSource;

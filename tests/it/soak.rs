@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use chatprobe::bench::soak::soak;
+use chatprobe::cmd::bench::soak::soak;
 
 /// How long the soak runs.
 const DURATION: Duration = Duration::from_secs(60);

@@ -32,12 +32,12 @@ fn reload_moves_the_endpoints_and_shutdown_stops_the_agent() {
         .find(|port| *port != first_port)
         .expect("a second free port");
     config.rewrite(&listening_on(&config.text, first_port));
-    let runtime = chatprobe::wiring::probe_runtime().expect("the probe runtime starts");
+    let runtime = chatprobe::cmd::wiring::probe_runtime().expect("the probe runtime starts");
 
     runtime.block_on(async {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let (reload, mut reloads) = tokio::sync::mpsc::unbounded_channel::<()>();
-        let agent = chatprobe::agent::run(
+        let agent = chatprobe::cmd::agent::run(
             &config.path,
             async {
                 let _ = stopped.await;

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use chatprobe::bench::backend::{BackendBenchArgs, Report, Workload, measure};
+use chatprobe::cmd::bench::backend::{BackendBenchArgs, Report, Workload, measure};
 
 fn tiny(workload: Workload) -> BackendBenchArgs {
     BackendBenchArgs {

@@ -1,15 +1,17 @@
-//! The options of `chatprobe status-page` (**contract**: documented in the
-//! README's "Fleet status page" section).
+//! `chatprobe status-page`: its options (**contract**: documented in
+//! `docs/status-page.md`) and the command, which serves the fleet's status
+//! page ([`crate::status_page`]).
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{ArgGroup, Args};
 
-use super::incidents::IncidentRule;
-use super::prometheus::{Auth, Secret};
-use super::{DEFAULT_LISTEN, StatusPageOptions};
+use crate::status_page::incidents::IncidentRule;
+use crate::status_page::prometheus::{Auth, Secret};
+use crate::status_page::{DEFAULT_LISTEN, StatusPageOptions};
 
 /// `chatprobe status-page`: the fleet's status page, from Prometheus.
 #[derive(Debug, Clone, Args)]
@@ -91,4 +93,12 @@ impl StatusPageArgs {
             },
         }
     }
+}
+
+/// `chatprobe status-page`: serves the page `args` describe until `shutdown`.
+pub async fn run(
+    args: StatusPageArgs,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    crate::status_page::run(args.options(), shutdown).await
 }

@@ -16,13 +16,13 @@ use anyhow::Context as _;
 use futures_util::{Stream, StreamExt as _};
 use tokio::time::{Interval, MissedTickBehavior};
 
+use crate::cmd::wiring::{self, Sinks};
 use crate::config::{AgentConfig, TargetConfig, TargetSet};
 use crate::endpoints;
 use crate::open_files::{self, FileLimit};
 use crate::record::LineStyle;
 use crate::schedule::{Job, Scheduler};
 use crate::shutdown::ENDPOINTS_GRACE;
-use crate::wiring::{self, Sinks};
 
 /// Run the agent of the config at `config_path`, reloading it on each item of
 /// `reloads`, until `shutdown` resolves; then stop within [`DRAIN`](crate::shutdown::DRAIN).

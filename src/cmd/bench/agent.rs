@@ -147,7 +147,7 @@ async fn devices(base: String, count: usize) -> anyhow::Result<()> {
 async fn on_probe_runtime(
     work: impl std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
 ) -> anyhow::Result<()> {
-    tokio::task::spawn_blocking(move || crate::wiring::probe_runtime()?.block_on(work)).await?
+    tokio::task::spawn_blocking(move || crate::cmd::wiring::probe_runtime()?.block_on(work)).await?
 }
 
 /// `cpu`: CPU time of this process per `group_message` run.

@@ -12,13 +12,13 @@ use anyhow::Context as _;
 use crate::backend::{self, BackendConfig};
 use crate::client::ProtocolConfig;
 use crate::client::mock::MockTarget;
+use crate::cmd::wiring::{self, Sinks};
 use crate::config::{
     AccountsConfig, AgentConfig, DEFAULT_JITTER, DEFAULT_REQUEST_TIMEOUT, DEFAULT_RUN_TIMEOUT,
     DEFAULT_TARGET_FILES_REFRESH, Label, PlainHttpUrl, TargetConfig, TargetLabels, TargetSet,
 };
 use crate::record::LineStyle;
 use crate::schedule::Timing;
-use crate::wiring::{self, Sinks};
 
 /// The demo's regions.
 pub const REGIONS: [&str; 3] = ["eu-west", "us-east", "ap-south"];

@@ -7,9 +7,9 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use crate::cmd::wiring;
 use crate::outcome::{ProbeKey, ProbeOutcome};
 use crate::schedule::{self, Job};
-use crate::wiring;
 
 /// Longest wait for one probe's cleanup after its run.
 const CLEANUP_TIMEOUT: Duration = Duration::from_secs(10);

@@ -15,11 +15,11 @@ use tokio::task::JoinSet;
 use crate::backend::{self, BackendConfig};
 use crate::client::Account;
 use crate::client::mock::MockService;
+use crate::cmd::wiring;
 use crate::config::{DEFAULT_JITTER, DEFAULT_RUN_TIMEOUT};
 use crate::outcome::{Failure, ProbeKey};
 use crate::probe::{self, ProbeKind, ProbeSpec};
 use crate::schedule::{Job, first_delay, next_wait, run_bounded};
-use crate::wiring;
 
 /// The regions of the soak.
 const REGIONS: [&str; 3] = ["eu-west", "us-east", "ap-south"];
