@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use prometheus::{Encoder, IntGaugeVec, Opts, Registry, TextEncoder};
 
 mod exposition;
-pub mod probes;
-pub mod target_info;
+mod probes;
+mod target_info;
 
 pub use probes::ProbeMetrics;
 pub use target_info::TargetInfo;

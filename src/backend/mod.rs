@@ -10,17 +10,17 @@
 //! `config`; `faults` (spec, validation, firing); `timer`.
 
 mod admin;
-pub mod config;
-pub mod delivery;
+mod config;
+mod delivery;
 mod distort;
 mod event;
-pub mod faults;
+mod faults;
 mod gate;
 mod push;
 mod routes;
 mod shared;
-pub mod state;
-pub mod timer;
+mod state;
+mod timer;
 mod wire;
 
 use std::net::SocketAddr;
@@ -33,6 +33,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use config::BackendConfig;
+pub use faults::{APPLICABILITY, Effect, FaultPoint, load_faults};
 use faults::FaultEngine;
 use shared::Shared;
 use state::Model;

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crate::backend::{self, BackendConfig, BackendError, faults};
+use crate::backend::{self, BackendConfig, BackendError, load_faults};
 
 /// `chatprobe backend`: load the config (and faults file), serve until
 /// `shutdown` resolves.
@@ -14,7 +14,7 @@ pub async fn run(
 ) -> Result<(), BackendError> {
     let mut config = BackendConfig::load(config_path)?;
     if let Some(path) = faults_path {
-        config.faults.extend(faults::load_faults(path)?);
+        config.faults.extend(load_faults(path)?);
     }
     let handle = backend::start(config).await?;
     shutdown.await;

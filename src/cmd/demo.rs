@@ -53,7 +53,7 @@ pub async fn run(options: DemoOptions, shutdown: impl Future<Output = ()>) -> an
     crate::client::init_tls();
     let mut backend_config = BackendConfig::ephemeral();
     if let Some(scenario) = &options.scenario {
-        backend_config.faults = backend::faults::load_faults(scenario)?;
+        backend_config.faults = backend::load_faults(scenario)?;
         tracing::info!(scenario = %scenario.display(), faults = backend_config.faults.len(), "scenario loaded");
     }
     let backend = backend::start(backend_config)

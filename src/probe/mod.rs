@@ -10,15 +10,15 @@ mod kind;
 
 mod add_member;
 mod context;
-pub mod deliver;
+mod deliver;
 mod device_sync;
-pub mod devices;
+mod devices;
 mod edit_settings;
-pub mod footprint;
+mod footprint;
 mod group_message;
 mod leave_group;
-pub mod run;
-pub mod spec;
+mod run;
+mod spec;
 
 probe_kinds! {
     /// A burst reaches every other member's every device exactly once, intact, in order.

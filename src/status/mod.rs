@@ -7,7 +7,7 @@
 mod chart;
 mod health;
 mod history;
-pub mod html;
+pub(crate) mod html;
 mod page;
 mod routes;
 mod snapshot;

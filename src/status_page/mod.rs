@@ -9,16 +9,16 @@
 //! shared renderer of [`crate::status`], [`feed`] → [`server`]. [`source`]
 //! reads everything at once; [`notes`] is the operator's statement.
 
-pub mod feed;
-pub mod incidents;
-pub mod last_hour;
-pub mod notes;
-pub mod prometheus;
-pub mod routes;
-pub mod samples;
-pub mod sections;
-pub mod source;
-pub mod uptime;
+pub(crate) mod feed;
+pub(crate) mod incidents;
+pub(crate) mod last_hour;
+pub(crate) mod notes;
+pub(crate) mod prometheus;
+pub(crate) mod routes;
+pub(crate) mod samples;
+pub(crate) mod sections;
+pub(crate) mod source;
+pub(crate) mod uptime;
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -1,7 +1,7 @@
 //! Loading YAML files into typed config, with errors that name the file, the
 //! line and column, and the field path.
 
-pub mod values;
+pub(crate) mod values;
 
 use std::fmt;
 use std::path::{Path, PathBuf};

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use crate::harness::backend::{PATIENCE, TestBackend};
 use chatprobe::backend::BackendConfig;
-use chatprobe::backend::faults::load_faults;
+use chatprobe::backend::load_faults;
 use chatprobe::config::{AgentConfig, load_probe};
 use futures_util::{SinkExt, StreamExt};
 use reqwest::{Method, StatusCode};

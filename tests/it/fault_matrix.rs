@@ -32,7 +32,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chatprobe::backend::faults::{APPLICABILITY, Effect, FaultPoint};
+use chatprobe::backend::{APPLICABILITY, Effect, FaultPoint};
 use chatprobe::outcome::{Operation, Reason};
 use chatprobe::probe::{Probe, ProbeKind, ProbeSpec};
 use serde_json::{Value, json};

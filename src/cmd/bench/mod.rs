@@ -1,11 +1,11 @@
 //! `chatprobe bench <what>`: load benchmarks that print throughput numbers.
 //! One file per thing measured; each is a variant of [`BenchTarget`].
 
-pub mod agent;
+mod agent;
 pub mod backend;
 mod proc;
 pub mod soak;
-pub mod targets;
+mod targets;
 
 use clap::Subcommand;
 

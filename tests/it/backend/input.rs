@@ -9,7 +9,7 @@ use crate::harness::binary::{self, start_backend};
 use crate::harness::fixtures::fixture_path;
 use crate::harness::http::http_client;
 use chatprobe::backend::BackendConfig;
-use chatprobe::backend::faults::load_faults;
+use chatprobe::backend::load_faults;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 

@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use chatprobe::backend::faults::load_faults;
+use chatprobe::backend::load_faults;
 use chatprobe::backend::{self, BackendConfig, BackendHandle};
 use chatprobe::protocol::{Event, EventKind, LoginResponse, REGION_HEADER, SyncResponse};
 use futures_util::StreamExt;
