@@ -16,7 +16,7 @@ use crate::schedule::Readiness;
 
 /// What the endpoints read.
 #[derive(Clone)]
-pub struct Endpoints {
+pub(crate) struct Endpoints {
     /// Rendered on `/metrics`.
     pub metrics: Arc<MetricsRegistry>,
     /// Answered on `/readyz`.
@@ -24,7 +24,7 @@ pub struct Endpoints {
 }
 
 /// The router for `/metrics`, `/healthz` and `/readyz`.
-pub fn router(endpoints: Endpoints) -> Router {
+pub(crate) fn router(endpoints: Endpoints) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
@@ -61,7 +61,7 @@ async fn readyz(State(endpoints): State<Endpoints>) -> (StatusCode, &'static str
 }
 
 /// Bind `addr`, logging `listening on ADDR` once bound.
-pub async fn bind(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+pub(crate) async fn bind(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
     let listener = TcpListener::bind(addr).await?;
     tracing::info!("listening on {}", listener.local_addr()?);
     Ok(listener)
@@ -74,7 +74,7 @@ pub struct Server {
 }
 
 /// Serve `router` on `listener` in a task of its own until [`Server::stop`].
-pub fn spawn(listener: TcpListener, router: Router) -> Server {
+pub(crate) fn spawn(listener: TcpListener, router: Router) -> Server {
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let shutdown = async move {
         let _ = stopped.await;

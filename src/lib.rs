@@ -4,6 +4,7 @@
 //! metrics and status. See `README.md` for the map of modules.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+#![warn(unreachable_pub)]
 
 pub mod backend;
 pub mod client;

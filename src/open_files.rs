@@ -11,11 +11,11 @@ use crate::probe;
 /// Files the agent holds besides its devices' sockets: standard streams,
 /// the endpoints' listener and connections, the runtime's own, HTTP
 /// connections to each service (shared by its probes), name lookups.
-pub const BASE_FILES: u64 = 64;
+pub(crate) const BASE_FILES: u64 = 64;
 
 /// The open-files limit before and after [`raise_to_hard`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FileLimit {
+pub(crate) struct FileLimit {
     /// The soft limit the process started with (`None`: unlimited).
     pub started_with: Option<u64>,
     /// The soft limit now: what the process may open.
@@ -25,7 +25,7 @@ pub struct FileLimit {
 }
 
 /// Raises the soft open-files limit to the hard one.
-pub fn raise_to_hard() -> std::io::Result<FileLimit> {
+pub(crate) fn raise_to_hard() -> std::io::Result<FileLimit> {
     let limit = getrlimit(Resource::Nofile);
     let raised = Rlimit {
         current: limit.maximum,
@@ -46,7 +46,7 @@ pub fn raise_to_hard() -> std::io::Result<FileLimit> {
 /// one device renewed per run and the probe's HTTP connection (a probe makes
 /// one request at a time; a target's probes share its idle connections),
 /// plus [`BASE_FILES`].
-pub fn files_needed(config: &AgentConfig) -> u64 {
+pub(crate) fn files_needed(config: &AgentConfig) -> u64 {
     let per_target: u64 = config
         .probes
         .iter()
@@ -60,7 +60,7 @@ pub fn files_needed(config: &AgentConfig) -> u64 {
 }
 
 /// The warning when `needed` open files exceed the soft limit of `limit`.
-pub fn shortage(limit: &FileLimit, needed: u64) -> Option<String> {
+pub(crate) fn shortage(limit: &FileLimit, needed: u64) -> Option<String> {
     let soft = limit.soft?;
     (needed > soft).then(|| {
         format!(
@@ -76,7 +76,7 @@ pub fn shortage(limit: &FileLimit, needed: u64) -> Option<String> {
 }
 
 /// Raises the limit and logs it; `None` (logged) when it cannot be read or raised.
-pub fn raise_and_log() -> Option<FileLimit> {
+pub(crate) fn raise_and_log() -> Option<FileLimit> {
     match raise_to_hard() {
         Ok(limit) => {
             let shown =
@@ -97,7 +97,7 @@ pub fn raise_and_log() -> Option<FileLimit> {
 }
 
 /// Warns when the targets and probes of `config` need more open files than `limit` allows.
-pub fn warn_if_short(limit: Option<&FileLimit>, config: &AgentConfig) {
+pub(crate) fn warn_if_short(limit: Option<&FileLimit>, config: &AgentConfig) {
     let needed = files_needed(config);
     if let Some(warning) = limit.and_then(|limit| shortage(limit, needed)) {
         tracing::warn!(needed, "{warning}");

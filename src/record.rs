@@ -109,7 +109,7 @@ fn log_run(key: &ProbeKey, outcome: &ProbeOutcome) {
 }
 
 /// `12:03:04 eu-west  group_message  pass  41ms` or `... FAIL ... deliver/not_delivered`.
-pub fn summary_line(key: &ProbeKey, outcome: &ProbeOutcome) -> String {
+pub(crate) fn summary_line(key: &ProbeKey, outcome: &ProbeOutcome) -> String {
     let finished = outcome.started_at + outcome.duration;
     let stamp = humantime::format_rfc3339_seconds(finished).to_string();
     let clock = stamp.get(11..19).unwrap_or(&stamp);

@@ -39,7 +39,7 @@ pub struct Job {
 }
 
 /// Builds one probe from its setup.
-pub type ProbeBuilder = Box<dyn Fn() -> Box<dyn Probe> + Send + Sync>;
+pub(crate) type ProbeBuilder = Box<dyn Fn() -> Box<dyn Probe> + Send + Sync>;
 
 /// Longest wait before a probe whose runs keep panicking runs again.
 const PANIC_BACKOFF_MAX: Duration = Duration::from_secs(300);
@@ -269,7 +269,7 @@ impl ProbeLoop {
 }
 
 /// One run, cut off after `run_timeout` and then reported as a `timeout` failure.
-pub async fn run_bounded(job: &mut Job, run_timeout: Duration) -> ProbeOutcome {
+pub(crate) async fn run_bounded(job: &mut Job, run_timeout: Duration) -> ProbeOutcome {
     let started_at = SystemTime::now();
     let started = Instant::now();
     match tokio::time::timeout(run_timeout, job.probe.run()).await {
@@ -306,7 +306,7 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
 /// Least wait after the `panics_in_a_row`-th consecutive panicking run
 /// (none after a run that did not panic): the interval doubled per panic
 /// after the first, at most [`PANIC_BACKOFF_MAX`] (or the interval, when longer).
-pub fn panic_backoff(interval: Duration, panics_in_a_row: u32) -> Duration {
+pub(crate) fn panic_backoff(interval: Duration, panics_in_a_row: u32) -> Duration {
     if panics_in_a_row == 0 {
         return Duration::ZERO;
     }
@@ -316,7 +316,7 @@ pub fn panic_backoff(interval: Duration, panics_in_a_row: u32) -> Duration {
 
 /// Delay before a probe's first run: `fraction` (in `[0, 1)`) of its interval,
 /// so the probes of an agent start spread over their first interval.
-pub fn first_delay(interval: Duration, fraction: f64) -> Duration {
+pub(crate) fn first_delay(interval: Duration, fraction: f64) -> Duration {
     interval.mul_f64(fraction.clamp(0.0, 1.0))
 }
 
@@ -324,7 +324,12 @@ pub fn first_delay(interval: Duration, fraction: f64) -> Duration {
 /// `jitter * sample` (`sample` in `[-1, 1]`), counted from the run's start.
 /// A run longer than that skips the slots it overran: the next run starts at
 /// the next slot boundary, so runs never pile up.
-pub fn next_wait(interval: Duration, jitter: f64, sample: f64, elapsed: Duration) -> Duration {
+pub(crate) fn next_wait(
+    interval: Duration,
+    jitter: f64,
+    sample: f64,
+    elapsed: Duration,
+) -> Duration {
     let jittered = interval.mul_f64(1.0 + jitter * sample.clamp(-1.0, 1.0));
     if elapsed < jittered {
         return jittered - elapsed;

@@ -23,7 +23,7 @@ use crate::protocol::route;
 
 /// `GET /admin/stats` answer.
 #[derive(Debug, serde::Serialize)]
-pub struct Stats {
+pub(super) struct Stats {
     /// Sizes of the model.
     #[serde(flatten)]
     pub model: ModelStats,

@@ -14,11 +14,11 @@ use super::faults::Effects;
 use super::timer::Timer;
 
 /// Frames a push connection may queue before the server gives up on it.
-pub const PUSH_QUEUE_FRAMES: usize = 16 * 1024;
+pub(super) const PUSH_QUEUE_FRAMES: usize = 16 * 1024;
 
 /// Why the server ends a push connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kill {
+pub(super) enum Kill {
     /// Drop the TCP connection without a close frame (`disconnect`).
     Drop,
     /// Close with code 1011 naming this status (`error` on `deliver`).
@@ -31,7 +31,7 @@ pub enum Kill {
 
 /// The server's end of one open push connection.
 #[derive(Debug)]
-pub struct PushSocket {
+pub(super) struct PushSocket {
     id: u64,
     frames: mpsc::Sender<Utf8Bytes>,
     kill: Option<oneshot::Sender<Kill>>,
@@ -41,7 +41,7 @@ pub struct PushSocket {
 }
 
 /// What the WebSocket task of one connection reads from.
-pub struct SocketFeed {
+pub(super) struct SocketFeed {
     /// Frames to send, in order.
     pub frames: mpsc::Receiver<Utf8Bytes>,
     /// Fires when the server ends the connection.
@@ -63,7 +63,7 @@ struct PushState {
 
 /// One device's push side: its open connections and a frame held back by `reorder`.
 #[derive(Debug, Default)]
-pub struct DevicePush {
+pub(super) struct DevicePush {
     state: Mutex<PushState>,
 }
 
@@ -74,7 +74,7 @@ impl DevicePush {
 
     /// Register a new connection sending `frame_copies` of every frame; returns its
     /// id and what its task reads, or `None` when `most` connections are open already.
-    pub fn attach(&self, frame_copies: usize, most: usize) -> Option<(u64, SocketFeed)> {
+    pub(super) fn attach(&self, frame_copies: usize, most: usize) -> Option<(u64, SocketFeed)> {
         let mut state = self.lock();
         if state.sockets.len() >= most {
             return None;
@@ -93,17 +93,17 @@ impl DevicePush {
     }
 
     /// Forget connection `id` (its task ended).
-    pub fn detach(&self, id: u64) {
+    pub(super) fn detach(&self, id: u64) {
         self.lock().sockets.retain(|socket| socket.id != id);
     }
 
     /// Number of open connections.
-    pub fn connected(&self) -> usize {
+    pub(super) fn connected(&self) -> usize {
         self.lock().sockets.len()
     }
 
     /// End every open connection.
-    pub fn disconnect(&self, why: Kill) {
+    pub(super) fn disconnect(&self, why: Kill) {
         let sockets = std::mem::take(&mut self.lock().sockets);
         for kill in sockets.into_iter().filter_map(|socket| socket.kill) {
             // The task may already be gone; nothing else to do then.
@@ -112,7 +112,7 @@ impl DevicePush {
     }
 
     /// Push `event` to this device with the `deliver` effects that fired for it.
-    pub fn deliver(self: &Arc<Self>, event: &StoredEvent, effects: &Effects, timer: &Timer) {
+    pub(super) fn deliver(self: &Arc<Self>, event: &StoredEvent, effects: &Effects, timer: &Timer) {
         if effects.timeout || effects.drop {
             return;
         }

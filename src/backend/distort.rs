@@ -14,7 +14,7 @@ use super::faults::Effects;
 use crate::protocol::{Event, EventKind, Group, Message};
 
 /// How many copies of an event are emitted or pushed: none on `drop`, two on `duplicate`.
-pub fn copies(effects: &Effects) -> usize {
+pub(super) fn copies(effects: &Effects) -> usize {
     match (effects.drop, effects.duplicate) {
         (true, _) => 0,
         (false, true) => 2,
@@ -24,7 +24,7 @@ pub fn copies(effects: &Effects) -> usize {
 
 /// A group list answer (`list_groups`): empty on `drop`, else names and notices
 /// altered on `corrupt`, then reordered and duplicated as [`rearrange`] does.
-pub fn answer_groups(mut groups: Vec<Group>, effects: &Effects) -> Vec<Group> {
+pub(super) fn answer_groups(mut groups: Vec<Group>, effects: &Effects) -> Vec<Group> {
     if effects.drop {
         groups.clear();
         return groups;
@@ -39,7 +39,7 @@ pub fn answer_groups(mut groups: Vec<Group>, effects: &Effects) -> Vec<Group> {
 
 /// A group answer (`read_group`): name and notice altered on `corrupt`, every
 /// member twice on `duplicate`.
-pub fn answer_group(group: Group, effects: &Effects) -> Group {
+pub(super) fn answer_group(group: Group, effects: &Effects) -> Group {
     let mut group = if effects.corrupt {
         corrupt_group(&group)
     } else {
@@ -55,7 +55,7 @@ pub fn answer_group(group: Group, effects: &Effects) -> Group {
 /// cursor it would answer: on `stale` the newest event is left out and the cursor
 /// stops just before it (never before `since`); the events' JSON is altered on
 /// `corrupt`, then reordered and duplicated as [`rearrange`] does.
-pub fn answer_sync<'a>(
+pub(super) fn answer_sync<'a>(
     mut events: impl DoubleEndedIterator<Item = &'a StoredEvent>,
     since: u64,
     next_cursor: u64,
@@ -102,7 +102,7 @@ fn twice_each<T: Clone>(items: Vec<T>) -> Vec<T> {
 
 /// A sent message as stored: its body altered on `corrupt` (the acknowledgment
 /// shows the original).
-pub fn stored_message(message: &Message, effects: &Effects) -> Message {
+pub(super) fn stored_message(message: &Message, effects: &Effects) -> Message {
     let mut stored = message.clone();
     if effects.corrupt {
         stored.body = corrupt_text(&stored.body);
@@ -112,7 +112,7 @@ pub fn stored_message(message: &Message, effects: &Effects) -> Message {
 
 /// The second message `duplicate` on `send` stores: the same content with its own
 /// id and sequence number `seq`.
-pub fn duplicate_message(message: &Message, seq: u64) -> Message {
+pub(super) fn duplicate_message(message: &Message, seq: u64) -> Message {
     Message {
         id: format!("{}-dup", message.id),
         seq,
@@ -122,7 +122,7 @@ pub fn duplicate_message(message: &Message, seq: u64) -> Message {
 
 /// Settings as applied by `edit_settings`: name and notice altered on `corrupt`
 /// (the answer shows the requested ones).
-pub fn applied_settings(requested: &Group, effects: &Effects) -> Group {
+pub(super) fn applied_settings(requested: &Group, effects: &Effects) -> Group {
     if effects.corrupt {
         corrupt_group(requested)
     } else {
@@ -131,7 +131,7 @@ pub fn applied_settings(requested: &Group, effects: &Effects) -> Group {
 }
 
 /// The JSON pushed for `event`: altered on `corrupt` (the device's log keeps the original).
-pub fn pushed_json(event: &StoredEvent, effects: &Effects) -> Utf8Bytes {
+pub(super) fn pushed_json(event: &StoredEvent, effects: &Effects) -> Utf8Bytes {
     if effects.corrupt {
         corrupt_json(event)
     } else {

@@ -7,7 +7,7 @@ use crate::protocol::Event;
 
 /// An event as stored once and shared by every recipient: the value and its JSON text.
 #[derive(Debug)]
-pub struct StoredEvent {
+pub(super) struct StoredEvent {
     /// The event.
     pub event: Event,
     /// Its JSON encoding, sent as-is in push frames and sync answers.
@@ -16,14 +16,14 @@ pub struct StoredEvent {
 
 impl StoredEvent {
     /// Encode `event` once.
-    pub fn new(event: Event) -> StoredEvent {
+    pub(super) fn new(event: Event) -> StoredEvent {
         let json = encode(&event);
         StoredEvent { event, json }
     }
 }
 
 /// The JSON text of `event`.
-pub fn encode(event: &Event) -> Utf8Bytes {
+pub(super) fn encode(event: &Event) -> Utf8Bytes {
     // Serializing these plain structs cannot fail; an empty object is a safe fallback.
     Utf8Bytes::from(serde_json::to_string(event).unwrap_or_else(|_| "{}".to_string()))
 }

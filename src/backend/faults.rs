@@ -19,17 +19,17 @@ use crate::yaml::values::check_duration;
 use crate::yaml::{self, FileError};
 
 /// Resurrect re-adds the user this long after the leave when the fault sets no `delay`.
-pub const DEFAULT_RESURRECT_DELAY: Duration = Duration::from_secs(1);
+pub(super) const DEFAULT_RESURRECT_DELAY: Duration = Duration::from_secs(1);
 /// A delivery held back by `reorder` waits at most this long for the next one to overtake it
 /// when the fault sets no `delay`.
-pub const DEFAULT_REORDER_HOLD: Duration = Duration::from_millis(50);
+pub(super) const DEFAULT_REORDER_HOLD: Duration = Duration::from_millis(50);
 /// Status answered by `error` when the fault sets no `status`.
-pub const DEFAULT_ERROR_STATUS: u16 = 503;
+pub(super) const DEFAULT_ERROR_STATUS: u16 = 503;
 /// Longest fault `name`, in bytes.
-pub const MAX_FAULT_NAME_BYTES: usize = 128;
+pub(super) const MAX_FAULT_NAME_BYTES: usize = 128;
 /// Fault names whose fired counts are kept; beyond it, installing faults forgets
 /// the counts of names no longer installed.
-pub const FIRED_NAMES_KEPT: usize = 1024;
+pub(super) const FIRED_NAMES_KEPT: usize = 1024;
 
 /// A point where a fault can hit: an operation of the service, named as in a
 /// fault's `operations` (**contract** names).
@@ -202,7 +202,7 @@ pub const APPLICABILITY: [(Effect, &[FaultPoint]); 10] = {
 
 /// Pairs that have a meaning but that no probe can ever see, so a fault
 /// with them would stay silently green: validation refuses them, saying why.
-pub const UNOBSERVABLE: [(Effect, FaultPoint, &str); 7] = [
+pub(super) const UNOBSERVABLE: [(Effect, FaultPoint, &str); 7] = [
     (
         Effect::Duplicate,
         FaultPoint::Leave,
@@ -415,7 +415,7 @@ pub fn load_faults(path: &Path) -> Result<Vec<Fault>, FileError> {
 
 /// What the faults that fired at one fault point ask for, all together.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Effects {
+pub(super) struct Effects {
     /// Answer this status instead of doing the operation.
     pub error: Option<u16>,
     /// Latency to add first.
@@ -493,21 +493,21 @@ impl Installed {
 
 /// The active faults, their windows, and counts of how often each fired.
 #[derive(Debug, Default)]
-pub struct FaultEngine {
+pub(super) struct FaultEngine {
     installed: RwLock<Arc<Vec<Installed>>>,
     fired: Mutex<BTreeMap<String, u64>>,
 }
 
 impl FaultEngine {
     /// An engine with `faults` installed at `epoch`.
-    pub fn new(faults: Vec<Fault>, epoch: Instant) -> FaultEngine {
+    pub(super) fn new(faults: Vec<Fault>, epoch: Instant) -> FaultEngine {
         let engine = FaultEngine::default();
         engine.replace(faults, epoch);
         engine
     }
 
     /// Replace every fault; windows of the new ones start at `epoch`.
-    pub fn replace(&self, faults: Vec<Fault>, epoch: Instant) {
+    pub(super) fn replace(&self, faults: Vec<Fault>, epoch: Instant) {
         for fault in &faults {
             tracing::info!(fault = %fault.spec().name, effect = fault.spec().effect.as_str(), "fault installed");
         }
@@ -537,7 +537,7 @@ impl FaultEngine {
     }
 
     /// The installed faults, in order.
-    pub fn list(&self) -> Vec<Fault> {
+    pub(super) fn list(&self) -> Vec<Fault> {
         self.snapshot()
             .faults
             .iter()
@@ -546,7 +546,7 @@ impl FaultEngine {
     }
 
     /// How often each fault fired, by name, since start (see [`FIRED_NAMES_KEPT`]).
-    pub fn fired_counts(&self) -> BTreeMap<String, u64> {
+    pub(super) fn fired_counts(&self) -> BTreeMap<String, u64> {
         self.fired
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -554,7 +554,7 @@ impl FaultEngine {
     }
 
     /// The faults as they are now; cheap, for deciding many deliveries at once.
-    pub fn snapshot(&self) -> FaultSnapshot<'_> {
+    pub(super) fn snapshot(&self) -> FaultSnapshot<'_> {
         let faults = self
             .installed
             .read()
@@ -578,26 +578,26 @@ impl FaultEngine {
 }
 
 /// The installed faults at one moment.
-pub struct FaultSnapshot<'a> {
+pub(super) struct FaultSnapshot<'a> {
     faults: Arc<Vec<Installed>>,
     engine: &'a FaultEngine,
 }
 
 impl FaultSnapshot<'_> {
     /// Whether any installed fault names `point` (regardless of window and region).
-    pub fn touches(&self, point: FaultPoint) -> bool {
+    pub(super) fn touches(&self, point: FaultPoint) -> bool {
         self.faults
             .iter()
             .any(|installed| installed.fault.spec().operations.contains(&point))
     }
 
     /// Decide which faults fire at `point` in `region` now.
-    pub fn fire(&self, point: FaultPoint, region: &str) -> Effects {
+    pub(super) fn fire(&self, point: FaultPoint, region: &str) -> Effects {
         self.fire_only(point, region, |_| true)
     }
 
     /// Like [`FaultSnapshot::fire`], considering only faults whose effect passes `wanted`.
-    pub fn fire_only(
+    pub(super) fn fire_only(
         &self,
         point: FaultPoint,
         region: &str,

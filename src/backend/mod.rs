@@ -33,8 +33,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use config::BackendConfig;
-pub use faults::{APPLICABILITY, Effect, FaultPoint, load_faults};
 use faults::FaultEngine;
+pub use faults::{APPLICABILITY, Effect, FaultPoint, load_faults};
 use shared::Shared;
 use state::Model;
 use timer::Timer;

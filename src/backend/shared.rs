@@ -26,12 +26,12 @@ pub(crate) struct Shared {
 
 impl Shared {
     /// The model, locked.
-    pub fn model(&self) -> MutexGuard<'_, Model> {
+    pub(super) fn model(&self) -> MutexGuard<'_, Model> {
         self.model.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// What a fan-out needs besides the model, as the faults are now.
-    pub fn fanout(&self) -> Fanout<'_> {
+    pub(super) fn fanout(&self) -> Fanout<'_> {
         Fanout {
             faults: self.faults.snapshot(),
             timer: &self.timer,
@@ -39,7 +39,7 @@ impl Shared {
     }
 
     /// Resolves when the backend shuts down.
-    pub async fn shutting_down(&self) {
+    pub(super) async fn shutting_down(&self) {
         let mut shutdown = self.shutdown.clone();
         // An error means the handle is gone, which is a shutdown too.
         let _ = shutdown.wait_for(|stopped| *stopped).await;

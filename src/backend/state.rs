@@ -28,7 +28,7 @@ const IDEMPOTENCY_LIMIT: usize = 100_000;
 
 /// Why an operation was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ModelError {
+pub(super) enum ModelError {
     /// Bad or missing credentials.
     #[error("{0}")]
     Unauthorized(String),
@@ -45,7 +45,7 @@ pub enum ModelError {
 
 /// The device a request comes from, resolved from its token.
 #[derive(Debug, Clone)]
-pub struct Caller {
+pub(super) struct Caller {
     /// Internal device number.
     pub device: u64,
     /// Device id as clients see it.
@@ -59,7 +59,7 @@ pub struct Caller {
 }
 
 /// What a fan-out needs besides the model: the faults on `deliver`/`sync` and the timer.
-pub struct Fanout<'a> {
+pub(super) struct Fanout<'a> {
     /// Faults as they are now.
     pub faults: FaultSnapshot<'a>,
     /// Timer for delayed and reordered pushes.
@@ -68,7 +68,7 @@ pub struct Fanout<'a> {
 
 /// Sizes of the model, for `/admin/stats`.
 #[derive(Debug, Clone, Copy, Default, serde::Serialize)]
-pub struct ModelStats {
+pub(super) struct ModelStats {
     /// Registered users.
     pub users: usize,
     /// Devices (logins).
@@ -207,7 +207,7 @@ impl Directory {
 }
 
 /// The whole state of the mock service.
-pub struct Model {
+pub(super) struct Model {
     directory: Directory,
     /// Token → the device's user and its position among the user's devices.
     tokens: HashMap<String, (Arc<str>, u64)>,
@@ -254,7 +254,7 @@ fn remove_sorted(members: &mut Vec<String>, user: &str) -> bool {
 
 impl Model {
     /// An empty model with the limits of `config`.
-    pub fn new(config: &BackendConfig) -> Model {
+    pub(super) fn new(config: &BackendConfig) -> Model {
         Model {
             directory: Directory {
                 users: HashMap::new(),
@@ -280,7 +280,7 @@ impl Model {
 
     /// Log in: a new device of the user (created first if registration is open).
     /// With `dead_token` (the `drop` effect) the answer looks normal but the token works nowhere.
-    pub fn login(
+    pub(super) fn login(
         &mut self,
         request: &LoginRequest,
         region: Arc<str>,
@@ -350,7 +350,7 @@ impl Model {
     }
 
     /// The device a token belongs to.
-    pub fn caller(&self, token: &str) -> Option<Caller> {
+    pub(super) fn caller(&self, token: &str) -> Option<Caller> {
         let (user, number) = self.tokens.get(token)?;
         let device = self.directory.users.get(&**user)?.device(*number)?;
         Some(Caller {
@@ -363,7 +363,7 @@ impl Model {
     }
 
     /// Push sides of every device of `user`.
-    pub fn user_pushes(&self, user: &str) -> Vec<Arc<DevicePush>> {
+    pub(super) fn user_pushes(&self, user: &str) -> Vec<Arc<DevicePush>> {
         let Some(user) = self.directory.users.get(user) else {
             return Vec::new();
         };
@@ -431,7 +431,7 @@ impl Model {
     }
 
     /// Create a group with the caller and `request.members`; each member's joining is an event.
-    pub fn create_group(
+    pub(super) fn create_group(
         &mut self,
         caller: &Caller,
         request: &CreateGroupRequest,
@@ -485,7 +485,7 @@ impl Model {
     }
 
     /// Send a message; resending the same idempotency key answers the first message.
-    pub fn send(
+    pub(super) fn send(
         &mut self,
         caller: &Caller,
         group_id: &str,
@@ -533,7 +533,7 @@ impl Model {
 
     /// The device's events after `since` as a JSON [`crate::protocol::SyncResponse`] body.
     /// `stale` answers as if the device's newest event had not happened yet.
-    pub fn sync(&self, caller: &Caller, since: u64, effects: &Effects) -> String {
+    pub(super) fn sync(&self, caller: &Caller, since: u64, effects: &Effects) -> String {
         let device = self
             .directory
             .users
@@ -553,7 +553,7 @@ impl Model {
 
     /// The groups `user` is a member of. `stale` shows each group as it was before its
     /// latest change (including groups since left or deleted).
-    pub fn list_groups(&self, user: &str, effects: &Effects) -> GroupList {
+    pub(super) fn list_groups(&self, user: &str, effects: &Effects) -> GroupList {
         let groups: Vec<Group> = if effects.stale {
             self.stale_groups_of(user)
         } else {
@@ -590,7 +590,7 @@ impl Model {
     }
 
     /// Read one group the caller is a member of.
-    pub fn read_group(
+    pub(super) fn read_group(
         &self,
         user: &str,
         group_id: &str,
@@ -609,7 +609,7 @@ impl Model {
     }
 
     /// Change name and/or notice; members get a settings-changed event.
-    pub fn edit_settings(
+    pub(super) fn edit_settings(
         &mut self,
         user: &str,
         group_id: &str,
@@ -645,7 +645,7 @@ impl Model {
     }
 
     /// Make `target` a member at once; members (the new one included) get member-joined.
-    pub fn add_member(
+    pub(super) fn add_member(
         &mut self,
         user: &str,
         group_id: &str,
@@ -701,7 +701,7 @@ impl Model {
 
     /// Accept membership: succeeds for members only; the group no longer
     /// counts against the user's `max_unaccepted_groups_per_user`.
-    pub fn join(&mut self, user: &str, group_id: &str) -> Result<Group, ModelError> {
+    pub(super) fn join(&mut self, user: &str, group_id: &str) -> Result<Group, ModelError> {
         let group = self.group_of_member(user, group_id)?.view.clone();
         if let Some(found) = self.directory.users.get_mut(user) {
             found.unaccepted.remove(group_id);
@@ -711,7 +711,7 @@ impl Model {
 
     /// Leave a group; members and the leaver's devices get member-left. A group
     /// with no members left is deleted.
-    pub fn leave(
+    pub(super) fn leave(
         &mut self,
         user: &str,
         group_id: &str,
@@ -753,7 +753,7 @@ impl Model {
     /// real service keeps empty groups; this one deletes them), so a
     /// resurrection outlives the run that left. Nothing happens if the user is
     /// back already or the group is no longer remembered.
-    pub fn resurrect(&mut self, group_id: &str, user: &str, fanout: &Fanout<'_>) {
+    pub(super) fn resurrect(&mut self, group_id: &str, user: &str, fanout: &Fanout<'_>) {
         if !self.groups.contains_key(group_id) {
             self.revive(group_id);
         }
@@ -771,7 +771,7 @@ impl Model {
     }
 
     /// Sizes for `/admin/stats`.
-    pub fn stats(&self) -> ModelStats {
+    pub(super) fn stats(&self) -> ModelStats {
         let devices = || self.directory.users.values().flat_map(|user| &user.devices);
         ModelStats {
             users: self.directory.users.len(),

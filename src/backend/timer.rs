@@ -31,19 +31,19 @@ use tokio::sync::mpsc;
 const HANDOFF: Duration = Duration::from_micros(500);
 
 /// Deferred work.
-pub type Job = Box<dyn FnOnce() + Send>;
+pub(super) type Job = Box<dyn FnOnce() + Send>;
 
 /// A job refused because the timer already holds its capacity of jobs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("the timer already holds {capacity} jobs, the backend's `max_delayed_deliveries`")]
-pub struct TimerFull {
+pub(super) struct TimerFull {
     /// The capacity that was reached.
     pub capacity: usize,
 }
 
 /// Jobs waiting on the timer and jobs it refused, for `/admin/stats`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
-pub struct TimerStats {
+pub(super) struct TimerStats {
     /// Jobs waiting for their deadline (handed-over ones no longer count).
     pub delayed_pending: usize,
     /// Jobs refused since start because the timer was full.
@@ -126,14 +126,14 @@ impl Queue {
 }
 
 /// Handle to the timer thread; dropping the last handle stops it (pending jobs are dropped).
-pub struct Timer {
+pub(super) struct Timer {
     inner: Arc<Inner>,
 }
 
 impl Timer {
     /// Start the timer thread and its dispatch task on `runtime`, holding at
     /// most `capacity` waiting jobs.
-    pub fn start(runtime: &Handle, capacity: usize) -> std::io::Result<Timer> {
+    pub(super) fn start(runtime: &Handle, capacity: usize) -> std::io::Result<Timer> {
         let inner = Arc::new(Inner {
             queue: Mutex::new(Queue::new(capacity)),
             wake: Condvar::new(),
@@ -149,7 +149,7 @@ impl Timer {
 
     /// Run `job` on the runtime at `deadline` (at once if it has passed);
     /// refused, and `job` dropped, when the timer holds its capacity already.
-    pub fn at(&self, deadline: Instant, job: Job) -> Result<(), TimerFull> {
+    pub(super) fn at(&self, deadline: Instant, job: Job) -> Result<(), TimerFull> {
         let earliest = self.lock().enqueue(deadline, job)?;
         if earliest {
             self.inner.wake.notify_one();
@@ -158,7 +158,7 @@ impl Timer {
     }
 
     /// Jobs waiting and jobs refused so far.
-    pub fn stats(&self) -> TimerStats {
+    pub(super) fn stats(&self) -> TimerStats {
         let queue = self.lock();
         TimerStats {
             delayed_pending: queue.entries.len(),

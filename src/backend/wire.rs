@@ -13,18 +13,18 @@ use super::state::ModelError;
 use crate::protocol::{ErrorBody, REGION_HEADER};
 
 /// Region of requests without an `X-Chatprobe-Region` header.
-pub const DEFAULT_REGION: &str = "default";
+pub(super) const DEFAULT_REGION: &str = "default";
 
 /// An error answer: status and a message for people.
 #[derive(Debug)]
-pub struct ApiError {
+pub(super) struct ApiError {
     status: StatusCode,
     message: String,
 }
 
 impl ApiError {
     /// An error answer with `status`.
-    pub fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+    pub(super) fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
         ApiError {
             status,
             message: message.into(),
@@ -32,7 +32,7 @@ impl ApiError {
     }
 
     /// The answer of an `error` fault with `status`.
-    pub fn injected(status: u16) -> ApiError {
+    pub(super) fn injected(status: u16) -> ApiError {
         let status = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
         ApiError::new(status, "injected fault")
     }
@@ -60,25 +60,25 @@ impl From<ModelError> for ApiError {
 }
 
 /// The result of a handler.
-pub type ApiResult = Result<Response, ApiError>;
+pub(super) type ApiResult = Result<Response, ApiError>;
 
 /// The answer to a request for a route that does not exist.
-pub async fn not_found() -> ApiError {
+pub(super) async fn not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "no such route")
 }
 
 /// A 200 answer with `value` as its JSON body.
-pub fn json_response<T: serde::Serialize>(value: &T) -> Response {
+pub(super) fn json_response<T: serde::Serialize>(value: &T) -> Response {
     axum::Json(value).into_response()
 }
 
 /// The region a request says it comes from (`default` without the header).
-pub fn request_region(headers: &HeaderMap) -> Arc<str> {
+pub(super) fn request_region(headers: &HeaderMap) -> Arc<str> {
     header_region(headers).unwrap_or(DEFAULT_REGION).into()
 }
 
 /// The request's `X-Chatprobe-Region`, if present and not blank.
-pub fn header_region(headers: &HeaderMap) -> Option<&str> {
+pub(super) fn header_region(headers: &HeaderMap) -> Option<&str> {
     headers
         .get(REGION_HEADER)
         .and_then(|value| value.to_str().ok())
@@ -87,7 +87,7 @@ pub fn header_region(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// The bearer token of a request, if any.
-pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+pub(super) fn bearer_token(headers: &HeaderMap) -> Option<&str> {
     headers
         .get(header::AUTHORIZATION)?
         .to_str()
@@ -98,7 +98,7 @@ pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
 
 /// Whether a `given` secret equals the `expected` one, in time that depends on
 /// the lengths only, never on where they first differ.
-pub fn same_secret(given: &str, expected: &str) -> bool {
+pub(super) fn same_secret(given: &str, expected: &str) -> bool {
     let (given, expected) = (given.as_bytes(), expected.as_bytes());
     let mut difference = u8::from(given.len() != expected.len());
     for (index, byte) in expected.iter().enumerate() {
@@ -108,7 +108,9 @@ pub fn same_secret(given: &str, expected: &str) -> bool {
 }
 
 /// Decode a JSON body; 413 when over the limit, 400 naming the problem otherwise.
-pub fn parse_json<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Result<T, ApiError> {
+pub(super) fn parse_json<T: DeserializeOwned>(
+    body: Result<Bytes, BytesRejection>,
+) -> Result<T, ApiError> {
     let body =
         body.map_err(|rejection| ApiError::new(rejection.status(), rejection.body_text()))?;
     let mut deserializer = serde_json::Deserializer::from_slice(&body);

@@ -88,22 +88,22 @@ mod defaults {
 
     use crate::yaml::values::{Jitter, Period};
 
-    pub fn listen() -> SocketAddr {
+    pub(super) fn listen() -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], 9464))
     }
-    pub fn request_timeout() -> Duration {
+    pub(super) fn request_timeout() -> Duration {
         super::DEFAULT_REQUEST_TIMEOUT
     }
-    pub fn account_prefix() -> String {
+    pub(super) fn account_prefix() -> String {
         "chatprobe".to_string()
     }
-    pub fn jitter() -> Jitter {
+    pub(super) fn jitter() -> Jitter {
         Jitter(super::DEFAULT_JITTER)
     }
-    pub fn run_timeout() -> Period {
+    pub(super) fn run_timeout() -> Period {
         Period(super::DEFAULT_RUN_TIMEOUT)
     }
-    pub fn target_files_refresh() -> Period {
+    pub(super) fn target_files_refresh() -> Period {
         Period(super::DEFAULT_TARGET_FILES_REFRESH)
     }
 }

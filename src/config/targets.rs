@@ -297,10 +297,10 @@ pub const RESERVED_LABELS: [&str; 8] = [
 ];
 
 /// Most labels one target may carry.
-pub const MAX_TARGET_LABELS: usize = 16;
+pub(super) const MAX_TARGET_LABELS: usize = 16;
 
 /// Longest value of a target label, in bytes.
-pub const MAX_LABEL_VALUE_BYTES: usize = 256;
+pub(super) const MAX_LABEL_VALUE_BYTES: usize = 256;
 
 /// A target's own labels (shard, cell, cluster, ...): Prometheus label names
 /// that are not reserved, each with a value.

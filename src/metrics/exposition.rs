@@ -7,21 +7,21 @@ use std::fmt::{Display, Write as _};
 
 /// Label pairs of one series, written in the order given (names sorted, as
 /// the `prometheus` crate writes them, so a series reads the same as before).
-pub type Labels<'a> = [(&'a str, &'a str)];
+pub(super) type Labels<'a> = [(&'a str, &'a str)];
 
 /// Writes text into one buffer, a family at a time.
-pub struct Exposition<'a> {
+pub(super) struct Exposition<'a> {
     out: &'a mut String,
 }
 
 impl<'a> Exposition<'a> {
     /// Appends to `out`.
-    pub fn new(out: &'a mut String) -> Exposition<'a> {
+    pub(super) fn new(out: &'a mut String) -> Exposition<'a> {
         Exposition { out }
     }
 
     /// A family's `# HELP` and `# TYPE` lines (`kind`: counter, gauge, histogram).
-    pub fn family(&mut self, name: &str, help: &str, kind: &str) {
+    pub(super) fn family(&mut self, name: &str, help: &str, kind: &str) {
         self.out.push_str("# HELP ");
         self.out.push_str(name);
         self.out.push(' ');
@@ -34,7 +34,7 @@ impl<'a> Exposition<'a> {
     }
 
     /// One sample: `name{labels} value`.
-    pub fn sample(&mut self, name: &str, labels: &Labels, value: impl Display) {
+    pub(super) fn sample(&mut self, name: &str, labels: &Labels, value: impl Display) {
         self.sample_with(name, "", labels, None, value);
     }
 
@@ -68,7 +68,7 @@ impl<'a> Exposition<'a> {
 
     /// A histogram's samples: the cumulative `_bucket` series (one per
     /// bound in `bounds`, then `+Inf`), `_sum` and `_count`.
-    pub fn histogram(
+    pub(super) fn histogram(
         &mut self,
         name: &str,
         labels: &Labels,
@@ -91,7 +91,7 @@ impl<'a> Exposition<'a> {
 /// Observations counted per bucket (not cumulative: `counts[i]` holds those
 /// above bound `i - 1` and at most bound `i`), their sum and their count.
 #[derive(Debug, Clone, Default)]
-pub struct Histogram {
+pub(super) struct Histogram {
     counts: Vec<u64>,
     sum: f64,
     count: u64,
@@ -99,7 +99,7 @@ pub struct Histogram {
 
 impl Histogram {
     /// Count `value` against `bounds` (ascending).
-    pub fn observe(&mut self, bounds: &[f64], value: f64) {
+    pub(super) fn observe(&mut self, bounds: &[f64], value: f64) {
         if self.counts.len() != bounds.len() {
             self.counts.resize(bounds.len(), 0);
         }

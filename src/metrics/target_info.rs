@@ -11,7 +11,7 @@ use prometheus::core::{Collector, Desc};
 use prometheus::proto::{Gauge, LabelPair, Metric, MetricFamily, MetricType};
 
 /// The metric's name (**contract**).
-pub const NAME: &str = "chatprobe_target_info";
+pub(super) const NAME: &str = "chatprobe_target_info";
 const HELP: &str = "Always 1, one per target; carries the target's own labels (`labels:`) to join on region and target.";
 
 /// Each region's targets and their labels.

@@ -12,7 +12,7 @@ use super::run::{Recorded, StepResult};
 use crate::outcome::{Operation, Reason};
 
 /// The `add_member` kind in the registry.
-pub const KIND: KindDef = KindDef {
+pub(super) const KIND: KindDef = KindDef {
     name: "add_member",
     main_operation: Operation::AddMember,
     shipped: include_str!("../../probes/add_member.yaml"),
@@ -25,7 +25,7 @@ pub const KIND: KindDef = KindDef {
 };
 
 /// The `add_member` kind's steps.
-pub struct AddMember;
+pub(super) struct AddMember;
 
 #[async_trait]
 impl Steps for AddMember {

@@ -14,7 +14,7 @@ use crate::outcome::{Operation, ProbeOutcome};
 
 /// The steps of one kind of probe, run once per probe run.
 #[async_trait]
-pub trait Steps: Send {
+pub(super) trait Steps: Send {
     /// Runs the kind's steps; `Err` when a failure stopped them (it carries
     /// the proof that the failure is recorded).
     async fn steps(&mut self, cx: &mut RunContext<'_>) -> StepResult<()>;
@@ -28,7 +28,7 @@ pub trait Steps: Send {
 
 /// One run's context, handed to a kind's steps: the devices, the run's
 /// record, and the groups to clean up.
-pub struct RunContext<'a> {
+pub(super) struct RunContext<'a> {
     /// The probe's devices.
     pub devices: &'a mut Devices,
     /// The run's record.
@@ -47,7 +47,7 @@ impl RunContext<'_> {
     /// A group created at all is cleaned up after the run. None is created
     /// while one of the members holds too many groups of earlier runs
     /// ([`Devices::check_room`]).
-    pub async fn create_group(&mut self, members: usize) -> StepResult<GroupId> {
+    pub(super) async fn create_group(&mut self, members: usize) -> StepResult<GroupId> {
         self.devices.check_room(self.run, 0..members)?;
         let settings = self.group_settings();
         let mut created = self
@@ -64,7 +64,7 @@ impl RunContext<'_> {
     }
 
     /// The settings the run's group is created with.
-    pub fn group_settings(&self) -> GroupSettings {
+    pub(super) fn group_settings(&self) -> GroupSettings {
         GroupSettings {
             name: format!("chatprobe {}", self.tag),
             notice: String::new(),
@@ -72,14 +72,14 @@ impl RunContext<'_> {
     }
 
     /// Takes `group` out of this run's cleanup: the kind keeps it for later runs.
-    pub fn keep(&mut self, group: &str) -> Option<Created> {
+    pub(super) fn keep(&mut self, group: &str) -> Option<Created> {
         let index = self.groups.iter().position(|created| created.id == group)?;
         self.devices.keep(group);
         Some(self.groups.swap_remove(index))
     }
 
     /// Notes that `member` is (again) in `group` or is no longer, for cleanup.
-    pub fn set_member(&mut self, group: &str, member: usize, is_member: bool) {
+    pub(super) fn set_member(&mut self, group: &str, member: usize, is_member: bool) {
         self.devices.note_membership(member, group, is_member);
         let Some(created) = self.groups.iter_mut().find(|created| created.id == group) else {
             if is_member {
@@ -100,7 +100,7 @@ impl RunContext<'_> {
     /// steps of `send`; numbered from `first` in bodies and keys. A send that
     /// fails stops the burst and counts as a message expected on each of
     /// `recipients` devices and delivered on none.
-    pub async fn send_burst(
+    pub(super) async fn send_burst(
         &mut self,
         from: DeviceRef,
         group: &str,
@@ -126,7 +126,7 @@ impl RunContext<'_> {
 
     /// For each device of `member`: whether its list of groups has `group`
     /// (steps of `operation`).
-    pub async fn listed_on(
+    pub(super) async fn listed_on(
         &mut self,
         operation: Operation,
         member: usize,
@@ -142,12 +142,12 @@ impl RunContext<'_> {
     }
 
     /// The delivery deadline of something that started at `start`.
-    pub fn deadline(&self, start: Instant) -> Instant {
+    pub(super) fn deadline(&self, start: Instant) -> Instant {
         start + self.spec.delivery_deadline
     }
 
     /// The delivery deadline and latency objective of messages.
-    pub fn timing(&self) -> Timing {
+    pub(super) fn timing(&self) -> Timing {
         Timing {
             deadline: self.spec.delivery_deadline,
             objective: self.spec.latency_objective,
@@ -162,7 +162,7 @@ impl RunContext<'_> {
 const RENEW_EVERY: u64 = 2;
 
 /// A probe: a kind's steps around the shared preparation and cleanup.
-pub struct Driver {
+pub(super) struct Driver {
     spec: ProbeSpec,
     devices: Devices,
     steps: Box<dyn Steps>,
@@ -174,7 +174,7 @@ pub struct Driver {
 
 impl Driver {
     /// A probe running `steps` with the devices of `setup`.
-    pub fn new(setup: ProbeSetup, steps: Box<dyn Steps>) -> Driver {
+    pub(super) fn new(setup: ProbeSetup, steps: Box<dyn Steps>) -> Driver {
         let devices = Devices::new(
             &setup.spec.name,
             setup.service,

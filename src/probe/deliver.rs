@@ -22,7 +22,7 @@ const SETTLE: Duration = Duration::from_millis(20);
 /// with the reason of its error (`connect_error`, `auth_error`, `http_error`,
 /// `timeout`: one reason per failure), and its device reconnects before the
 /// next run. Malformed push frames are `http_error` on `deliver`.
-pub async fn watch(
+pub(super) async fn watch(
     devices: &mut Devices,
     run: &mut Run,
     recipients: &[DeviceRef],
@@ -93,7 +93,7 @@ async fn listen(
 
 /// One message a run sent.
 #[derive(Debug, Clone)]
-pub struct Sent {
+pub(super) struct Sent {
     /// The id the service acknowledged it with.
     pub id: MessageId,
     /// The text sent.
@@ -111,7 +111,7 @@ impl Sent {
 
 /// Which of `sent` a received message is: by the acknowledged id, or by its
 /// body (unique per run), so a copy stored under another id still counts.
-pub fn sent_index(sent: &[Sent], message: &ReceivedMessage) -> Option<usize> {
+pub(super) fn sent_index(sent: &[Sent], message: &ReceivedMessage) -> Option<usize> {
     sent.iter()
         .position(|one| one.id == message.id || one.body == message.body)
 }
@@ -137,7 +137,7 @@ impl Receipt {
 /// How long deliveries may take: the deadline and the latency objective,
 /// both counted from each message's own send.
 #[derive(Debug, Clone, Copy)]
-pub struct Timing {
+pub(super) struct Timing {
     /// A message not on a device this long after its send is missing there.
     pub deadline: Duration,
     /// A message slower than this is late.
@@ -147,7 +147,7 @@ pub struct Timing {
 /// What the delivery checker found, reason by reason, for the caller to
 /// report under the operation its kind gives each reason.
 #[derive(Debug, Default)]
-pub struct DeliveryReport {
+pub(super) struct DeliveryReport {
     /// Each finding: the contract reason and what was seen.
     pub findings: Vec<(Reason, String)>,
     /// Deliveries waited for (messages × recipient devices).
@@ -167,7 +167,7 @@ pub struct DeliveryReport {
 impl DeliveryReport {
     /// Records every finding on `operation`, except those `remap` moves to
     /// another operation and reason; counts the messages.
-    pub fn report(
+    pub(super) fn report(
         self,
         run: &mut Run,
         operation: Operation,
@@ -184,7 +184,7 @@ impl DeliveryReport {
 /// Waits until every recipient got every message of `sent` or the last
 /// message's deadline passes, and classifies what arrived. Events of other
 /// messages (older runs, other groups) are ignored.
-pub async fn check_messages(
+pub(super) async fn check_messages(
     devices: &mut Devices,
     run: &mut Run,
     recipients: &[DeviceRef],

@@ -17,7 +17,7 @@ use crate::client::{Delivered, Event};
 use crate::outcome::{Operation, Reason};
 
 /// The `device_sync` kind in the registry.
-pub const KIND: KindDef = KindDef {
+pub(super) const KIND: KindDef = KindDef {
     name: "device_sync",
     main_operation: Operation::DeviceSync,
     shipped: include_str!("../../probes/device_sync.yaml"),
@@ -42,7 +42,7 @@ fn needs_two_devices(spec: &ProbeSpec) -> Result<(), SpecError> {
 }
 
 /// The `device_sync` kind's steps.
-pub struct DeviceSync;
+pub(super) struct DeviceSync;
 
 #[async_trait]
 impl Steps for DeviceSync {

@@ -16,7 +16,7 @@ use super::run::{Run, StepResult};
 const DRAIN_MAX: usize = 10_000;
 
 /// One logged-in device and whether its push connection was found lost.
-pub struct Slot {
+pub(super) struct Slot {
     /// The device.
     pub device: Box<dyn Device>,
     /// Its push connection closed and the loss was already reported.
@@ -27,7 +27,7 @@ pub struct Slot {
 }
 
 /// One probe account and its devices.
-pub struct Member {
+pub(super) struct Member {
     account: Account,
     /// The devices logged in so far (full after [`Devices::prepare`] succeeded).
     pub slots: Vec<Slot>,
@@ -35,7 +35,7 @@ pub struct Member {
 
 impl Member {
     /// The account's user id, as the service spells it.
-    pub fn user(&self) -> &str {
+    pub(super) fn user(&self) -> &str {
         self.slots
             .first()
             .map_or(self.account.user.as_str(), |slot| slot.device.user_id())
@@ -44,7 +44,7 @@ impl Member {
 
 /// One device of a probe's accounts: which member, and which of its devices.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DeviceRef {
+pub(super) struct DeviceRef {
     /// The member's index among the probe's accounts.
     pub member: usize,
     /// The device's index among that member's devices.
@@ -53,14 +53,14 @@ pub struct DeviceRef {
 
 impl DeviceRef {
     /// The first device of `member`.
-    pub fn first(member: usize) -> DeviceRef {
+    pub(super) fn first(member: usize) -> DeviceRef {
         DeviceRef { member, device: 0 }
     }
 }
 
 /// A group a run created and who is in it, so cleanup can empty it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Created {
+pub(super) struct Created {
     /// The group.
     pub id: GroupId,
     /// Members (indices into the probe's accounts) currently in the group.
@@ -68,7 +68,7 @@ pub struct Created {
 }
 
 /// Every account of a probe with its devices.
-pub struct Devices {
+pub(super) struct Devices {
     service: Arc<dyn ChatService>,
     /// The accounts, in the order the probe was given them.
     pub members: Vec<Member>,
@@ -81,7 +81,7 @@ pub struct Devices {
 impl Devices {
     /// The devices of probe `probe`: `accounts`, each to hold
     /// `devices_per_account` devices.
-    pub fn new(
+    pub(super) fn new(
         probe: &str,
         service: Arc<dyn ChatService>,
         accounts: Vec<Account>,
@@ -108,7 +108,7 @@ impl Devices {
     /// lost push connections (reporting a loss not yet reported), reads
     /// away events left from earlier runs and, when needed, reconciles (see
     /// [`Devices::reconcile`]). `Err` when some device is not ready.
-    pub async fn prepare(&mut self, run: &mut Run) -> StepResult<()> {
+    pub(super) async fn prepare(&mut self, run: &mut Run) -> StepResult<()> {
         let mut ready = Ok(());
         for member_index in 0..self.members.len() {
             if let Err(recorded) = self.prepare_member(run, member_index).await {
@@ -126,7 +126,7 @@ impl Devices {
     /// off, or by a predecessor killed mid-run), quietly: a failed cleanup was
     /// reported when it happened. Runs at the first run and whenever an
     /// account may hold such a group.
-    pub async fn reconcile(&mut self, run: &mut Run) {
+    pub(super) async fn reconcile(&mut self, run: &mut Run) {
         for member in 0..self.members.len() {
             let Some(slot) = self.members[member].slots.first() else {
                 continue;
@@ -162,7 +162,7 @@ impl Devices {
     /// may not be in one more group: it holds
     /// [`super::footprint::GROUPS_MAX`] of the probe's groups already,
     /// because leaving them fails.
-    pub fn check_room(&self, run: &mut Run, members: Range<usize>) -> StepResult<()> {
+    pub(super) fn check_room(&self, run: &mut Run, members: Range<usize>) -> StepResult<()> {
         for member in members {
             if let Some(detail) = self.footprint.no_room(member, &self.user(member)) {
                 return Err(run.fail(Operation::Cleanup, Reason::LeaveRejected, detail));
@@ -172,7 +172,7 @@ impl Devices {
     }
 
     /// Notes that `member` is (again) in `group`, or left it.
-    pub fn note_membership(&mut self, member: usize, group: &str, is_member: bool) {
+    pub(super) fn note_membership(&mut self, member: usize, group: &str, is_member: bool) {
         if is_member {
             self.footprint.holds(member, group);
         } else {
@@ -181,7 +181,7 @@ impl Devices {
     }
 
     /// Notes that a kind keeps `group` between runs: reconciliation leaves it alone.
-    pub fn keep(&mut self, group: &str) {
+    pub(super) fn keep(&mut self, group: &str) {
         self.footprint.set_kept(group, true);
     }
 
@@ -220,7 +220,7 @@ impl Devices {
     /// time; and no connection that went silent stays in use for long.
     /// A push connection found lost on the retired device is reported as
     /// [`Devices::prepare`] would.
-    pub async fn renew_one(&mut self, run: &mut Run) {
+    pub(super) async fn renew_one(&mut self, run: &mut Run) {
         let Some(count) = u64::try_from(self.members.len()).ok().filter(|n| *n > 0) else {
             return;
         };
@@ -238,22 +238,22 @@ impl Devices {
     }
 
     /// The device `device` refers to.
-    pub fn device(&self, DeviceRef { member, device }: DeviceRef) -> &dyn Device {
+    pub(super) fn device(&self, DeviceRef { member, device }: DeviceRef) -> &dyn Device {
         self.members[member].slots[device].device.as_ref()
     }
 
     /// The slot of the device `device` refers to, for reading its events.
-    pub fn slot_mut(&mut self, DeviceRef { member, device }: DeviceRef) -> &mut Slot {
+    pub(super) fn slot_mut(&mut self, DeviceRef { member, device }: DeviceRef) -> &mut Slot {
         &mut self.members[member].slots[device]
     }
 
     /// The user id of member `member`.
-    pub fn user(&self, member: usize) -> String {
+    pub(super) fn user(&self, member: usize) -> String {
         self.members[member].user().to_string()
     }
 
     /// Every device of the listed members.
-    pub fn of_members(&self, members: impl IntoIterator<Item = usize>) -> Vec<DeviceRef> {
+    pub(super) fn of_members(&self, members: impl IntoIterator<Item = usize>) -> Vec<DeviceRef> {
         members
             .into_iter()
             .flat_map(|member| {
@@ -265,7 +265,7 @@ impl Devices {
 
     /// Member 0 creates a group inviting `invited`, as a step of the `send`
     /// operation. Each of them counts as holding it from then on.
-    pub async fn create_group(
+    pub(super) async fn create_group(
         &mut self,
         run: &mut Run,
         settings: &GroupSettings,
@@ -288,7 +288,7 @@ impl Devices {
     /// Each of `joining` joins `group` from its first device, as steps of the
     /// `send` operation; those who joined are added to its members. `Err`
     /// when some join failed (after every one was tried).
-    pub async fn join_group(
+    pub(super) async fn join_group(
         &self,
         run: &mut Run,
         group: &mut Created,
@@ -308,7 +308,7 @@ impl Devices {
     /// Every member still in `group` leaves it (steps of `cleanup`), so the
     /// service deletes it; a member that could not leave still holds it and
     /// the next run reconciles.
-    pub async fn clean_up(&mut self, run: &mut Run, group: Created) {
+    pub(super) async fn clean_up(&mut self, run: &mut Run, group: Created) {
         self.footprint.set_kept(&group.id, false);
         for &member in &group.members {
             // At shutdown a member may have no device left (its login failed).
@@ -331,7 +331,7 @@ impl Devices {
     /// Empties the groups kept between runs, reconciles (leaving whatever
     /// else of the probe's the accounts hold) and disconnects every device
     /// (at shutdown).
-    pub async fn shut_down(&mut self, run: &mut Run, kept: Vec<Created>) {
+    pub(super) async fn shut_down(&mut self, run: &mut Run, kept: Vec<Created>) {
         for group in kept {
             self.clean_up(run, group).await;
         }

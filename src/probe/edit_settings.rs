@@ -17,7 +17,7 @@ use crate::client::{Event, GroupSettings};
 use crate::outcome::{Operation, Reason};
 
 /// The `edit_settings` kind in the registry.
-pub const KIND: KindDef = KindDef {
+pub(super) const KIND: KindDef = KindDef {
     name: "edit_settings",
     main_operation: Operation::EditSettings,
     shipped: include_str!("../../probes/edit_settings.yaml"),
@@ -28,7 +28,7 @@ pub const KIND: KindDef = KindDef {
 };
 
 /// The `edit_settings` kind's steps.
-pub struct EditSettings;
+pub(super) struct EditSettings;
 
 #[async_trait]
 impl Steps for EditSettings {

@@ -14,10 +14,10 @@ use crate::client::GroupId;
 
 /// Most of the probe's groups one account holds at any time: a run that
 /// needs a fresh group creates none while one of its members holds as many.
-pub const GROUPS_MAX: usize = 10;
+pub(super) const GROUPS_MAX: usize = 10;
 
 /// The probe's groups each account may hold, and those kept between runs.
-pub struct Footprint {
+pub(super) struct Footprint {
     /// Start of the name of every group of this probe.
     name_prefix: String,
     /// Per member: the probe's groups it may hold (created or joined and not
@@ -33,7 +33,7 @@ pub struct Footprint {
 impl Footprint {
     /// The footprint of probe `probe` with `members` accounts, nothing
     /// listed yet.
-    pub fn new(probe: &str, members: usize) -> Footprint {
+    pub(super) fn new(probe: &str, members: usize) -> Footprint {
         Footprint {
             name_prefix: format!("chatprobe {probe}-"),
             held: vec![BTreeSet::new(); members],
@@ -43,32 +43,32 @@ impl Footprint {
     }
 
     /// True when a group named `name` is one of this probe's.
-    pub fn is_ours(&self, name: &str) -> bool {
+    pub(super) fn is_ours(&self, name: &str) -> bool {
         name.starts_with(&self.name_prefix)
     }
 
     /// True when `member` may hold `group`, as far as this process knows.
-    pub fn may_hold(&self, member: usize, group: &str) -> bool {
+    pub(super) fn may_hold(&self, member: usize, group: &str) -> bool {
         self.held[member].contains(group)
     }
 
     /// True when a kind keeps `group` between runs.
-    pub fn is_kept(&self, group: &str) -> bool {
+    pub(super) fn is_kept(&self, group: &str) -> bool {
         self.kept.contains(group)
     }
 
     /// Notes that `member` holds `group` (it created, joined or was added to it).
-    pub fn holds(&mut self, member: usize, group: &str) {
+    pub(super) fn holds(&mut self, member: usize, group: &str) {
         self.held[member].insert(group.to_string());
     }
 
     /// Notes that `member` no longer holds `group`.
-    pub fn left(&mut self, member: usize, group: &str) {
+    pub(super) fn left(&mut self, member: usize, group: &str) {
         self.held[member].remove(group);
     }
 
     /// Notes that a kind keeps `group` between runs (`true`) or gave it up.
-    pub fn set_kept(&mut self, group: &str, kept: bool) {
+    pub(super) fn set_kept(&mut self, group: &str, kept: bool) {
         if kept {
             self.kept.insert(group.to_string());
         } else {
@@ -78,7 +78,7 @@ impl Footprint {
 
     /// Takes a listing of `member`'s groups: besides the kept ones it holds
     /// exactly `left_behind` (the probe's groups it listed and could not leave).
-    pub fn listed(&mut self, member: usize, left_behind: Vec<GroupId>) {
+    pub(super) fn listed(&mut self, member: usize, left_behind: Vec<GroupId>) {
         let kept = &self.kept;
         self.held[member].retain(|group| kept.contains(group));
         self.held[member].extend(left_behind);
@@ -87,7 +87,7 @@ impl Footprint {
 
     /// True when some account may hold a group of the probe that no kind
     /// keeps, or was never listed: the next run reconciles first.
-    pub fn needs_reconciling(&self) -> bool {
+    pub(super) fn needs_reconciling(&self) -> bool {
         self.listed.iter().any(|listed| !listed)
             || self
                 .held
@@ -99,7 +99,7 @@ impl Footprint {
     /// [`GROUPS_MAX`] of the probe's groups already, since leaving them
     /// failed. `None` when there is room. (While its groups cannot be listed,
     /// only what this process knows of counts.)
-    pub fn no_room(&self, member: usize, user: &str) -> Option<String> {
+    pub(super) fn no_room(&self, member: usize, user: &str) -> Option<String> {
         let held = self.held[member].len();
         (held >= GROUPS_MAX).then(|| {
             format!(
@@ -109,7 +109,7 @@ impl Footprint {
     }
 
     /// Every group of the probe `member` may hold.
-    pub fn held_by(&self, member: usize) -> impl Iterator<Item = &GroupId> {
+    pub(super) fn held_by(&self, member: usize) -> impl Iterator<Item = &GroupId> {
         self.held[member].iter()
     }
 }

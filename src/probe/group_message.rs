@@ -16,7 +16,7 @@ use super::run::StepResult;
 use crate::outcome::Operation;
 
 /// The `group_message` kind in the registry.
-pub const KIND: KindDef = KindDef {
+pub(super) const KIND: KindDef = KindDef {
     name: "group_message",
     main_operation: Operation::Deliver,
     shipped: include_str!("../../probes/group_message.yaml"),
@@ -31,7 +31,7 @@ pub const KIND: KindDef = KindDef {
 
 /// The `group_message` kind's steps; holds the group between healthy runs.
 #[derive(Default)]
-pub struct GroupMessage {
+pub(super) struct GroupMessage {
     group: Option<Created>,
 }
 

@@ -16,7 +16,7 @@ use super::spec::{ProbeSpec, SpecError};
 use crate::outcome::Operation;
 
 /// What a probe kind's file declares about it (its `KIND` constant).
-pub struct KindDef {
+pub(super) struct KindDef {
     /// The kind's name in probe files; its shipped probe is named after it
     /// (**contract**).
     pub name: &'static str,
@@ -68,17 +68,17 @@ macro_rules! probe_kinds {
 }
 
 /// The rule of kinds with no rules of their own.
-pub fn no_rules(_spec: &ProbeSpec) -> Result<(), SpecError> {
+pub(super) fn no_rules(_spec: &ProbeSpec) -> Result<(), SpecError> {
     Ok(())
 }
 
 /// One account per group member.
-pub fn one_per_member(spec: &ProbeSpec) -> usize {
+pub(super) fn one_per_member(spec: &ProbeSpec) -> usize {
     spec.group_size
 }
 
 /// For kinds that send no messages.
-pub fn no_messages(_spec: &ProbeSpec) -> u64 {
+pub(super) fn no_messages(_spec: &ProbeSpec) -> u64 {
     0
 }
 

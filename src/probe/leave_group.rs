@@ -26,7 +26,7 @@ use crate::outcome::{Operation, Reason};
 const REMEMBERED: usize = 8;
 
 /// The `leave_group` kind in the registry.
-pub const KIND: KindDef = KindDef {
+pub(super) const KIND: KindDef = KindDef {
     name: "leave_group",
     main_operation: Operation::Leave,
     shipped: include_str!("../../probes/leave_group.yaml"),
@@ -38,7 +38,7 @@ pub const KIND: KindDef = KindDef {
 
 /// The `leave_group` kind's steps; remembers the groups it left.
 #[derive(Default)]
-pub struct LeaveGroup {
+pub(super) struct LeaveGroup {
     left: VecDeque<String>,
 }
 

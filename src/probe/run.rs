@@ -11,14 +11,14 @@ use crate::outcome::{DETAIL_MAX, Failure, Operation, ProbeOutcome, Reason, StepT
 /// it records a failure, so a step that stops a run early (`Err(Recorded)`)
 /// cannot leave the run passing.
 #[derive(Debug)]
-pub struct Recorded(());
+pub(super) struct Recorded(());
 
 /// What a step of a run gives: its value, or proof that the failure which
 /// stopped it is recorded (so `?` ends the steps without losing it).
-pub type StepResult<T> = Result<T, Recorded>;
+pub(super) type StepResult<T> = Result<T, Recorded>;
 
 /// One run in progress.
-pub struct Run {
+pub(super) struct Run {
     started: Instant,
     started_at: SystemTime,
     step_timeout: Duration,
@@ -30,7 +30,7 @@ pub struct Run {
 
 impl Run {
     /// Starts a run whose steps each get at most `step_timeout`.
-    pub fn start(step_timeout: Duration) -> Run {
+    pub(super) fn start(step_timeout: Duration) -> Run {
         Run {
             started: Instant::now(),
             started_at: SystemTime::now(),
@@ -44,7 +44,7 @@ impl Run {
 
     /// Runs one client call as a step of `operation`: timed, bounded by the
     /// step timeout; a failure is recorded with the error's own reason.
-    pub async fn step<T>(
+    pub(super) async fn step<T>(
         &mut self,
         operation: Operation,
         call: impl Future<Output = ClientResult<T>>,
@@ -55,7 +55,7 @@ impl Run {
 
     /// Like [`Run::step`], but an error status (the service refused) is
     /// recorded as `refused` instead of `http_error`.
-    pub async fn step_or_refused<T>(
+    pub(super) async fn step_or_refused<T>(
         &mut self,
         operation: Operation,
         refused: Reason,
@@ -73,7 +73,7 @@ impl Run {
 
     /// Like [`Run::step`], but hands the error back to the caller, which
     /// decides how to classify it.
-    pub async fn timed<T>(
+    pub(super) async fn timed<T>(
         &mut self,
         operation: Operation,
         call: impl Future<Output = ClientResult<T>>,
@@ -89,7 +89,7 @@ impl Run {
 
     /// Records the timing of a step measured by the caller (waits for
     /// deliveries, which are bounded by their own deadline).
-    pub fn record(&mut self, operation: Operation, duration: Duration) {
+    pub(super) fn record(&mut self, operation: Operation, duration: Duration) {
         self.steps.push(StepTiming {
             operation,
             duration,
@@ -99,7 +99,7 @@ impl Run {
     /// Records a failure; one per operation and reason, later details are
     /// appended to the first, the whole cut to [`DETAIL_MAX`] characters.
     /// The returned proof lets a step stop the run.
-    pub fn fail(
+    pub(super) fn fail(
         &mut self,
         operation: Operation,
         reason: Reason,
@@ -128,18 +128,18 @@ impl Run {
     }
 
     /// True when any failure was recorded.
-    pub fn has_failures(&self) -> bool {
+    pub(super) fn has_failures(&self) -> bool {
         !self.failures.is_empty()
     }
 
     /// Counts message deliveries waited for and those that arrived intact in time.
-    pub fn count_messages(&mut self, expected: u64, delivered: u64) {
+    pub(super) fn count_messages(&mut self, expected: u64, delivered: u64) {
         self.messages_expected += expected;
         self.messages_delivered += delivered;
     }
 
     /// The run's outcome.
-    pub fn finish(self) -> ProbeOutcome {
+    pub(super) fn finish(self) -> ProbeOutcome {
         ProbeOutcome {
             started_at: self.started_at,
             duration: self.started.elapsed(),

@@ -46,25 +46,25 @@ pub struct ProbeSpec {
 mod defaults {
     use std::time::Duration;
 
-    pub fn interval() -> Duration {
+    pub(super) fn interval() -> Duration {
         Duration::from_secs(30)
     }
-    pub fn step_timeout() -> Duration {
+    pub(super) fn step_timeout() -> Duration {
         Duration::from_secs(5)
     }
-    pub fn delivery_deadline() -> Duration {
+    pub(super) fn delivery_deadline() -> Duration {
         Duration::from_secs(10)
     }
-    pub fn latency_objective() -> Duration {
+    pub(super) fn latency_objective() -> Duration {
         Duration::from_secs(2)
     }
-    pub fn group_size() -> usize {
+    pub(super) fn group_size() -> usize {
         4
     }
-    pub fn devices_per_account() -> usize {
+    pub(super) fn devices_per_account() -> usize {
         1
     }
-    pub fn messages() -> usize {
+    pub(super) fn messages() -> usize {
         3
     }
 }

@@ -18,7 +18,7 @@ const MAX_TIME_LABELS: u64 = 6;
 const LABEL_STEPS_MINUTES: [u64; 6] = [1, 2, 5, 10, 15, 30];
 
 /// Renders a [`TrendView`] as an `<svg>` element.
-pub struct TrendChart<'a>(pub &'a TrendView);
+pub(super) struct TrendChart<'a>(pub &'a TrendView);
 
 impl fmt::Display for TrendChart<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

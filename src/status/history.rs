@@ -7,14 +7,14 @@ use super::health::Health;
 
 /// Keeps at most `capacity` items; pushing onto a full ring drops the oldest.
 #[derive(Debug, Clone)]
-pub struct Ring<T> {
+pub(super) struct Ring<T> {
     items: VecDeque<T>,
     capacity: usize,
 }
 
 impl<T> Ring<T> {
     /// An empty ring that will hold up to `capacity` items.
-    pub fn new(capacity: usize) -> Self {
+    pub(super) fn new(capacity: usize) -> Self {
         Self {
             items: VecDeque::with_capacity(capacity),
             capacity,
@@ -22,7 +22,7 @@ impl<T> Ring<T> {
     }
 
     /// Adds `item` as the newest, dropping the oldest if the ring is full.
-    pub fn push(&mut self, item: T) {
+    pub(super) fn push(&mut self, item: T) {
         if self.capacity == 0 {
             return;
         }
@@ -33,14 +33,14 @@ impl<T> Ring<T> {
     }
 
     /// The items, newest first.
-    pub fn newest_first(&self) -> impl Iterator<Item = &T> {
+    pub(super) fn newest_first(&self) -> impl Iterator<Item = &T> {
         self.items.iter().rev()
     }
 }
 
 /// How many runs ended in one time bucket, and how they ended.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct BucketCounts {
+pub(super) struct BucketCounts {
     /// Runs that finished in the bucket.
     pub runs: u32,
     /// Of those, runs with at least one failure that is not a mere degradation.
@@ -72,14 +72,14 @@ struct Slot {
 /// Run counts per fixed-width time bucket over a sliding window: a ring of
 /// slots indexed by time, so memory stays constant however long it runs.
 #[derive(Debug, Clone)]
-pub struct Trend {
+pub(super) struct Trend {
     bucket_seconds: u64,
     slots: Vec<Slot>,
 }
 
 impl Trend {
     /// A trend of `bucket_count` buckets of `bucket_seconds` each (both at least 1).
-    pub fn new(bucket_seconds: u64, bucket_count: usize) -> Self {
+    pub(super) fn new(bucket_seconds: u64, bucket_count: usize) -> Self {
         Self {
             bucket_seconds: bucket_seconds.max(1),
             slots: vec![Slot::default(); bucket_count.max(1)],
@@ -88,7 +88,7 @@ impl Trend {
 
     /// Counts a run that finished at `at_unix_seconds`. A run older than what
     /// the window still holds is ignored.
-    pub fn record(&mut self, at_unix_seconds: u64, health: Health) {
+    pub(super) fn record(&mut self, at_unix_seconds: u64, health: Health) {
         let bucket = at_unix_seconds / self.bucket_seconds;
         let index = self.slot_index(bucket);
         let slot = &mut self.slots[index];
@@ -106,7 +106,7 @@ impl Trend {
     /// The window ending with the bucket that holds `now_unix_seconds`: the
     /// start (unix seconds) of its oldest bucket and every bucket's counts,
     /// oldest first (empty buckets count zero).
-    pub fn window(&self, now_unix_seconds: u64) -> (u64, Vec<BucketCounts>) {
+    pub(super) fn window(&self, now_unix_seconds: u64) -> (u64, Vec<BucketCounts>) {
         let newest = now_unix_seconds / self.bucket_seconds;
         let oldest = newest.saturating_sub(self.slots.len() as u64 - 1);
         let counts = (oldest..=newest)

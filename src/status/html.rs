@@ -4,7 +4,7 @@ use std::fmt;
 
 /// Writes its text with `&`, `<`, `>`, `"` and `'` escaped, safe both in
 /// element content and in quoted attribute values.
-pub struct Escaped<'a>(pub &'a str);
+pub(crate) struct Escaped<'a>(pub &'a str);
 
 impl fmt::Display for Escaped<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

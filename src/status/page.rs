@@ -16,7 +16,7 @@ use super::snapshot::{CellView, FailureView, StatusSnapshot, StepFailure, TrendV
 use super::{TREND_BUCKET, TREND_WINDOW};
 
 /// How often the page reloads itself, in seconds.
-pub const REFRESH_SECONDS: u32 = 5;
+pub(super) const REFRESH_SECONDS: u32 = 5;
 
 /// The agent's page for `snapshot`.
 pub fn render(snapshot: &StatusSnapshot) -> String {

@@ -14,7 +14,12 @@ use crate::status::html::Escaped;
 const ID_PREFIX: &str = "tag:chatprobe.invalid,2026:status-page";
 
 /// The feed titled `title`, as of `now`.
-pub fn render(title: &str, incidents: &[Incident], note: Option<&Note>, now: Timestamp) -> String {
+pub(crate) fn render(
+    title: &str,
+    incidents: &[Incident],
+    note: Option<&Note>,
+    now: Timestamp,
+) -> String {
     let updated = incidents
         .iter()
         .map(last_change)
@@ -68,7 +73,7 @@ fn note_entry(xml: &mut String, note: &Note) {
 }
 
 /// The title of an incident's entry.
-pub fn incident_title(incident: &Incident) -> String {
+pub(crate) fn incident_title(incident: &Incident) -> String {
     let regions: Vec<&str> = incident.regions.iter().map(String::as_str).collect();
     match incident.ended_at {
         None => format!(
@@ -87,7 +92,7 @@ pub fn incident_title(incident: &Incident) -> String {
 }
 
 /// `45 s`, `12 min`, `3 h 5 min`.
-pub fn duration_words(seconds: u64) -> String {
+pub(crate) fn duration_words(seconds: u64) -> String {
     match seconds {
         0..120 => format!("{seconds} s"),
         120..3600 => format!("{} min", seconds / 60),

@@ -38,7 +38,7 @@ impl Default for IncidentRule {
 
 /// One incident of one probe.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Incident {
+pub(crate) struct Incident {
     /// The probe that failed.
     pub probe: String,
     /// The regions where it failed, sorted.
@@ -58,18 +58,18 @@ pub struct Incident {
 
 impl Incident {
     /// Whether it has not ended yet.
-    pub fn ongoing(&self) -> bool {
+    pub(crate) fn ongoing(&self) -> bool {
         self.ended_at.is_none()
     }
 
     /// Whether it overlaps the span from `start` to `end` (unix seconds).
-    pub fn overlaps(&self, start: u64, end: u64) -> bool {
+    pub(crate) fn overlaps(&self, start: u64, end: u64) -> bool {
         let ended = self.ended_at.map_or(u64::MAX, Timestamp::unix_seconds);
         self.started_at.unix_seconds() < end && ended >= start
     }
 
     /// Its reasons as text: `http_error (send)`, comma-separated.
-    pub fn reasons_text(&self) -> String {
+    pub(crate) fn reasons_text(&self) -> String {
         self.reasons
             .iter()
             .map(|(reason, operations)| {
@@ -101,7 +101,7 @@ fn reasons_in_words<S: Serializer>(
 }
 
 /// Every incident in `cells`, newest first; `now` bounds ongoing durations.
-pub fn derive(cells: &[CellSteps], rule: IncidentRule, now: u64) -> Vec<Incident> {
+pub(crate) fn derive(cells: &[CellSteps], rule: IncidentRule, now: u64) -> Vec<Incident> {
     let mut by_probe: BTreeMap<&str, Vec<&CellSteps>> = BTreeMap::new();
     for cell in cells {
         by_probe.entry(&cell.key.probe).or_default().push(cell);

@@ -19,7 +19,7 @@ use crate::status::{
 
 /// The window the board reads: the last hour up to `now`, one point per
 /// trend bucket.
-pub fn recent_window(now: u64) -> Window {
+pub(crate) fn recent_window(now: u64) -> Window {
     let step = TREND_BUCKET.as_secs();
     Window {
         start: now.saturating_sub(TREND_WINDOW.as_secs() - step),
@@ -30,7 +30,7 @@ pub fn recent_window(now: u64) -> Window {
 
 /// The snapshot of `cells` (read over `window`) at `now`; a cell Prometheus
 /// has not scraped for `stale_after` is marked stale and left out of `overall`.
-pub fn snapshot(
+pub(crate) fn snapshot(
     cells: &[CellSteps],
     window: Window,
     now: u64,

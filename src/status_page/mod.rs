@@ -32,7 +32,7 @@ use prometheus::{Auth, PrometheusClient};
 use source::FleetSource;
 
 /// The default listen address of `chatprobe status-page` (**contract**).
-pub const DEFAULT_LISTEN: &str = "127.0.0.1:9465";
+pub(crate) const DEFAULT_LISTEN: &str = "127.0.0.1:9465";
 
 /// What `chatprobe status-page` was asked to do.
 #[derive(Debug, Clone)]
@@ -56,7 +56,7 @@ pub struct StatusPageOptions {
 }
 
 /// Serves the fleet page until `shutdown` resolves.
-pub async fn run(
+pub(crate) async fn run(
     options: StatusPageOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {

@@ -13,7 +13,7 @@ use crate::status::html::Escaped;
 
 /// The statement as last read.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Note {
+pub(crate) struct Note {
     /// The file's text, trimmed.
     pub text: String,
     /// When the file was last changed.
@@ -22,14 +22,14 @@ pub struct Note {
 
 /// A notes file, re-read when its modification time changes.
 #[derive(Debug)]
-pub struct NotesFile {
+pub(crate) struct NotesFile {
     path: PathBuf,
     cache: Mutex<Option<(SystemTime, Note)>>,
 }
 
 impl NotesFile {
     /// The notes in `path` (which may not exist yet).
-    pub fn new(path: PathBuf) -> Self {
+    pub(crate) fn new(path: PathBuf) -> Self {
         Self {
             path,
             cache: Mutex::new(None),
@@ -38,7 +38,7 @@ impl NotesFile {
 
     /// The current statement: `None` when the file is missing, unreadable
     /// (logged) or empty.
-    pub fn current(&self) -> Option<Note> {
+    pub(crate) fn current(&self) -> Option<Note> {
         let modified = std::fs::metadata(&self.path)
             .and_then(|meta| meta.modified())
             .ok()?;
@@ -68,7 +68,7 @@ impl NotesFile {
 }
 
 /// The statement as HTML, every piece of its text escaped.
-pub fn to_html(text: &str) -> String {
+pub(crate) fn to_html(text: &str) -> String {
     let mut html = String::new();
     for block in text.split("\n\n").map(str::trim).filter(|b| !b.is_empty()) {
         let lines: Vec<&str> = block.lines().map(str::trim).collect();

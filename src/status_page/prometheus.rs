@@ -13,7 +13,7 @@ const QUERY_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Why a query did not give an answer.
 #[derive(Debug, thiserror::Error)]
-pub enum PrometheusError {
+pub(crate) enum PrometheusError {
     /// Nothing answered, or the answer did not arrive in time.
     #[error("cannot reach {url}: {reason}")]
     Unreachable {
@@ -84,7 +84,7 @@ pub enum Auth {
 /// One series of a range query's answer: its labels and `(unix seconds,
 /// value)` points, oldest first.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct Series {
+pub(crate) struct Series {
     /// The series' labels (without `__name__` for computed expressions).
     pub labels: BTreeMap<String, String>,
     /// Its points, oldest first.
@@ -93,14 +93,14 @@ pub struct Series {
 
 impl Series {
     /// The value of label `name` (empty when absent).
-    pub fn label(&self, name: &str) -> &str {
+    pub(crate) fn label(&self, name: &str) -> &str {
         self.labels.get(name).map_or("", String::as_str)
     }
 }
 
 /// A Prometheus-compatible query API at a base URL.
 #[derive(Debug, Clone)]
-pub struct PrometheusClient {
+pub(crate) struct PrometheusClient {
     http: reqwest::Client,
     base: String,
     auth: Auth,
@@ -132,7 +132,7 @@ struct MatrixSeries {
 impl PrometheusClient {
     /// A client of the query API under `base` (e.g. `http://prometheus:9090`
     /// or a Thanos/Mimir prefix such as `https://mimir/prometheus`).
-    pub fn new(base: &str, auth: Auth) -> Result<Self, PrometheusError> {
+    pub(crate) fn new(base: &str, auth: Auth) -> Result<Self, PrometheusError> {
         crate::client::init_tls();
         let http = reqwest::Client::builder()
             .timeout(QUERY_TIMEOUT)
@@ -154,12 +154,12 @@ impl PrometheusClient {
     }
 
     /// The base URL.
-    pub fn base(&self) -> &str {
+    pub(crate) fn base(&self) -> &str {
         &self.base
     }
 
     /// `query` evaluated every `step` seconds from `start` to `end` (unix seconds).
-    pub async fn range(
+    pub(crate) async fn range(
         &self,
         query: &str,
         start: u64,

@@ -24,11 +24,11 @@ use super::source::{FleetSource, FleetView};
 use crate::status::{Frame, HEADERS, Health, StatusSnapshot, Timestamp, render_framed};
 
 /// How long one reading of Prometheus is served before the next.
-pub const REFRESH: Duration = Duration::from_secs(2);
+pub(crate) const REFRESH: Duration = Duration::from_secs(2);
 
 /// What the page serves, besides its source.
 #[derive(Debug)]
-pub struct Page {
+pub(crate) struct Page {
     /// Reads Prometheus.
     pub source: FleetSource,
     /// The page's and the feed's title.
@@ -60,7 +60,7 @@ struct App {
 }
 
 /// The routes over `page`.
-pub fn router(page: Page) -> Router {
+pub(crate) fn router(page: Page) -> Router {
     let app = Arc::new(App {
         page,
         cache: tokio::sync::Mutex::new(Cache::default()),

@@ -16,7 +16,7 @@ const MAX_STEPS_PER_QUERY: u64 = 10_000;
 
 /// A span of time read at a fixed step: points at `start`, `start + step`, … `end`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Window {
+pub(crate) struct Window {
     /// The first point (unix seconds).
     pub start: u64,
     /// The last point (unix seconds).
@@ -27,7 +27,7 @@ pub struct Window {
 
 /// What happened to one cell in the `step` seconds up to `at`.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct Step {
+pub(crate) struct Step {
     /// The end of the step (unix seconds).
     pub at: u64,
     /// Runs that passed in the step.
@@ -48,7 +48,7 @@ pub struct Step {
 
 /// One cell's steps, oldest first.
 #[derive(Debug, Clone, PartialEq)]
-pub struct CellSteps {
+pub(crate) struct CellSteps {
     /// Which probe, region and target.
     pub key: ProbeKey,
     /// Its steps with data, oldest first.
@@ -58,7 +58,7 @@ pub struct CellSteps {
 /// How much to read: the counts the incident rule needs, or everything the
 /// page shows about the last hour.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Detail {
+pub(crate) enum Detail {
     /// Runs, the last result and failed steps.
     Counts,
     /// Those, plus the last run's time, the last scrape's time and durations.
@@ -67,7 +67,7 @@ pub enum Detail {
 
 /// The range answers [`assemble`] combines, one per metric.
 #[derive(Debug, Default)]
-pub struct Answers {
+pub(crate) struct Answers {
     /// Runs per step by `result`.
     pub runs: Vec<Series>,
     /// `chatprobe_probe_success`.
@@ -83,7 +83,7 @@ pub struct Answers {
 }
 
 /// Reads `window` from Prometheus, in as many queries as its length needs.
-pub async fn fetch(
+pub(crate) async fn fetch(
     client: &PrometheusClient,
     window: Window,
     detail: Detail,
@@ -184,7 +184,7 @@ fn count(value: f64) -> u32 {
 
 /// The answers combined into each cell's steps (pure: unit-tested on
 /// synthetic series).
-pub fn assemble(answers: Answers) -> Vec<CellSteps> {
+pub(crate) fn assemble(answers: Answers) -> Vec<CellSteps> {
     let mut cells: BTreeMap<ProbeKey, BTreeMap<u64, Step>> = BTreeMap::new();
     let mut each = |series: &[Series], apply: &dyn Fn(&mut Step, &Series, f64)| {
         for one in series {

@@ -12,7 +12,7 @@ use super::uptime::{DAYS, Day, UptimeRow};
 use crate::status::html::Escaped;
 
 /// The statement, if there is one.
-pub fn notes(note: Option<&Note>) -> Option<String> {
+pub(crate) fn notes(note: Option<&Note>) -> Option<String> {
     note.map(|note| {
         format!(
             r#"<section class="notes"><h2>Statement</h2><div class="note">{}</div><p class="sub">Updated {} UTC</p></section>
@@ -24,7 +24,7 @@ pub fn notes(note: Option<&Note>) -> Option<String> {
 }
 
 /// The ongoing incidents, or nothing when there are none.
-pub fn ongoing(incidents: &[Incident]) -> Option<String> {
+pub(crate) fn ongoing(incidents: &[Incident]) -> Option<String> {
     let ongoing: Vec<&Incident> = incidents.iter().filter(|i| i.ongoing()).collect();
     if ongoing.is_empty() {
         return None;
@@ -38,7 +38,7 @@ pub fn ongoing(incidents: &[Incident]) -> Option<String> {
 }
 
 /// Every incident of the history, newest first.
-pub fn history(incidents: &[Incident]) -> String {
+pub(crate) fn history(incidents: &[Incident]) -> String {
     let mut html = format!(r#"<section class="incidents"><h2>Incidents, last {DAYS} days</h2>"#);
     if incidents.is_empty() {
         html.push_str(r#"<p class="empty">No incidents.</p>"#);
@@ -86,7 +86,7 @@ fn write_incident(html: &mut String, incident: &Incident) {
 }
 
 /// One row of day bars per probe and region.
-pub fn uptime(rows: &[UptimeRow], incidents: &[Incident]) -> String {
+pub(crate) fn uptime(rows: &[UptimeRow], incidents: &[Incident]) -> String {
     let mut html = format!(
         r#"<section><h2>Uptime, last {DAYS} days</h2><p class="legend">Share of passing runs per day (UTC); hover a day for its incidents.</p><div class="uptime">"#
     );
@@ -160,7 +160,7 @@ fn percent(share: Option<f64>) -> String {
 }
 
 /// The style of these sections, added to the shared style sheet.
-pub const STYLE: &str = r#"
+pub(crate) const STYLE: &str = r#"
 section.notes { background: #fff; border: 1px solid var(--line); border-left: 6px solid #1a73e8; padding: 8px 16px; max-width: 1100px; }
 section.notes h3 { margin: 6px 0; font-size: 16px; }
 section .sub { color: #5f6368; font-size: 12px; }

@@ -26,7 +26,7 @@ const FAILED_HOURS: &str = r#"sum by (region, target, probe) (increase(chatprobe
 
 /// What the fleet page shows, as Prometheus answered.
 #[derive(Debug, Clone)]
-pub struct FleetView {
+pub(crate) struct FleetView {
     /// Cells, trends and recent failures (the agent's schema).
     pub snapshot: StatusSnapshot,
     /// Every incident of the last 90 days, newest first.
@@ -37,7 +37,7 @@ pub struct FleetView {
 
 /// Reads the fleet from a Prometheus-compatible query API.
 #[derive(Debug, Clone)]
-pub struct FleetSource {
+pub(crate) struct FleetSource {
     /// The query API.
     pub client: PrometheusClient,
     /// When incidents open and end.
@@ -50,7 +50,7 @@ pub struct FleetSource {
 
 impl FleetSource {
     /// Everything, as of `now` (unix seconds).
-    pub async fn read(&self, now: u64) -> Result<FleetView, PrometheusError> {
+    pub(crate) async fn read(&self, now: u64) -> Result<FleetView, PrometheusError> {
         let recent = last_hour::recent_window(now);
         let days = uptime::window(now);
         let (cells, daily, history) = tokio::try_join!(
@@ -92,7 +92,12 @@ impl FleetSource {
 /// The windows to read at `step` for hours with failures ending at
 /// `hours`: each hour, `lead` seconds before it and the hour after it (to
 /// see the runs that end an incident), up to `now`; overlapping windows merged.
-pub fn spans(hours: impl Iterator<Item = u64>, lead: u64, step: u64, now: u64) -> Vec<Window> {
+pub(crate) fn spans(
+    hours: impl Iterator<Item = u64>,
+    lead: u64,
+    step: u64,
+    now: u64,
+) -> Vec<Window> {
     let latest = now - now % step;
     let mut wanted: Vec<(u64, u64)> = hours
         .map(|hour| {

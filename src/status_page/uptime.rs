@@ -8,17 +8,18 @@ use super::prometheus::Series;
 use super::samples::Window;
 
 /// Seconds in a day.
-pub const DAY: u64 = 86_400;
+pub(crate) const DAY: u64 = 86_400;
 /// How many days the bars cover.
-pub const DAYS: u64 = 90;
+pub(crate) const DAYS: u64 = 90;
 
 /// The query: runs per day by probe, region and result (one point at the
 /// end of each day).
-pub const QUERY: &str = "sum by (probe, region, result) (increase(chatprobe_probe_runs_total[1d]))";
+pub(crate) const QUERY: &str =
+    "sum by (probe, region, result) (increase(chatprobe_probe_runs_total[1d]))";
 
 /// One point per day, at the end of each of the last [`DAYS`] days (UTC),
 /// today included.
-pub fn window(now: u64) -> Window {
+pub(crate) fn window(now: u64) -> Window {
     let end = now - now % DAY + DAY;
     Window {
         start: end - (DAYS - 1) * DAY,
@@ -29,7 +30,7 @@ pub fn window(now: u64) -> Window {
 
 /// One day of one probe in one region.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Day {
+pub(crate) struct Day {
     /// Midnight (UTC) at its start, unix seconds.
     pub start: u64,
     /// Runs that passed (as Prometheus estimates them).
@@ -40,7 +41,7 @@ pub struct Day {
 
 impl Day {
     /// The share of runs that passed, or `None` without runs.
-    pub fn share(&self) -> Option<f64> {
+    pub(crate) fn share(&self) -> Option<f64> {
         let total = self.passed + self.failed;
         (total > 0.0).then(|| self.passed / total)
     }
@@ -49,7 +50,7 @@ impl Day {
 /// The days of one probe in one region, oldest first (every day of the
 /// window, with or without runs).
 #[derive(Debug, Clone, PartialEq)]
-pub struct UptimeRow {
+pub(crate) struct UptimeRow {
     /// The probe.
     pub probe: String,
     /// The region.
@@ -60,7 +61,7 @@ pub struct UptimeRow {
 
 impl UptimeRow {
     /// The share of passing runs over all its days, or `None` without runs.
-    pub fn share(&self) -> Option<f64> {
+    pub(crate) fn share(&self) -> Option<f64> {
         let passed: f64 = self.days.iter().map(|day| day.passed).sum();
         let failed: f64 = self.days.iter().map(|day| day.failed).sum();
         Day {
@@ -72,7 +73,7 @@ impl UptimeRow {
     }
 
     /// The incidents of its probe in its region that overlap `day`.
-    pub fn incidents_on<'a>(
+    pub(crate) fn incidents_on<'a>(
         &'a self,
         day: &'a Day,
         incidents: &'a [Incident],
@@ -87,7 +88,7 @@ impl UptimeRow {
 
 /// The rows of the daily counts in `series` (read over `window`), sorted by
 /// probe and region.
-pub fn rows(series: &[Series], window: Window) -> Vec<UptimeRow> {
+pub(crate) fn rows(series: &[Series], window: Window) -> Vec<UptimeRow> {
     let first_day = window.start - DAY;
     let count = usize::try_from((window.end - window.start) / DAY + 1).unwrap_or(0);
     let mut rows: BTreeMap<(String, String), UptimeRow> = BTreeMap::new();

@@ -86,10 +86,10 @@ impl TryFrom<String> for Jitter {
 /// The longest duration any file or API body may set: one year. Longer ones make
 /// no sense for a prober or a fault window, and near `Duration::MAX` they overflow
 /// `Instant + Duration`.
-pub const LONGEST_DURATION: Duration = Duration::from_secs(365 * 24 * 60 * 60);
+pub(crate) const LONGEST_DURATION: Duration = Duration::from_secs(365 * 24 * 60 * 60);
 
 /// Checks that `value` is at most [`LONGEST_DURATION`].
-pub fn check_duration(value: Duration) -> Result<(), String> {
+pub(crate) fn check_duration(value: Duration) -> Result<(), String> {
     if value > LONGEST_DURATION {
         return Err(format!(
             "`{}` is longer than one year (365 days), the longest allowed",

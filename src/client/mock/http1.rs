@@ -30,7 +30,7 @@ const READ_CHUNK: usize = 4 * 1024;
 
 /// Where requests go, from a base URL `http://host[:port][/prefix]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Endpoint {
+pub(super) struct Endpoint {
     /// `host:port` to connect to (port 80 when the URL has none).
     pub authority: String,
     /// The `Host` header: the URL's host and port as written.
@@ -41,7 +41,7 @@ pub struct Endpoint {
 
 impl Endpoint {
     /// The endpoint of `base_url`; `Err` names what is wrong with it.
-    pub fn parse(base_url: &str) -> Result<Endpoint, String> {
+    pub(super) fn parse(base_url: &str) -> Result<Endpoint, String> {
         let Some(rest) = base_url.strip_prefix("http://") else {
             return Err(format!(
                 "base URL `{base_url}` must start with http:// (the mock protocol is plain HTTP)"
@@ -71,7 +71,7 @@ impl Endpoint {
 
 /// `text` as a header value: `Err` when it holds a control character, which
 /// would end the header (or the request) early.
-pub fn header_text(text: &str) -> ClientResult<&str> {
+pub(super) fn header_text(text: &str) -> ClientResult<&str> {
     if text.chars().any(|c| c.is_control() && c != '\t') {
         return Err(ClientError::Connect(format!(
             "`{text}` is not a valid header value"
@@ -82,7 +82,7 @@ pub fn header_text(text: &str) -> ClientResult<&str> {
 
 /// A request method of the mock protocol.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Method {
+pub(super) enum Method {
     /// `GET`.
     Get,
     /// `POST`.
@@ -103,7 +103,7 @@ impl Method {
 
 /// One request: method, path (with its query), optional bearer token and
 /// optional JSON body.
-pub struct Request<'a> {
+pub(super) struct Request<'a> {
     /// The method.
     pub method: Method,
     /// Path and query, after the endpoint's prefix.
@@ -116,7 +116,7 @@ pub struct Request<'a> {
 
 /// An answer: its status and whole body.
 #[derive(Debug)]
-pub struct Answer {
+pub(super) struct Answer {
     /// The status code.
     pub status: u16,
     /// The body, de-chunked.
@@ -126,7 +126,7 @@ pub struct Answer {
 /// An HTTP/1.1 client of one [`Endpoint`] with a pool of idle keep-alive
 /// connections; every request, connecting included, is bounded by one
 /// timeout.
-pub struct Http1Client {
+pub(super) struct Http1Client {
     endpoint: Endpoint,
     /// Header lines sent with every request, each ending in CRLF.
     common_headers: String,
@@ -137,7 +137,11 @@ pub struct Http1Client {
 impl Http1Client {
     /// A client of `endpoint` sending `headers` (checked by [`header_text`])
     /// with every request, each request bounded by `timeout`.
-    pub fn new(endpoint: Endpoint, headers: &[(&str, &str)], timeout: Duration) -> Http1Client {
+    pub(super) fn new(
+        endpoint: Endpoint,
+        headers: &[(&str, &str)],
+        timeout: Duration,
+    ) -> Http1Client {
         let mut common_headers = format!("Host: {}\r\n", endpoint.host);
         for (name, value) in headers {
             common_headers.push_str(&format!("{name}: {value}\r\n"));
@@ -151,14 +155,14 @@ impl Http1Client {
     }
 
     /// The endpoint requests go to.
-    pub fn endpoint(&self) -> &Endpoint {
+    pub(super) fn endpoint(&self) -> &Endpoint {
         &self.endpoint
     }
 
     /// Sends `request` and reads its answer, on an idle connection when one
     /// is open, else on a new one; the connection is kept for the next
     /// request when the answer allows.
-    pub async fn send(&self, request: &Request<'_>) -> ClientResult<Answer> {
+    pub(super) async fn send(&self, request: &Request<'_>) -> ClientResult<Answer> {
         let head = self.head(request)?;
         let exchange = async {
             let mut connection = match self.take_idle() {

@@ -83,7 +83,7 @@ pub enum Measure {
 }
 
 /// Run the benchmark and print its numbers.
-pub async fn run(args: AgentBenchArgs) -> anyhow::Result<()> {
+pub(super) async fn run(args: AgentBenchArgs) -> anyhow::Result<()> {
     let child = match &args.url {
         Some(_) => None,
         None => Some(ChildBackend::start().await?),

@@ -7,7 +7,7 @@ use anyhow::Context;
 
 /// The resident set size of process `pid` (`self` or a number), in KiB
 /// (`VmRSS` of `/proc/PID/status`).
-pub fn rss_kib_of(pid: &str) -> anyhow::Result<u64> {
+pub(super) fn rss_kib_of(pid: &str) -> anyhow::Result<u64> {
     let path = format!("/proc/{pid}/status");
     let status = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
     status
@@ -18,13 +18,13 @@ pub fn rss_kib_of(pid: &str) -> anyhow::Result<u64> {
 }
 
 /// This process's resident set size, in KiB.
-pub fn rss_kib() -> anyhow::Result<u64> {
+pub(super) fn rss_kib() -> anyhow::Result<u64> {
     rss_kib_of("self")
 }
 
 /// User plus system CPU time of process `pid` (`self` or a number;
 /// `/proc/PID/stat`, clock ticks of 10 ms).
-pub fn cpu_time_of(pid: &str) -> anyhow::Result<Duration> {
+pub(super) fn cpu_time_of(pid: &str) -> anyhow::Result<Duration> {
     let path = format!("/proc/{pid}/stat");
     let stat = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
     let after_name = stat
@@ -44,7 +44,7 @@ pub fn cpu_time_of(pid: &str) -> anyhow::Result<Duration> {
 }
 
 /// User plus system CPU time of this process.
-pub fn cpu_time() -> anyhow::Result<Duration> {
+pub(super) fn cpu_time() -> anyhow::Result<Duration> {
     cpu_time_of("self")
 }
 

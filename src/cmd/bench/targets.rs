@@ -51,7 +51,7 @@ const POLL: Duration = Duration::from_millis(100);
 const RSS_SAMPLE: Duration = Duration::from_secs(1);
 
 /// Run the benchmark and print its numbers.
-pub async fn run(args: TargetsBenchArgs) -> anyhow::Result<()> {
+pub(super) async fn run(args: TargetsBenchArgs) -> anyhow::Result<()> {
     ensure!(
         args.shrink_to <= args.targets,
         "--shrink-to must be at most --targets"
