@@ -18,9 +18,9 @@ use crate::schedule::Readiness;
 #[derive(Clone)]
 pub(crate) struct Endpoints {
     /// Rendered on `/metrics`.
-    pub metrics: Arc<MetricsRegistry>,
+    pub(crate) metrics: Arc<MetricsRegistry>,
     /// Answered on `/readyz`.
-    pub readiness: Readiness,
+    pub(crate) readiness: Readiness,
 }
 
 /// The router for `/metrics`, `/healthz` and `/readyz`.
@@ -68,7 +68,7 @@ pub(crate) async fn bind(addr: std::net::SocketAddr) -> std::io::Result<TcpListe
 }
 
 /// A running HTTP server.
-pub struct Server {
+pub(crate) struct Server {
     stop: tokio::sync::oneshot::Sender<()>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
@@ -89,7 +89,7 @@ pub(crate) fn spawn(listener: TcpListener, router: Router) -> Server {
 
 impl Server {
     /// Stop accepting, finish the requests in flight for up to `grace`.
-    pub async fn stop(self, grace: Duration) {
+    pub(crate) async fn stop(self, grace: Duration) {
         let _ = self.stop.send(());
         let mut task = self.task;
         match tokio::time::timeout(grace, &mut task).await {

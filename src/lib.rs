@@ -6,6 +6,9 @@
 #![warn(missing_docs)]
 #![warn(unreachable_pub)]
 
+#[macro_use]
+mod labels;
+
 pub mod backend;
 pub mod client;
 pub mod cmd;

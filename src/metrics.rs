@@ -10,17 +10,17 @@ mod exposition;
 mod probes;
 mod target_info;
 
-pub use probes::ProbeMetrics;
-pub use target_info::TargetInfo;
+pub(crate) use probes::ProbeMetrics;
+pub(crate) use target_info::TargetInfo;
 
 /// The default delivery latency objective in seconds (a probe's
 /// `latency_objective`): a bucket bound, so the rules can count deliveries
 /// slower than it exactly (`le="2"`) instead of interpolating a quantile.
-pub const LATENCY_OBJECTIVE_BUCKET: f64 = 2.0;
+pub(crate) const LATENCY_OBJECTIVE_BUCKET: f64 = 2.0;
 
 /// The default `run_timeout` in seconds: a bucket bound, so runs cut by the
 /// timeout land in a bucket of their own.
-pub const RUN_TIMEOUT_BUCKET: f64 = 60.0;
+pub(crate) const RUN_TIMEOUT_BUCKET: f64 = 60.0;
 
 /// Histogram buckets in seconds, 5 ms to 60 s, with bounds at
 /// [`LATENCY_OBJECTIVE_BUCKET`] and [`RUN_TIMEOUT_BUCKET`] (**contract**: the
@@ -53,7 +53,7 @@ pub struct MetricsRegistry {
     /// The probe metrics.
     pub probes: ProbeMetrics,
     /// `chatprobe_target_info`.
-    pub targets: TargetInfo,
+    pub(crate) targets: TargetInfo,
     /// The length of the last rendering, to size the next one's buffer.
     last_render_len: AtomicUsize,
 }

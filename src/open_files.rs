@@ -17,11 +17,11 @@ pub(crate) const BASE_FILES: u64 = 64;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct FileLimit {
     /// The soft limit the process started with (`None`: unlimited).
-    pub started_with: Option<u64>,
+    pub(crate) started_with: Option<u64>,
     /// The soft limit now: what the process may open.
-    pub soft: Option<u64>,
+    pub(crate) soft: Option<u64>,
     /// The hard limit: the most the soft one may be raised to.
-    pub hard: Option<u64>,
+    pub(crate) hard: Option<u64>,
 }
 
 /// Raises the soft open-files limit to the hard one.

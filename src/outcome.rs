@@ -1,49 +1,9 @@
 //! What one probe run found: the contract vocabulary of operations and failure
 //! reasons, and the record a run hands to metrics and the status page.
 
-use std::fmt;
 use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
-
-/// Declares a closed set of contract labels: an enum, its `ALL` list, its
-/// label text and, for each value, its meaning in words (the variant's doc
-/// comment and the README's table both come from it).
-macro_rules! label_enum {
-    ($(#[$doc:meta])* $name:ident { $($variant:ident => $label:literal, $meaning:literal;)+ }) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-        #[serde(rename_all = "snake_case")]
-        pub enum $name {
-            $(#[doc = $meaning] $variant,)+
-        }
-
-        impl $name {
-            /// Every value, in declaration order.
-            pub const ALL: &'static [$name] = &[$($name::$variant,)+];
-
-            /// The label value used in metrics, logs and JSON (**contract**).
-            pub fn as_str(self) -> &'static str {
-                match self {
-                    $($name::$variant => $label,)+
-                }
-            }
-
-            /// What the value means, as the README's tables say it.
-            pub fn meaning(self) -> &'static str {
-                match self {
-                    $($name::$variant => $meaning,)+
-                }
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-    };
-}
 
 label_enum! {
     /// One step of a probe run (the `operation` label).
@@ -88,7 +48,7 @@ impl Reason {
     /// True for failures where the service worked, only worse than promised
     /// (shown amber rather than red on the status page): a late delivery.
     /// A message lost on some devices (`partial_delivery`) is a loss, red.
-    pub fn is_degradation(self) -> bool {
+    pub(crate) fn is_degradation(self) -> bool {
         matches!(self, Reason::LateDelivery)
     }
 
@@ -116,7 +76,7 @@ impl Reason {
 
     /// What the service did, in the words of someone watching it (the status
     /// page's wording; shorter than [`Reason::meaning`]).
-    pub fn phrase(self) -> &'static str {
+    pub(crate) fn phrase(self) -> &'static str {
         match self {
             Reason::HttpError => "answered with an error",
             Reason::Timeout => "did not answer in time",
@@ -154,10 +114,10 @@ pub struct ProbeKey {
 /// Longest [`Failure::detail`], in characters: whatever a server answers
 /// (error text, bodies quoted in a finding) enters a detail through
 /// [`shorten`] to this.
-pub const DETAIL_MAX: usize = 500;
+pub(crate) const DETAIL_MAX: usize = 500;
 
 /// `text` cut to `max_chars` characters, with `…` appended when cut.
-pub fn shorten(text: &str, max_chars: usize) -> String {
+pub(crate) fn shorten(text: &str, max_chars: usize) -> String {
     match text.char_indices().nth(max_chars) {
         Some((cut, _)) => format!("{}…", &text[..cut]),
         None => text.to_owned(),
@@ -179,7 +139,7 @@ impl Failure {
     /// True when the failure fails its run: every failure but one of
     /// `cleanup`, which stays visible (metrics, logs, status page) without
     /// failing the run, turning the status red or firing alerts by itself.
-    pub fn fails_run(&self) -> bool {
+    pub(crate) fn fails_run(&self) -> bool {
         self.operation != Operation::Cleanup
     }
 }
@@ -188,9 +148,9 @@ impl Failure {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct StepTiming {
     /// The step.
-    pub operation: Operation,
+    pub(crate) operation: Operation,
     /// How long it took.
-    pub duration: Duration,
+    pub(crate) duration: Duration,
 }
 
 /// Everything one probe run found; handed to metrics, logs and the status page.

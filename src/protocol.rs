@@ -10,46 +10,46 @@ use serde::{Deserialize, Serialize};
 pub const REGION_HEADER: &str = "x-chatprobe-region";
 
 /// Route paths of the mock service. `{id}` is a group id.
-pub mod route {
+pub(crate) mod route {
     /// `POST`: log in; every login is a new device.
-    pub const LOGIN: &str = "/api/v1/login";
+    pub(crate) const LOGIN: &str = "/api/v1/login";
     /// `GET` (WebSocket upgrade): push stream of the device's events, as [`super::Event`] text frames.
-    pub const PUSH: &str = "/api/v1/push";
+    pub(crate) const PUSH: &str = "/api/v1/push";
     /// `GET ?since=CURSOR`: catch-up sync of the device's events after a cursor.
-    pub const SYNC: &str = "/api/v1/sync";
+    pub(crate) const SYNC: &str = "/api/v1/sync";
     /// `GET`: the caller's groups; `POST`: create a group.
-    pub const GROUPS: &str = "/api/v1/groups";
+    pub(crate) const GROUPS: &str = "/api/v1/groups";
     /// `GET`: read one group; `PATCH`: edit its settings.
-    pub const GROUP: &str = "/api/v1/groups/{id}";
+    pub(crate) const GROUP: &str = "/api/v1/groups/{id}";
     /// `POST`: send a message to the group.
-    pub const MESSAGES: &str = "/api/v1/groups/{id}/messages";
+    pub(crate) const MESSAGES: &str = "/api/v1/groups/{id}/messages";
     /// `POST`: add a member to the group.
-    pub const MEMBERS: &str = "/api/v1/groups/{id}/members";
+    pub(crate) const MEMBERS: &str = "/api/v1/groups/{id}/members";
     /// `POST`: accept membership of a group the caller was added to.
-    pub const JOIN: &str = "/api/v1/groups/{id}/join";
+    pub(crate) const JOIN: &str = "/api/v1/groups/{id}/join";
     /// `POST`: leave the group.
-    pub const LEAVE: &str = "/api/v1/groups/{id}/leave";
+    pub(crate) const LEAVE: &str = "/api/v1/groups/{id}/leave";
     /// `GET`/`PUT`/`DELETE`: the active fault list.
-    pub const ADMIN_FAULTS: &str = "/admin/faults";
+    pub(crate) const ADMIN_FAULTS: &str = "/admin/faults";
     /// `GET`: counters of fired faults and sizes of the model.
-    pub const ADMIN_STATS: &str = "/admin/stats";
+    pub(crate) const ADMIN_STATS: &str = "/admin/stats";
 }
 
 /// `POST /api/v1/login` body.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct LoginRequest {
+pub(crate) struct LoginRequest {
     /// User name; created on first login when the backend allows registration.
-    pub user: String,
+    pub(crate) user: String,
     /// Password; later logins of the same user must repeat it.
-    pub password: String,
+    pub(crate) password: String,
 }
 
 /// `POST /api/v1/login` answer: a new device of the user.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LoginResponse {
     /// The user logged in.
-    pub user: String,
+    pub(crate) user: String,
     /// The new device's id.
     pub device_id: String,
     /// Bearer token of the new device (`Authorization: Bearer TOKEN`).
@@ -61,28 +61,28 @@ pub struct LoginResponse {
 /// `POST /api/v1/groups` body.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct CreateGroupRequest {
+pub(crate) struct CreateGroupRequest {
     /// Display name of the group.
-    pub name: String,
+    pub(crate) name: String,
     /// Notice (topic) of the group.
     #[serde(default)]
-    pub notice: String,
+    pub(crate) notice: String,
     /// Users added besides the creator.
     #[serde(default)]
-    pub members: Vec<String>,
+    pub(crate) members: Vec<String>,
 }
 
 /// A group as read by a member.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Group {
     /// Group id.
-    pub id: String,
+    pub(crate) id: String,
     /// Display name.
-    pub name: String,
+    pub(crate) name: String,
     /// Notice (topic).
-    pub notice: String,
+    pub(crate) notice: String,
     /// Current members' user names, sorted.
-    pub members: Vec<String>,
+    pub(crate) members: Vec<String>,
 }
 
 /// `GET /api/v1/groups` answer.
@@ -95,40 +95,40 @@ pub struct GroupList {
 /// `PATCH /api/v1/groups/{id}` body; absent fields stay as they are.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct EditSettingsRequest {
+pub(crate) struct EditSettingsRequest {
     /// New display name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
+    pub(crate) name: Option<String>,
     /// New notice.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub notice: Option<String>,
+    pub(crate) notice: Option<String>,
 }
 
 /// `POST /api/v1/groups/{id}/members` body.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct AddMemberRequest {
+pub(crate) struct AddMemberRequest {
     /// User to add.
-    pub user: String,
+    pub(crate) user: String,
 }
 
 /// `POST /api/v1/groups/{id}/messages` body.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct SendRequest {
+pub(crate) struct SendRequest {
     /// Client-chosen key: resending the same key returns the same message.
-    pub idempotency_key: String,
+    pub(crate) idempotency_key: String,
     /// Message text.
-    pub body: String,
+    pub(crate) body: String,
 }
 
 /// A stored message, as acknowledged to the sender and delivered to devices.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Message {
     /// Message id, unique on the server.
-    pub id: String,
+    pub(crate) id: String,
     /// Group the message belongs to.
-    pub group_id: String,
+    pub(crate) group_id: String,
     /// Per-group sequence number, from 1, in send order.
     pub seq: u64,
     /// Sending user.
@@ -138,9 +138,9 @@ pub struct Message {
     /// Message text.
     pub body: String,
     /// The sender's idempotency key.
-    pub idempotency_key: String,
+    pub(crate) idempotency_key: String,
     /// Server time of acceptance, milliseconds since the Unix epoch.
-    pub server_ts_ms: u64,
+    pub(crate) server_ts_ms: u64,
 }
 
 /// What happened, as a device learns it by push or sync.
@@ -263,9 +263,9 @@ pub struct SyncResponse {
 
 /// Body of every error answer.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ErrorBody {
+pub(crate) struct ErrorBody {
     /// What went wrong, for people.
-    pub error: String,
+    pub(crate) error: String,
 }
 
 #[cfg(test)]

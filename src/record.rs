@@ -11,7 +11,7 @@ use crate::status::StatusBoard;
 
 /// How each finished run is written out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LineStyle {
+pub(crate) enum LineStyle {
     /// A structured `tracing` event (the agent; text or JSON per `--log-format`).
     Log,
     /// A compact human line on stderr (the demo's live view).
@@ -19,7 +19,7 @@ pub enum LineStyle {
 }
 
 /// Receives every finished run of every probe.
-pub struct Recorder {
+pub(crate) struct Recorder {
     metrics: ProbeMetrics,
     board: Arc<StatusBoard>,
     style: LineStyle,
@@ -27,7 +27,11 @@ pub struct Recorder {
 
 impl Recorder {
     /// A recorder feeding `metrics` and `board` and writing lines in `style`.
-    pub fn new(metrics: ProbeMetrics, board: Arc<StatusBoard>, style: LineStyle) -> Recorder {
+    pub(crate) fn new(
+        metrics: ProbeMetrics,
+        board: Arc<StatusBoard>,
+        style: LineStyle,
+    ) -> Recorder {
         Recorder {
             metrics,
             board,
@@ -36,19 +40,19 @@ impl Recorder {
     }
 
     /// Announce a probe before its first run (creates its metric series).
-    pub fn init(&self, key: &ProbeKey) {
+    pub(crate) fn init(&self, key: &ProbeKey) {
         self.metrics.init_probe(key);
     }
 
     /// Forget a probe that stopped for good (its target is gone): its
     /// series and its status cell.
-    pub fn forget(&self, key: &ProbeKey) {
+    pub(crate) fn forget(&self, key: &ProbeKey) {
         self.metrics.forget_probe(key);
         self.board.forget(key);
     }
 
     /// Take one finished run.
-    pub fn record(&self, key: &ProbeKey, outcome: &ProbeOutcome) {
+    pub(crate) fn record(&self, key: &ProbeKey, outcome: &ProbeOutcome) {
         self.metrics.observe(key, outcome);
         self.board.record(key, outcome);
         match self.style {
@@ -58,7 +62,7 @@ impl Recorder {
     }
 
     /// Take one run that panicked: counted and logged with its labels.
-    pub fn record_panic(&self, key: &ProbeKey, message: &str) {
+    pub(crate) fn record_panic(&self, key: &ProbeKey, message: &str) {
         self.metrics.observe_panic(key);
         tracing::error!(region = %key.region, target = %key.target, probe = %key.probe,
             panic = %message, "probe run panicked; the probe is rebuilt and runs again after a backoff");

@@ -24,18 +24,18 @@ use crate::probe::Probe;
 use crate::record::Recorder;
 
 /// One probe the scheduler runs.
-pub struct Job {
+pub(crate) struct Job {
     /// Its labels.
-    pub key: ProbeKey,
+    pub(crate) key: ProbeKey,
     /// Time between the starts of two runs (before jitter).
-    pub interval: Duration,
+    pub(crate) interval: Duration,
     /// The operation a run cut off by the run timeout is reported on.
-    pub timeout_operation: Operation,
+    pub(crate) timeout_operation: Operation,
     /// The probe.
-    pub probe: Box<dyn Probe>,
+    pub(crate) probe: Box<dyn Probe>,
     /// Builds the probe afresh from its setup (after a run panicked, its
     /// state may be broken).
-    pub rebuild: ProbeBuilder,
+    pub(crate) rebuild: ProbeBuilder,
 }
 
 /// Builds one probe from its setup.
@@ -46,21 +46,21 @@ const PANIC_BACKOFF_MAX: Duration = Duration::from_secs(300);
 
 /// Timing shared by every job.
 #[derive(Debug, Clone, Copy)]
-pub struct Timing {
+pub(crate) struct Timing {
     /// Fraction of the interval by which each wait is randomly shortened or lengthened.
-    pub jitter: f64,
+    pub(crate) jitter: f64,
     /// Safety net on one whole run.
-    pub run_timeout: Duration,
+    pub(crate) run_timeout: Duration,
 }
 
 /// Whether the first round of every probe has finished (for `/readyz`).
 /// Once ready, it stays ready, across reloads too.
 #[derive(Debug, Clone, Default)]
-pub struct Readiness(Arc<AtomicBool>);
+pub(crate) struct Readiness(Arc<AtomicBool>);
 
 impl Readiness {
     /// True once every probe of the first scheduler has finished a run.
-    pub fn is_ready(&self) -> bool {
+    pub(crate) fn is_ready(&self) -> bool {
         self.0.load(Ordering::Acquire)
     }
 }
@@ -80,7 +80,7 @@ impl FirstRound {
 }
 
 /// The running probe loops.
-pub struct Scheduler {
+pub(crate) struct Scheduler {
     timing: Timing,
     recorder: Arc<Recorder>,
     readiness: Readiness,
@@ -99,7 +99,7 @@ struct RunningLoop {
 impl Scheduler {
     /// Start one loop per job (call inside a tokio runtime). With no job at
     /// all, the agent is ready at once.
-    pub fn start(
+    pub(crate) fn start(
         jobs: Vec<Job>,
         timing: Timing,
         recorder: Arc<Recorder>,
@@ -121,7 +121,7 @@ impl Scheduler {
 
     /// Start one loop per job besides those running; each starts at a
     /// random point of its first interval.
-    pub fn add(&mut self, jobs: Vec<Job>) {
+    pub(crate) fn add(&mut self, jobs: Vec<Job>) {
         let first_round = Arc::new(FirstRound {
             pending: AtomicUsize::new(jobs.len()),
             readiness: self.readiness.clone(),
@@ -146,7 +146,7 @@ impl Scheduler {
     /// status cells go now; each cancels its run in flight and cleans up
     /// ([`Probe::shutdown`]) in the background, aborted after `grace`. The
     /// others run on.
-    pub fn remove_targets(&mut self, targets: &BTreeSet<&str>, grace: Duration) {
+    pub(crate) fn remove_targets(&mut self, targets: &BTreeSet<&str>, grace: Duration) {
         let (removed, kept) = std::mem::take(&mut self.loops)
             .into_iter()
             .partition(|running| targets.contains(running.key.target.as_str()));
@@ -166,20 +166,16 @@ impl Scheduler {
         }
     }
 
-    /// How many probes run.
-    pub fn len(&self) -> usize {
+    /// How many probes run (for tests).
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.loops.len()
-    }
-
-    /// Whether no probe runs.
-    pub fn is_empty(&self) -> bool {
-        self.loops.is_empty()
     }
 
     /// Stop scheduling, cancel runs in flight, let every probe clean up
     /// ([`Probe::shutdown`]); loops still busy after `grace` are aborted.
     /// Returns how many loops had to be aborted.
-    pub async fn shutdown(self, grace: Duration) -> usize {
+    pub(crate) async fn shutdown(self, grace: Duration) -> usize {
         for running in &self.loops {
             let _ = running.stop.send(true);
         }

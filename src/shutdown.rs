@@ -14,11 +14,11 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 pub const DRAIN: Duration = Duration::from_secs(5);
 
 /// How long HTTP endpoints may finish answering when they stop or move.
-pub const ENDPOINTS_GRACE: Duration = Duration::from_millis(500);
+pub(crate) const ENDPOINTS_GRACE: Duration = Duration::from_millis(500);
 
 /// How long probes may finish their runs and clean up when their scheduler
 /// stops: the drain, less the endpoints' grace that follows it.
-pub const PROBE_DRAIN: Duration = DRAIN.saturating_sub(ENDPOINTS_GRACE);
+pub(crate) const PROBE_DRAIN: Duration = DRAIN.saturating_sub(ENDPOINTS_GRACE);
 
 /// A future resolving on the first SIGINT or SIGTERM. The handlers are
 /// installed now (inside a runtime), so a signal arriving before the future

@@ -26,12 +26,12 @@ use crate::protocol::route;
 pub(super) struct Stats {
     /// Sizes of the model.
     #[serde(flatten)]
-    pub model: ModelStats,
+    pub(crate) model: ModelStats,
     /// Pushes waiting on the timer, and those refused because it was full.
     #[serde(flatten)]
-    pub timer: TimerStats,
+    pub(crate) timer: TimerStats,
     /// How often each fault fired, by fault name, since start.
-    pub faults_fired: BTreeMap<String, u64>,
+    pub(crate) faults_fired: BTreeMap<String, u64>,
 }
 
 /// The admin routes.

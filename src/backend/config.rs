@@ -134,7 +134,7 @@ impl BackendConfig {
 
     /// Check the values together; the error names the offending field. The
     /// backend refuses to start with a config that fails this.
-    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+    pub(crate) fn validate(&self) -> Result<(), (&'static str, String)> {
         let positive = [
             ("max_body_bytes", self.max_body_bytes),
             ("event_log_limit", self.event_log_limit),

@@ -43,9 +43,9 @@ pub(super) struct PushSocket {
 /// What the WebSocket task of one connection reads from.
 pub(super) struct SocketFeed {
     /// Frames to send, in order.
-    pub frames: mpsc::Receiver<Utf8Bytes>,
+    pub(crate) frames: mpsc::Receiver<Utf8Bytes>,
     /// Fires when the server ends the connection.
-    pub kill: oneshot::Receiver<Kill>,
+    pub(crate) kill: oneshot::Receiver<Kill>,
 }
 
 #[derive(Debug)]

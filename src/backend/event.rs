@@ -9,9 +9,9 @@ use crate::protocol::Event;
 #[derive(Debug)]
 pub(super) struct StoredEvent {
     /// The event.
-    pub event: Event,
+    pub(crate) event: Event,
     /// Its JSON encoding, sent as-is in push frames and sync answers.
-    pub json: Utf8Bytes,
+    pub(crate) json: Utf8Bytes,
 }
 
 impl StoredEvent {

@@ -31,124 +31,46 @@ pub(super) const MAX_FAULT_NAME_BYTES: usize = 128;
 /// the counts of names no longer installed.
 pub(super) const FIRED_NAMES_KEPT: usize = 1024;
 
-/// A point where a fault can hit: an operation of the service, named as in a
-/// fault's `operations` (**contract** names).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FaultPoint {
-    /// `POST /api/v1/login`.
-    Login,
-    /// Opening the WebSocket push stream.
-    Connect,
-    /// `POST /api/v1/groups/{id}/messages`.
-    Send,
-    /// Pushing one event to one device.
-    Deliver,
-    /// `GET /api/v1/sync`.
-    Sync,
-    /// `POST /api/v1/groups/{id}/leave`.
-    Leave,
-    /// `GET /api/v1/groups`.
-    ListGroups,
-    /// `PATCH /api/v1/groups/{id}`.
-    EditSettings,
-    /// `GET /api/v1/groups/{id}`.
-    ReadGroup,
-    /// `POST /api/v1/groups/{id}/members`.
-    AddMember,
-}
-
-impl FaultPoint {
-    /// Every fault point, in the order `docs/api.md` lists them.
-    pub const ALL: [FaultPoint; 10] = [
-        FaultPoint::Login,
-        FaultPoint::Connect,
-        FaultPoint::Send,
-        FaultPoint::Deliver,
-        FaultPoint::Sync,
-        FaultPoint::Leave,
-        FaultPoint::ListGroups,
-        FaultPoint::EditSettings,
-        FaultPoint::ReadGroup,
-        FaultPoint::AddMember,
-    ];
-
-    /// The point's name as written in a fault's `operations`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FaultPoint::Login => "login",
-            FaultPoint::Connect => "connect",
-            FaultPoint::Send => "send",
-            FaultPoint::Deliver => "deliver",
-            FaultPoint::Sync => "sync",
-            FaultPoint::Leave => "leave",
-            FaultPoint::ListGroups => "list_groups",
-            FaultPoint::EditSettings => "edit_settings",
-            FaultPoint::ReadGroup => "read_group",
-            FaultPoint::AddMember => "add_member",
-        }
+label_enum! {
+    /// A point where a fault can hit: an operation of the service, named as in a
+    /// fault's `operations` (**contract** names), in the order
+    /// `docs/mock-backend.md` lists them.
+    #[derive(Deserialize)]
+    FaultPoint {
+        Login => "login", "`POST /api/v1/login`";
+        Connect => "connect", "opening the WebSocket push stream";
+        Send => "send", "`POST /api/v1/groups/{id}/messages`";
+        Deliver => "deliver", "pushing one event to one device";
+        Sync => "sync", "`GET /api/v1/sync`";
+        Leave => "leave", "`POST /api/v1/groups/{id}/leave`";
+        ListGroups => "list_groups", "`GET /api/v1/groups`";
+        EditSettings => "edit_settings", "`PATCH /api/v1/groups/{id}`";
+        ReadGroup => "read_group", "`GET /api/v1/groups/{id}`";
+        AddMember => "add_member", "`POST /api/v1/groups/{id}/members`";
     }
 }
 
-/// What a fault does when it fires (**contract** names).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Effect {
-    /// Answer an error status.
-    Error,
-    /// Add latency.
-    Delay,
-    /// Hold the request open without answering.
-    Timeout,
-    /// Acknowledge but never deliver.
-    Drop,
-    /// Deliver twice.
-    Duplicate,
-    /// Swap consecutive deliveries.
-    Reorder,
-    /// Alter the body.
-    Corrupt,
-    /// Answer success without applying, or serve an old view.
-    Stale,
-    /// Apply a leave, then re-add the user later.
-    Resurrect,
-    /// Drop push connections.
-    Disconnect,
+label_enum! {
+    /// What a fault does when it fires (**contract** names), in the order
+    /// `docs/mock-backend.md` describes them.
+    #[derive(Deserialize)]
+    Effect {
+        Error => "error", "answer an error status";
+        Delay => "delay", "add latency";
+        Timeout => "timeout", "hold the request open without answering";
+        Drop => "drop", "acknowledge but never deliver";
+        Duplicate => "duplicate", "deliver twice";
+        Reorder => "reorder", "swap consecutive deliveries";
+        Corrupt => "corrupt", "alter the body";
+        Stale => "stale", "answer success without applying, or serve an old view";
+        Resurrect => "resurrect", "apply a leave, then re-add the user later";
+        Disconnect => "disconnect", "drop push connections";
+    }
 }
 
 impl Effect {
-    /// Every effect, in the order `docs/api.md` describes them.
-    pub const ALL: [Effect; 10] = [
-        Effect::Error,
-        Effect::Delay,
-        Effect::Timeout,
-        Effect::Drop,
-        Effect::Duplicate,
-        Effect::Reorder,
-        Effect::Corrupt,
-        Effect::Stale,
-        Effect::Resurrect,
-        Effect::Disconnect,
-    ];
-
-    /// The effect's name as written in fault files.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Effect::Error => "error",
-            Effect::Delay => "delay",
-            Effect::Timeout => "timeout",
-            Effect::Drop => "drop",
-            Effect::Duplicate => "duplicate",
-            Effect::Reorder => "reorder",
-            Effect::Corrupt => "corrupt",
-            Effect::Stale => "stale",
-            Effect::Resurrect => "resurrect",
-            Effect::Disconnect => "disconnect",
-        }
-    }
-
     /// The fault points this effect has a meaning on: its row of [`APPLICABILITY`].
-    pub fn points(self) -> &'static [FaultPoint] {
+    pub(crate) fn points(self) -> &'static [FaultPoint] {
         APPLICABILITY
             .iter()
             .find(|(effect, _)| *effect == self)
@@ -156,7 +78,7 @@ impl Effect {
     }
 
     /// Whether this effect has a meaning on `point`; validation rejects every other pair.
-    pub fn applies_to(self, point: FaultPoint) -> bool {
+    pub(crate) fn applies_to(self, point: FaultPoint) -> bool {
         self.points().contains(&point)
     }
 }
@@ -168,9 +90,9 @@ impl Effect {
 pub const APPLICABILITY: [(Effect, &[FaultPoint]); 10] = {
     use FaultPoint::*;
     [
-        (Effect::Error, &FaultPoint::ALL),
-        (Effect::Delay, &FaultPoint::ALL),
-        (Effect::Timeout, &FaultPoint::ALL),
+        (Effect::Error, FaultPoint::ALL),
+        (Effect::Delay, FaultPoint::ALL),
+        (Effect::Timeout, FaultPoint::ALL),
         (
             Effect::Drop,
             &[
@@ -196,7 +118,7 @@ pub const APPLICABILITY: [(Effect, &[FaultPoint]); 10] = {
             &[Sync, Leave, ListGroups, EditSettings, ReadGroup, AddMember],
         ),
         (Effect::Resurrect, &[Leave]),
-        (Effect::Disconnect, &FaultPoint::ALL),
+        (Effect::Disconnect, FaultPoint::ALL),
     ]
 };
 
@@ -243,36 +165,36 @@ pub(super) const UNOBSERVABLE: [(Effect, FaultPoint, &str); 7] = [
 /// One fault as written in a faults file, the backend config or `PUT /admin/faults`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct FaultSpec {
+pub(crate) struct FaultSpec {
     /// Free text, shown in logs, `/admin/faults` and `/admin/stats`.
-    pub name: String,
+    pub(crate) name: String,
     /// Fault points the fault hits (the key is `operations` in files).
-    pub operations: Vec<FaultPoint>,
+    pub(crate) operations: Vec<FaultPoint>,
     /// Regions the fault hits; empty means every region.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub regions: Vec<String>,
+    pub(crate) regions: Vec<String>,
     /// Chance that a matching operation is hit, 0.0 to 1.0.
     #[serde(default = "default_probability")]
-    pub probability: f64,
+    pub(crate) probability: f64,
     /// Active from this long after the backend start (or after the `PUT` installing it).
     #[serde(
         default,
         with = "humantime_serde",
         skip_serializing_if = "Option::is_none"
     )]
-    pub after: Option<Duration>,
+    pub(crate) after: Option<Duration>,
     /// Active for this long; absent means until removed.
     #[serde(
         default,
         with = "humantime_serde",
         skip_serializing_if = "Option::is_none"
     )]
-    pub duration: Option<Duration>,
+    pub(crate) duration: Option<Duration>,
     /// What the fault does.
-    pub effect: Effect,
+    pub(crate) effect: Effect,
     /// Status answered by `error` (default 503).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub status: Option<u16>,
+    pub(crate) status: Option<u16>,
     /// Latency added by `delay`; longest hold of `reorder` (default 50ms); re-add delay of
     /// `resurrect` (default 1s).
     #[serde(
@@ -280,7 +202,7 @@ pub struct FaultSpec {
         with = "humantime_serde",
         skip_serializing_if = "Option::is_none"
     )]
-    pub delay: Option<Duration>,
+    pub(crate) delay: Option<Duration>,
 }
 
 fn default_probability() -> f64 {
@@ -317,13 +239,13 @@ impl<'de> Visitor<'de> for FaultVisitor {
 
 impl Fault {
     /// Validate a spec.
-    pub fn new(spec: FaultSpec) -> Result<Fault, String> {
+    pub(crate) fn new(spec: FaultSpec) -> Result<Fault, String> {
         validate(&spec).map_err(|problem| format!("fault `{}`: {problem}", spec.name))?;
         Ok(Fault(spec))
     }
 
     /// The fault's fields.
-    pub fn spec(&self) -> &FaultSpec {
+    pub(crate) fn spec(&self) -> &FaultSpec {
         &self.0
     }
 }
@@ -417,25 +339,25 @@ pub fn load_faults(path: &Path) -> Result<Vec<Fault>, FileError> {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(super) struct Effects {
     /// Answer this status instead of doing the operation.
-    pub error: Option<u16>,
+    pub(crate) error: Option<u16>,
     /// Latency to add first.
-    pub delay: Duration,
+    pub(crate) delay: Duration,
     /// Never answer.
-    pub timeout: bool,
+    pub(crate) timeout: bool,
     /// Acknowledge, deliver nothing.
-    pub drop: bool,
+    pub(crate) drop: bool,
     /// Deliver twice.
-    pub duplicate: bool,
+    pub(crate) duplicate: bool,
     /// Hold back until the next delivery overtakes it, at most this long.
-    pub reorder: Option<Duration>,
+    pub(crate) reorder: Option<Duration>,
     /// Alter the body.
-    pub corrupt: bool,
+    pub(crate) corrupt: bool,
     /// Do not apply / serve an old view.
-    pub stale: bool,
+    pub(crate) stale: bool,
     /// Re-add the leaving user after this long.
-    pub resurrect: Option<Duration>,
+    pub(crate) resurrect: Option<Duration>,
     /// Drop push connections.
-    pub disconnect: bool,
+    pub(crate) disconnect: bool,
 }
 
 impl Effects {

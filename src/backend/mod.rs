@@ -71,7 +71,6 @@ pub enum BackendError {
 /// A running backend.
 pub struct BackendHandle {
     addr: SocketAddr,
-    shared: Arc<Shared>,
     stop: watch::Sender<bool>,
     server: JoinHandle<std::io::Result<()>>,
 }
@@ -80,11 +79,6 @@ impl BackendHandle {
     /// The address the backend listens on (with the real port when config said 0).
     pub fn addr(&self) -> SocketAddr {
         self.addr
-    }
-
-    /// Replace the active faults; their windows start now.
-    pub fn set_faults(&self, faults: Vec<faults::Fault>) {
-        self.shared.faults.replace(faults, Instant::now());
     }
 
     /// Stop accepting, close push connections, answer held requests, and wait for the server.
@@ -129,12 +123,7 @@ pub async fn start(config: BackendConfig) -> Result<BackendHandle, BackendError>
             .await
     });
     tracing::info!(%addr, "listening on {addr}");
-    Ok(BackendHandle {
-        addr,
-        shared,
-        stop,
-        server,
-    })
+    Ok(BackendHandle { addr, stop, server })
 }
 
 /// Every route of the service, admin included.

@@ -13,15 +13,15 @@ use super::timer::Timer;
 /// State shared by every request handler.
 pub(crate) struct Shared {
     /// The whole model; locked only for the synchronous part of an operation.
-    pub model: Mutex<Model>,
+    pub(crate) model: Mutex<Model>,
     /// The installed faults.
-    pub faults: FaultEngine,
+    pub(crate) faults: FaultEngine,
     /// Timer for delayed and reordered pushes.
-    pub timer: Timer,
+    pub(crate) timer: Timer,
     /// The backend's config.
-    pub config: BackendConfig,
+    pub(crate) config: BackendConfig,
     /// Turns true when the backend shuts down.
-    pub shutdown: watch::Receiver<bool>,
+    pub(crate) shutdown: watch::Receiver<bool>,
 }
 
 impl Shared {

@@ -47,40 +47,40 @@ pub(super) enum ModelError {
 #[derive(Debug, Clone)]
 pub(super) struct Caller {
     /// Internal device number.
-    pub device: u64,
+    pub(crate) device: u64,
     /// Device id as clients see it.
-    pub device_id: Arc<str>,
+    pub(crate) device_id: Arc<str>,
     /// The device's user.
-    pub user: Arc<str>,
+    pub(crate) user: Arc<str>,
     /// The region its login carried.
-    pub region: Arc<str>,
+    pub(crate) region: Arc<str>,
     /// Its push side.
-    pub push: Arc<DevicePush>,
+    pub(crate) push: Arc<DevicePush>,
 }
 
 /// What a fan-out needs besides the model: the faults on `deliver`/`sync` and the timer.
 pub(super) struct Fanout<'a> {
     /// Faults as they are now.
-    pub faults: FaultSnapshot<'a>,
+    pub(crate) faults: FaultSnapshot<'a>,
     /// Timer for delayed and reordered pushes.
-    pub timer: &'a Timer,
+    pub(crate) timer: &'a Timer,
 }
 
 /// Sizes of the model, for `/admin/stats`.
 #[derive(Debug, Clone, Copy, Default, serde::Serialize)]
 pub(super) struct ModelStats {
     /// Registered users.
-    pub users: usize,
+    pub(crate) users: usize,
     /// Devices (logins).
-    pub devices: usize,
+    pub(crate) devices: usize,
     /// Live groups.
-    pub groups: usize,
+    pub(crate) groups: usize,
     /// Memberships over all groups.
-    pub members: usize,
+    pub(crate) members: usize,
     /// Open push connections.
-    pub push_sockets: usize,
+    pub(crate) push_sockets: usize,
     /// The newest event cursor.
-    pub cursor: u64,
+    pub(crate) cursor: u64,
 }
 
 struct User {

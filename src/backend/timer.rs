@@ -38,16 +38,16 @@ pub(super) type Job = Box<dyn FnOnce() + Send>;
 #[error("the timer already holds {capacity} jobs, the backend's `max_delayed_deliveries`")]
 pub(super) struct TimerFull {
     /// The capacity that was reached.
-    pub capacity: usize,
+    pub(crate) capacity: usize,
 }
 
 /// Jobs waiting on the timer and jobs it refused, for `/admin/stats`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub(super) struct TimerStats {
     /// Jobs waiting for their deadline (handed-over ones no longer count).
-    pub delayed_pending: usize,
+    pub(crate) delayed_pending: usize,
     /// Jobs refused since start because the timer was full.
-    pub delayed_refused: u64,
+    pub(crate) delayed_refused: u64,
 }
 
 struct Entry {

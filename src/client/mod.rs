@@ -11,7 +11,7 @@ pub mod mock;
 mod target;
 pub mod xmpp;
 
-pub use target::{Reach, SetupError, TargetProtocol};
+pub(crate) use target::{Reach, SetupError, TargetProtocol};
 
 target::protocols! {
     /// The mock group-chat backend (`chatprobe backend`).
@@ -29,11 +29,11 @@ use async_trait::async_trait;
 use crate::outcome::Reason;
 
 /// A group id, as the service spells it.
-pub type GroupId = String;
+pub(crate) type GroupId = String;
 /// A user id, as the service spells it.
-pub type UserId = String;
+pub(crate) type UserId = String;
 /// A message id, as the service spells it.
-pub type MessageId = String;
+pub(crate) type MessageId = String;
 
 /// Credentials of one probe account.
 #[derive(Clone, PartialEq, Eq)]
@@ -66,7 +66,7 @@ pub struct GroupSettings {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupInfo {
     /// The group.
-    pub id: GroupId,
+    pub(crate) id: GroupId,
     /// Its settings.
     pub settings: GroupSettings,
     /// Its current members.
@@ -81,7 +81,7 @@ pub struct ReceivedMessage {
     /// The group.
     pub group: GroupId,
     /// Sending user.
-    pub sender: UserId,
+    pub(crate) sender: UserId,
     /// Text as delivered.
     pub body: String,
 }
@@ -124,7 +124,7 @@ pub struct Delivered {
     /// What arrived.
     pub event: Event,
     /// When it arrived.
-    pub received_at: Instant,
+    pub(crate) received_at: Instant,
 }
 
 /// Why a client call failed; maps onto the contract reasons.
@@ -155,7 +155,7 @@ pub enum ClientError {
 impl ClientError {
     /// Maps a failed HTTP exchange (no answer, or an answer that could not be
     /// read) onto the client's error kinds; `timeout` is the bound it ran under.
-    pub fn from_transport(error: &reqwest::Error, timeout: Duration) -> ClientError {
+    pub(crate) fn from_transport(error: &reqwest::Error, timeout: Duration) -> ClientError {
         if error.is_timeout() {
             ClientError::Timeout(timeout)
         } else if error.is_decode() {
@@ -184,7 +184,7 @@ pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 
 /// The body of `response`, read up to [`MAX_BODY_BYTES`] (refused up front
 /// when the announced length is longer); `timeout` is the bound the call ran under.
-pub async fn read_body(
+pub(crate) async fn read_body(
     mut response: reqwest::Response,
     timeout: Duration,
 ) -> ClientResult<bytes::Bytes> {
@@ -214,7 +214,7 @@ pub async fn read_body(
 
 /// The `User-Agent` every request of an agent carries, so operators can tell
 /// synthetic traffic from users' in their own logs and metrics.
-pub fn user_agent(region: &str) -> String {
+pub(crate) fn user_agent(region: &str) -> String {
     format!(
         "chatprobe/{} (synthetic probe; region={region})",
         env!("CARGO_PKG_VERSION")
@@ -245,7 +245,7 @@ pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
 }
 
 /// Result of a client call.
-pub type ClientResult<T> = Result<T, ClientError>;
+pub(crate) type ClientResult<T> = Result<T, ClientError>;
 
 /// A chat service: where probe devices log in.
 #[async_trait]

@@ -13,13 +13,13 @@ use super::ChatService;
 #[derive(Debug, Clone, Copy)]
 pub struct Reach<'a> {
     /// The agent's region (sent with every request).
-    pub region: &'a str,
+    pub(crate) region: &'a str,
     /// Longest wait for one request or push connection attempt.
-    pub request_timeout: Duration,
+    pub(crate) request_timeout: Duration,
 }
 
 /// Why a client could not be built from its config.
-pub type SetupError = Box<dyn std::error::Error + Send + Sync>;
+pub(crate) type SetupError = Box<dyn std::error::Error + Send + Sync>;
 
 /// A protocol's own fields of a target: a struct in the protocol's client
 /// module, read from the target's map besides the shared fields.
@@ -27,7 +27,7 @@ pub type SetupError = Box<dyn std::error::Error + Send + Sync>;
 /// It derives `Deserialize` (with `#[serde(deny_unknown_fields)]`), `Debug`,
 /// `Clone`, `PartialEq` and `Eq`, and must not name a shared field (`name`,
 /// `request_timeout`, `accounts`).
-pub trait TargetProtocol {
+pub(crate) trait TargetProtocol {
     /// The `kind:` naming this protocol.
     const KIND: &'static str;
 

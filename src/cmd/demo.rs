@@ -21,7 +21,7 @@ use crate::record::LineStyle;
 use crate::schedule::Timing;
 
 /// The demo's regions.
-pub const REGIONS: [&str; 3] = ["eu-west", "us-east", "ap-south"];
+pub(crate) const REGIONS: [&str; 3] = ["eu-west", "us-east", "ap-south"];
 
 /// First part of the demo's account names (`demo-{region}-{probe}-{i}`).
 const ACCOUNT_PREFIX: &str = "demo";

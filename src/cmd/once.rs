@@ -45,7 +45,7 @@ async fn run_once(mut job: Job, run_timeout: Duration) -> (ProbeKey, ProbeOutcom
 }
 
 /// The result table: a row per run, an indented line per step and per failure.
-pub fn table(runs: &[(ProbeKey, ProbeOutcome)]) -> String {
+pub(crate) fn table(runs: &[(ProbeKey, ProbeOutcome)]) -> String {
     let mut text = String::new();
     let _ = writeln!(
         text,

@@ -19,43 +19,43 @@ use crate::status_page::{DEFAULT_LISTEN, StatusPageOptions};
 pub struct StatusPageArgs {
     /// Base URL of a Prometheus-compatible query API (Prometheus, Thanos, Mimir's `/prometheus`).
     #[arg(long, value_name = "URL")]
-    pub prometheus: String,
+    pub(crate) prometheus: String,
     /// Where the page is served.
     #[arg(long, default_value = DEFAULT_LISTEN, value_name = "ADDR")]
-    pub listen: SocketAddr,
+    pub(crate) listen: SocketAddr,
     /// Title of the page and the feed.
     #[arg(long, default_value = "chatprobe fleet status", value_name = "TEXT")]
-    pub title: String,
+    pub(crate) title: String,
     /// The operator's statement (plain text or Markdown), shown on top and in the feed; re-read when it changes.
     #[arg(long, value_name = "FILE")]
-    pub notes: Option<PathBuf>,
+    pub(crate) notes: Option<PathBuf>,
     /// A file holding a bearer token for Prometheus (re-read before every query).
     #[arg(long, group = "prometheus_auth", value_name = "FILE")]
-    pub prometheus_bearer_token_file: Option<PathBuf>,
+    pub(crate) prometheus_bearer_token_file: Option<PathBuf>,
     /// An environment variable holding a bearer token for Prometheus.
     #[arg(long, group = "prometheus_auth", value_name = "VAR")]
-    pub prometheus_bearer_token_env: Option<String>,
+    pub(crate) prometheus_bearer_token_env: Option<String>,
     /// A file holding `USER:PASSWORD` for Prometheus' basic authentication.
     #[arg(long, group = "prometheus_auth", value_name = "FILE")]
-    pub prometheus_basic_auth_file: Option<PathBuf>,
+    pub(crate) prometheus_basic_auth_file: Option<PathBuf>,
     /// An environment variable holding `USER:PASSWORD` for Prometheus' basic authentication.
     #[arg(long, group = "prometheus_auth", value_name = "VAR")]
-    pub prometheus_basic_auth_env: Option<String>,
+    pub(crate) prometheus_basic_auth_env: Option<String>,
     /// A cell Prometheus has not scraped for this long is marked stale.
     #[arg(long, default_value = "1m", value_parser = humantime::parse_duration, value_name = "DURATION")]
-    pub stale_after: Duration,
+    pub(crate) stale_after: Duration,
     /// Resolution of the incident history (at most the probes' interval for exact times).
     #[arg(long, default_value = "15s", value_parser = humantime::parse_duration, value_name = "DURATION")]
-    pub incident_step: Duration,
+    pub(crate) incident_step: Duration,
     /// Failed runs are counted over this window to open an incident (the shipped rules' 2m).
     #[arg(long, default_value = "2m", value_parser = humantime::parse_duration, value_name = "DURATION")]
-    pub incident_window: Duration,
+    pub(crate) incident_window: Duration,
     /// Failed runs within the window that, the last run failed, open an incident.
     #[arg(long, default_value_t = 2, value_name = "N")]
-    pub incident_failed_runs: u32,
+    pub(crate) incident_failed_runs: u32,
     /// Passing runs in a row, in every region and target involved, that end an incident.
     #[arg(long, default_value_t = 2, value_name = "N")]
-    pub incident_passed_runs: u32,
+    pub(crate) incident_passed_runs: u32,
 }
 
 impl StatusPageArgs {
@@ -77,7 +77,7 @@ impl StatusPageArgs {
     }
 
     /// The options these arguments stand for.
-    pub fn options(&self) -> StatusPageOptions {
+    pub(crate) fn options(&self) -> StatusPageOptions {
         StatusPageOptions {
             prometheus: self.prometheus.clone(),
             auth: self.auth(),

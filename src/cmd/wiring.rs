@@ -32,7 +32,7 @@ pub fn probe_runtime() -> std::io::Result<Runtime> {
 }
 
 /// Load `config_path`, every error on its own line.
-pub fn load_config(config_path: &Path) -> anyhow::Result<AgentConfig> {
+pub(crate) fn load_config(config_path: &Path) -> anyhow::Result<AgentConfig> {
     AgentConfig::load(config_path).map_err(|errors| {
         let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
         anyhow::anyhow!("invalid config:\n  {}", lines.join("\n  "))
@@ -40,12 +40,12 @@ pub fn load_config(config_path: &Path) -> anyhow::Result<AgentConfig> {
 }
 
 /// One job per probe × target of `config`, each probe with its own accounts.
-pub fn build_jobs(config: &AgentConfig) -> anyhow::Result<Vec<Job>> {
+pub(crate) fn build_jobs(config: &AgentConfig) -> anyhow::Result<Vec<Job>> {
     target_jobs(config, config.targets.placed().map(|placed| &placed.target))
 }
 
 /// One job per probe of `config` × target of `targets`, each probe with its own accounts.
-pub fn target_jobs<'a>(
+pub(crate) fn target_jobs<'a>(
     config: &AgentConfig,
     targets: impl IntoIterator<Item = &'a TargetConfig>,
 ) -> anyhow::Result<Vec<Job>> {
@@ -83,7 +83,7 @@ pub fn target_jobs<'a>(
 }
 
 /// The job of the probe `key` of `spec`, acting as `accounts` on `service`.
-pub fn probe_job(
+pub(crate) fn probe_job(
     key: ProbeKey,
     spec: ProbeSpec,
     service: Arc<dyn ChatService>,
@@ -116,7 +116,7 @@ fn rebuilder(
 }
 
 /// The scheduler timing of `config`.
-pub fn timing(config: &AgentConfig) -> Timing {
+pub(crate) fn timing(config: &AgentConfig) -> Timing {
     Timing {
         jitter: config.jitter,
         run_timeout: config.run_timeout,
@@ -124,20 +124,20 @@ pub fn timing(config: &AgentConfig) -> Timing {
 }
 
 /// What every run is recorded into, and what the endpoints read.
-pub struct Sinks {
+pub(crate) struct Sinks {
     /// The process's metrics.
-    pub metrics: Arc<MetricsRegistry>,
+    pub(crate) metrics: Arc<MetricsRegistry>,
     /// The status page's board.
-    pub board: Arc<StatusBoard>,
+    pub(crate) board: Arc<StatusBoard>,
     /// The recorder feeding both.
-    pub recorder: Arc<Recorder>,
+    pub(crate) recorder: Arc<Recorder>,
     /// `/readyz`.
-    pub readiness: Readiness,
+    pub(crate) readiness: Readiness,
 }
 
 impl Sinks {
     /// Fresh sinks writing one line per run in `style`.
-    pub fn new(style: LineStyle) -> anyhow::Result<Sinks> {
+    pub(crate) fn new(style: LineStyle) -> anyhow::Result<Sinks> {
         let metrics = Arc::new(MetricsRegistry::new().context("registering metrics")?);
         let board = Arc::new(StatusBoard::new());
         let recorder = Arc::new(Recorder::new(
@@ -154,7 +154,7 @@ impl Sinks {
     }
 
     /// `/metrics`, `/healthz`, `/readyz`, and the status page on `/` and `/api/status`.
-    pub fn router(&self) -> axum::Router {
+    pub(crate) fn router(&self) -> axum::Router {
         endpoints::router(Endpoints {
             metrics: Arc::clone(&self.metrics),
             readiness: self.readiness.clone(),
@@ -163,7 +163,7 @@ impl Sinks {
     }
 
     /// Bind `listen` and serve [`Sinks::router`] there.
-    pub async fn serve(&self, listen: SocketAddr) -> anyhow::Result<Server> {
+    pub(crate) async fn serve(&self, listen: SocketAddr) -> anyhow::Result<Server> {
         let listener = endpoints::bind(listen)
             .await
             .with_context(|| format!("binding {listen}"))?;
@@ -171,12 +171,12 @@ impl Sinks {
     }
 
     /// Serve [`Sinks::router`] on an already bound `listener`.
-    pub fn serve_on(&self, listener: tokio::net::TcpListener) -> Server {
+    pub(crate) fn serve_on(&self, listener: tokio::net::TcpListener) -> Server {
         endpoints::spawn(listener, self.router())
     }
 
     /// Run `jobs` on schedule, recording into these sinks.
-    pub fn schedule(&self, jobs: Vec<Job>, timing: Timing) -> Scheduler {
+    pub(crate) fn schedule(&self, jobs: Vec<Job>, timing: Timing) -> Scheduler {
         Scheduler::start(
             jobs,
             timing,
@@ -187,7 +187,7 @@ impl Sinks {
 
     /// Exports `chatprobe_target_info` for every target of `config`, and
     /// only for those.
-    pub fn set_targets(&self, config: &AgentConfig) {
+    pub(crate) fn set_targets(&self, config: &AgentConfig) {
         let targets = config.targets.placed().map(|placed| {
             let target = &placed.target;
             (target.name(), &target.labels.0)
@@ -197,7 +197,7 @@ impl Sinks {
 
     /// Forgets the series and status cells of every probe not among `jobs`
     /// (those a reload removed).
-    pub fn retain_probes(&self, jobs: &[Job]) {
+    pub(crate) fn retain_probes(&self, jobs: &[Job]) {
         let kept = || jobs.iter().map(|job| &job.key);
         self.metrics.probes.retain_probes(kept());
         self.board.retain_probes(kept());
@@ -206,14 +206,14 @@ impl Sinks {
 
 /// Stop `scheduler` (its probes get [`PROBE_DRAIN`] to finish and clean up),
 /// then `server` (within [`ENDPOINTS_GRACE`]): within the drain in all.
-pub async fn drain(scheduler: Scheduler, server: Server) {
+pub(crate) async fn drain(scheduler: Scheduler, server: Server) {
     stop_scheduler(scheduler).await;
     server.stop(ENDPOINTS_GRACE).await;
 }
 
 /// Stop `scheduler`, giving its probes [`PROBE_DRAIN`] to finish and clean
 /// up; a warning says how many were still busy then.
-pub async fn stop_scheduler(scheduler: Scheduler) {
+pub(crate) async fn stop_scheduler(scheduler: Scheduler) {
     let aborted = scheduler.shutdown(PROBE_DRAIN).await;
     if aborted > 0 {
         tracing::warn!(

@@ -19,10 +19,10 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-pub use crate::yaml::values::{HttpUrl, Label, PlainHttpUrl};
+pub(crate) use crate::yaml::values::{Label, PlainHttpUrl};
 pub use probes::{LoadedProbe, load_probe, shipped_probes};
-pub use target_files::{Place, PlacedTarget, TargetSet};
-pub use targets::{AccountsConfig, RESERVED_LABELS, TargetConfig, TargetLabels};
+pub(crate) use target_files::TargetSet;
+pub(crate) use targets::{AccountsConfig, TargetConfig, TargetLabels};
 
 use crate::yaml::values::{Jitter, Period};
 use crate::yaml::{self, FileError};
@@ -30,34 +30,34 @@ use crate::yaml::{self, FileError};
 /// Where the agent serves its endpoints unless `listen` says otherwise.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9464";
 /// `targets[].request_timeout` unless given.
-pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// `jitter` unless given.
-pub const DEFAULT_JITTER: f64 = 0.1;
+pub(crate) const DEFAULT_JITTER: f64 = 0.1;
 /// `run_timeout` unless given.
-pub const DEFAULT_RUN_TIMEOUT: Duration = Duration::from_secs(60);
+pub(crate) const DEFAULT_RUN_TIMEOUT: Duration = Duration::from_secs(60);
 /// `target_files_refresh` unless given: how often target files are read again.
-pub const DEFAULT_TARGET_FILES_REFRESH: Duration = Duration::from_secs(5);
+pub(crate) const DEFAULT_TARGET_FILES_REFRESH: Duration = Duration::from_secs(5);
 
 /// A loaded, validated agent configuration with its probe definitions.
 #[derive(Debug, Clone)]
 pub struct AgentConfig {
     /// The file it was read from.
-    pub path: PathBuf,
+    pub(crate) path: PathBuf,
     /// The agent's region (the `region` label).
-    pub region: String,
+    pub(crate) region: String,
     /// Address of `/metrics`, `/healthz`, `/readyz` and the status page.
-    pub listen: SocketAddr,
+    pub(crate) listen: SocketAddr,
     /// The services to probe, the config's own and those of its target
     /// files; every probe runs against every target.
-    pub targets: TargetSet,
+    pub(crate) targets: TargetSet,
     /// How often the target files are read again.
-    pub target_files_refresh: Duration,
+    pub(crate) target_files_refresh: Duration,
     /// Every probe definition, in file name order.
-    pub probes: Vec<LoadedProbe>,
+    pub(crate) probes: Vec<LoadedProbe>,
     /// Fraction of the interval by which each wait is randomly shortened or lengthened.
-    pub jitter: f64,
+    pub(crate) jitter: f64,
     /// Safety net on one whole run; a run cut off is a `timeout` failure.
-    pub run_timeout: Duration,
+    pub(crate) run_timeout: Duration,
 }
 
 /// The file as written.

@@ -12,7 +12,7 @@ use crate::yaml::{self, FileError};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoadedProbe {
     /// The probe file.
-    pub path: PathBuf,
+    pub(crate) path: PathBuf,
     /// Its definition, with the agent's overrides applied.
     pub spec: ProbeSpec,
 }

@@ -15,13 +15,13 @@ use crate::yaml::{self, FileError};
 
 /// Where a target is written: its file, the line of its `name`, its field.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Place {
+pub(crate) struct Place {
     /// The file.
-    pub path: PathBuf,
+    pub(crate) path: PathBuf,
     /// The 1-based line of the target's `name:`, when found.
-    pub line: Option<usize>,
+    pub(crate) line: Option<usize>,
     /// The target's `name` field (`targets[2].name`, `[0].name`).
-    pub field: String,
+    pub(crate) field: String,
 }
 
 impl fmt::Display for Place {
@@ -36,11 +36,11 @@ impl fmt::Display for Place {
 
 /// A target and where it is written.
 #[derive(Debug, Clone)]
-pub struct PlacedTarget {
+pub(crate) struct PlacedTarget {
     /// The target.
-    pub target: TargetConfig,
+    pub(crate) target: TargetConfig,
     /// Where it is written.
-    pub place: Place,
+    pub(crate) place: Place,
 }
 
 /// The targets of one file, as `text` (its content) gives them.
@@ -65,7 +65,7 @@ enum Refused {
 /// Every target the agent probes: the config's own and those of its target
 /// files, each file as last read successfully.
 #[derive(Debug, Clone)]
-pub struct TargetSet {
+pub(crate) struct TargetSet {
     /// Absolute glob patterns (relative ones resolved against the config's folder).
     patterns: Vec<String>,
     inline: Vec<PlacedTarget>,
@@ -118,7 +118,7 @@ impl TargetSet {
     }
 
     /// A set of `targets` built in code (no file), each placed at `origin`.
-    pub fn built(origin: &Path, targets: Vec<TargetConfig>) -> TargetSet {
+    pub(crate) fn built(origin: &Path, targets: Vec<TargetConfig>) -> TargetSet {
         TargetSet {
             patterns: Vec::new(),
             inline: place_targets(origin, "", targets, "targets"),
@@ -128,24 +128,25 @@ impl TargetSet {
     }
 
     /// Every target, the config's own first, then each file's in path order.
-    pub fn placed(&self) -> impl Iterator<Item = &PlacedTarget> {
+    pub(crate) fn placed(&self) -> impl Iterator<Item = &PlacedTarget> {
         self.inline
             .iter()
             .chain(self.files.values().flat_map(|file| &file.targets))
     }
 
-    /// Every target, as [`TargetSet::placed`] orders them.
-    pub fn targets(&self) -> Vec<TargetConfig> {
+    /// Every target, as [`TargetSet::placed`] orders them (for tests).
+    #[cfg(test)]
+    pub(crate) fn targets(&self) -> Vec<TargetConfig> {
         self.placed().map(|placed| placed.target.clone()).collect()
     }
 
     /// The target files read now.
-    pub fn files(&self) -> impl Iterator<Item = &Path> {
+    pub(crate) fn files(&self) -> impl Iterator<Item = &Path> {
         self.files.keys().map(PathBuf::as_path)
     }
 
     /// Whether the config names target files at all.
-    pub fn has_patterns(&self) -> bool {
+    pub(crate) fn has_patterns(&self) -> bool {
         !self.patterns.is_empty()
     }
 
@@ -153,7 +154,7 @@ impl TargetSet {
     /// targets changed. A file that cannot be read or parsed, or that gives
     /// a target a name another one has, is logged (once per content) and its
     /// previous content kept.
-    pub fn poll(&mut self) -> bool {
+    pub(crate) fn poll(&mut self) -> bool {
         let paths = match matched_files(&self.patterns) {
             Ok(paths) => paths,
             Err(err) => {

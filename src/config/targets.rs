@@ -23,34 +23,34 @@ use crate::yaml::values::{Label, check_duration, check_label};
 
 /// One service to probe: the fields every target has, and its protocol's own.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TargetConfig {
+pub(crate) struct TargetConfig {
     /// The target's name (the `target` label).
-    pub name: Label,
+    pub(crate) name: Label,
     /// Longest wait for one request or push connection attempt (a Matrix
     /// `/sync` long poll gets this on top of its wait).
-    pub request_timeout: Duration,
+    pub(crate) request_timeout: Duration,
     /// The probe accounts.
-    pub accounts: AccountsConfig,
+    pub(crate) accounts: AccountsConfig,
     /// The target's own labels (`labels:`), exported on `chatprobe_target_info`.
-    pub labels: TargetLabels,
+    pub(crate) labels: TargetLabels,
     /// The protocol `kind` names, with its own fields.
-    pub protocol: ProtocolConfig,
+    pub(crate) protocol: ProtocolConfig,
 }
 
 impl TargetConfig {
     /// The target's name (the `target` label).
-    pub fn name(&self) -> &str {
+    pub(crate) fn name(&self) -> &str {
         &self.name.0
     }
 
     /// How the probe accounts on this target are named and log in.
-    pub fn accounts(&self) -> &AccountsConfig {
+    pub(crate) fn accounts(&self) -> &AccountsConfig {
         &self.accounts
     }
 
     /// Whether `other` is probed exactly as this target is (its labels may
     /// differ: they change `chatprobe_target_info`, not the probes).
-    pub fn probed_alike(&self, other: &TargetConfig) -> bool {
+    pub(crate) fn probed_alike(&self, other: &TargetConfig) -> bool {
         self.name == other.name
             && self.request_timeout == other.request_timeout
             && self.accounts == other.accounts
@@ -285,7 +285,7 @@ impl Visitor<'_> for KeySeed {
 /// Label names a target's `labels:` may not use: the agent's own labels,
 /// and `job` and `instance`, which Prometheus sets on every scrape (with
 /// `honor_labels: true` a target's own would replace them).
-pub const RESERVED_LABELS: [&str; 8] = [
+pub(crate) const RESERVED_LABELS: [&str; 8] = [
     "region",
     "target",
     "probe",
@@ -306,7 +306,7 @@ pub(super) const MAX_LABEL_VALUE_BYTES: usize = 256;
 /// that are not reserved, each with a value.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "BTreeMap<String, String>")]
-pub struct TargetLabels(pub BTreeMap<String, String>);
+pub(crate) struct TargetLabels(pub BTreeMap<String, String>);
 
 impl TryFrom<BTreeMap<String, String>> for TargetLabels {
     type Error = String;
@@ -360,11 +360,11 @@ fn check_label_name(name: &str) -> Result<(), String> {
 /// are `{prefix}-{region}-{probe}-{i}`.
 #[derive(Clone, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "RawAccounts")]
-pub struct AccountsConfig {
+pub(crate) struct AccountsConfig {
     /// First part of every account name.
-    pub prefix: String,
+    pub(crate) prefix: String,
     /// The password every probe account uses (never logged).
-    pub password: String,
+    pub(crate) password: String,
 }
 
 impl fmt::Debug for AccountsConfig {
@@ -378,7 +378,7 @@ impl fmt::Debug for AccountsConfig {
 
 impl AccountsConfig {
     /// The name of account `index` of `probe` in `region`.
-    pub fn account_name(&self, region: &str, probe: &str, index: usize) -> String {
+    pub(crate) fn account_name(&self, region: &str, probe: &str, index: usize) -> String {
         format!("{}-{region}-{probe}-{index}", self.prefix)
     }
 }

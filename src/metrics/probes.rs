@@ -111,18 +111,18 @@ impl ProbeMetrics {
 
     /// Remove every series of each probe not in `kept` (a reload dropped
     /// it), so `/metrics` shows only probes that still run.
-    pub fn retain_probes<'a>(&self, kept: impl IntoIterator<Item = &'a ProbeKey>) {
+    pub(crate) fn retain_probes<'a>(&self, kept: impl IntoIterator<Item = &'a ProbeKey>) {
         let kept: std::collections::BTreeSet<&ProbeKey> = kept.into_iter().collect();
         self.lock().retain(|key, _| kept.contains(key));
     }
 
     /// Remove every series of the probe `key` (its target is gone).
-    pub fn forget_probe(&self, key: &ProbeKey) {
+    pub(crate) fn forget_probe(&self, key: &ProbeKey) {
         self.lock().remove(key);
     }
 
     /// Count one run that panicked.
-    pub fn observe_panic(&self, key: &ProbeKey) {
+    pub(crate) fn observe_panic(&self, key: &ProbeKey) {
         self.with_series(key, |series| series.panics += 1);
     }
 
@@ -136,7 +136,7 @@ impl ProbeMetrics {
     /// series by probe. The table is copied and the lock let go first: the
     /// probes' thread records runs meanwhile (a few megabytes for a
     /// thousand targets, copied in about a millisecond).
-    pub fn render(&self, out: &mut String) {
+    pub(crate) fn render(&self, out: &mut String) {
         let table = self.lock().clone();
         if table.is_empty() {
             return;

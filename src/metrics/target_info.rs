@@ -19,7 +19,7 @@ type Targets = BTreeMap<String, BTreeMap<String, BTreeMap<String, String>>>;
 
 /// The info series of every region's targets.
 #[derive(Clone)]
-pub struct TargetInfo {
+pub(crate) struct TargetInfo {
     desc: Arc<Desc>,
     targets: Arc<Mutex<Targets>>,
 }
@@ -35,7 +35,7 @@ impl TargetInfo {
     }
 
     /// Replaces the targets of `region`: each target name with its labels.
-    pub fn set_region<'a>(
+    pub(crate) fn set_region<'a>(
         &self,
         region: &str,
         targets: impl IntoIterator<Item = (&'a str, &'a BTreeMap<String, String>)>,

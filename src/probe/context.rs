@@ -30,15 +30,15 @@ pub(super) trait Steps: Send {
 /// record, and the groups to clean up.
 pub(super) struct RunContext<'a> {
     /// The probe's devices.
-    pub devices: &'a mut Devices,
+    pub(crate) devices: &'a mut Devices,
     /// The run's record.
-    pub run: &'a mut Run,
+    pub(crate) run: &'a mut Run,
     /// The probe's definition.
-    pub spec: &'a ProbeSpec,
+    pub(crate) spec: &'a ProbeSpec,
     /// Unique tag of this run, in every body, key and name it creates.
-    pub tag: String,
+    pub(crate) tag: String,
     /// Groups created by this run, emptied after the steps.
-    pub groups: Vec<Created>,
+    pub(crate) groups: Vec<Created>,
 }
 
 impl RunContext<'_> {

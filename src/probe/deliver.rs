@@ -95,11 +95,11 @@ async fn listen(
 #[derive(Debug, Clone)]
 pub(super) struct Sent {
     /// The id the service acknowledged it with.
-    pub id: MessageId,
+    pub(crate) id: MessageId,
     /// The text sent.
-    pub body: String,
+    pub(crate) body: String,
     /// When the send began (latency and the delivery deadline count from here).
-    pub sent_at: Instant,
+    pub(crate) sent_at: Instant,
 }
 
 impl Sent {
@@ -139,9 +139,9 @@ impl Receipt {
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Timing {
     /// A message not on a device this long after its send is missing there.
-    pub deadline: Duration,
+    pub(crate) deadline: Duration,
     /// A message slower than this is late.
-    pub objective: Duration,
+    pub(crate) objective: Duration,
 }
 
 /// What the delivery checker found, reason by reason, for the caller to
@@ -149,19 +149,19 @@ pub(super) struct Timing {
 #[derive(Debug, Default)]
 pub(super) struct DeliveryReport {
     /// Each finding: the contract reason and what was seen.
-    pub findings: Vec<(Reason, String)>,
+    pub(crate) findings: Vec<(Reason, String)>,
     /// Deliveries waited for (messages × recipient devices).
-    pub expected: u64,
+    pub(crate) expected: u64,
     /// Of those, arrived intact before the deadline.
-    pub delivered: u64,
+    pub(crate) delivered: u64,
     /// Per recipient, per message: whether it arrived before the deadline.
-    pub reached: Vec<Vec<bool>>,
+    pub(crate) reached: Vec<Vec<bool>>,
     /// Per recipient: whether its push connection stayed up (a lost one is
     /// reported on `connect`, not as its misses).
-    pub alive: Vec<bool>,
+    pub(crate) alive: Vec<bool>,
     /// Per message: whether some device got it twice or altered (already
     /// reported here, so other checks need not report it again).
-    pub flawed: Vec<bool>,
+    pub(crate) flawed: Vec<bool>,
 }
 
 impl DeliveryReport {

@@ -18,19 +18,19 @@ const DRAIN_MAX: usize = 10_000;
 /// One logged-in device and whether its push connection was found lost.
 pub(super) struct Slot {
     /// The device.
-    pub device: Box<dyn Device>,
+    pub(crate) device: Box<dyn Device>,
     /// Its push connection closed and the loss was already reported.
-    pub push_lost: bool,
+    pub(crate) push_lost: bool,
     /// Bodies of the messages this run's delivery checks saw arrive here: a
     /// copy of one read away before the next run is a late duplicate.
-    pub delivered: Vec<String>,
+    pub(crate) delivered: Vec<String>,
 }
 
 /// One probe account and its devices.
 pub(super) struct Member {
     account: Account,
     /// The devices logged in so far (full after [`Devices::prepare`] succeeded).
-    pub slots: Vec<Slot>,
+    pub(crate) slots: Vec<Slot>,
 }
 
 impl Member {
@@ -46,9 +46,9 @@ impl Member {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct DeviceRef {
     /// The member's index among the probe's accounts.
-    pub member: usize,
+    pub(crate) member: usize,
     /// The device's index among that member's devices.
-    pub device: usize,
+    pub(crate) device: usize,
 }
 
 impl DeviceRef {
@@ -62,16 +62,16 @@ impl DeviceRef {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Created {
     /// The group.
-    pub id: GroupId,
+    pub(crate) id: GroupId,
     /// Members (indices into the probe's accounts) currently in the group.
-    pub members: Vec<usize>,
+    pub(crate) members: Vec<usize>,
 }
 
 /// Every account of a probe with its devices.
 pub(super) struct Devices {
     service: Arc<dyn ChatService>,
     /// The accounts, in the order the probe was given them.
-    pub members: Vec<Member>,
+    pub(crate) members: Vec<Member>,
     devices_per_account: usize,
     footprint: Footprint,
     /// Devices retired so far by [`Devices::renew_one`] (whose turn is next).

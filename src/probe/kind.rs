@@ -19,23 +19,23 @@ use crate::outcome::Operation;
 pub(super) struct KindDef {
     /// The kind's name in probe files; its shipped probe is named after it
     /// (**contract**).
-    pub name: &'static str,
+    pub(crate) name: &'static str,
     /// The operation the kind is about: a run cut off by `run_timeout` is
     /// reported as a `timeout` on it.
-    pub main_operation: Operation,
+    pub(crate) main_operation: Operation,
     /// The text of the shipped probe file, `probes/<name>.yaml` (built into
     /// the binary with `include_str!`).
-    pub shipped: &'static str,
+    pub(crate) shipped: &'static str,
     /// The kind's own rules, checked after the common ones of
     /// [`ProbeSpec::validate`].
-    pub validate: fn(&ProbeSpec) -> Result<(), SpecError>,
+    pub(crate) validate: fn(&ProbeSpec) -> Result<(), SpecError>,
     /// How many accounts a probe of the spec acts as.
-    pub accounts_needed: fn(&ProbeSpec) -> usize,
+    pub(crate) accounts_needed: fn(&ProbeSpec) -> usize,
     /// Message deliveries one healthy run of the spec waits for (its
     /// outcome's `messages_expected`).
-    pub messages_expected: fn(&ProbeSpec) -> u64,
+    pub(crate) messages_expected: fn(&ProbeSpec) -> u64,
     /// A fresh instance of the kind's steps, for one probe.
-    pub steps: fn() -> Box<dyn Steps>,
+    pub(crate) steps: fn() -> Box<dyn Steps>,
 }
 
 /// Declares the registry of probe kinds: the [`ProbeKind`] enum, its `ALL`
@@ -89,7 +89,7 @@ impl ProbeKind {
     }
 
     /// The kind named `name` in probe files.
-    pub fn from_name(name: &str) -> Option<ProbeKind> {
+    pub(crate) fn from_name(name: &str) -> Option<ProbeKind> {
         ProbeKind::ALL
             .iter()
             .copied()

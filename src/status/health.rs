@@ -21,7 +21,7 @@ pub enum Health {
 impl Health {
     /// The colour of a run with these failures; those that do not fail
     /// the run (cleanup) leave it green.
-    pub fn of(failures: &[Failure]) -> Health {
+    pub(crate) fn of(failures: &[Failure]) -> Health {
         let failing: Vec<&Failure> = failures.iter().filter(|f| f.fails_run()).collect();
         if failing.is_empty() {
             Health::Green
@@ -36,12 +36,12 @@ impl Health {
     }
 
     /// The worst of several colours (`Unknown` when there are none).
-    pub fn worst(all: impl IntoIterator<Item = Health>) -> Health {
+    pub(crate) fn worst(all: impl IntoIterator<Item = Health>) -> Health {
         all.into_iter().max().unwrap_or(Health::Unknown)
     }
 
     /// The value of the `data-state` attribute and of `state` in JSON.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Health::Unknown => "unknown",
             Health::Green => "green",
@@ -51,7 +51,7 @@ impl Health {
     }
 
     /// A word for people.
-    pub fn word(self) -> &'static str {
+    pub(crate) fn word(self) -> &'static str {
         match self {
             Health::Unknown => "no data",
             Health::Green => "passing",

@@ -42,11 +42,11 @@ impl<T> Ring<T> {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(super) struct BucketCounts {
     /// Runs that finished in the bucket.
-    pub runs: u32,
+    pub(crate) runs: u32,
     /// Of those, runs with at least one failure that is not a mere degradation.
-    pub failed: u32,
+    pub(crate) failed: u32,
     /// Of those, runs whose failures were all degradations (late or partial).
-    pub degraded: u32,
+    pub(crate) degraded: u32,
 }
 
 impl BucketCounts {

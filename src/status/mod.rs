@@ -19,7 +19,9 @@ use std::time::{Duration, SystemTime};
 pub use health::Health;
 pub use page::{Frame, render as render_page, render_framed};
 pub use routes::{HEADERS, router};
-pub use snapshot::{CellView, FailureView, StatusSnapshot, StepFailure, Timestamp, TrendView};
+pub(crate) use snapshot::{
+    CellView, FailureView, StatusSnapshot, StepFailure, Timestamp, TrendView,
+};
 
 use crate::outcome::{Failure, ProbeKey, ProbeOutcome, Reason};
 use history::{Ring, Trend};
@@ -27,13 +29,13 @@ use history::{Ring, Trend};
 /// How many failures the recent failures list keeps.
 pub const RECENT_FAILURES: usize = 50;
 /// How far back the trend reaches.
-pub const TREND_WINDOW: Duration = Duration::from_secs(60 * 60);
+pub(crate) const TREND_WINDOW: Duration = Duration::from_secs(60 * 60);
 /// The width of one trend bucket.
-pub const TREND_BUCKET: Duration = Duration::from_secs(10);
+pub(crate) const TREND_BUCKET: Duration = Duration::from_secs(10);
 /// Failure details longer than this many characters are shortened.
 pub const DETAIL_MAX_CHARS: usize = 300;
 /// How many failures of a cell's last run are kept.
-pub const CELL_FAILURES_MAX: usize = 8;
+pub(crate) const CELL_FAILURES_MAX: usize = 8;
 
 /// The latest state of every probe × region × target, the trend of the last
 /// hour per probe and the last [`RECENT_FAILURES`] failures. Memory is
@@ -95,7 +97,7 @@ impl StatusBoard {
 
     /// Forgets the cell of the probe `key` (its target is gone); recent
     /// failures and trends stay, as history.
-    pub fn forget(&self, key: &ProbeKey) {
+    pub(crate) fn forget(&self, key: &ProbeKey) {
         self.lock().cells.remove(key);
     }
 

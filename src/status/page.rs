@@ -34,29 +34,29 @@ pub fn render_framed(snapshot: &StatusSnapshot, frame: &Frame<'_>) -> String {
 #[derive(Debug, Clone, Copy)]
 pub struct Frame<'a> {
     /// The document title, before the overall state (`chatprobe`).
-    pub title: &'a str,
+    pub(crate) title: &'a str,
     /// The banner's heading (`chatprobe status`).
-    pub heading: &'a str,
+    pub(crate) heading: &'a str,
     /// Shown instead of the headline when set: why the page cannot tell
     /// the state (its source is unreachable, say).
-    pub notice: Option<&'a str>,
+    pub(crate) notice: Option<&'a str>,
     /// What the recent failures table says when it is empty.
-    pub no_failures: &'a str,
+    pub(crate) no_failures: &'a str,
     /// Style rules added after the shared style sheet.
-    pub style: &'a str,
+    pub(crate) style: &'a str,
     /// Sections (HTML, their text already escaped) between the banner and the grid.
-    pub top: &'a [String],
+    pub(crate) top: &'a [String],
     /// Sections (HTML, their text already escaped) between the trends and the recent failures.
-    pub middle: &'a [String],
+    pub(crate) middle: &'a [String],
     /// The footer's links: what each one serves, and its relative address.
-    pub links: &'a [(&'a str, &'a str)],
+    pub(crate) links: &'a [(&'a str, &'a str)],
     /// The relative address of an Atom feed to announce in the head.
-    pub feed: Option<&'a str>,
+    pub(crate) feed: Option<&'a str>,
 }
 
 impl Frame<'static> {
     /// The agent's own page.
-    pub const AGENT: Frame<'static> = Frame {
+    pub(crate) const AGENT: Frame<'static> = Frame {
         title: "chatprobe",
         heading: "chatprobe status",
         notice: None,

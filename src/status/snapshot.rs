@@ -13,7 +13,7 @@ use crate::outcome::{Failure, Operation, ProbeKey, Reason};
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StatusSnapshot {
     /// When the snapshot was taken.
-    pub generated_at: Timestamp,
+    pub(crate) generated_at: Timestamp,
     /// The worst state of all cells (`unknown` before any run finished).
     pub overall: Health,
     /// The latest state of each probe × region × target, sorted by region, target, probe.
@@ -26,7 +26,7 @@ pub struct StatusSnapshot {
 
 impl StatusSnapshot {
     /// How many cells are in `state`.
-    pub fn count(&self, state: Health) -> usize {
+    pub(crate) fn count(&self, state: Health) -> usize {
         self.cells.iter().filter(|cell| cell.state == state).count()
     }
 }
@@ -42,11 +42,11 @@ pub struct CellView {
     /// The distinct reasons the last run failed with, sorted (empty when it passed).
     pub reasons: Vec<Reason>,
     /// When the last run finished.
-    pub last_run_at: Timestamp,
+    pub(crate) last_run_at: Timestamp,
     /// Seconds from `last_run_at` to the snapshot.
     pub age_seconds: u64,
     /// How long the last run took, in seconds.
-    pub duration_seconds: f64,
+    pub(crate) duration_seconds: f64,
     /// Runs in a row, up to the last one, that did not pass (0 when it passed).
     pub consecutive_failures: u64,
     /// When the current streak of failed runs began (null when passing).
@@ -54,27 +54,27 @@ pub struct CellView {
     /// When a run last passed (null if none did yet).
     pub last_success_at: Option<Timestamp>,
     /// Message deliveries the last run waited for.
-    pub messages_expected: u64,
+    pub(crate) messages_expected: u64,
     /// Of those, the ones that arrived intact within the deadline.
-    pub messages_delivered: u64,
+    pub(crate) messages_delivered: u64,
     /// The failures of the last run (at most a few, in the order found).
-    pub failures: Vec<StepFailure>,
+    pub(crate) failures: Vec<StepFailure>,
     /// The source has not heard of this cell for longer than it should
     /// have (only the fleet page, fed by Prometheus, sets it; omitted from
     /// JSON when false).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub stale: bool,
+    pub(crate) stale: bool,
 }
 
 /// One failed step, with its reason in words.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct StepFailure {
     /// The step that failed.
-    pub operation: Operation,
+    pub(crate) operation: Operation,
     /// Why, from the closed set.
-    pub reason: Reason,
+    pub(crate) reason: Reason,
     /// The reason in plain words.
-    pub reason_text: &'static str,
+    pub(crate) reason_text: &'static str,
     /// What was observed (shortened if long).
     pub detail: String,
 }
@@ -94,10 +94,10 @@ impl From<&Failure> for StepFailure {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FailureView {
     /// When the failed run finished.
-    pub at: Timestamp,
+    pub(crate) at: Timestamp,
     /// Which probe, region and target (`region`, `target`, `probe` in JSON).
     #[serde(flatten)]
-    pub key: ProbeKey,
+    pub(crate) key: ProbeKey,
     /// The failed step (`operation`, `reason`, `reason_text`, `detail` in JSON).
     #[serde(flatten)]
     pub failure: StepFailure,
@@ -123,7 +123,7 @@ pub struct TrendView {
 impl TrendView {
     /// How many buckets, counted back from the newest, reach the oldest one
     /// with a run (0 when there is none).
-    pub fn buckets_with_history(&self) -> usize {
+    pub(crate) fn buckets_with_history(&self) -> usize {
         self.runs
             .iter()
             .position(|&runs| runs > 0)
@@ -131,7 +131,7 @@ impl TrendView {
     }
 
     /// The same trend cut to its newest `count` buckets.
-    pub fn newest(&self, count: usize) -> TrendView {
+    pub(crate) fn newest(&self, count: usize) -> TrendView {
         let skip = self.runs.len().saturating_sub(count);
         let tail = |series: &[u32]| series.get(skip..).unwrap_or_default().to_vec();
         let skipped_seconds = self.bucket_seconds.saturating_mul(skip as u64);
@@ -150,7 +150,7 @@ impl TrendView {
     /// The same trend with every `factor` consecutive buckets summed into
     /// one, grouped from the newest (the oldest group counts as if padded
     /// with empty buckets).
-    pub fn coarser(&self, factor: usize) -> TrendView {
+    pub(crate) fn coarser(&self, factor: usize) -> TrendView {
         let factor = factor.max(1);
         let padding = (factor - self.runs.len() % factor) % factor;
         let sums = |series: &[u32]| -> Vec<u32> {
@@ -185,12 +185,12 @@ impl Timestamp {
     const MAX_SECONDS: u64 = 253_402_300_799;
 
     /// `seconds` since the epoch, clamped to what RFC 3339 can write.
-    pub fn from_unix_seconds(seconds: u64) -> Self {
+    pub(crate) fn from_unix_seconds(seconds: u64) -> Self {
         Self(seconds.min(Self::MAX_SECONDS))
     }
 
     /// A system time, clamped to 1970–9999.
-    pub fn from_system(time: SystemTime) -> Self {
+    pub(crate) fn from_system(time: SystemTime) -> Self {
         let seconds = time
             .duration_since(UNIX_EPOCH)
             .map_or(0, |since| since.as_secs());
@@ -203,17 +203,17 @@ impl Timestamp {
     }
 
     /// Seconds from `earlier` to `self` (0 if `earlier` is later).
-    pub fn seconds_since(self, earlier: Timestamp) -> u64 {
+    pub(crate) fn seconds_since(self, earlier: Timestamp) -> u64 {
         self.0.saturating_sub(earlier.0)
     }
 
     /// `2026-11-23T16:25:00Z`.
-    pub fn rfc3339(self) -> String {
+    pub(crate) fn rfc3339(self) -> String {
         humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(self.0)).to_string()
     }
 
     /// The time of day, `16:25:00` (UTC).
-    pub fn clock(self) -> String {
+    pub(crate) fn clock(self) -> String {
         let full = self.rfc3339();
         full.get(11..19).unwrap_or(&full).to_owned()
     }

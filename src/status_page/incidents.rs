@@ -17,13 +17,13 @@ use crate::status::Timestamp;
 
 /// When an incident opens and ends (the defaults are the shipped rules').
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct IncidentRule {
+pub(crate) struct IncidentRule {
     /// How far back failed runs are counted (`2m`).
-    pub window: Duration,
+    pub(crate) window: Duration,
     /// Failed runs within `window` that, with the last run failed, open an incident (2).
-    pub failed_runs: u32,
+    pub(crate) failed_runs: u32,
     /// Passing runs in a row that end it, in every cell it involved (2).
-    pub passed_runs: u32,
+    pub(crate) passed_runs: u32,
 }
 
 impl Default for IncidentRule {
@@ -40,20 +40,20 @@ impl Default for IncidentRule {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub(crate) struct Incident {
     /// The probe that failed.
-    pub probe: String,
+    pub(crate) probe: String,
     /// The regions where it failed, sorted.
-    pub regions: BTreeSet<String>,
+    pub(crate) regions: BTreeSet<String>,
     /// The targets it failed against, sorted.
-    pub targets: BTreeSet<String>,
+    pub(crate) targets: BTreeSet<String>,
     /// Why, each reason with its words and the operations it hit.
     #[serde(serialize_with = "reasons_in_words")]
-    pub reasons: BTreeMap<Reason, BTreeSet<Operation>>,
+    pub(crate) reasons: BTreeMap<Reason, BTreeSet<Operation>>,
     /// When the probe started failing by the rule.
-    pub started_at: Timestamp,
+    pub(crate) started_at: Timestamp,
     /// When it ended (`null` while ongoing).
-    pub ended_at: Option<Timestamp>,
+    pub(crate) ended_at: Option<Timestamp>,
     /// From start to end, or to now while ongoing.
-    pub duration_seconds: u64,
+    pub(crate) duration_seconds: u64,
 }
 
 impl Incident {

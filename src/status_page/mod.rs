@@ -36,23 +36,23 @@ pub(crate) const DEFAULT_LISTEN: &str = "127.0.0.1:9465";
 
 /// What `chatprobe status-page` was asked to do.
 #[derive(Debug, Clone)]
-pub struct StatusPageOptions {
+pub(crate) struct StatusPageOptions {
     /// The query API's base URL.
-    pub prometheus: String,
+    pub(crate) prometheus: String,
     /// How queries authenticate.
-    pub auth: Auth,
+    pub(crate) auth: Auth,
     /// Where the page is served.
-    pub listen: SocketAddr,
+    pub(crate) listen: SocketAddr,
     /// The page's and the feed's title.
-    pub title: String,
+    pub(crate) title: String,
     /// The operator's statement (plain text or Markdown).
-    pub notes: Option<PathBuf>,
+    pub(crate) notes: Option<PathBuf>,
     /// How long without a scrape makes a cell stale.
-    pub stale_after: Duration,
+    pub(crate) stale_after: Duration,
     /// The step incidents are derived at.
-    pub step: Duration,
+    pub(crate) step: Duration,
     /// When incidents open and end.
-    pub rule: IncidentRule,
+    pub(crate) rule: IncidentRule,
 }
 
 /// Serves the fleet page until `shutdown` resolves.

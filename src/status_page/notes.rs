@@ -15,9 +15,9 @@ use crate::status::html::Escaped;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Note {
     /// The file's text, trimmed.
-    pub text: String,
+    pub(crate) text: String,
     /// When the file was last changed.
-    pub updated: Timestamp,
+    pub(crate) updated: Timestamp,
 }
 
 /// A notes file, re-read when its modification time changes.

@@ -45,7 +45,7 @@ pub(crate) enum PrometheusError {
 /// Where a credential comes from; it is read again before every query, so
 /// a rotated token file is picked up.
 #[derive(Debug, Clone)]
-pub enum Secret {
+pub(crate) enum Secret {
     /// An environment variable holding it.
     Env(String),
     /// A file holding it (a trailing newline is ignored).
@@ -71,7 +71,7 @@ impl Secret {
 
 /// How queries authenticate.
 #[derive(Debug, Clone, Default)]
-pub enum Auth {
+pub(crate) enum Auth {
     /// Not at all.
     #[default]
     None,
@@ -86,9 +86,9 @@ pub enum Auth {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub(crate) struct Series {
     /// The series' labels (without `__name__` for computed expressions).
-    pub labels: BTreeMap<String, String>,
+    pub(crate) labels: BTreeMap<String, String>,
     /// Its points, oldest first.
-    pub points: Vec<(u64, f64)>,
+    pub(crate) points: Vec<(u64, f64)>,
 }
 
 impl Series {

@@ -30,11 +30,11 @@ pub(crate) const REFRESH: Duration = Duration::from_secs(2);
 #[derive(Debug)]
 pub(crate) struct Page {
     /// Reads Prometheus.
-    pub source: FleetSource,
+    pub(crate) source: FleetSource,
     /// The page's and the feed's title.
-    pub title: String,
+    pub(crate) title: String,
     /// The operator's statement, if configured.
-    pub notes: Option<NotesFile>,
+    pub(crate) notes: Option<NotesFile>,
 }
 
 /// One reading, as served.

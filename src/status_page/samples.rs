@@ -18,41 +18,41 @@ const MAX_STEPS_PER_QUERY: u64 = 10_000;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Window {
     /// The first point (unix seconds).
-    pub start: u64,
+    pub(crate) start: u64,
     /// The last point (unix seconds).
-    pub end: u64,
+    pub(crate) end: u64,
     /// Seconds between points; each point covers the `step` seconds up to it.
-    pub step: u64,
+    pub(crate) step: u64,
 }
 
 /// What happened to one cell in the `step` seconds up to `at`.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub(crate) struct Step {
     /// The end of the step (unix seconds).
-    pub at: u64,
+    pub(crate) at: u64,
     /// Runs that passed in the step.
-    pub passed: u32,
+    pub(crate) passed: u32,
     /// Runs that failed in the step.
-    pub failed: u32,
+    pub(crate) failed: u32,
     /// Whether the last run up to `at` passed (`chatprobe_probe_success`), when known.
-    pub last_passed: Option<bool>,
+    pub(crate) last_passed: Option<bool>,
     /// Failed steps in the step, by operation and reason.
-    pub failures: Vec<(Operation, Reason, u32)>,
+    pub(crate) failures: Vec<(Operation, Reason, u32)>,
     /// When the last run up to `at` finished, by the agent's clock.
-    pub last_run_at: Option<u64>,
+    pub(crate) last_run_at: Option<u64>,
     /// When Prometheus last scraped the cell, up to `at`.
-    pub sampled_at: Option<u64>,
+    pub(crate) sampled_at: Option<u64>,
     /// The mean duration of the step's runs, in seconds.
-    pub mean_duration: Option<f64>,
+    pub(crate) mean_duration: Option<f64>,
 }
 
 /// One cell's steps, oldest first.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct CellSteps {
     /// Which probe, region and target.
-    pub key: ProbeKey,
+    pub(crate) key: ProbeKey,
     /// Its steps with data, oldest first.
-    pub steps: Vec<Step>,
+    pub(crate) steps: Vec<Step>,
 }
 
 /// How much to read: the counts the incident rule needs, or everything the
@@ -69,17 +69,17 @@ pub(crate) enum Detail {
 #[derive(Debug, Default)]
 pub(crate) struct Answers {
     /// Runs per step by `result`.
-    pub runs: Vec<Series>,
+    pub(crate) runs: Vec<Series>,
     /// `chatprobe_probe_success`.
-    pub success: Vec<Series>,
+    pub(crate) success: Vec<Series>,
     /// Failed steps per step by `operation` and `reason` (steps with some only).
-    pub failures: Vec<Series>,
+    pub(crate) failures: Vec<Series>,
     /// `chatprobe_last_run_timestamp_seconds`.
-    pub last_run: Vec<Series>,
+    pub(crate) last_run: Vec<Series>,
     /// The time of the last scrape.
-    pub sampled: Vec<Series>,
+    pub(crate) sampled: Vec<Series>,
     /// The mean run duration per step.
-    pub duration: Vec<Series>,
+    pub(crate) duration: Vec<Series>,
 }
 
 /// Reads `window` from Prometheus, in as many queries as its length needs.

@@ -28,24 +28,24 @@ const FAILED_HOURS: &str = r#"sum by (region, target, probe) (increase(chatprobe
 #[derive(Debug, Clone)]
 pub(crate) struct FleetView {
     /// Cells, trends and recent failures (the agent's schema).
-    pub snapshot: StatusSnapshot,
+    pub(crate) snapshot: StatusSnapshot,
     /// Every incident of the last 90 days, newest first.
-    pub incidents: Vec<Incident>,
+    pub(crate) incidents: Vec<Incident>,
     /// Day bars per probe and region.
-    pub uptime: Vec<UptimeRow>,
+    pub(crate) uptime: Vec<UptimeRow>,
 }
 
 /// Reads the fleet from a Prometheus-compatible query API.
 #[derive(Debug, Clone)]
 pub(crate) struct FleetSource {
     /// The query API.
-    pub client: PrometheusClient,
+    pub(crate) client: PrometheusClient,
     /// When incidents open and end.
-    pub rule: IncidentRule,
+    pub(crate) rule: IncidentRule,
     /// The step incidents are derived at.
-    pub step: Duration,
+    pub(crate) step: Duration,
     /// How long without a scrape makes a cell stale.
-    pub stale_after: Duration,
+    pub(crate) stale_after: Duration,
 }
 
 impl FleetSource {

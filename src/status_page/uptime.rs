@@ -32,11 +32,11 @@ pub(crate) fn window(now: u64) -> Window {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Day {
     /// Midnight (UTC) at its start, unix seconds.
-    pub start: u64,
+    pub(crate) start: u64,
     /// Runs that passed (as Prometheus estimates them).
-    pub passed: f64,
+    pub(crate) passed: f64,
     /// Runs that failed.
-    pub failed: f64,
+    pub(crate) failed: f64,
 }
 
 impl Day {
@@ -52,11 +52,11 @@ impl Day {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct UptimeRow {
     /// The probe.
-    pub probe: String,
+    pub(crate) probe: String,
     /// The region.
-    pub region: String,
+    pub(crate) region: String,
     /// One per day, oldest first.
-    pub days: Vec<Day>,
+    pub(crate) days: Vec<Day>,
 }
 
 impl UptimeRow {

@@ -12,15 +12,15 @@ use serde::de::DeserializeOwned;
 #[derive(Debug, thiserror::Error)]
 pub struct FileError {
     /// The file.
-    pub path: PathBuf,
+    pub(crate) path: PathBuf,
     /// 1-based line, when known.
-    pub line: Option<usize>,
+    pub(crate) line: Option<usize>,
     /// 1-based column, when known.
-    pub column: Option<usize>,
+    pub(crate) column: Option<usize>,
     /// Dotted path of the offending field (`probes[2].interval`), when known.
-    pub field: Option<String>,
+    pub(crate) field: Option<String>,
     /// What is wrong.
-    pub message: String,
+    pub(crate) message: String,
 }
 
 impl fmt::Display for FileError {
@@ -41,7 +41,7 @@ impl fmt::Display for FileError {
 
 impl FileError {
     /// An error about the file as a whole (or about a field without a position).
-    pub fn new(path: &Path, field: Option<String>, message: impl Into<String>) -> Self {
+    pub(crate) fn new(path: &Path, field: Option<String>, message: impl Into<String>) -> Self {
         FileError {
             path: path.to_path_buf(),
             line: None,
@@ -60,7 +60,7 @@ pub fn load<T: DeserializeOwned>(path: &Path) -> Result<T, FileError> {
 }
 
 /// Deserialize YAML `text` (read from `path`, which errors name) into `T`.
-pub fn parse<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T, FileError> {
+pub(crate) fn parse<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T, FileError> {
     let deserializer = serde_yaml_ng::Deserializer::from_str(text);
     serde_path_to_error::deserialize(deserializer).map_err(|err| {
         let field = err.path().to_string();

@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 /// A label value (region, target name, account prefix): letters, digits, `_`, `-`, `.`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Label(pub String);
+pub(crate) struct Label(pub String);
 
 impl TryFrom<String> for Label {
     type Error = String;
@@ -33,7 +33,7 @@ pub(crate) fn check_label(value: &str) -> Result<(), String> {
 
 /// An `http://` or `https://` URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HttpUrl(pub String);
+pub(crate) struct HttpUrl(pub String);
 
 impl TryFrom<String> for HttpUrl {
     type Error = String;
@@ -49,7 +49,7 @@ impl TryFrom<String> for HttpUrl {
 
 /// An `http://` URL: for a service that speaks no TLS (the mock backend).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PlainHttpUrl(pub String);
+pub(crate) struct PlainHttpUrl(pub String);
 
 impl TryFrom<String> for PlainHttpUrl {
     type Error = String;

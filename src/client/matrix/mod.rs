@@ -29,11 +29,11 @@ use crate::yaml::values::HttpUrl;
 #[serde(deny_unknown_fields)]
 pub struct MatrixTarget {
     /// Base URL of the homeserver's client API, e.g. `https://matrix.example.org`.
-    pub homeserver: HttpUrl,
+    pub(crate) homeserver: HttpUrl,
     /// Register probe accounts that cannot log in, where the homeserver
     /// allows registration without verification (default: false).
     #[serde(default)]
-    pub register: bool,
+    pub(crate) register: bool,
 }
 
 impl TargetProtocol for MatrixTarget {
@@ -212,7 +212,7 @@ impl ChatService for MatrixService {
 
 /// One logged-in Matrix device.
 #[derive(Debug)]
-pub struct MatrixDevice {
+pub(crate) struct MatrixDevice {
     session: Arc<SyncSession>,
     device_id: String,
     /// Where the push chain goes on from (shared with its task).

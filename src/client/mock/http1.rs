@@ -32,11 +32,11 @@ const READ_CHUNK: usize = 4 * 1024;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Endpoint {
     /// `host:port` to connect to (port 80 when the URL has none).
-    pub authority: String,
+    pub(crate) authority: String,
     /// The `Host` header: the URL's host and port as written.
-    pub host: String,
+    pub(crate) host: String,
     /// Path before every request's path (empty, or `/prefix`).
-    pub prefix: String,
+    pub(crate) prefix: String,
 }
 
 impl Endpoint {
@@ -105,22 +105,22 @@ impl Method {
 /// optional JSON body.
 pub(super) struct Request<'a> {
     /// The method.
-    pub method: Method,
+    pub(crate) method: Method,
     /// Path and query, after the endpoint's prefix.
-    pub path: &'a str,
+    pub(crate) path: &'a str,
     /// Bearer token for `Authorization`, already checked by [`header_text`].
-    pub token: Option<&'a str>,
+    pub(crate) token: Option<&'a str>,
     /// JSON body.
-    pub json: Option<&'a [u8]>,
+    pub(crate) json: Option<&'a [u8]>,
 }
 
 /// An answer: its status and whole body.
 #[derive(Debug)]
 pub(super) struct Answer {
     /// The status code.
-    pub status: u16,
+    pub(crate) status: u16,
     /// The body, de-chunked.
-    pub body: Bytes,
+    pub(crate) body: Bytes,
 }
 
 /// An HTTP/1.1 client of one [`Endpoint`] with a pool of idle keep-alive

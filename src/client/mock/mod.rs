@@ -88,7 +88,7 @@ fn parse<T: DeserializeOwned>(body: &[u8]) -> ClientResult<T> {
 pub struct MockTarget {
     /// Base URL of the backend, e.g. `http://127.0.0.1:8080` (plain HTTP:
     /// the mock backend serves no TLS).
-    pub url: PlainHttpUrl,
+    pub(crate) url: PlainHttpUrl,
 }
 
 impl TargetProtocol for MockTarget {

@@ -48,19 +48,19 @@ const REMEMBERED_SENDS: usize = 1024;
 #[serde(deny_unknown_fields)]
 pub struct XmppTarget {
     /// The server's client port, `host:port` (e.g. `xmpp.example.org:5222`).
-    pub server: String,
+    pub(crate) server: String,
     /// The accounts' domain, e.g. `example.org`.
-    pub domain: String,
+    pub(crate) domain: String,
     /// The MUC service the probe rooms are created on, e.g. `conference.example.org`.
-    pub muc_service: String,
+    pub(crate) muc_service: String,
     /// Register probe accounts that cannot log in, in band (XEP-0077), where
     /// the server allows it (default: false).
     #[serde(default)]
-    pub register: bool,
+    pub(crate) register: bool,
     /// `starttls` (default), `direct` (TLS from the first byte) or `plain`
     /// (unencrypted; only for servers on loopback).
     #[serde(default = "default_transport")]
-    pub tls: Transport,
+    pub(crate) tls: Transport,
 }
 
 fn default_transport() -> Transport {
@@ -248,7 +248,7 @@ impl ChatService for XmppService {
 
 /// One session of one account.
 #[derive(Debug)]
-pub struct XmppDevice {
+pub(crate) struct XmppDevice {
     inner: Arc<Inner>,
     account: Account,
     user_id: String,

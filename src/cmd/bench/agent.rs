@@ -43,33 +43,33 @@ const LATENCY_RECEIVERS: usize = 3;
 pub struct AgentBenchArgs {
     /// What to measure.
     #[arg(long, value_enum, default_value_t = Measure::Devices)]
-    pub measure: Measure,
+    pub(crate) measure: Measure,
     /// Backend to use (`http://HOST:PORT`); default: start `chatprobe backend` as a child process.
     #[arg(long)]
-    pub url: Option<String>,
+    pub(crate) url: Option<String>,
     /// Push-connected devices to hold (`devices`).
     #[arg(long, default_value_t = 10_000)]
-    pub devices: usize,
+    pub(crate) devices: usize,
     /// Measured probe runs (`cpu`).
     #[arg(long, default_value_t = 500)]
-    pub runs: usize,
+    pub(crate) runs: usize,
     /// Injected delivery delay (`latency`).
     #[arg(long, default_value = "50ms", value_parser = humantime::parse_duration)]
-    pub delay: Duration,
+    pub(crate) delay: Duration,
     /// Messages sent (`latency`); each is measured on every receiving device.
     #[arg(long, default_value_t = 300)]
-    pub samples: usize,
+    pub(crate) samples: usize,
     /// Failing runs (`failing-rss`).
     #[arg(long, default_value_t = 10_000)]
-    pub failing_runs: usize,
+    pub(crate) failing_runs: usize,
     /// How long leaves fail (`leave-outage`).
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
-    pub outage: Duration,
+    pub(crate) outage: Duration,
 }
 
 /// An agent benchmark.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Measure {
+pub(crate) enum Measure {
     /// Resident memory of N push-connected devices.
     Devices,
     /// CPU time per group_message run.

@@ -66,7 +66,7 @@ pub enum Workload {
 }
 
 /// Run the benchmark and print its numbers.
-pub async fn run(args: BackendBenchArgs) -> anyhow::Result<()> {
+pub(crate) async fn run(args: BackendBenchArgs) -> anyhow::Result<()> {
     let report = measure(&args).await?;
     println!("{report}");
     Ok(())
@@ -98,17 +98,17 @@ pub struct FanoutReport {
     /// Groups they were split into.
     pub groups: usize,
     /// Members per group.
-    pub group_size: usize,
+    pub(crate) group_size: usize,
     /// Concurrent senders per group.
-    pub senders_per_group: usize,
+    pub(crate) senders_per_group: usize,
     /// Length of the measuring window.
-    pub elapsed: Duration,
+    pub(crate) elapsed: Duration,
     /// Acknowledged sends in the window.
     pub sends: u64,
     /// Sends answered with an error.
     pub failed_sends: u64,
     /// Push frames received in the window.
-    pub delivered_in_window: u64,
+    pub(crate) delivered_in_window: u64,
     /// Push frames received by the end of the drain.
     pub delivered: u64,
     /// Push frames the acknowledged sends should produce.
@@ -145,9 +145,9 @@ impl fmt::Display for FanoutReport {
 #[derive(Debug, Clone)]
 pub struct GroupMessageReport {
     /// Concurrent rooms.
-    pub rooms: usize,
+    pub(crate) rooms: usize,
     /// Length of the measuring window.
-    pub elapsed: Duration,
+    pub(crate) elapsed: Duration,
     /// Durations of the successful runs, sorted.
     pub latencies: Vec<Duration>,
     /// Runs that failed (an error or a missing delivery).

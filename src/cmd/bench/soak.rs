@@ -29,17 +29,17 @@ const REGIONS: [&str; 3] = ["eu-west", "us-east", "ap-south"];
 pub struct SoakArgs {
     /// How long to soak.
     #[arg(long, default_value = "30m", value_parser = humantime::parse_duration)]
-    pub duration: Duration,
+    pub(crate) duration: Duration,
     /// Time between the starts of two runs of one probe (before jitter).
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
-    pub interval: Duration,
+    pub(crate) interval: Duration,
 }
 
 /// What a soak found.
 #[derive(Debug, Clone, Default)]
 pub struct SoakReport {
     /// How long it ran.
-    pub elapsed: Duration,
+    pub(crate) elapsed: Duration,
     /// Probe runs finished.
     pub runs: u64,
     /// Runs that failed (each a false failure: the service was healthy).
@@ -79,7 +79,7 @@ impl SoakReport {
 }
 
 /// Run the soak and print what it found.
-pub async fn run(args: SoakArgs) -> anyhow::Result<()> {
+pub(crate) async fn run(args: SoakArgs) -> anyhow::Result<()> {
     let report = soak(args.duration, args.interval).await?;
     print!("{report}");
     Ok(())

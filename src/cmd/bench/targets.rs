@@ -25,20 +25,20 @@ use crate::probe::ProbeKind;
 pub struct TargetsBenchArgs {
     /// Targets in the target file at first.
     #[arg(long, default_value_t = 1000)]
-    pub targets: usize,
+    pub(crate) targets: usize,
     /// Targets left in the file once it shrinks.
     #[arg(long, default_value_t = 500)]
-    pub shrink_to: usize,
+    pub(crate) shrink_to: usize,
     /// Interval of the group_message probe.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
-    pub interval: Duration,
+    pub(crate) interval: Duration,
     /// How long steady state is measured.
     #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
-    pub measure_for: Duration,
+    pub(crate) measure_for: Duration,
     /// How often `/metrics` is scraped while measuring (the shipped
     /// `dashboards/prometheus.yml` scrapes every 15 s).
     #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
-    pub scrape_every: Duration,
+    pub(crate) scrape_every: Duration,
 }
 
 /// The log line of an agent that applied a change of its target files.
