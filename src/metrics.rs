@@ -4,7 +4,11 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use prometheus::{Encoder, IntGaugeVec, Opts, Registry, TextEncoder};
+use prometheus::core::Collector;
+use prometheus::process_collector::ProcessCollector;
+use prometheus::proto::{Metric, MetricType};
+
+use exposition::Exposition;
 
 mod exposition;
 mod probes;
@@ -44,12 +48,12 @@ pub const BUCKETS: &[f64] = &[
     RUN_TIMEOUT_BUCKET,
 ];
 
-/// A registry holding `chatprobe_build_info`, the process metrics and
-/// `chatprobe_target_info` (the `prometheus` crate's), and the probe metrics
-/// (a table of chatprobe's own).
+/// Every metric the agent serves: `chatprobe_build_info`, the process
+/// metrics, `chatprobe_target_info` and the probe metrics, all written by one
+/// text writer ([`exposition`]).
 pub struct MetricsRegistry {
-    /// `chatprobe_build_info`, the process metrics, `chatprobe_target_info`.
-    registry: Registry,
+    /// The process metrics (CPU, memory, open files), read at each render.
+    process: ProcessCollector,
     /// The probe metrics.
     pub probes: ProbeMetrics,
     /// `chatprobe_target_info`.
@@ -58,48 +62,50 @@ pub struct MetricsRegistry {
     last_render_len: AtomicUsize,
 }
 
-impl MetricsRegistry {
-    /// A fresh registry with every metric registered.
-    pub fn new() -> prometheus::Result<MetricsRegistry> {
-        let registry = Registry::new();
-        let build_info = IntGaugeVec::new(
-            Opts::new(
-                "chatprobe_build_info",
-                "Always 1; the version label says which build runs.",
-            ),
-            &["version"],
-        )?;
-        build_info
-            .with_label_values(&[env!("CARGO_PKG_VERSION")])
-            .set(1);
-        registry.register(Box::new(build_info))?;
-        registry.register(Box::new(
-            prometheus::process_collector::ProcessCollector::for_self(),
-        ))?;
-        let targets = TargetInfo::new()?;
-        registry.register(Box::new(targets.clone()))?;
-        Ok(MetricsRegistry {
-            registry,
+impl Default for MetricsRegistry {
+    fn default() -> MetricsRegistry {
+        MetricsRegistry {
+            process: ProcessCollector::for_self(),
             probes: ProbeMetrics::default(),
-            targets,
+            targets: TargetInfo::default(),
             last_render_len: AtomicUsize::new(0),
-        })
+        }
     }
+}
 
-    /// Every metric in the Prometheus text format: the registry's, then the
-    /// probe families by name.
+impl MetricsRegistry {
+    /// Every metric in the Prometheus text format: build info, the process
+    /// metrics, the target info, then the probe families by name.
     pub fn render(&self) -> String {
         let last_len = self.last_render_len.load(Ordering::Relaxed);
-        let mut buffer = Vec::new();
-        if let Err(err) = TextEncoder::new().encode(&self.registry.gather(), &mut buffer) {
-            return format!("# encoding metrics failed: {err}\n");
-        }
-        let mut text = String::from_utf8(buffer)
-            .unwrap_or_else(|err| String::from_utf8_lossy(err.as_bytes()).into_owned());
-        text.reserve(last_len + last_len / 8);
-        self.probes.render(&mut text);
+        let mut text = String::with_capacity(last_len + last_len / 8);
+        let mut out = Exposition::new(&mut text);
+        out.family(BUILD_INFO, BUILD_INFO_HELP, "gauge");
+        out.sample(BUILD_INFO, &[("version", env!("CARGO_PKG_VERSION"))], 1);
+        write_process(&mut out, &self.process);
+        self.targets.render(&mut out);
+        self.probes.render(&mut out);
         self.last_render_len.store(text.len(), Ordering::Relaxed);
         text
+    }
+}
+
+/// `chatprobe_build_info` (**contract**).
+const BUILD_INFO: &str = "chatprobe_build_info";
+const BUILD_INFO_HELP: &str = "Always 1; the version label says which build runs.";
+
+/// The process metrics as the `prometheus` crate reads them (from `/proc`),
+/// written through `out` (unlabelled counters and gauges).
+fn write_process(out: &mut Exposition<'_>, process: &ProcessCollector) {
+    for family in process.collect() {
+        let (kind, value): (&str, fn(&Metric) -> f64) = match family.get_field_type() {
+            MetricType::COUNTER => ("counter", |metric| metric.get_counter().get_value()),
+            _ => ("gauge", |metric| metric.get_gauge().get_value()),
+        };
+        out.family(family.name(), family.help(), kind);
+        for metric in family.get_metric() {
+            out.sample(family.name(), &[], value(metric));
+        }
     }
 }
 
@@ -134,7 +140,7 @@ mod tests {
 
     #[test]
     fn runs_total_exists_for_both_results_before_any_run() {
-        let metrics = MetricsRegistry::new().unwrap();
+        let metrics = MetricsRegistry::default();
         metrics.probes.init_probe(&key("eu-west"));
         let text = metrics.render();
         for result in ["success", "failure"] {
@@ -161,7 +167,7 @@ mod tests {
 
     #[test]
     fn each_family_comes_once_and_series_in_probe_order_every_scrape() {
-        let metrics = MetricsRegistry::new().unwrap();
+        let metrics = MetricsRegistry::default();
         for region in ["us-east", "ap-south", "eu-west"] {
             metrics.probes.init_probe(&key(region));
             metrics.probes.observe(&key(region), &outcome(vec![]));
@@ -205,7 +211,7 @@ mod tests {
 
     #[test]
     fn retain_probes_removes_every_series_of_the_others() {
-        let metrics = MetricsRegistry::new().unwrap();
+        let metrics = MetricsRegistry::default();
         for region in ["eu-west", "us-east"] {
             metrics.probes.init_probe(&key(region));
             metrics.probes.observe(&key(region), &outcome(vec![]));
@@ -229,7 +235,7 @@ mod tests {
 
     #[test]
     fn a_failed_run_counts_every_contract_series() {
-        let metrics = MetricsRegistry::new().unwrap();
+        let metrics = MetricsRegistry::default();
         let failure = Failure {
             operation: Operation::Deliver,
             reason: Reason::NotDelivered,

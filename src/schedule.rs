@@ -421,7 +421,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_hanging_probe_never_overlaps_itself_and_times_out() {
-        let metrics = MetricsRegistry::new().unwrap();
+        let metrics = MetricsRegistry::default();
         let recorder = Arc::new(Recorder::new(
             metrics.probes.clone(),
             Arc::new(crate::status::StatusBoard::new()),
@@ -476,7 +476,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn runs_follow_the_interval_within_the_jitter() {
-        let metrics = MetricsRegistry::new().unwrap();
+        let metrics = MetricsRegistry::default();
         let recorder = Arc::new(Recorder::new(
             metrics.probes.clone(),
             Arc::new(crate::status::StatusBoard::new()),
@@ -548,7 +548,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_removed_target_stops_and_cleans_up_while_the_others_run_on() {
-        let metrics = MetricsRegistry::new().unwrap();
+        let metrics = MetricsRegistry::default();
         let recorder = Arc::new(Recorder::new(
             metrics.probes.clone(),
             Arc::new(crate::status::StatusBoard::new()),
@@ -624,7 +624,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_panicking_run_is_counted_and_the_probe_rebuilt_after_a_backoff() {
-        let metrics = MetricsRegistry::new().unwrap();
+        let metrics = MetricsRegistry::default();
         let recorder = Arc::new(Recorder::new(
             metrics.probes.clone(),
             Arc::new(crate::status::StatusBoard::new()),

@@ -136,25 +136,20 @@ impl ProbeMetrics {
     /// series by probe. The table is copied and the lock let go first: the
     /// probes' thread records runs meanwhile (a few megabytes for a
     /// thousand targets, copied in about a millisecond).
-    pub(crate) fn render(&self, out: &mut String) {
+    pub(super) fn render(&self, text: &mut Exposition<'_>) {
         let table = self.lock().clone();
         if table.is_empty() {
             return;
         }
-        let mut text = Exposition::new(out);
-        write_gauge(&mut text, &table, LAST_RUN, |last| last.finished);
-        write_counter(&mut text, &table, MESSAGES_DELIVERED, |s| {
-            s.messages_delivered
-        });
-        write_counter(&mut text, &table, MESSAGES_EXPECTED, |s| {
-            s.messages_expected
-        });
-        write_operation_duration(&mut text, &table);
-        write_failures(&mut text, &table);
-        write_run_duration(&mut text, &table);
-        write_counter(&mut text, &table, PANICS, |s| s.panics);
-        write_runs(&mut text, &table);
-        write_gauge(&mut text, &table, SUCCESS, |last| {
+        write_gauge(text, &table, LAST_RUN, |last| last.finished);
+        write_counter(text, &table, MESSAGES_DELIVERED, |s| s.messages_delivered);
+        write_counter(text, &table, MESSAGES_EXPECTED, |s| s.messages_expected);
+        write_operation_duration(text, &table);
+        write_failures(text, &table);
+        write_run_duration(text, &table);
+        write_counter(text, &table, PANICS, |s| s.panics);
+        write_runs(text, &table);
+        write_gauge(text, &table, SUCCESS, |last| {
             f64::from(u8::from(last.passed))
         });
     }

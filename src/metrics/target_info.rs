@@ -2,38 +2,27 @@
 //! target, carrying the target's own `labels:` (shard, cell, cluster, ...),
 //! to join on (`* on(region, target) group_left(shard) chatprobe_target_info`)
 //! rather than repeated on every series. Targets have different label names,
-//! so this is a collector of its own, not a fixed-label vector.
+//! so each series is written with its own label names.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use prometheus::core::{Collector, Desc};
-use prometheus::proto::{Gauge, LabelPair, Metric, MetricFamily, MetricType};
+use super::exposition::Exposition;
 
 /// The metric's name (**contract**).
-pub(super) const NAME: &str = "chatprobe_target_info";
+const NAME: &str = "chatprobe_target_info";
 const HELP: &str = "Always 1, one per target; carries the target's own labels (`labels:`) to join on region and target.";
 
 /// Each region's targets and their labels.
 type Targets = BTreeMap<String, BTreeMap<String, BTreeMap<String, String>>>;
 
 /// The info series of every region's targets.
-#[derive(Clone)]
+#[derive(Clone, Default)]
 pub(crate) struct TargetInfo {
-    desc: Arc<Desc>,
     targets: Arc<Mutex<Targets>>,
 }
 
 impl TargetInfo {
-    /// An empty collector.
-    pub(super) fn new() -> prometheus::Result<TargetInfo> {
-        let desc = Desc::new(NAME.into(), HELP.into(), Vec::new(), Default::default())?;
-        Ok(TargetInfo {
-            desc: Arc::new(desc),
-            targets: Arc::default(),
-        })
-    }
-
     /// Replaces the targets of `region`: each target name with its labels.
     pub(crate) fn set_region<'a>(
         &self,
@@ -47,48 +36,34 @@ impl TargetInfo {
         self.lock().insert(region.to_string(), targets);
     }
 
+    /// Writes the family (nothing while no region has a target): `region`
+    /// and `target` first, then the target's own labels by name.
+    pub(super) fn render(&self, out: &mut Exposition<'_>) {
+        let regions = self.lock();
+        let mut targets = regions.iter().flat_map(|(region, targets)| {
+            targets
+                .iter()
+                .map(move |(target, labels)| (region, target, labels))
+        });
+        let Some(first) = targets.next() else {
+            return;
+        };
+        out.family(NAME, HELP, "gauge");
+        for (region, target, labels) in std::iter::once(first).chain(targets) {
+            let mut pairs = vec![("region", region.as_str()), ("target", target.as_str())];
+            pairs.extend(
+                labels
+                    .iter()
+                    .map(|(name, value)| (name.as_str(), value.as_str())),
+            );
+            out.sample(NAME, &pairs, 1);
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, Targets> {
         self.targets
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-}
-
-/// A label pair.
-fn pair(name: &str, value: &str) -> LabelPair {
-    let mut pair = LabelPair::default();
-    pair.set_name(name.to_string());
-    pair.set_value(value.to_string());
-    pair
-}
-
-impl Collector for TargetInfo {
-    fn desc(&self) -> Vec<&Desc> {
-        vec![&self.desc]
-    }
-
-    fn collect(&self) -> Vec<MetricFamily> {
-        let mut metrics = Vec::new();
-        for (region, targets) in self.lock().iter() {
-            for (target, labels) in targets {
-                let mut label_pairs = vec![pair("region", region), pair("target", target)];
-                label_pairs.extend(labels.iter().map(|(name, value)| pair(name, value)));
-                let mut gauge = Gauge::default();
-                gauge.set_value(1.0);
-                let mut metric = Metric::from_gauge(gauge);
-                metric.set_label(label_pairs);
-                metrics.push(metric);
-            }
-        }
-        if metrics.is_empty() {
-            return Vec::new();
-        }
-        let mut family = MetricFamily::default();
-        family.set_name(NAME.into());
-        family.set_help(HELP.into());
-        family.set_field_type(MetricType::GAUGE);
-        family.set_metric(metrics);
-        vec![family]
     }
 }
 
@@ -98,21 +73,14 @@ mod tests {
 
     #[test]
     fn each_target_has_its_own_labels_and_a_region_is_replaced_whole() {
-        let registry = prometheus::Registry::new();
-        let info = TargetInfo::new().unwrap();
-        registry.register(Box::new(info.clone())).unwrap();
+        let info = TargetInfo::default();
         let shard = BTreeMap::from([("shard".to_string(), "s1".to_string())]);
         let none = BTreeMap::new();
         info.set_region("eu-west", [("a", &shard), ("b", &none)]);
         let render = || {
-            let mut out = Vec::new();
-            prometheus::Encoder::encode(
-                &prometheus::TextEncoder::new(),
-                &registry.gather(),
-                &mut out,
-            )
-            .unwrap();
-            String::from_utf8(out).unwrap()
+            let mut text = String::new();
+            info.render(&mut Exposition::new(&mut text));
+            text
         };
         let text = render();
         assert!(
