@@ -1,6 +1,8 @@
 //! The client API's HTTP routes (all but the push stream): each handler
 //! authenticates, parses, passes the fault gate and runs its model operation.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -29,9 +31,33 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
         .route(route::LOGIN, post(login))
         .route(route::SYNC, get(sync))
         .route(route::GROUPS, get(list_groups).post(create_group))
-        .route(route::GROUP, get(read_group).patch(edit_settings))
-        .route(route::MESSAGES, post(send))
-        .route(route::MEMBERS, post(add_member))
+        .route(
+            route::GROUP,
+            get(read_group).patch(change_group(
+                FaultPoint::EditSettings,
+                |model, caller, group, request: &EditSettingsRequest, effects, fanout| {
+                    model.edit_settings(&caller.user, group, request, effects, fanout)
+                },
+            )),
+        )
+        .route(
+            route::MESSAGES,
+            post(change_group(
+                FaultPoint::Send,
+                |model, caller, group, request: &SendRequest, effects, fanout| {
+                    model.send(caller, group, request, effects, fanout)
+                },
+            )),
+        )
+        .route(
+            route::MEMBERS,
+            post(change_group(
+                FaultPoint::AddMember,
+                |model, caller, group, request: &AddMemberRequest, effects, fanout| {
+                    model.add_member(&caller.user, group, &request.user, effects, fanout)
+                },
+            )),
+        )
         .route(route::JOIN, post(join))
         .route(route::LEAVE, post(leave))
 }
@@ -106,79 +132,46 @@ async fn read_group(
     Ok(json_response(&group))
 }
 
-/// The shared path of the operations that change a group: authenticate, parse the
-/// body, pass the fault gate, then change the model under its lock and answer.
-async fn change_group<R, T>(
-    shared: &Shared,
-    headers: &HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+/// How one group change runs on the model: the caller, the group's id, the
+/// parsed request, the fired faults and the fan-out of its events.
+type Change<R, T> =
+    fn(&mut Model, &Caller, &str, &R, &Effects, &Fanout<'_>) -> Result<T, ModelError>;
+
+/// What a group-change handler returns: its answer, later.
+type Answering = Pin<Box<dyn Future<Output = ApiResult> + Send>>;
+
+/// The handler of an operation that changes group `{id}` (settings, a
+/// message, a member): authenticate, parse the body, pass the fault gate at
+/// `point`, then `change` the model under its lock and answer what it returns.
+fn change_group<R, T>(
     point: FaultPoint,
-    change: impl FnOnce(&mut Model, &Caller, &R, &Effects, &Fanout<'_>) -> Result<T, ModelError>,
-) -> ApiResult
+    change: Change<R, T>,
+) -> impl Fn(State<Arc<Shared>>, HeaderMap, Path<String>, Result<Bytes, BytesRejection>) -> Answering
++ Clone
++ Send
++ Sync
++ 'static
 where
-    R: DeserializeOwned,
-    T: serde::Serialize,
+    R: DeserializeOwned + Send + 'static,
+    T: serde::Serialize + 'static,
 {
-    let caller = authenticate(shared, bearer_token(headers))?;
-    let request: R = parse_json(body)?;
-    let effects = gate_caller(shared, point, &caller, headers).await?;
-    let fanout = shared.fanout();
-    let answer = change(&mut shared.model(), &caller, &request, &effects, &fanout)?;
-    Ok(json_response(&answer))
-}
-
-async fn edit_settings(
-    State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
-    Path(group_id): Path<String>,
-    body: Result<Bytes, BytesRejection>,
-) -> ApiResult {
-    change_group(
-        &shared,
-        &headers,
-        body,
-        FaultPoint::EditSettings,
-        |model, caller, request: &EditSettingsRequest, effects, fanout| {
-            model.edit_settings(&caller.user, &group_id, request, effects, fanout)
-        },
-    )
-    .await
-}
-
-async fn send(
-    State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
-    Path(group_id): Path<String>,
-    body: Result<Bytes, BytesRejection>,
-) -> ApiResult {
-    change_group(
-        &shared,
-        &headers,
-        body,
-        FaultPoint::Send,
-        |model, caller, request: &SendRequest, effects, fanout| {
-            model.send(caller, &group_id, request, effects, fanout)
-        },
-    )
-    .await
-}
-
-async fn add_member(
-    State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
-    Path(group_id): Path<String>,
-    body: Result<Bytes, BytesRejection>,
-) -> ApiResult {
-    change_group(
-        &shared,
-        &headers,
-        body,
-        FaultPoint::AddMember,
-        |model, caller, request: &AddMemberRequest, effects, fanout| {
-            model.add_member(&caller.user, &group_id, &request.user, effects, fanout)
-        },
-    )
-    .await
+    move |State(shared), headers, Path(group_id), body| {
+        Box::pin(async move {
+            let caller = authenticate(&shared, bearer_token(&headers))?;
+            let request: R = parse_json(body)?;
+            let effects = gate_caller(&shared, point, &caller, &headers).await?;
+            let fanout = shared.fanout();
+            let answer = change(
+                &mut shared.model(),
+                &caller,
+                &group_id,
+                &request,
+                &effects,
+                &fanout,
+            )?;
+            Ok(json_response(&answer))
+        })
+    }
 }
 
 async fn join(
