@@ -21,6 +21,7 @@ mod routes;
 mod shared;
 mod state;
 mod timer;
+mod verdicts;
 mod wire;
 
 use std::net::SocketAddr;
@@ -38,6 +39,7 @@ pub use faults::{APPLICABILITY, Effect, FaultPoint, load_faults};
 use shared::Shared;
 use state::Model;
 use timer::Timer;
+pub use verdicts::{Kinds, Report, VERDICTS, Verdict};
 
 use crate::yaml::FileError;
 

@@ -21,6 +21,8 @@ pub(super) const KIND: KindDef = KindDef {
     accounts_needed: kind::one_per_member,
     // One message to the added member's every device.
     messages_expected: |spec| spec.devices_per_account as u64,
+    delivery_operation: Some(Operation::AddMember),
+    fresh_group_per_run: true,
     steps: || Box::new(AddMember),
 };
 

@@ -29,6 +29,8 @@ pub(super) const KIND: KindDef = KindDef {
         let devices = spec.devices_per_account;
         (devices - 1 + (spec.group_size - 1) * devices + devices) as u64
     },
+    delivery_operation: Some(Operation::Deliver),
+    fresh_group_per_run: true,
     steps: || Box::new(DeviceSync),
 };
 

@@ -24,6 +24,8 @@ pub(super) const KIND: KindDef = KindDef {
     validate: kind::no_rules,
     accounts_needed: kind::one_per_member,
     messages_expected: kind::no_messages,
+    delivery_operation: None,
+    fresh_group_per_run: true,
     steps: || Box::new(EditSettings),
 };
 

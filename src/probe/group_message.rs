@@ -26,6 +26,8 @@ pub(super) const KIND: KindDef = KindDef {
     messages_expected: |spec| {
         (spec.messages * (spec.group_size - 1) * spec.devices_per_account) as u64
     },
+    delivery_operation: Some(Operation::Deliver),
+    fresh_group_per_run: false,
     steps: || Box::new(GroupMessage::default()),
 };
 

@@ -34,6 +34,12 @@ pub(super) struct KindDef {
     /// Message deliveries one healthy run of the spec waits for (its
     /// outcome's `messages_expected`).
     pub(crate) messages_expected: fn(&ProbeSpec) -> u64,
+    /// The operation on which the kind reports a message that did not
+    /// arrive; `None` for kinds that send no messages.
+    pub(crate) delivery_operation: Option<Operation>,
+    /// Whether each run creates a fresh group (emptied by `cleanup`), rather
+    /// than keeping one between healthy runs.
+    pub(crate) fresh_group_per_run: bool,
     /// A fresh instance of the kind's steps, for one probe.
     pub(crate) steps: fn() -> Box<dyn Steps>,
 }
@@ -125,6 +131,17 @@ impl ProbeKind {
     /// Message deliveries one healthy run of `spec` (of this kind) waits for.
     pub(super) fn messages_expected(self, spec: &ProbeSpec) -> u64 {
         (self.def().messages_expected)(spec)
+    }
+
+    /// The operation on which the kind reports a message that did not
+    /// arrive; `None` for kinds that send no messages.
+    pub fn delivery_operation(self) -> Option<Operation> {
+        self.def().delivery_operation
+    }
+
+    /// Whether each run of the kind creates a fresh group, emptied by `cleanup`.
+    pub fn fresh_group_per_run(self) -> bool {
+        self.def().fresh_group_per_run
     }
 
     /// A fresh instance of the kind's steps.
