@@ -199,6 +199,9 @@ normalize() {
 model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1 |
     sed -E 's/\((R|TM)\)//g; s/ [0-9]+-Core//; s/ (Processor|CPU)//g; s/ +/ /g; s/ $//')
 machine="$(nproc) × $model, load $(printf '%s\n' "${loads[@]}" | range 1 | cut -f1)"
+if [[ ($command == chatprobe\ * && $chatprobe == */debug/*) || ($command == cargo\ * && $command != *--release*) ]]; then
+    machine+=", debug build"
+fi
 
 table=$(mktemp)
 trap 'rm -f "$table"' EXIT
