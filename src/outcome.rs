@@ -8,7 +8,7 @@ use serde::Serialize;
 
 /// Declares a closed set of contract labels: an enum, its `ALL` list, its
 /// label text and, for each value, its meaning in words (the variant's doc
-/// comment and the README's table both come from it).
+/// comment and the tables of `docs/metrics.md` both come from it).
 macro_rules! label_enum {
     ($(#[$doc:meta])* $name:ident { $($variant:ident => $label:literal, $meaning:literal;)+ }) => {
         $(#[$doc])*
@@ -29,7 +29,7 @@ macro_rules! label_enum {
                 }
             }
 
-            /// What the value means, as the README's tables say it.
+            /// What the value means, as the tables of `docs/metrics.md` say it.
             pub fn meaning(self) -> &'static str {
                 match self {
                     $($name::$variant => $meaning,)+

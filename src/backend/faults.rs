@@ -3,7 +3,7 @@
 //! fault point in one region. What the effects then do to data is
 //! the `distort` module's.
 //!
-//! `docs/api.md` has the table of what each effect does on each operation.
+//! `docs/mock-backend.md` has the table of what each effect does on each operation.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -59,7 +59,7 @@ pub enum FaultPoint {
 }
 
 impl FaultPoint {
-    /// Every fault point, in the order `docs/api.md` lists them.
+    /// Every fault point, in the order `docs/mock-backend.md` lists them.
     pub const ALL: [FaultPoint; 10] = [
         FaultPoint::Login,
         FaultPoint::Connect,
@@ -117,7 +117,7 @@ pub enum Effect {
 }
 
 impl Effect {
-    /// Every effect, in the order `docs/api.md` describes them.
+    /// Every effect, in the order `docs/mock-backend.md` describes them.
     pub const ALL: [Effect; 10] = [
         Effect::Error,
         Effect::Delay,
@@ -161,7 +161,7 @@ impl Effect {
     }
 }
 
-/// Which effects have a meaning on which fault points (the tables of `docs/api.md`
+/// Which effects have a meaning on which fault points (the tables of `docs/mock-backend.md`
 /// as data): one row per effect, in [`Effect::ALL`] order. A fault pairing an effect
 /// with a point outside its row is invalid: either it has no meaning there, or it
 /// is one of the [`UNOBSERVABLE`] pairs no probe could ever see.

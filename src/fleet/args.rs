@@ -1,5 +1,5 @@
-//! The options of `chatprobe status-page` (**contract**: documented in the
-//! README's "Fleet status page" section).
+//! The options of `chatprobe status-page` (**contract**: documented in
+//! `docs/configuration.md`, "Status page flags").
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
