@@ -46,8 +46,10 @@ define() {
         command="bash tests/bench_blackbox.sh 1000 3"
         measure "agent CPU per group_message run" µs 0 "" 's/^round [0-9]+: chatprobe ([0-9]+) µs per group_message run.*/\1/p'
         measure "one run every" ms 0 "" 's/^round .* one run every ([0-9.]+) s;.*/\1 s/p'
+        measure "blackbox_exporter CPU per probe, paced alike" µs 0 "" 's/^round .*blackbox paced the same ([0-9]+) µs per probe .*/\1/p'
         measure "blackbox_exporter net CPU per probe, paced alike" µs 0 "" 's/^round .*blackbox paced the same [0-9]+ µs per probe \(net (-?[0-9]+) µs\).*/\1/p'
         measure "ratio agent / blackbox, paced alike" × 2 "<= 0.6" 's/^round .*blackbox paced .*: ratio ([0-9.]+); blackbox back.*/\1/p'
+        measure "blackbox_exporter CPU per probe, back to back" µs 0 "" 's/^round .*blackbox back to back ([0-9]+) µs per probe .*/\1/p'
         measure "blackbox_exporter net CPU per probe, back to back" µs 0 "" 's/^round .*back to back [0-9]+ µs per probe \(net (-?[0-9]+) µs\).*/\1/p'
         measure "ratio agent / blackbox, back to back" × 2 "" 's/^round .*back to back .*: ratio ([0-9.]+)$/\1/p' ;;
     agent-latency)
