@@ -168,7 +168,7 @@ for run in $(seq "$runs"); do
     loads+=("$(load)")
 done
 
-# The smallest and largest of the values on stdin, formatted to $2 decimals
+# The smallest and largest of the values on stdin, formatted to $1 decimals
 # with thousands separators, as `MIN to MAX` (or one value), then a tab,
 # the raw MIN and MAX.
 range() {
