@@ -3,7 +3,7 @@
 
 /// Declares a closed set of contract labels: an enum, its `ALL` list, its
 /// label text and, for each value, its meaning in words (the variant's doc
-/// comment and the docs' tables both come from it). Attributes before the
+/// comment and the tables of `docs/metrics.md` both come from it). Attributes before the
 /// name (doc comments, an extra `#[derive(Deserialize)]`) go on the enum.
 macro_rules! label_enum {
     ($(#[$doc:meta])* $name:ident { $($variant:ident => $label:literal, $meaning:literal;)+ }) => {
@@ -25,7 +25,7 @@ macro_rules! label_enum {
                 }
             }
 
-            /// What the value means, as the docs' tables say it.
+            /// What the value means, as the tables of `docs/metrics.md` say it.
             pub fn meaning(self) -> &'static str {
                 match self {
                     $($name::$variant => $meaning,)+

@@ -1,7 +1,7 @@
 //! chatprobe: a synthetic group-chat prober.
 //!
 //! Data flows one way: config → scheduler → probe → client → outcome →
-//! metrics and status. See `README.md` for the map of modules.
+//! metrics and status. See `docs/architecture.md` for the map of modules.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 #![warn(unreachable_pub)]

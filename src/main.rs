@@ -1,4 +1,4 @@
-//! The `chatprobe` command line: one subcommand per job (see design and README).
+//! The `chatprobe` command line: one subcommand per job (see `docs/configuration.md`).
 #![forbid(unsafe_code)]
 
 use std::future::Future;
@@ -25,7 +25,7 @@ struct Cli {
     command: Command,
 }
 
-/// The subcommands (**contract**: names and options are documented in the README).
+/// The subcommands (**contract**: names and options are documented in `docs/configuration.md`).
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the mock group-chat service with fault injection.
@@ -111,8 +111,8 @@ fn main() -> ExitCode {
 }
 
 /// Run `command` on `runtime` (the backend, the demo and benchmarks on all
-/// cores, the agent and `once` on the probe runtime: see README, "Agent
-/// benchmarks"); its exit status is the command's own, or success, and an
+/// cores, the agent and `once` on the probe runtime: see `docs/architecture.md`,
+/// "Design notes"); its exit status is the command's own, or success, and an
 /// error is printed and fails.
 fn on_runtime<T: Termination>(
     runtime: std::io::Result<Runtime>,

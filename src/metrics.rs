@@ -1,5 +1,5 @@
 //! The agent's Prometheus metrics (**contract** names, types and labels; see
-//! the README's "Metrics" section), kept in a registry of their own so one
+//! `docs/metrics.md`), kept in a registry of their own so one
 //! process can hold several regions (`demo`).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -28,7 +28,7 @@ pub(crate) const RUN_TIMEOUT_BUCKET: f64 = 60.0;
 
 /// Histogram buckets in seconds, 5 ms to 60 s, with bounds at
 /// [`LATENCY_OBJECTIVE_BUCKET`] and [`RUN_TIMEOUT_BUCKET`] (**contract**: the
-/// README's metrics table and the rules' unit tests use exactly these).
+/// metrics doc and the rules' unit tests use exactly these).
 pub const BUCKETS: &[f64] = &[
     0.005,
     0.01,

@@ -1,7 +1,7 @@
 //! Wire format of the mock group-chat service (`chatprobe backend`).
 //!
 //! The backend serves these types and the mock client speaks them, so both sides
-//! share one definition and cannot drift. `docs/api.md` describes the same API
+//! share one definition and cannot drift. `docs/mock-backend.md` describes the same API
 //! for people.
 
 use serde::{Deserialize, Serialize};

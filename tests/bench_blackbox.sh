@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # CPU per group_message run of chatprobe's agent against CPU per HTTP GET
 # probe of Prometheus' blackbox_exporter, measured side by side in one run
-# on this machine (see README, "Agent benchmarks").
+# on this machine (see docs/benchmarks.md; tests/bench/record.sh agent-cpu
+# runs it and records the result there).
 #
 #   bash tests/bench_blackbox.sh [RUNS] [ROUNDS]     # defaults: 1000 and 3
 #

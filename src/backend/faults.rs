@@ -3,7 +3,7 @@
 //! fault point in one region. What the effects then do to data is
 //! the `distort` module's.
 //!
-//! `docs/api.md` has the table of what each effect does on each operation.
+//! `docs/mock-backend.md` has the table of what each effect does on each operation.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -83,7 +83,7 @@ impl Effect {
     }
 }
 
-/// Which effects have a meaning on which fault points (the tables of `docs/api.md`
+/// Which effects have a meaning on which fault points (the tables of `docs/mock-backend.md`
 /// as data): one row per effect, in [`Effect::ALL`] order. A fault pairing an effect
 /// with a point outside its row is invalid: either it has no meaning there, or it
 /// is one of the [`UNOBSERVABLE`] pairs no probe could ever see.

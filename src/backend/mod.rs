@@ -1,6 +1,6 @@
 //! The mock group-chat service (`chatprobe backend`): HTTP JSON API, WebSocket
 //! push, catch-up sync and fault injection. The wire format is
-//! [`crate::protocol`]; `docs/api.md` documents routes, statuses and faults.
+//! [`crate::protocol`]; `docs/mock-backend.md` documents routes, statuses and faults.
 //!
 //! Modules, each importing only modules listed after it: `admin`, `routes` and
 //! `push` (routes); `gate` (authentication and the fault gate); `shared`

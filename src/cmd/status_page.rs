@@ -1,6 +1,6 @@
 //! `chatprobe status-page`: its options (**contract**: documented in
-//! `docs/status-page.md`) and the command, which serves the fleet's status
-//! page ([`crate::status_page`]).
+//! `docs/configuration.md`, "Status page flags") and the command, which
+//! serves the fleet's status page ([`crate::status_page`]).
 
 use std::future::Future;
 use std::net::SocketAddr;

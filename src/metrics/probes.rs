@@ -1,5 +1,5 @@
-//! The probe metrics (**contract** names, types and labels; see the README's
-//! "Metrics" section): every probe's counters, gauges and histograms in one
+//! The probe metrics (**contract** names, types and labels; see
+//! `docs/metrics.md`): every probe's counters, gauges and histograms in one
 //! table keyed by probe, written to `/metrics` by [`ProbeMetrics::render`].
 //! A probe and target has about 150 series; a table of plain numbers holds
 //! a thousand targets in a few megabytes, where a series each in the

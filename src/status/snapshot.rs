@@ -1,6 +1,5 @@
 //! What the status page shows at one moment: the value `/api/status` serves as
-//! JSON and the page renders as HTML (field by field in the README's "Status
-//! page" section).
+//! JSON and the page renders as HTML (field by field in `docs/status-page.md`).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

@@ -1,19 +1,19 @@
-//! The README's tables of the contract vocabulary say what the code says:
+//! The tables of the contract vocabulary in `docs/metrics.md` say what the code says:
 //! every `operation` and every `reason`, in declaration order, with the words
 //! the code gives them (`outcome.rs` is the one source of those words).
 
 use chatprobe::outcome::{Operation, Reason};
 
-/// The rows of the README table whose header row starts with `| {first} |`:
-/// each row's first cell (without backticks) and second cell.
-fn readme_table(first: &str) -> Vec<(String, String)> {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
-        .expect("README.md is readable");
+/// The rows of the `docs/metrics.md` table whose header row starts with
+/// `| {first} |`: each row's first cell (without backticks) and second cell.
+fn metrics_table(first: &str) -> Vec<(String, String)> {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/metrics.md"))
+        .expect("docs/metrics.md is readable");
     let header = format!("| {first} |");
-    let mut lines = readme.lines().skip_while(|line| !line.starts_with(&header));
+    let mut lines = doc.lines().skip_while(|line| !line.starts_with(&header));
     assert!(
         lines.next().is_some(),
-        "README has no table headed {header}"
+        "docs/metrics.md has no table headed {header}"
     );
     lines
         .skip(1)
@@ -29,19 +29,19 @@ fn readme_table(first: &str) -> Vec<(String, String)> {
 }
 
 #[test]
-fn readme_reason_table_is_the_codes_reasons_and_words() {
+fn metrics_doc_reason_table_is_the_codes_reasons_and_words() {
     let code: Vec<(String, String)> = Reason::ALL
         .iter()
         .map(|reason| (reason.to_string(), reason.meaning().to_string()))
         .collect();
-    assert_eq!(readme_table("reason"), code);
+    assert_eq!(metrics_table("reason"), code);
 }
 
 #[test]
-fn readme_operation_table_is_the_codes_operations_and_words() {
+fn metrics_doc_operation_table_is_the_codes_operations_and_words() {
     let code: Vec<(String, String)> = Operation::ALL
         .iter()
         .map(|operation| (operation.to_string(), operation.meaning().to_string()))
         .collect();
-    assert_eq!(readme_table("operation"), code);
+    assert_eq!(metrics_table("operation"), code);
 }

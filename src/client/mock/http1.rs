@@ -5,8 +5,8 @@
 //! A probe run makes a dozen small requests to one host, so what a general
 //! client spends per request (URL parsing, a connection task and the wake-ups
 //! between it and the caller, timers of its own) is a large share of a run's
-//! CPU; this client spends a write, a read and a timer (README, "Agent
-//! benchmarks"). It speaks what the mock backend and any HTTP/1.1 proxy in
+//! CPU; this client spends a write, a read and a timer (`docs/benchmarks.md`).
+//! It speaks what the mock backend and any HTTP/1.1 proxy in
 //! front of it answer: `Content-Length`, chunked and close-delimited bodies,
 //! `Connection: close`, interim `1xx` answers.
 

@@ -5,7 +5,7 @@
 //! Prometheus and in Alertmanager) but not the multi-region page; the same
 //! outage in a second region fires the page; removing it resolves both
 //! (once `keep_firing_for` is over). The Watchdog's heartbeat reaches its
-//! receiver throughout. Prints the time from injection to the page firing (the README's figure).
+//! receiver throughout. Prints the time from injection to the page firing (a figure of `docs/benchmarks.md`).
 
 use std::collections::BTreeMap;
 use std::path::Path;

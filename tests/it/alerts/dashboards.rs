@@ -3,7 +3,7 @@
 //! expression of the dashboard parses and names only metrics a real agent
 //! exposes, that agent's /metrics passes `promtool check metrics`, every panel
 //! and alert says what it is for, and every alert's runbook is a section of
-//! the README.
+//! `docs/runbook.md`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -395,9 +395,9 @@ fn heading_anchor(heading: &str) -> String {
         .collect()
 }
 
-/// How every alert's `runbook_url` starts: the README (or the base URL set in
+/// How every alert's `runbook_url` starts: the runbook (or the base URL set in
 /// Prometheus' external labels), then `#` and the section's anchor.
-const RUNBOOK_BASE: &str = r#"{{ or $externalLabels.runbook_base_url "README.md" }}#"#;
+const RUNBOOK_BASE: &str = r#"{{ or $externalLabels.runbook_base_url "docs/runbook.md" }}#"#;
 
 /// How every alert's `dashboard_url` starts: the Grafana base URL set in
 /// Prometheus' external labels, then the dashboard's uid.
@@ -405,8 +405,9 @@ const DASHBOARD_BASE: &str = r#"{{ or $externalLabels.grafana_url "" }}/d/chatpr
 
 #[test]
 fn every_alert_names_what_broke_and_links_its_runbook_section() {
-    let readme = std::fs::read_to_string(repo_file("README.md")).expect("README.md is readable");
-    let anchors: BTreeSet<String> = readme
+    let runbook =
+        std::fs::read_to_string(repo_file("docs/runbook.md")).expect("docs/runbook.md is readable");
+    let anchors: BTreeSet<String> = runbook
         .lines()
         .filter_map(|line| line.strip_prefix("### "))
         .map(heading_anchor)
@@ -452,7 +453,7 @@ fn every_alert_names_what_broke_and_links_its_runbook_section() {
         assert_eq!(anchor, alert.to_lowercase(), "{alert}'s runbook anchor");
         assert!(
             anchors.contains(anchor),
-            "README.md has no `### {alert}` section for {alert}'s runbook"
+            "docs/runbook.md has no `### {alert}` section for {alert}'s runbook"
         );
     }
 }
@@ -708,7 +709,7 @@ fn dashboard_links_the_runbook_and_maps_scrape_status_to_words() {
         links.iter().any(|link| link["url"]
             .as_str()
             .unwrap_or_default()
-            .ends_with("README.md#runbook")),
+            .ends_with("docs/runbook.md")),
         "no link to the runbook: {links:?}"
     );
     let agents = data_panels(&dashboard)

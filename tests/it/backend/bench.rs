@@ -1,5 +1,5 @@
 //! `chatprobe bench backend` works end to end at a tiny size (the real numbers
-//! come from release builds and are recorded in the README).
+//! come from release builds and are recorded in `docs/benchmarks.md`).
 
 use std::time::Duration;
 

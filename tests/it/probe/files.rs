@@ -39,14 +39,18 @@ fn one_valid_file_per_kind_named_after_it() {
 }
 
 #[test]
-fn the_readme_names_every_kind_and_its_main_operation() {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
-        .expect("README.md is readable");
-    let timeout_row = readme
+fn the_docs_name_every_kind_and_its_main_operation() {
+    let doc = |path: &str| {
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(path))
+            .unwrap_or_else(|err| panic!("{path}: {err}"))
+    };
+    let configuration = doc("docs/configuration.md");
+    let timeout_row = configuration
         .lines()
         .find(|line| line.starts_with("| `run_timeout` |"))
         .expect("the config reference has a run_timeout row");
-    let (_, runbook) = readme
+    let runbook = doc("docs/runbook.md");
+    let (_, runbook) = runbook
         .split_once("### ChatprobeProbeFailingInManyRegions")
         .expect("the runbook has a ChatprobeProbeFailingInManyRegions section");
     let runbook = runbook.split("\n### ").next().unwrap_or_default();

@@ -8,7 +8,7 @@
 //! (`overall` unknown, never green).
 //!
 //! Set `CHATPROBE_UPDATE_SCREENSHOT=1` to copy the screenshot to
-//! `docs/fleet-status.png` (the one the README shows).
+//! `docs/fleet-status.png` (the one `docs/status-page.md` shows).
 
 use std::ffi::OsStr;
 use std::time::Duration;
