@@ -52,7 +52,7 @@ enum Command {
     /// Mock backend and agents for eu-west, us-east and ap-south in one process.
     Demo {
         /// Where /metrics and the status page are served.
-        #[arg(long, default_value = chatprobe::config::DEFAULT_LISTEN)]
+        #[arg(long, default_value_t = chatprobe::config::DEFAULT_LISTEN)]
         listen: std::net::SocketAddr,
         /// Interval of every probe.
         #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]

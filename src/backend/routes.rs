@@ -140,13 +140,16 @@ type Change<R, T> =
 /// What a group-change handler returns: its answer, later.
 type Answering = Pin<Box<dyn Future<Output = ApiResult> + Send>>;
 
+/// A request body, or why axum could not read it.
+type Body = Result<Bytes, BytesRejection>;
+
 /// The handler of an operation that changes group `{id}` (settings, a
 /// message, a member): authenticate, parse the body, pass the fault gate at
 /// `point`, then `change` the model under its lock and answer what it returns.
 fn change_group<R, T>(
     point: FaultPoint,
     change: Change<R, T>,
-) -> impl Fn(State<Arc<Shared>>, HeaderMap, Path<String>, Result<Bytes, BytesRejection>) -> Answering
+) -> impl Fn(State<Arc<Shared>>, HeaderMap, Path<String>, Body) -> Answering
 + Clone
 + Send
 + Sync

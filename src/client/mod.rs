@@ -1,7 +1,7 @@
 //! A chat service as one device sees it.
 //!
 //! Probes talk only to [`ChatService`] and [`Device`]; each service protocol
-//! (the mock backend, Matrix) is one file or folder of this module
+//! (the mock backend, Matrix, XMPP) is one file or folder of this module
 //! implementing them, plus its config fields ([`TargetProtocol`]) and one
 //! line in the [`ProtocolConfig`] list below. Nothing above this trait knows
 //! which service it talks to.

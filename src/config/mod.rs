@@ -5,9 +5,9 @@
 //! Values are checked while they are read, so an error names the file, the
 //! line and the field (`agent.yaml:7:9: field `targets[0].url`: ...`).
 //!
-//! This file holds the top level of the file and every default; `values.rs`
-//! the checked scalars, `targets.rs` the `targets:` list, `probes.rs` the
-//! probe files.
+//! This file holds the top level of the file and every default;
+//! `targets.rs` the `targets:` list, `target_files.rs` the target files,
+//! `probes.rs` the probe files (the checked scalars are `crate::yaml::values`).
 
 mod probes;
 mod target_files;
@@ -28,7 +28,10 @@ use crate::yaml::values::{Jitter, Period};
 use crate::yaml::{self, FileError};
 
 /// Where the agent serves its endpoints unless `listen` says otherwise.
-pub const DEFAULT_LISTEN: &str = "127.0.0.1:9464";
+pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::new(
+    std::net::Ipv4Addr::LOCALHOST,
+    9464,
+));
 /// `targets[].request_timeout` unless given.
 pub(crate) const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// `jitter` unless given.
@@ -89,7 +92,7 @@ mod defaults {
     use crate::yaml::values::{Jitter, Period};
 
     pub(super) fn listen() -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], 9464))
+        super::DEFAULT_LISTEN
     }
     pub(super) fn request_timeout() -> Duration {
         super::DEFAULT_REQUEST_TIMEOUT
@@ -216,7 +219,7 @@ mod tests {
         let dir = TempDir::new("minimal");
         dir.write("probes/gm.yaml", PROBE);
         let loaded = AgentConfig::load(&dir.write("a.yaml", &config(MOCK))).unwrap();
-        assert_eq!(loaded.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(loaded.listen, DEFAULT_LISTEN);
         assert_eq!(loaded.jitter, 0.1);
         assert_eq!(loaded.run_timeout, Duration::from_secs(60));
         assert_eq!(loaded.probes.len(), 1);
