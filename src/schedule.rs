@@ -2,7 +2,9 @@
 //! "run once"; each runs in a loop of its own that starts at a random point of
 //! its first interval (so probes spread out), never overlaps itself (a slow
 //! run delays the next, missed slots are skipped), and hands every finished
-//! run to the [`Recorder`]. A run that panics (a bug of the agent) is caught,
+//! run to the [`Recorder`]. A first failure (a failed run after a passed one)
+//! is confirmed by the next run after a short pause instead of a whole
+//! interval. A run that panics (a bug of the agent) is caught,
 //! logged and counted, and the loop goes on with a probe rebuilt from its
 //! setup, after a backoff. Probes can be added and removed while the others
 //! run on (target files changing).
@@ -209,6 +211,7 @@ impl ProbeLoop {
         let spread = first_delay(self.job.interval, rand::rng().random());
         let mut first = true;
         let mut panics_in_a_row = 0;
+        let mut last_passed = true;
         let mut wait = spread;
         while self.sleep(wait).await {
             let started = Instant::now();
@@ -220,10 +223,13 @@ impl ProbeLoop {
                 _ = self.stopped.wait_for(|stop| *stop) => break,
                 ended = run.catch_unwind() => ended,
             };
+            let mut confirm = false;
             match ended {
                 Ok(outcome) => {
                     panics_in_a_row = 0;
                     self.recorder.record(&self.job.key, &outcome);
+                    confirm = last_passed && !outcome.passed();
+                    last_passed = outcome.passed();
                 }
                 Err(panic) => {
                     panics_in_a_row += 1;
@@ -235,13 +241,17 @@ impl ProbeLoop {
             if std::mem::take(&mut first) {
                 self.first_round.finished_one();
             }
-            let sample = rand::rng().random_range(-1.0..=1.0);
-            wait = next_wait(
-                self.job.interval,
-                self.timing.jitter,
-                sample,
-                started.elapsed(),
-            )
+            wait = if confirm {
+                confirm_wait(self.job.interval)
+            } else {
+                let sample = rand::rng().random_range(-1.0..=1.0);
+                next_wait(
+                    self.job.interval,
+                    self.timing.jitter,
+                    sample,
+                    started.elapsed(),
+                )
+            }
             .max(panic_backoff(self.job.interval, panics_in_a_row));
         }
         // A probe stopped before its first run (its target removed) does not
@@ -308,6 +318,18 @@ pub(crate) fn panic_backoff(interval: Duration, panics_in_a_row: u32) -> Duratio
     }
     let doubled = interval.saturating_mul(1 << (panics_in_a_row - 1).min(16));
     doubled.min(PANIC_BACKOFF_MAX.max(interval))
+}
+
+/// Pause before the run that confirms a first failure: a failed run that
+/// follows a passed one (or starts the probe) is run again after this, not a
+/// whole interval later, so the two failed runs the alert rules want take
+/// about one run's time (see `docs/alerts.md`, "Detection budget").
+const CONFIRM_PAUSE: Duration = Duration::from_millis(500);
+
+/// Wait before the run that confirms a first failure: [`CONFIRM_PAUSE`], or
+/// the interval when that is shorter.
+pub(crate) fn confirm_wait(interval: Duration) -> Duration {
+    CONFIRM_PAUSE.min(interval)
 }
 
 /// Delay before a probe's first run: `fraction` (in `[0, 1)`) of its interval,
@@ -378,13 +400,19 @@ mod tests {
         max_in_flight: Arc<AtomicUsize>,
         starts: Arc<Mutex<Vec<Instant>>>,
         shut_down: Arc<AtomicBool>,
+        /// The runs (counted from 0) that fail, with a `send` error.
+        fails: &'static [usize],
     }
 
     #[async_trait]
     impl Probe for SlowProbe {
         async fn run(&mut self) -> ProbeOutcome {
             let started_at = SystemTime::now();
-            self.starts.lock().unwrap().push(Instant::now());
+            let run = {
+                let mut starts = self.starts.lock().unwrap();
+                starts.push(Instant::now());
+                starts.len() - 1
+            };
             let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
             self.max_in_flight.fetch_max(now, Ordering::SeqCst);
             // Decrement even when the run is cancelled mid-sleep.
@@ -400,7 +428,16 @@ mod tests {
                 started_at,
                 duration: self.run_time,
                 steps: Vec::new(),
-                failures: Vec::new(),
+                failures: self
+                    .fails
+                    .contains(&run)
+                    .then(|| Failure {
+                        operation: Operation::Send,
+                        reason: Reason::HttpError,
+                        detail: "503".into(),
+                    })
+                    .into_iter()
+                    .collect(),
                 messages_expected: 0,
                 messages_delivered: 0,
             }
@@ -436,6 +473,7 @@ mod tests {
             max_in_flight: Arc::clone(&max_in_flight),
             starts: Arc::clone(&starts),
             shut_down: Arc::clone(&shut_down),
+            fails: &[],
         };
         let job = Job {
             key: key(),
@@ -489,6 +527,7 @@ mod tests {
             max_in_flight: Arc::new(AtomicUsize::new(0)),
             starts: Arc::clone(&starts),
             shut_down: Arc::new(AtomicBool::new(false)),
+            fails: &[],
         };
         let job = Job {
             key: key(),
@@ -521,6 +560,51 @@ mod tests {
         assert!((16..=25).contains(&starts.len()), "{} runs", starts.len());
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn a_first_failure_is_confirmed_after_a_short_pause() {
+        let metrics = MetricsRegistry::default();
+        let recorder = Arc::new(Recorder::new(
+            metrics.probes.clone(),
+            Arc::new(crate::status::StatusBoard::new()),
+            LineStyle::Log,
+        ));
+        let starts = Arc::new(Mutex::new(Vec::new()));
+        let run_time = Duration::from_millis(100);
+        // Pass, fail (confirmed), fail, fail, pass, fail (confirmed: it passes).
+        let probe = SlowProbe {
+            run_time,
+            in_flight: Arc::new(AtomicUsize::new(0)),
+            max_in_flight: Arc::new(AtomicUsize::new(0)),
+            starts: Arc::clone(&starts),
+            shut_down: Arc::new(AtomicBool::new(false)),
+            fails: &[1, 2, 3, 5],
+        };
+        let interval = Duration::from_secs(10);
+        let job = Job {
+            key: key(),
+            interval,
+            timeout_operation: Operation::Deliver,
+            probe: Box::new(probe),
+            rebuild: Box::new(|| unreachable!("the probe never panics")),
+        };
+        let timing = Timing {
+            jitter: 0.0,
+            run_timeout: Duration::from_secs(5),
+        };
+        let scheduler = Scheduler::start(vec![job], timing, recorder, Readiness::default());
+        tokio::time::sleep(Duration::from_secs(75)).await;
+        scheduler.shutdown(Duration::from_secs(5)).await;
+        let starts = starts.lock().unwrap();
+        let gaps: Vec<Duration> = starts.windows(2).map(|pair| pair[1] - pair[0]).collect();
+        let confirmed = run_time + CONFIRM_PAUSE;
+        let resolution = Duration::from_millis(1);
+        let expected = [interval, confirmed, interval, interval, interval, confirmed];
+        assert!(gaps.len() >= expected.len(), "{gaps:?}");
+        for (gap, want) in gaps.iter().zip(expected) {
+            assert!(*gap >= want && *gap <= want + resolution, "{gaps:?}");
+        }
+    }
+
     /// A job of a [`SlowProbe`] on `target` taking 100 ms a run, every second;
     /// its run starts and whether it was shut down.
     fn quick_job(target: &str) -> (Job, Arc<Mutex<Vec<Instant>>>, Arc<AtomicBool>) {
@@ -532,6 +616,7 @@ mod tests {
             max_in_flight: Arc::new(AtomicUsize::new(0)),
             starts: Arc::clone(&starts),
             shut_down: Arc::clone(&shut_down),
+            fails: &[],
         };
         let job = Job {
             key: ProbeKey {
