@@ -595,18 +595,4 @@ mod tests {
             }
         }
     }
-
-    /// The kinds' own marks give the sets the table was first written with.
-    #[test]
-    fn marked_kinds_are_the_senders_fresh_groups_and_deliverers() {
-        assert_eq!(
-            Kinds::Senders.resolve(),
-            [GroupMessage, DeviceSync, AddMember]
-        );
-        assert_eq!(
-            Kinds::FreshGroups.resolve(),
-            [DeviceSync, LeaveGroup, EditSettings, AddMember]
-        );
-        assert_eq!(Kinds::Delivery.resolve(), [GroupMessage, DeviceSync]);
-    }
 }

@@ -258,4 +258,14 @@ mod tests {
         assert_eq!(expected(ProbeKind::LeaveGroup), 0);
         assert_eq!(expected(ProbeKind::EditSettings), 0);
     }
+
+    /// A kind reports lost messages on some operation exactly when a healthy
+    /// run of it waits for deliveries.
+    #[test]
+    fn kinds_that_wait_for_deliveries_name_where_a_lost_one_is_reported() {
+        for &kind in ProbeKind::ALL {
+            let waits = kind.messages_expected(&spec(kind)) > 0;
+            assert_eq!(kind.delivery_operation().is_some(), waits, "{kind:?}");
+        }
+    }
 }

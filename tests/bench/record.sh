@@ -17,7 +17,7 @@ cd "$(dirname "$0")/../.."
 
 names=(agent-devices agent-cpu agent-latency agent-failing-rss agent-leave-outage targets
     backend-fanout-100 backend-fanout-1000 backend-group-message-32 backend-group-message-4
-    soak status-board synapse prosody time-to-page recovery)
+    soak status-board synapse prosody time-to-page detection soak-pages recovery)
 
 command=""
 labels=() units=() decimals=() goals=() scripts=()
@@ -121,6 +121,15 @@ define() {
         command="cargo test --test it alerts::alerting_e2e -- --nocapture"
         measure "page firing after the second region's fault" s 1 "<= 45" 's/^alerting e2e: .* page firing in Prometheus ([0-9.]+) s after .*/\1/p'
         measure "regional warning after the first region's fault" s 1 "" 's/^alerting e2e: .*\(regional warning: ([0-9.]+) s after the first\).*/\1/p' ;;
+    detection)
+        command="bash tests/bench/detection.sh 1"
+        measure "first critical alert after onset" s 1 "<= 15" 's/^detection: first critical alert ([0-9.]+) s after onset$/\1/p' ;;
+    soak-pages)
+        command="bash tests/bench/detection.sh --soak 30m"
+        measure "probe runs" "" 0 "" 's/^soak: runs ([0-9]+)$/\1/p'
+        measure "failed runs" "" 0 "== 0" 's/^soak: failed runs ([0-9]+)$/\1/p'
+        measure "alerts fired (but the Watchdog)" "" 0 "== 0" 's/^soak: alerts fired ([0-9]+) .*/\1/p'
+        measure "pages" "" 0 "== 0" 's/^soak: pages ([0-9]+)$/\1/p' ;;
     recovery)
         command="cargo test --test it agent::fault_tolerance -- --nocapture"
         measure "first pass after the backend is back" s 1 "" "s/^first passing run $dur after .*/\\1 \\2/p"
