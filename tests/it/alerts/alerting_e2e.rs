@@ -430,12 +430,21 @@ async fn one_region_warns_two_regions_page_and_recovery_resolves() {
             .received("chatprobe-pager", REGIONAL, "firing"),
         "a regional warning must not page"
     );
-    assert!(
-        stack
-            .webhooks
-            .received("chatprobe-heartbeat", WATCHDOG, "firing"),
-        "the Watchdog's heartbeat reached its receiver"
-    );
+    wait_for(
+        "the Watchdog's heartbeat at its receiver",
+        PATIENCE,
+        POLL,
+        || async {
+            match stack
+                .webhooks
+                .received("chatprobe-heartbeat", WATCHDOG, "firing")
+            {
+                true => Ok(()),
+                false => Err("no heartbeat yet".to_string()),
+            }
+        },
+    )
+    .await;
 
     // Recovery: everything resolves.
     let url = format!("{}/admin/faults", stack.backend_url);
