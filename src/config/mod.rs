@@ -10,6 +10,7 @@
 //! probe files.
 
 mod probes;
+pub mod remote_write;
 mod target_files;
 mod targets;
 
@@ -21,6 +22,7 @@ use serde::Deserialize;
 
 pub use crate::yaml::values::{HttpUrl, Label, PlainHttpUrl};
 pub use probes::{LoadedProbe, load_probe, shipped_probes};
+pub use remote_write::RemoteWriteConfig;
 pub use target_files::{Place, PlacedTarget, TargetSet};
 pub use targets::{AccountsConfig, RESERVED_LABELS, TargetConfig, TargetLabels};
 
@@ -58,6 +60,8 @@ pub struct AgentConfig {
     pub jitter: f64,
     /// Safety net on one whole run; a run cut off is a `timeout` failure.
     pub run_timeout: Duration,
+    /// Receivers the agent pushes its series to (`remote_write:`).
+    pub remote_write: Vec<RemoteWriteConfig>,
 }
 
 /// The file as written.
@@ -79,6 +83,8 @@ struct ConfigFile {
     jitter: Jitter,
     #[serde(default = "defaults::run_timeout")]
     run_timeout: Period,
+    #[serde(default)]
+    remote_write: Vec<RemoteWriteConfig>,
 }
 
 /// Defaults of every optional config field.
@@ -121,6 +127,9 @@ impl AgentConfig {
         if file.probes.is_empty() {
             return Err(located("probes", "name at least one probe file".into()));
         }
+        if let Some((index, message)) = remote_write::duplicate_url(&file.remote_write) {
+            return Err(located(&format!("remote_write[{index}].url"), message));
+        }
         let base = path.parent().unwrap_or(Path::new("."));
         let inline = target_files::place_targets(path, &text, file.targets, "targets");
         let targets = TargetSet::load(path, base, inline, &file.target_files)?;
@@ -141,6 +150,7 @@ impl AgentConfig {
             probes,
             jitter: file.jitter.0,
             run_timeout: file.run_timeout.0,
+            remote_write: file.remote_write,
         })
     }
 }
