@@ -22,6 +22,7 @@ pub mod outcome;
 pub mod probe;
 pub mod protocol;
 pub mod record;
+pub mod remote_write;
 pub mod schedule;
 pub mod shutdown;
 pub mod status;

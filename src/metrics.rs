@@ -86,6 +86,14 @@ impl MetricsRegistry {
         })
     }
 
+    /// Adds another module's metrics (remote write's) to what [`MetricsRegistry::render`] writes.
+    pub fn register(
+        &self,
+        collector: Box<dyn prometheus::core::Collector>,
+    ) -> prometheus::Result<()> {
+        self.registry.register(collector)
+    }
+
     /// Every metric in the Prometheus text format: the registry's, then the
     /// probe families by name.
     pub fn render(&self) -> String {
