@@ -143,9 +143,9 @@ impl Scratch {
         taken_ms: i64,
     ) -> Result<Batch, EncodeError> {
         self.request.timeseries.truncate(self.used);
+        // The buffer keeps its capacity from batch to batch; encoding into a
+        // Vec grows it as needed, so it cannot run out of room.
         self.encoded.clear();
-        self.encoded.reserve(self.request.encoded_len());
-        // Encoding into a Vec grows it as needed, so it cannot run out of room.
         let _ = self.request.encode(&mut self.encoded);
         self.compressed
             .resize(snap::raw::max_compress_len(self.encoded.len()), 0);
@@ -231,10 +231,11 @@ fn parse_labels<'a>(mut text: &'a str, labels: &mut Vec<RawLabel<'a>>) -> Option
 /// whether it holds escapes, and what follows its closing quote.
 fn quoted_value(text: &str) -> Option<(&str, bool, &str)> {
     let (mut escaping, mut escaped) = (false, false);
-    for (index, character) in text.char_indices() {
-        match (escaping, character) {
-            (false, '\\') => (escaping, escaped) = (true, true),
-            (false, '"') => return Some((&text[..index], escaped, &text[index + 1..])),
+    // Both delimiters are ASCII, so a byte index is a character boundary.
+    for (index, byte) in text.bytes().enumerate() {
+        match (escaping, byte) {
+            (false, b'\\') => (escaping, escaped) = (true, true),
+            (false, b'"') => return Some((&text[..index], escaped, &text[index + 1..])),
             _ => escaping = false,
         }
     }

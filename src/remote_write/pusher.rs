@@ -76,6 +76,14 @@ impl Shared {
         self.wake.notify_one();
     }
 
+    /// Removes the batch `seq` when it is still the front one; its samples.
+    fn complete(&self, seq: u64) -> Option<usize> {
+        let mut queue = self.lock();
+        let samples = queue.complete(seq);
+        self.metrics.set_queue_bytes(&self.url, queue.bytes());
+        samples
+    }
+
     /// Drops what is still queued (counted as `dropped_shutdown`); the samples dropped.
     pub fn discard(&self) -> usize {
         let mut queue = self.lock();
@@ -157,7 +165,8 @@ impl Pusher {
     pub async fn flush(self, deadline: Instant) {
         self.sampler.abort();
         let encoder = encoder_of(&self.config, &self.region);
-        if let Some((_, batches)) = take_round(&self.source, encoder).await {
+        let last_round = tokio::time::timeout_at(deadline, take_round(&self.source, encoder));
+        if let Ok(Some((_, batches))) = last_round.await {
             self.shared.push(batches);
         }
         let _ = self.mode.send(Mode::Flush(deadline));
@@ -300,11 +309,10 @@ impl Failures {
         samples: usize,
         answer: Answer,
     ) -> Option<Duration> {
-        let url = &shared.url;
-        let (metrics, queue) = (&shared.metrics, || shared.lock());
+        let (url, metrics) = (&shared.url, &shared.metrics);
         match answer {
             Answer::Accepted => {
-                if queue().complete(seq).is_some() {
+                if shared.complete(seq).is_some() {
                     metrics.count(url, result::SENT, samples);
                 }
                 metrics.set_last_success(url, unix_seconds(SystemTime::now()));
@@ -315,7 +323,7 @@ impl Failures {
                 None
             }
             Answer::Refused { reason } => {
-                if queue().complete(seq).is_some() {
+                if shared.complete(seq).is_some() {
                     metrics.count(url, result::DROPPED_REJECTED, samples);
                 }
                 if self.may_log() {

@@ -1,7 +1,8 @@
 //! `chatprobe bench targets --remote-write`: after the scraped steady
 //! state, the same agent is made to push instead (its config gains a
 //! `remote_write:` entry to a receiver in this process, every
-//! `--scrape-every`; a SIGHUP applies it) and is measured again, unscraped:
+//! `--scrape-every`; a SIGHUP applies it, restarting the probes) and, once
+//! every probe has run again, is measured again, unscraped:
 //! its CPU and RSS, and the bytes per second on the wire. Then the receiver
 //! answers 503 for `--outage`: the agent's largest RSS meanwhile and its
 //! queue; then it accepts again, and the time the queue takes to empty.
@@ -99,8 +100,9 @@ pub(super) async fn run(
         Ok(receiver.pushes() > 0)
     })
     .await?;
-    // One whole round in, so the measurement starts in steady state.
-    tokio::time::sleep(args.scrape_every).await;
+    // A reload restarts every probe (their first runs, logins included,
+    // spread over one interval): measure once those are over.
+    tokio::time::sleep(args.interval + args.scrape_every).await;
 
     let steady = measure(agent, receiver, args.measure_for).await?;
     let seconds = args.measure_for.as_secs_f64();
