@@ -265,7 +265,9 @@ fn parse_value(text: &str) -> Option<f64> {
 
 /// Completes a series' own `labels` (empty values left out) with
 /// `__name__` and each external label it lacks, sorted by name. `false`
-/// when a name occurs twice.
+/// when a name occurs twice. (Sorting the few labels of a line whole
+/// measured faster than binary-search inserts into the own, nearly sorted
+/// ones.)
 fn complete_labels<'a>(
     name: &'a str,
     external: &'a [(String, String)],
@@ -383,9 +385,9 @@ mod tests {
     #[test]
     fn lines_that_are_no_samples_are_skipped_and_counted() {
         let mut encoder = RoundEncoder::new(BTreeMap::new(), 10);
-        let text = "ok 1\n{a=\"b\"} 1\nx{a=\"unterminated} 1\nx 1 2 3\nx one\nx{a=\"1\",a=\"2\"} 1\n9x 1\nnan_is_fine NaN\n";
+        let text = "ok 1\n{a=\"b\"} 1\nx{a=\"unterminated} 1\nx 1 2 3\nx one\nx{a=\"1\",a=\"2\"} 1\n9x 1\nx{__name__=\"y\"} 1\nnan_is_fine NaN\n";
         let round = encoder.encode(text, 0).unwrap();
-        assert_eq!(round.skipped_lines, 6);
+        assert_eq!(round.skipped_lines, 7);
         let series = decode(&round.batches[0]).timeseries;
         assert_eq!(series.len(), 2);
         assert!(series[1].samples[0].value.is_nan());
