@@ -21,6 +21,7 @@ pub mod outcome;
 pub mod probe;
 pub mod protocol;
 mod record;
+pub mod remote_write;
 mod schedule;
 pub mod shutdown;
 pub mod status;

@@ -12,9 +12,11 @@ use exposition::Exposition;
 
 mod exposition;
 mod probes;
+mod push;
 mod target_info;
 
 pub(crate) use probes::ProbeMetrics;
+pub(crate) use push::{PushMetrics, result as push_result};
 pub(crate) use target_info::TargetInfo;
 
 /// The default delivery latency objective in seconds (a probe's
@@ -49,7 +51,7 @@ pub const BUCKETS: &[f64] = &[
 ];
 
 /// Every metric the agent serves: `chatprobe_build_info`, the process
-/// metrics, `chatprobe_target_info` and the probe metrics, all written by one
+/// metrics, `chatprobe_target_info`, remote write's and the probe metrics, all written by one
 /// text writer ([`exposition`]).
 pub struct MetricsRegistry {
     /// The process metrics (CPU, memory, open files), read at each render.
@@ -58,6 +60,8 @@ pub struct MetricsRegistry {
     pub probes: ProbeMetrics,
     /// `chatprobe_target_info`.
     pub(crate) targets: TargetInfo,
+    /// Remote write's own metrics (none while no receiver is configured).
+    pub(crate) push: PushMetrics,
     /// The length of the last rendering, to size the next one's buffer.
     last_render_len: AtomicUsize,
 }
@@ -68,6 +72,7 @@ impl Default for MetricsRegistry {
             process: ProcessCollector::for_self(),
             probes: ProbeMetrics::default(),
             targets: TargetInfo::default(),
+            push: PushMetrics::default(),
             last_render_len: AtomicUsize::new(0),
         }
     }
@@ -75,7 +80,7 @@ impl Default for MetricsRegistry {
 
 impl MetricsRegistry {
     /// Every metric in the Prometheus text format: build info, the process
-    /// metrics, the target info, then the probe families by name.
+    /// metrics, the target info, remote write's, then the probe families by name.
     pub fn render(&self) -> String {
         let last_len = self.last_render_len.load(Ordering::Relaxed);
         let mut text = String::with_capacity(last_len + last_len / 8);
@@ -84,6 +89,7 @@ impl MetricsRegistry {
         out.sample(BUILD_INFO, &[("version", env!("CARGO_PKG_VERSION"))], 1);
         write_process(&mut out, &self.process);
         self.targets.render(&mut out);
+        self.push.render(&mut out);
         self.probes.render(&mut out);
         self.last_render_len.store(text.len(), Ordering::Relaxed);
         text

@@ -11,6 +11,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use futures_util::{Stream, StreamExt as _};
@@ -21,8 +22,9 @@ use crate::config::{AgentConfig, TargetConfig, TargetSet};
 use crate::endpoints;
 use crate::open_files::{self, FileLimit};
 use crate::record::LineStyle;
+use crate::remote_write::RemoteWrite;
 use crate::schedule::{Job, Scheduler};
-use crate::shutdown::ENDPOINTS_GRACE;
+use crate::shutdown::{ENDPOINTS_GRACE, PROBE_DRAIN};
 
 /// Run the agent of the config at `config_path`, reloading it on each item of
 /// `reloads`, until `shutdown` resolves; then stop within [`DRAIN`](crate::shutdown::DRAIN).
@@ -36,6 +38,7 @@ pub async fn run(
     open_files::warn_if_short(file_limit.as_ref(), &config);
     let sinks = Sinks::new(LineStyle::Log)?;
     let mut server = sinks.serve(config.listen).await?;
+    let mut push = RemoteWrite::start(&config, Arc::clone(&sinks.metrics))?;
     let mut scheduler = sinks.schedule(wiring::build_jobs(&config)?, wiring::timing(&config));
     sinks.set_targets(&config);
     let mut refresh = refresh_timer(&config);
@@ -53,6 +56,7 @@ pub async fn run(
                         std::mem::replace(&mut server, moved).stop(ENDPOINTS_GRACE).await;
                     }
                     config = reloaded.config;
+                    push.apply(&config);
                     sinks.set_targets(&config);
                     refresh = refresh_timer(&config);
                     open_files::warn_if_short(file_limit.as_ref(), &config);
@@ -66,7 +70,10 @@ pub async fn run(
         }
     }
     tracing::info!("stopping: finishing probe runs and cleaning up");
-    wiring::drain(scheduler, server).await;
+    let flush_by = tokio::time::Instant::now() + PROBE_DRAIN;
+    wiring::stop_scheduler(scheduler).await;
+    push.stop(flush_by).await;
+    server.stop(ENDPOINTS_GRACE).await;
     tracing::info!("stopped");
     Ok(())
 }

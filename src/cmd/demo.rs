@@ -114,5 +114,6 @@ fn region_config(region: &str, url: &str, interval: Duration) -> anyhow::Result<
         probes,
         jitter: TIMING.jitter,
         run_timeout: TIMING.run_timeout,
+        remote_write: Vec::new(),
     })
 }

@@ -10,6 +10,7 @@
 //! `probes.rs` the probe files (the checked scalars are `crate::yaml::values`).
 
 mod probes;
+pub mod remote_write;
 mod target_files;
 mod targets;
 
@@ -21,6 +22,7 @@ use serde::Deserialize;
 
 pub(crate) use crate::yaml::values::{Label, PlainHttpUrl};
 pub use probes::{LoadedProbe, load_probe, shipped_probes};
+pub(crate) use remote_write::RemoteWriteConfig;
 pub(crate) use target_files::TargetSet;
 pub(crate) use targets::{AccountsConfig, TargetConfig, TargetLabels};
 
@@ -61,6 +63,8 @@ pub struct AgentConfig {
     pub(crate) jitter: f64,
     /// Safety net on one whole run; a run cut off is a `timeout` failure.
     pub(crate) run_timeout: Duration,
+    /// Receivers the agent pushes its series to (`remote_write:`).
+    pub(crate) remote_write: Vec<RemoteWriteConfig>,
 }
 
 /// The file as written.
@@ -82,6 +86,8 @@ struct ConfigFile {
     jitter: Jitter,
     #[serde(default = "defaults::run_timeout")]
     run_timeout: Period,
+    #[serde(default)]
+    remote_write: Vec<RemoteWriteConfig>,
 }
 
 /// Defaults of every optional config field.
@@ -124,6 +130,9 @@ impl AgentConfig {
         if file.probes.is_empty() {
             return Err(located("probes", "name at least one probe file".into()));
         }
+        if let Some((index, message)) = remote_write::duplicate_url(&file.remote_write) {
+            return Err(located(&format!("remote_write[{index}].url"), message));
+        }
         let base = path.parent().unwrap_or(Path::new("."));
         let inline = target_files::place_targets(path, &text, file.targets, "targets");
         let targets = TargetSet::load(path, base, inline, &file.target_files)?;
@@ -144,6 +153,7 @@ impl AgentConfig {
             probes,
             jitter: file.jitter.0,
             run_timeout: file.run_timeout.0,
+            remote_write: file.remote_write,
         })
     }
 }

@@ -130,9 +130,10 @@ macro_rules! checked_scalar {
 }
 
 checked_scalar!(Label, HttpUrl, PlainHttpUrl, Jitter, Period);
+pub(crate) use checked_scalar;
 
 /// Turns any scalar into text and checks it with `T::try_from`.
-struct ScalarVisitor<T>(std::marker::PhantomData<T>);
+pub(crate) struct ScalarVisitor<T>(pub(crate) std::marker::PhantomData<T>);
 
 impl<T: TryFrom<String, Error = String>> serde::de::Visitor<'_> for ScalarVisitor<T> {
     type Value = T;

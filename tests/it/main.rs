@@ -13,6 +13,7 @@ mod fault_matrix;
 mod harness;
 mod matrix;
 mod probe;
+mod remote_write;
 mod soak;
 mod status;
 mod xmpp;

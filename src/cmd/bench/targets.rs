@@ -20,6 +20,8 @@ use super::agent::{ChildBackend, backend_stat};
 use super::proc::{cpu_time_of, rss_kib_of};
 use crate::probe::ProbeKind;
 
+mod push;
+
 /// Options of `chatprobe bench targets`.
 #[derive(Debug, Clone, Args)]
 pub struct TargetsBenchArgs {
@@ -39,6 +41,13 @@ pub struct TargetsBenchArgs {
     /// `dashboards/prometheus.yml` scrapes every 15 s).
     #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
     pub(crate) scrape_every: Duration,
+    /// Then make the agent push every `--scrape-every` instead (remote
+    /// write to a receiver in this process) and measure it again, unscraped.
+    #[arg(long)]
+    pub(crate) remote_write: bool,
+    /// With `--remote-write`: how long the receiver then answers 503.
+    #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+    pub(crate) outage: Duration,
 }
 
 /// The log line of an agent that applied a change of its target files.
@@ -112,6 +121,10 @@ pub(super) async fn run(args: TargetsBenchArgs) -> anyhow::Result<()> {
         scrape.bytes as f64 / 1e6,
         scrape.took.as_secs_f64() * 1000.0
     );
+
+    if args.remote_write {
+        push::run(agent, &dir, &args, http).await?;
+    }
 
     let shrunk = Instant::now();
     write_atomically(&targets_file, &target_file(&backend.base, args.shrink_to))?;
