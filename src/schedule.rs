@@ -448,6 +448,17 @@ mod tests {
         }
     }
 
+    /// A job of `probe` (which never panics) every `interval`.
+    fn job_of(probe: SlowProbe, interval: Duration) -> Job {
+        Job {
+            key: key(),
+            interval,
+            timeout_operation: Operation::Deliver,
+            probe: Box::new(probe),
+            rebuild: Box::new(|| unreachable!("the probe never panics")),
+        }
+    }
+
     fn key() -> ProbeKey {
         ProbeKey {
             region: "eu-west".into(),
@@ -475,13 +486,7 @@ mod tests {
             shut_down: Arc::clone(&shut_down),
             fails: &[],
         };
-        let job = Job {
-            key: key(),
-            interval: Duration::from_secs(1),
-            timeout_operation: Operation::Deliver,
-            probe: Box::new(probe),
-            rebuild: Box::new(|| unreachable!("the probe never panics")),
-        };
+        let job = job_of(probe, Duration::from_secs(1));
         let timing = Timing {
             jitter: 0.1,
             run_timeout: Duration::from_millis(2500),
@@ -529,13 +534,7 @@ mod tests {
             shut_down: Arc::new(AtomicBool::new(false)),
             fails: &[],
         };
-        let job = Job {
-            key: key(),
-            interval: Duration::from_secs(10),
-            timeout_operation: Operation::Deliver,
-            probe: Box::new(probe),
-            rebuild: Box::new(|| unreachable!("the probe never panics")),
-        };
+        let job = job_of(probe, Duration::from_secs(10));
         let timing = Timing {
             jitter: 0.2,
             run_timeout: Duration::from_secs(5),
