@@ -9,9 +9,11 @@ use std::time::Duration;
 
 use clap::{ArgGroup, Args};
 
+use crate::reports::config::ReportsConfig;
 use crate::status_page::incidents::IncidentRule;
 use crate::status_page::prometheus::{Auth, Secret};
 use crate::status_page::{DEFAULT_LISTEN, StatusPageOptions};
+use crate::store::{DEFAULT_STORE, StoreUrl};
 
 /// `chatprobe status-page`: the fleet's status page, from Prometheus.
 #[derive(Debug, Clone, Args)]
@@ -56,6 +58,25 @@ pub struct StatusPageArgs {
     /// Passing runs in a row, in every region and target involved, that end an incident.
     #[arg(long, default_value_t = 2, value_name = "N")]
     pub(crate) incident_passed_runs: u32,
+    /// Where reports are kept: `sqlite:PATH` or `postgres://USER@HOST:PORT/DB`.
+    #[arg(long, default_value = DEFAULT_STORE, value_parser = parse_store, value_name = "URL")]
+    pub(crate) store: StoreUrl,
+    /// A YAML file holding the `reports:` settings (trusted proxies, window, problems, limits); default: the shipped ones.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) reports: Option<PathBuf>,
+    /// A region reports may name besides those Prometheus shows (repeatable).
+    #[arg(long = "region", value_parser = parse_region, value_name = "NAME")]
+    pub(crate) regions: Vec<String>,
+}
+
+/// `--region`, a label value.
+fn parse_region(text: &str) -> Result<String, String> {
+    crate::yaml::values::check_label(text).map(|()| text.to_string())
+}
+
+/// `--store`, checked before anything connects.
+fn parse_store(text: &str) -> Result<StoreUrl, String> {
+    StoreUrl::parse(text).map_err(|error| error.to_string())
 }
 
 impl StatusPageArgs {
@@ -76,9 +97,13 @@ impl StatusPageArgs {
         }
     }
 
-    /// The options these arguments stand for.
-    pub(crate) fn options(&self) -> StatusPageOptions {
-        StatusPageOptions {
+    /// The options these arguments stand for (reading `--reports`).
+    pub(crate) fn options(&self) -> anyhow::Result<StatusPageOptions> {
+        let reports = match &self.reports {
+            Some(path) => crate::yaml::load::<ReportsConfig>(path)?,
+            None => ReportsConfig::default(),
+        };
+        Ok(StatusPageOptions {
             prometheus: self.prometheus.clone(),
             auth: self.auth(),
             listen: self.listen,
@@ -91,7 +116,10 @@ impl StatusPageArgs {
                 failed_runs: self.incident_failed_runs.max(1),
                 passed_runs: self.incident_passed_runs.max(1),
             },
-        }
+            store: self.store.clone(),
+            reports,
+            regions: self.regions.clone(),
+        })
     }
 }
 
@@ -100,5 +128,5 @@ pub async fn run(
     args: StatusPageArgs,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    crate::status_page::run(args.options(), shutdown).await
+    crate::status_page::run(args.options()?, shutdown).await
 }

@@ -1,0 +1,199 @@
+//! The reports' queries on the store, each written once for both databases:
+//! recording one (counted once per reporter, problem and window; within the
+//! cap of reports stored per hour), the window's distinct reporters, the
+//! hourly counts, and pruning what is past retention.
+
+use std::time::Duration;
+
+use super::crowd::{HourCount, WindowCount, hour_start};
+use crate::store::{Store, StoreError, column};
+
+/// A report about to be recorded.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct NewReport<'a> {
+    /// When, in seconds since the epoch.
+    pub(crate) at: i64,
+    /// The problem's id.
+    pub(crate) problem: &'a str,
+    /// The region.
+    pub(crate) region: &'a str,
+    /// The reporter's key (hex HMAC).
+    pub(crate) reporter: &'a str,
+}
+
+/// What became of a report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Recorded {
+    /// Stored and counted.
+    Counted,
+    /// The reporter's report of this problem already counted within the window.
+    Duplicate,
+    /// This hour's cap of stored reports is reached: not stored.
+    Sampled,
+}
+
+/// Records `report`: counted unless the same reporter's report of the same
+/// problem counted within `window`, or `stored_per_hour` reports are
+/// already stored this hour. One transaction: a refused report leaves no
+/// trace, and replicas sharing the store count a reporter once.
+pub(crate) async fn record(
+    store: &Store,
+    report: NewReport<'_>,
+    window: Duration,
+    stored_per_hour: u32,
+) -> Result<Recorded, StoreError> {
+    let mut transaction = Store::timed("starting a report", store.pool().begin()).await?;
+    let cutoff = report.at - seconds(window);
+    let claim = sqlx::query(
+        "INSERT INTO report_reporters (reporter, problem, counted_at) VALUES ($1, $2, $3) \
+         ON CONFLICT (reporter, problem) DO UPDATE SET counted_at = excluded.counted_at \
+         WHERE report_reporters.counted_at <= $4",
+    )
+    .bind(report.reporter)
+    .bind(report.problem)
+    .bind(report.at)
+    .bind(cutoff);
+    let claimed = Store::timed("claiming the reporter", claim.execute(&mut *transaction)).await?;
+    if claimed.rows_affected() == 0 {
+        return Ok(Recorded::Duplicate);
+    }
+    let hour = hour_start(report.at);
+    let budget = sqlx::query(
+        "INSERT INTO report_budget (hour, stored) VALUES ($1, 1) ON CONFLICT (hour) \
+         DO UPDATE SET stored = report_budget.stored + 1 WHERE report_budget.stored < $2",
+    )
+    .bind(hour)
+    .bind(i64::from(stored_per_hour));
+    let within = Store::timed(
+        "counting the hour's reports",
+        budget.execute(&mut *transaction),
+    )
+    .await?;
+    if within.rows_affected() == 0 {
+        return Ok(Recorded::Sampled);
+    }
+    let insert =
+        sqlx::query("INSERT INTO reports (at, problem, region, reporter) VALUES ($1, $2, $3, $4)")
+            .bind(report.at)
+            .bind(report.problem)
+            .bind(report.region)
+            .bind(report.reporter);
+    Store::timed("storing the report", insert.execute(&mut *transaction)).await?;
+    let count = sqlx::query(
+        "INSERT INTO report_hours (hour, problem, region, reports) VALUES ($1, $2, $3, 1) \
+         ON CONFLICT (hour, problem, region) DO UPDATE SET reports = report_hours.reports + 1",
+    )
+    .bind(hour)
+    .bind(report.problem)
+    .bind(report.region);
+    Store::timed("counting the report", count.execute(&mut *transaction)).await?;
+    Store::timed("committing the report", transaction.commit()).await?;
+    Ok(Recorded::Counted)
+}
+
+/// Distinct reporters per problem and region of the reports after `since`.
+pub(crate) async fn reporters_since(
+    store: &Store,
+    since: i64,
+) -> Result<Vec<WindowCount>, StoreError> {
+    let what = "counting the window's reporters";
+    let select = sqlx::query(
+        "SELECT problem, region, CAST(COUNT(DISTINCT reporter) AS BIGINT) FROM reports \
+         WHERE at > $1 GROUP BY problem, region",
+    )
+    .bind(since);
+    let rows = Store::timed(what, select.fetch_all(store.pool())).await?;
+    rows.iter()
+        .map(|row| {
+            Ok(WindowCount {
+                problem: column(row, 0, what)?,
+                region: column(row, 1, what)?,
+                reporters: count(column(row, 2, what)?),
+            })
+        })
+        .collect()
+}
+
+/// The hourly counts of the hours from `first` to `last` (hour starts), inclusive.
+pub(crate) async fn hours_between(
+    store: &Store,
+    first: i64,
+    last: i64,
+) -> Result<Vec<HourCount>, StoreError> {
+    let what = "reading hourly counts";
+    let select = sqlx::query(
+        "SELECT hour, problem, region, reports FROM report_hours WHERE hour >= $1 AND hour <= $2",
+    )
+    .bind(first)
+    .bind(last);
+    let rows = Store::timed(what, select.fetch_all(store.pool())).await?;
+    rows.iter()
+        .map(|row| {
+            Ok(HourCount {
+                hour: column(row, 0, what)?,
+                problem: column(row, 1, what)?,
+                region: column(row, 2, what)?,
+                reports: count(column(row, 3, what)?),
+            })
+        })
+        .collect()
+}
+
+/// Reports stored in the hour that starts at `hour`.
+pub(crate) async fn stored_in_hour(store: &Store, hour: i64) -> Result<u64, StoreError> {
+    let what = "reading the hour's stored reports";
+    let select = sqlx::query(
+        "SELECT CAST(COALESCE(SUM(stored), 0) AS BIGINT) FROM report_budget WHERE hour = $1",
+    )
+    .bind(hour);
+    let row = Store::timed(what, select.fetch_one(store.pool())).await?;
+    Ok(count(column(&row, 0, what)?))
+}
+
+/// How long each kind of row is kept.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Retention {
+    /// Raw reports.
+    pub(crate) reports: Duration,
+    /// Hourly counts.
+    pub(crate) hours: Duration,
+    /// The dedup window (reporters older than it are forgotten).
+    pub(crate) window: Duration,
+}
+
+/// Deletes what is older than `retention` at `now`; the rows removed.
+pub(crate) async fn prune(
+    store: &Store,
+    now: i64,
+    retention: Retention,
+) -> Result<u64, StoreError> {
+    let reports_before = now - seconds(retention.reports);
+    let hours_before = hour_start(now - seconds(retention.hours));
+    let deletions = [
+        ("DELETE FROM reports WHERE at < $1", reports_before),
+        ("DELETE FROM report_hours WHERE hour < $1", hours_before),
+        ("DELETE FROM report_budget WHERE hour < $1", hour_start(now)),
+        (
+            "DELETE FROM report_reporters WHERE counted_at <= $1",
+            now - seconds(retention.window),
+        ),
+    ];
+    let mut removed = 0;
+    for (statement, before) in deletions {
+        let delete = sqlx::query(statement).bind(before);
+        removed += Store::timed("pruning", delete.execute(store.pool()))
+            .await?
+            .rows_affected();
+    }
+    Ok(removed)
+}
+
+/// A duration in whole seconds, as the store's times are.
+fn seconds(duration: Duration) -> i64 {
+    i64::try_from(duration.as_secs()).unwrap_or(i64::MAX)
+}
+
+/// A count the database returned (never negative).
+fn count(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or(0)
+}
