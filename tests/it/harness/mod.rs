@@ -14,6 +14,7 @@ pub mod browser;
 pub mod dir;
 pub mod fixtures;
 pub mod http;
+pub mod postgres;
 pub mod probes;
 pub mod process;
 pub mod prometheus;
