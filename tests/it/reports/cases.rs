@@ -111,6 +111,9 @@ async fn the_form_answers_303_back_to_the_page(store: Store) {
     assert_eq!(unknown["recent"], 1, "{unknown}");
 }
 
+/// A bad request: path, headers, body, the status it gets and words its answer has.
+type BadRequest<'a> = (&'a str, Vec<(&'a str, &'a str)>, Vec<u8>, u16, &'a str);
+
 async fn bad_input_is_refused_and_stores_nothing(store: Store) {
     let dir = TempDir::new("reports-bad");
     let page = start_page(&dir, &store.url(&dir), None);
@@ -121,7 +124,7 @@ async fn bad_input_is_refused_and_stores_nothing(store: Store) {
         "{{\"problem\": \"not_sending\", \"region\": \"{}\"}}",
         "x".repeat(2 << 20)
     );
-    let cases: Vec<(&str, Vec<(&str, &str)>, Vec<u8>, u16, &str)> = vec![
+    let cases: Vec<BadRequest> = vec![
         (
             "/report",
             vec![form, ("sec-fetch-site", "cross-site")],
