@@ -428,4 +428,41 @@ mod tests {
             assert!(error.contains(words), "{words} missing from {error}");
         }
     }
+
+    #[test]
+    fn the_configuration_doc_lists_the_shipped_problems() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/configuration.md");
+        let doc = std::fs::read_to_string(path).expect("docs/configuration.md is readable");
+        let rows: Vec<(String, String, String)> = doc
+            .lines()
+            .skip_while(|line| !line.starts_with("| id | name | features |"))
+            .skip(2)
+            .take_while(|line| line.starts_with('|'))
+            .map(|line| {
+                let cells: Vec<&str> = line.trim_matches('|').split(" | ").map(str::trim).collect();
+                let features = cells[2]
+                    .split(", ")
+                    .map(|f| f.trim_matches('`'))
+                    .collect::<Vec<_>>();
+                (
+                    cells[0].trim_matches('`').to_string(),
+                    cells[1].to_string(),
+                    features.join(","),
+                )
+            })
+            .collect();
+        let shipped: Vec<(String, String, String)> = ReportsConfig::default()
+            .problems
+            .iter()
+            .map(|problem| {
+                let features: Vec<&str> = problem.features.iter().map(|f| f.0.as_str()).collect();
+                (
+                    problem.id.0.clone(),
+                    problem.name.0.clone(),
+                    features.join(","),
+                )
+            })
+            .collect();
+        assert_eq!(rows, shipped);
+    }
 }

@@ -5,6 +5,7 @@
 //! shared or a crashing store shows.
 
 mod cases;
+mod exposition;
 mod store;
 
 use std::ffi::OsStr;
@@ -17,6 +18,14 @@ use crate::harness::binary::{Running, start_status_page};
 use crate::harness::dir::TempDir;
 use crate::harness::http::{get_json, get_text, metric, wait_for};
 use crate::harness::postgres::Postgres;
+
+/// The metric families only the status page serves (not the agents).
+pub const STATUS_PAGE_METRICS: [&str; 4] = [
+    "chatprobe_user_reports_total",
+    "chatprobe_user_reports_refused_total",
+    "chatprobe_crowd_level",
+    "chatprobe_store_errors_total",
+];
 
 /// A Prometheus nobody listens on: the reports need none.
 const NO_PROMETHEUS: &str = "http://127.0.0.1:1";
