@@ -159,6 +159,11 @@ impl Reports {
         })
     }
 
+    /// Closes the store: after the last request.
+    pub(crate) async fn close(&self) {
+        self.store.close().await;
+    }
+
     /// The config it runs with.
     pub(crate) fn config(&self) -> &ReportsConfig {
         &self.config

@@ -116,5 +116,6 @@ pub(crate) async fn run(
     .await
     .context("serving the status page");
     upkeep.abort();
+    reports.close().await;
     served
 }

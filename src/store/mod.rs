@@ -152,6 +152,11 @@ impl Store {
         &self.pool
     }
 
+    /// Closes every connection (SQLite checkpoints its journal into the file).
+    pub(crate) async fn close(&self) {
+        self.pool.close().await;
+    }
+
     /// Which database this is.
     pub(crate) fn dialect(&self) -> Dialect {
         self.dialect

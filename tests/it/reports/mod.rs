@@ -208,6 +208,29 @@ pub async fn wait_for_metric(http: &reqwest::Client, page: &Running, series: &st
     .await;
 }
 
+/// Writes hourly counts `(hour start, problem, region, reports)` straight
+/// into the store at `url` (one the page has already created): past weeks'
+/// history, for the baseline.
+pub async fn seed_hourly_counts(url: &str, rows: &[(i64, &str, &str, i64)]) {
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(url)
+        .await
+        .expect("the test connects to the store");
+    for (hour, problem, region, reports) in rows {
+        sqlx::query(
+            "INSERT INTO report_hours (hour, problem, region, reports) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(hour)
+        .bind(*problem)
+        .bind(*region)
+        .bind(reports)
+        .execute(&pool)
+        .await
+        .expect("an hourly count is written");
+    }
+    pool.close().await;
+}
+
 /// Generates one test a store kind for each `case` of [`cases`] taking a [`Store`].
 macro_rules! on_both_stores {
     ($($case:ident),+ $(,)?) => {
