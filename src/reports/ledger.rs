@@ -197,3 +197,117 @@ fn seconds(duration: Duration) -> i64 {
 fn count(value: i64) -> u64 {
     u64::try_from(value).unwrap_or(0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::StoreUrl;
+
+    const DAY: i64 = 24 * 3600;
+    const WINDOW: Duration = Duration::from_secs(900);
+    /// Sunday 2026-11-29 16:25 UTC.
+    const NOW: i64 = 1_795_969_500;
+
+    /// An SQLite store in a fresh file, and the file's folder to remove.
+    async fn store(tag: &str) -> (Store, std::path::PathBuf) {
+        let dir =
+            std::env::temp_dir().join(format!("chatprobe-ledger-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("a temp dir");
+        let url = StoreUrl::Sqlite(dir.join("status.db"));
+        (Store::open(&url).await.expect("the store opens"), dir)
+    }
+
+    fn report<'a>(at: i64, reporter: &'a str) -> NewReport<'a> {
+        NewReport {
+            at,
+            problem: "not_sending",
+            region: "eu-west",
+            reporter,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_reporter_counts_once_a_window_and_the_hourly_cap_samples() {
+        let (store, dir) = store("record").await;
+        assert_eq!(
+            ledger_record(&store, report(NOW, "a")).await,
+            Recorded::Counted
+        );
+        assert_eq!(
+            ledger_record(&store, report(NOW + 60, "a")).await,
+            Recorded::Duplicate
+        );
+        assert_eq!(
+            ledger_record(&store, report(NOW + 899, "a")).await,
+            Recorded::Duplicate
+        );
+        assert_eq!(
+            ledger_record(&store, report(NOW + 900, "a")).await,
+            Recorded::Counted
+        );
+        assert_eq!(
+            ledger_record(&store, report(NOW + 901, "b")).await,
+            Recorded::Counted
+        );
+        // The cap of 3 stored an hour is reached: c is sampled out, and not
+        // remembered as counted either.
+        assert_eq!(
+            ledger_record(&store, report(NOW + 902, "c")).await,
+            Recorded::Sampled
+        );
+        assert_eq!(
+            ledger_record(&store, report(NOW + 903, "c")).await,
+            Recorded::Sampled
+        );
+        assert_eq!(stored_in_hour(&store, hour_start(NOW)).await.ok(), Some(3));
+        let window = reporters_since(&store, NOW + 900 - 900)
+            .await
+            .expect("the window");
+        assert_eq!(window.len(), 1);
+        assert_eq!(window[0].reporters, 2);
+        let hours = hours_between(&store, hour_start(NOW), hour_start(NOW))
+            .await
+            .expect("hours");
+        assert_eq!(hours.len(), 1);
+        assert_eq!(hours[0].reports, 3);
+        store.close().await;
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// Records with a cap of 3 stored reports an hour.
+    async fn ledger_record(store: &Store, report: NewReport<'_>) -> Recorded {
+        record(store, report, WINDOW, 3)
+            .await
+            .expect("the store records")
+    }
+
+    #[tokio::test]
+    async fn pruning_keeps_hourly_counts_longer_than_raw_reports() {
+        let (store, dir) = store("prune").await;
+        let old = NOW - 100 * DAY;
+        let ancient = NOW - 500 * DAY;
+        for (at, reporter) in [(ancient, "x"), (old, "y"), (NOW, "z")] {
+            assert_eq!(
+                ledger_record(&store, report(at, reporter)).await,
+                Recorded::Counted
+            );
+        }
+        let retention = Retention {
+            reports: Duration::from_secs(90 * 86400),
+            hours: Duration::from_secs(400 * 86400),
+            window: WINDOW,
+        };
+        let removed = prune(&store, NOW, retention).await.expect("pruned");
+        assert!(removed >= 4, "{removed}");
+        let raw = reporters_since(&store, ancient - 1).await.expect("reports");
+        assert_eq!(raw.iter().map(|count| count.reporters).sum::<u64>(), 1);
+        let hours = hours_between(&store, ancient - DAY, NOW)
+            .await
+            .expect("hours");
+        let kept: Vec<i64> = hours.iter().map(|count| count.hour).collect();
+        assert_eq!(kept, [hour_start(old), hour_start(NOW)]);
+        store.close().await;
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}

@@ -8,6 +8,7 @@ use std::ops::{Deref, DerefMut};
 use std::path::Path;
 use std::process::Command;
 
+use super::dir::TempDir;
 use super::http::{http_get, poll_get};
 use super::process::Process;
 
@@ -28,6 +29,8 @@ pub struct Running {
     process: Process,
     /// Where it listens (from its `listening on ADDR` log line).
     pub addr: SocketAddr,
+    /// A directory of its own (a status page's store), removed after it stops.
+    _dir: Option<TempDir>,
 }
 
 impl Running {
@@ -36,7 +39,11 @@ impl Running {
     fn start(name: &str, args: &[&OsStr], target: &str) -> Running {
         let mut process = Process::spawn(name, command().args(args));
         let addr = process.listening_addr(target);
-        Running { process, addr }
+        Running {
+            process,
+            addr,
+            _dir: None,
+        }
     }
 
     /// `http://ADDR`.
@@ -109,7 +116,8 @@ pub fn start_demo(scenario: &Path) -> Running {
 }
 
 /// `chatprobe status-page --prometheus URL --listen 127.0.0.1:0` plus
-/// `extra` arguments; answers once it listens.
+/// `extra` arguments; answers once it listens. Without a `--store` in
+/// `extra`, its reports are kept in a directory of its own, removed with it.
 pub fn start_status_page(prometheus_url: &str, extra: &[&OsStr]) -> Running {
     let mut args: Vec<&OsStr> = [
         "status-page",
@@ -122,7 +130,17 @@ pub fn start_status_page(prometheus_url: &str, extra: &[&OsStr]) -> Running {
     .map(OsStr::new)
     .collect();
     args.extend(extra);
-    Running::start("status-page", &args, HTTP_TARGET)
+    let own_store = !extra.contains(&OsStr::new("--store"));
+    let dir = own_store.then(|| TempDir::new("status-page-store"));
+    let store = dir
+        .as_ref()
+        .map(|dir| format!("sqlite:{}", dir.join("status.db").display()));
+    if let Some(store) = &store {
+        args.extend([OsStr::new("--store"), OsStr::new(store)]);
+    }
+    let mut running = Running::start("status-page", &args, HTTP_TARGET);
+    running._dir = dir;
+    running
 }
 
 /// What a one-shot command did.
