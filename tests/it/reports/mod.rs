@@ -45,13 +45,10 @@ pub enum Store {
 }
 
 impl Store {
-    /// The store of `kind` (`sqlite` or `postgres`); `None` when PostgreSQL
-    /// is not installed (the test skips, loudly, or fails under the full suite).
-    pub fn start(kind: &str) -> Option<Store> {
-        match kind {
-            "sqlite" => Some(Store::Sqlite),
-            _ => Postgres::start().map(Store::Postgres),
-        }
+    /// A real PostgreSQL, started; `None` when it is not installed (the
+    /// test skips, loudly, or fails under the full suite).
+    pub fn postgres() -> Option<Store> {
+        Postgres::start().map(Store::Postgres)
     }
 
     /// Its `--store` URL, an SQLite file kept in `dir`.
@@ -246,7 +243,7 @@ macro_rules! on_both_stores {
             $(
                 #[tokio::test]
                 async fn $case() {
-                    let Some(store) = super::super::Store::start("postgres") else { return };
+                    let Some(store) = super::super::Store::postgres() else { return };
                     super::$case(store).await;
                 }
             )+

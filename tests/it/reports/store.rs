@@ -17,7 +17,7 @@ use crate::harness::postgres::Postgres;
 
 #[tokio::test]
 async fn two_replicas_on_one_postgres_count_a_reporter_once() {
-    let Some(store) = Store::start("postgres") else {
+    let Some(store) = Store::postgres() else {
         return;
     };
     let dir = TempDir::new("reports-replicas");
