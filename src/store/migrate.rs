@@ -1,8 +1,9 @@
 //! The store's schema, as numbered migrations applied in order at start and
 //! recorded in `schema_migrations`; a store newer than this build is
 //! refused rather than misread. Every statement is the SQL both databases
-//! speak. On PostgreSQL an advisory lock held for the transaction keeps two
-//! replicas starting together from applying the same migration twice.
+//! speak. A lock taken first in the migration's transaction (PostgreSQL: an
+//! advisory lock; SQLite: the write lock, by a write that changes nothing)
+//! keeps two processes starting together from applying a migration twice.
 
 use sqlx::Executor as _;
 
@@ -42,8 +43,14 @@ const MIGRATIONS: &[Migration] = &[Migration {
     ],
 }];
 
-/// Any number, the same in every replica: the advisory lock's key.
-const POSTGRES_MIGRATION_LOCK: &str = "SELECT pg_advisory_xact_lock(4242170523)";
+/// The statement that takes the migration lock, held to the transaction's end.
+fn migration_lock(dialect: Dialect) -> &'static str {
+    match dialect {
+        // Any number, the same in every replica: the advisory lock's key.
+        Dialect::Postgres => "SELECT pg_advisory_xact_lock(4242170523)",
+        Dialect::Sqlite => "UPDATE schema_migrations SET version = version WHERE version < 0",
+    }
+}
 
 /// Brings `store`'s schema to the newest version.
 pub(super) async fn run(store: &Store) -> Result<(), StoreError> {
@@ -57,13 +64,8 @@ pub(super) async fn run(store: &Store) -> Result<(), StoreError> {
     )
     .await?;
     let mut transaction = Store::timed("starting a migration", pool.begin()).await?;
-    if store.dialect() == Dialect::Postgres {
-        Store::timed(
-            "locking migrations",
-            transaction.execute(POSTGRES_MIGRATION_LOCK),
-        )
-        .await?;
-    }
+    let lock = migration_lock(store.dialect());
+    Store::timed("locking migrations", transaction.execute(lock)).await?;
     let what = "reading the schema version";
     let version =
         sqlx::query("SELECT CAST(COALESCE(MAX(version), 0) AS BIGINT) FROM schema_migrations");
@@ -105,6 +107,28 @@ fn applied_at() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::MIGRATIONS;
+    use crate::store::{Store, StoreUrl};
+
+    #[tokio::test]
+    async fn stores_opened_together_on_one_file_migrate_it_once() {
+        let dir = std::env::temp_dir().join(format!("chatprobe-migrate-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("a temp dir");
+        let url = StoreUrl::Sqlite(dir.join("status.db"));
+        let (first, second, third) =
+            tokio::join!(Store::open(&url), Store::open(&url), Store::open(&url));
+        for store in [first, second, third] {
+            store.expect("every store opens").close().await;
+        }
+        let again = Store::open(&url).await.expect("a migrated store opens");
+        let versions = sqlx::query("SELECT version FROM schema_migrations")
+            .fetch_all(again.pool())
+            .await
+            .expect("the versions read");
+        assert_eq!(versions.len(), MIGRATIONS.len());
+        again.close().await;
+        let _ = std::fs::remove_dir_all(dir);
+    }
 
     #[test]
     fn migrations_are_numbered_one_up_from_one() {
