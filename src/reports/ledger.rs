@@ -42,7 +42,9 @@ pub(crate) async fn record(
     window: Duration,
     stored_per_hour: u32,
 ) -> Result<Recorded, StoreError> {
-    let mut transaction = Store::timed("starting a report", store.pool().begin()).await?;
+    let mut transaction = store
+        .timed("starting a report", store.pool().begin())
+        .await?;
     let cutoff = report.at - seconds(window);
     let claim = sqlx::query(
         "INSERT INTO report_reporters (reporter, problem, counted_at) VALUES ($1, $2, $3) \
@@ -53,7 +55,9 @@ pub(crate) async fn record(
     .bind(report.problem)
     .bind(report.at)
     .bind(cutoff);
-    let claimed = Store::timed("claiming the reporter", claim.execute(&mut *transaction)).await?;
+    let claimed = store
+        .timed("claiming the reporter", claim.execute(&mut *transaction))
+        .await?;
     if claimed.rows_affected() == 0 {
         return Ok(Recorded::Duplicate);
     }
@@ -64,11 +68,12 @@ pub(crate) async fn record(
     )
     .bind(hour)
     .bind(i64::from(stored_per_hour));
-    let within = Store::timed(
-        "counting the hour's reports",
-        budget.execute(&mut *transaction),
-    )
-    .await?;
+    let within = store
+        .timed(
+            "counting the hour's reports",
+            budget.execute(&mut *transaction),
+        )
+        .await?;
     if within.rows_affected() == 0 {
         return Ok(Recorded::Sampled);
     }
@@ -78,7 +83,9 @@ pub(crate) async fn record(
             .bind(report.problem)
             .bind(report.region)
             .bind(report.reporter);
-    Store::timed("storing the report", insert.execute(&mut *transaction)).await?;
+    store
+        .timed("storing the report", insert.execute(&mut *transaction))
+        .await?;
     let count = sqlx::query(
         "INSERT INTO report_hours (hour, problem, region, reports) VALUES ($1, $2, $3, 1) \
          ON CONFLICT (hour, problem, region) DO UPDATE SET reports = report_hours.reports + 1",
@@ -86,8 +93,12 @@ pub(crate) async fn record(
     .bind(hour)
     .bind(report.problem)
     .bind(report.region);
-    Store::timed("counting the report", count.execute(&mut *transaction)).await?;
-    Store::timed("committing the report", transaction.commit()).await?;
+    store
+        .timed("counting the report", count.execute(&mut *transaction))
+        .await?;
+    store
+        .timed("committing the report", transaction.commit())
+        .await?;
     Ok(Recorded::Counted)
 }
 
@@ -102,7 +113,7 @@ pub(crate) async fn reporters_since(
          WHERE at > $1 GROUP BY problem, region",
     )
     .bind(since);
-    let rows = Store::timed(what, select.fetch_all(store.pool())).await?;
+    let rows = store.timed(what, select.fetch_all(store.pool())).await?;
     rows.iter()
         .map(|row| {
             Ok(WindowCount {
@@ -126,7 +137,7 @@ pub(crate) async fn hours_between(
     )
     .bind(first)
     .bind(last);
-    let rows = Store::timed(what, select.fetch_all(store.pool())).await?;
+    let rows = store.timed(what, select.fetch_all(store.pool())).await?;
     rows.iter()
         .map(|row| {
             Ok(HourCount {
@@ -146,7 +157,7 @@ pub(crate) async fn stored_in_hour(store: &Store, hour: i64) -> Result<u64, Stor
         "SELECT CAST(COALESCE(SUM(stored), 0) AS BIGINT) FROM report_budget WHERE hour = $1",
     )
     .bind(hour);
-    let row = Store::timed(what, select.fetch_one(store.pool())).await?;
+    let row = store.timed(what, select.fetch_one(store.pool())).await?;
     Ok(count(column(&row, 0, what)?))
 }
 
@@ -181,7 +192,8 @@ pub(crate) async fn prune(
     let mut removed = 0;
     for (statement, before) in deletions {
         let delete = sqlx::query(statement).bind(before);
-        removed += Store::timed("pruning", delete.execute(store.pool()))
+        removed += store
+            .timed("pruning", delete.execute(store.pool()))
             .await?
             .rows_affected();
     }
@@ -201,6 +213,7 @@ fn count(value: i64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metrics::ReportMetrics;
     use crate::store::StoreUrl;
 
     const DAY: i64 = 24 * 3600;
@@ -215,7 +228,12 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("a temp dir");
         let url = StoreUrl::Sqlite(dir.join("status.db"));
-        (Store::open(&url).await.expect("the store opens"), dir)
+        (
+            Store::open(&url, ReportMetrics::default())
+                .await
+                .expect("the store opens"),
+            dir,
+        )
     }
 
     fn report<'a>(at: i64, reporter: &'a str) -> NewReport<'a> {

@@ -75,11 +75,11 @@ pub(crate) async fn run(
 ) -> anyhow::Result<()> {
     let client = PrometheusClient::new(&options.prometheus, options.auth)
         .context("building the Prometheus client")?;
-    let store = Store::open(&options.store)
+    let report_metrics = ReportMetrics::default();
+    let store = Store::open(&options.store, report_metrics.clone())
         .await
         .with_context(|| format!("opening the store {}", options.store))?;
     let regions = KnownRegions::new(options.regions);
-    let report_metrics = ReportMetrics::default();
     let reports = Arc::new(Reports::new(
         options.reports,
         store,

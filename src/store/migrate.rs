@@ -55,21 +55,26 @@ fn migration_lock(dialect: Dialect) -> &'static str {
 /// Brings `store`'s schema to the newest version.
 pub(super) async fn run(store: &Store) -> Result<(), StoreError> {
     let pool = store.pool();
-    Store::timed(
-        "creating schema_migrations",
-        pool.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, \
+    store
+        .timed(
+            "creating schema_migrations",
+            pool.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, \
              name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
-        ),
-    )
-    .await?;
-    let mut transaction = Store::timed("starting a migration", pool.begin()).await?;
+            ),
+        )
+        .await?;
+    let mut transaction = store.timed("starting a migration", pool.begin()).await?;
     let lock = migration_lock(store.dialect());
-    Store::timed("locking migrations", transaction.execute(lock)).await?;
+    store
+        .timed("locking migrations", transaction.execute(lock))
+        .await?;
     let what = "reading the schema version";
     let version =
         sqlx::query("SELECT CAST(COALESCE(MAX(version), 0) AS BIGINT) FROM schema_migrations");
-    let row = Store::timed(what, version.fetch_one(&mut *transaction)).await?;
+    let row = store
+        .timed(what, version.fetch_one(&mut *transaction))
+        .await?;
     let current: i64 = super::column(&row, 0, what)?;
     let known = MIGRATIONS.last().map_or(0, |migration| migration.version);
     if current > known {
@@ -80,7 +85,9 @@ pub(super) async fn run(store: &Store) -> Result<(), StoreError> {
     }
     for migration in MIGRATIONS.iter().filter(|m| m.version > current) {
         for statement in migration.statements {
-            Store::timed("migrating the schema", transaction.execute(*statement)).await?;
+            store
+                .timed("migrating the schema", transaction.execute(*statement))
+                .await?;
         }
         let record = sqlx::query(
             "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
@@ -88,14 +95,18 @@ pub(super) async fn run(store: &Store) -> Result<(), StoreError> {
         .bind(migration.version)
         .bind(migration.name)
         .bind(applied_at());
-        Store::timed("recording a migration", record.execute(&mut *transaction)).await?;
+        store
+            .timed("recording a migration", record.execute(&mut *transaction))
+            .await?;
         tracing::info!(
             "store schema migrated to version {}: {}",
             migration.version,
             migration.name
         );
     }
-    Store::timed("committing the migration", transaction.commit()).await
+    store
+        .timed("committing the migration", transaction.commit())
+        .await
 }
 
 /// Now, in seconds since the epoch, as the store keeps times.
@@ -107,6 +118,7 @@ fn applied_at() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::MIGRATIONS;
+    use crate::metrics::ReportMetrics;
     use crate::store::{Store, StoreUrl};
 
     #[tokio::test]
@@ -115,12 +127,17 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("a temp dir");
         let url = StoreUrl::Sqlite(dir.join("status.db"));
-        let (first, second, third) =
-            tokio::join!(Store::open(&url), Store::open(&url), Store::open(&url));
+        let (first, second, third) = tokio::join!(
+            Store::open(&url, ReportMetrics::default()),
+            Store::open(&url, ReportMetrics::default()),
+            Store::open(&url, ReportMetrics::default())
+        );
         for store in [first, second, third] {
             store.expect("every store opens").close().await;
         }
-        let again = Store::open(&url).await.expect("a migrated store opens");
+        let again = Store::open(&url, ReportMetrics::default())
+            .await
+            .expect("a migrated store opens");
         let versions = sqlx::query("SELECT version FROM schema_migrations")
             .fetch_all(again.pool())
             .await

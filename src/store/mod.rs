@@ -17,12 +17,14 @@ pub(crate) mod secret;
 mod url;
 
 use std::future::Future;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sqlx::any::{AnyPoolOptions, AnyRow, install_default_drivers};
 use sqlx::{AnyPool, Executor as _, Row as _};
 
 pub(crate) use url::StoreUrl;
+
+use crate::metrics::ReportMetrics;
 
 /// The store the status page opens when none is given (**contract** default).
 pub(crate) const DEFAULT_STORE: &str = "sqlite:chatprobe-status.db";
@@ -112,17 +114,19 @@ impl Dialect {
     }
 }
 
-/// An open store: a pool of connections and its dialect.
+/// An open store: a pool of connections, its dialect, and the metrics its
+/// operations' durations and failures are counted in.
 #[derive(Debug, Clone)]
 pub(crate) struct Store {
     pool: AnyPool,
     dialect: Dialect,
+    metrics: ReportMetrics,
 }
 
 impl Store {
     /// Opens (creating an SQLite file if needed) the store at `url` and
-    /// brings its schema up to date.
-    pub(crate) async fn open(url: &StoreUrl) -> Result<Store, StoreError> {
+    /// brings its schema up to date; its operations are counted in `metrics`.
+    pub(crate) async fn open(url: &StoreUrl, metrics: ReportMetrics) -> Result<Store, StoreError> {
         install_default_drivers();
         let dialect = url.dialect();
         let setup = dialect.connection_setup();
@@ -142,7 +146,11 @@ impl Store {
                 operation: "connect",
                 source,
             })?;
-        let store = Store { pool, dialect };
+        let store = Store {
+            pool,
+            dialect,
+            metrics,
+        };
         migrate::run(&store).await?;
         Ok(store)
     }
@@ -162,12 +170,15 @@ impl Store {
         self.dialect
     }
 
-    /// Runs `operation` (named `what` in errors) within [`OPERATION_TIMEOUT`].
+    /// Runs `operation` (named `what` in errors) within [`OPERATION_TIMEOUT`],
+    /// its duration and any failure counted.
     pub(crate) async fn timed<T>(
+        &self,
         what: &'static str,
         operation: impl Future<Output = Result<T, sqlx::Error>>,
     ) -> Result<T, StoreError> {
-        match tokio::time::timeout(OPERATION_TIMEOUT, operation).await {
+        let started = Instant::now();
+        let result = match tokio::time::timeout(OPERATION_TIMEOUT, operation).await {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(source)) => Err(StoreError::Database {
                 operation: what,
@@ -177,7 +188,13 @@ impl Store {
                 operation: what,
                 timeout: OPERATION_TIMEOUT,
             }),
+        };
+        self.metrics
+            .store_operation(started.elapsed().as_secs_f64());
+        if result.is_err() {
+            self.metrics.store_error();
         }
+        result
     }
 }
 

@@ -20,9 +20,13 @@ pub(crate) async fn of_day(store: &Store, day: i64) -> Result<Vec<u8>, StoreErro
     )
     .bind(day)
     .bind(hex::encode(fresh));
-    Store::timed("keeping the day's secret", insert.execute(store.pool())).await?;
+    store
+        .timed("keeping the day's secret", insert.execute(store.pool()))
+        .await?;
     let select = sqlx::query("SELECT secret FROM reporter_secrets WHERE day = $1").bind(day);
-    let row = Store::timed("reading the day's secret", select.fetch_one(store.pool())).await?;
+    let row = store
+        .timed("reading the day's secret", select.fetch_one(store.pool()))
+        .await?;
     let text: String = super::column(&row, 0, "reading the day's secret")?;
     hex::decode(&text).map_err(|error| StoreError::Corrupt {
         what: "a reporter secret",
@@ -33,6 +37,8 @@ pub(crate) async fn of_day(store: &Store, day: i64) -> Result<Vec<u8>, StoreErro
 /// Removes the secrets of days before `day`.
 pub(crate) async fn forget_before(store: &Store, day: i64) -> Result<u64, StoreError> {
     let delete = sqlx::query("DELETE FROM reporter_secrets WHERE day < $1").bind(day);
-    let done = Store::timed("forgetting old secrets", delete.execute(store.pool())).await?;
+    let done = store
+        .timed("forgetting old secrets", delete.execute(store.pool()))
+        .await?;
     Ok(done.rows_affected())
 }
