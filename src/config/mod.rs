@@ -27,7 +27,7 @@ pub(crate) use target_files::TargetSet;
 pub(crate) use targets::{AccountsConfig, TargetConfig, TargetLabels};
 
 use crate::yaml::values::{Jitter, Period};
-use crate::yaml::{self, FileError};
+use crate::yaml::{self, ErrorList, FileError};
 
 /// Where the agent serves its endpoints unless `listen` says otherwise.
 pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::new(
@@ -118,27 +118,43 @@ mod defaults {
 }
 
 impl AgentConfig {
-    /// Read and validate the config at `path` and every probe file it names.
+    /// Read and validate the config at `path` and every probe file it names;
+    /// every error, sorted by line within each file.
     pub fn load(path: &Path) -> Result<AgentConfig, Vec<FileError>> {
         let text = read_text(path).map_err(|err| vec![err])?;
-        let file: ConfigFile = yaml::parse(path, &text).map_err(|err| vec![err])?;
-        let located = |field: &str, message: String| vec![field_error(path, &text, field, message)];
+        let read = yaml::read::<ConfigFile>(path, &text);
+        let mut errors = ErrorList::new(path, &text, read.errors);
+        let Some(file) = read.value else {
+            return Err(errors.into_errors());
+        };
         if file.targets.is_empty() && file.target_files.is_empty() {
-            let message = "name at least one target, here or through `target_files`";
-            return Err(located("targets", message.into()));
+            errors.field(
+                "targets",
+                "name at least one target, here or through `target_files`",
+            );
         }
         if file.probes.is_empty() {
-            return Err(located("probes", "name at least one probe file".into()));
+            errors.field("probes", "name at least one probe file");
         }
         if let Some((index, message)) = remote_write::duplicate_url(&file.remote_write) {
-            return Err(located(&format!("remote_write[{index}].url"), message));
+            errors.field(&format!("remote_write[{index}].url"), message);
         }
         let base = path.parent().unwrap_or(Path::new("."));
         let inline = target_files::place_targets(path, &text, file.targets, "targets");
-        let targets = TargetSet::load(path, base, inline, &file.target_files)?;
-        let probe_files = probes::probe_files(base, &file.probes)
-            .map_err(|(index, message)| located(&format!("probes[{index}]"), message))?;
-        let mut probes = probes::load_probes(&probe_files)?;
+        let targets = TargetSet::load(path, base, inline, &file.target_files)
+            .map_err(|found| errors.extend(found))
+            .ok();
+        let (probe_files, missing) = probes::probe_files(base, &file.probes);
+        for (index, message) in missing {
+            errors.field(&format!("probes[{index}]"), message);
+        }
+        let probes = probes::load_probes(&probe_files)
+            .map_err(|found| errors.extend(found))
+            .ok();
+        errors.finish()?;
+        let (Some(targets), Some(mut probes)) = (targets, probes) else {
+            return Err(vec![FileError::new(path, None, "cannot be loaded")]);
+        };
         if let Some(interval) = file.interval {
             for probe in &mut probes {
                 probe.spec.interval = interval.0;
@@ -159,29 +175,9 @@ impl AgentConfig {
 }
 
 /// The text of the file at `path`.
-fn read_text(path: &Path) -> Result<String, FileError> {
+pub(crate) fn read_text(path: &Path) -> Result<String, FileError> {
     std::fs::read_to_string(path)
         .map_err(|err| FileError::new(path, None, format!("cannot read: {err}")))
-}
-
-/// An error about `field` of the file at `path` whose text is `text`, with
-/// the field's line when it is written there.
-fn field_error(path: &Path, text: &str, field: &str, message: String) -> FileError {
-    FileError {
-        line: key_line(text, field),
-        ..FileError::new(path, Some(field.to_string()), message)
-    }
-}
-
-/// The 1-based line of the top-level key named by `field` (`probes[2]` looks for `probes`).
-fn key_line(text: &str, field: &str) -> Option<usize> {
-    let key = field.split(['[', '.']).next()?;
-    text.lines()
-        .position(|line| {
-            line.strip_prefix(key)
-                .is_some_and(|rest| rest.trim_start().starts_with(':'))
-        })
-        .map(|index| index + 1)
 }
 
 #[cfg(test)]

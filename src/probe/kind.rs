@@ -233,7 +233,8 @@ mod tests {
     #[test]
     fn an_unknown_kind_names_every_kind() {
         let text = "name: p\nkind: group_mesage\n";
-        let err = crate::yaml::parse::<ProbeSpec>(Path::new("p.yaml"), text).unwrap_err();
+        let errors = crate::yaml::parse::<ProbeSpec>(Path::new("p.yaml"), text).unwrap_err();
+        let err = &errors.0[0];
         let names: Vec<String> = ProbeKind::ALL
             .iter()
             .map(|kind| format!("`{}`", kind.as_str()))
