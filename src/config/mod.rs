@@ -11,6 +11,7 @@
 
 mod probes;
 pub mod remote_write;
+pub(crate) mod status_page;
 mod target_files;
 mod targets;
 
@@ -71,7 +72,8 @@ pub struct AgentConfig {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ConfigFile {
-    region: Label,
+    /// Required; optional here so that the rest is checked when it fails.
+    region: Option<Label>,
     #[serde(default = "defaults::listen")]
     listen: SocketAddr,
     #[serde(default)]
@@ -80,6 +82,7 @@ struct ConfigFile {
     target_files: Vec<String>,
     #[serde(default = "defaults::target_files_refresh")]
     target_files_refresh: Period,
+    #[serde(default)]
     probes: Vec<PathBuf>,
     interval: Option<Period>,
     #[serde(default = "defaults::jitter")]
@@ -127,6 +130,9 @@ impl AgentConfig {
         let Some(file) = read.value else {
             return Err(errors.into_errors());
         };
+        if file.region.is_none() {
+            errors.field("region", "missing field `region`");
+        }
         if file.targets.is_empty() && file.target_files.is_empty() {
             errors.field(
                 "targets",
@@ -152,7 +158,8 @@ impl AgentConfig {
             .map_err(|found| errors.extend(found))
             .ok();
         errors.finish()?;
-        let (Some(targets), Some(mut probes)) = (targets, probes) else {
+        let (Some(Label(region)), Some(targets), Some(mut probes)) = (file.region, targets, probes)
+        else {
             return Err(vec![FileError::new(path, None, "cannot be loaded")]);
         };
         if let Some(interval) = file.interval {
@@ -162,7 +169,7 @@ impl AgentConfig {
         }
         Ok(AgentConfig {
             path: path.to_path_buf(),
-            region: file.region.0,
+            region,
             listen: file.listen,
             targets,
             target_files_refresh: file.target_files_refresh.0,

@@ -200,7 +200,7 @@ fn top_key(field: &str) -> &str {
 }
 
 /// An error about `field` of the file at `path` whose text is `text`, with
-/// the line of its top-level key when it is written there.
+/// the line of its key when it is written there in block style.
 pub(crate) fn field_error(path: &Path, text: &str, field: &str, message: String) -> FileError {
     FileError {
         line: key_line(text, field),
@@ -208,15 +208,31 @@ pub(crate) fn field_error(path: &Path, text: &str, field: &str, message: String)
     }
 }
 
-/// The 1-based line of the top-level key named by `field` (`probes[2]` looks for `probes`).
+/// The 1-based line of the key named by `field` (`prometheus.url` looks for
+/// `prometheus:` at the start of a line, then for `url:` below it; indices
+/// are passed over): the deepest key found, `None` when the top one is not.
 fn key_line(text: &str, field: &str) -> Option<usize> {
-    let key = top_key(field);
-    text.lines()
-        .position(|line| {
-            line.strip_prefix(key)
-                .is_some_and(|rest| rest.trim_start().starts_with(':'))
-        })
-        .map(|index| index + 1)
+    let lines: Vec<&str> = text.lines().collect();
+    let mut keys = field
+        .split(['.', '['])
+        .filter(|step| !step.is_empty() && !step.ends_with(']'));
+    let top = keys.next()?;
+    let is_key = |line: &str, key: &str| {
+        line.strip_prefix(key)
+            .is_some_and(|rest| rest.trim_start().starts_with(':'))
+    };
+    let mut found = lines.iter().position(|line| is_key(line, top))?;
+    for key in keys {
+        let below = lines[found + 1..].iter().position(|line| {
+            let entry = line.trim_start().trim_start_matches("- ").trim_start();
+            is_key(entry, key)
+        });
+        match below {
+            Some(offset) => found += 1 + offset,
+            None => break,
+        }
+    }
+    Some(found + 1)
 }
 
 /// serde_yaml_ng appends " at line L column C" to messages; the location is
@@ -267,6 +283,15 @@ mod tests {
         let err = &errors[0];
         assert!(err.message.contains("unknown field `colour`"), "{err}");
         assert_eq!(err.line, Some(3));
+    }
+
+    #[test]
+    fn a_nested_field_is_found_on_its_own_line() {
+        let text = "title: t\nprometheus:\n  # the query API\n  url: x\npublic:\n  regions:\n    eu-west: {name: EU}\n";
+        assert_eq!(key_line(text, "prometheus.url"), Some(4));
+        assert_eq!(key_line(text, "public.regions.eu-west.name"), Some(7));
+        assert_eq!(key_line(text, "prometheus.token"), Some(2));
+        assert_eq!(key_line(text, "store"), None);
     }
 
     #[test]
