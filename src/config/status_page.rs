@@ -614,4 +614,23 @@ mod tests {
             "{shown:?}"
         );
     }
+
+    #[test]
+    fn the_doc_lists_every_kinds_public_words() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/status-page.md");
+        let doc = std::fs::read_to_string(path).expect("docs/status-page.md is readable");
+        for kind in ProbeKind::ALL {
+            let words = kind.public_words();
+            let row = format!(
+                "| `{}` | {} | {} |",
+                kind.as_str(),
+                words.name,
+                words.description
+            );
+            assert!(
+                doc.contains(&row),
+                "docs/status-page.md lacks the row {row}"
+            );
+        }
+    }
 }
