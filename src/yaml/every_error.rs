@@ -27,7 +27,8 @@ use serde::de::{
 
 use super::FileError;
 
-/// Most passes over one document: at most this many errors are found.
+/// Most passes over one document (each finds an error, or skips a node that
+/// failed because one inside it did); a note says when there may be more.
 const MAX_PASSES: usize = 200;
 
 /// What reading a document gave: its value (with the nodes that failed left
@@ -44,7 +45,15 @@ pub(crate) struct Read<T> {
 pub(crate) fn read<T: DeserializeOwned>(path: &Path, text: &str) -> Read<T> {
     let mut skipped = BTreeSet::new();
     let mut errors: Vec<FileError> = Vec::new();
-    for _ in 0..MAX_PASSES {
+    for pass_number in 0..=MAX_PASSES {
+        if pass_number == MAX_PASSES {
+            let message = format!(
+                "more errors may follow: reading stopped after {} of them",
+                errors.len()
+            );
+            errors.push(FileError::new(path, None, message));
+            break;
+        }
         let pass = Pass {
             skipped: &skipped,
             failed_at: RefCell::new(None),
@@ -666,6 +675,20 @@ mod tests {
         assert!(broken.value.is_none());
         let empty = read::<Doc>(Path::new("d.yaml"), "");
         assert_eq!(empty.errors.len(), 1, "{:?}", empty.errors);
+    }
+
+    #[test]
+    fn a_document_of_countless_errors_stops_and_says_so() {
+        let items = "  - size: big\n".repeat(MAX_PASSES + 5);
+        let read = read::<Doc>(Path::new("d.yaml"), &format!("name: x\nitems:\n{items}"));
+        let found = read.errors.len() - 1;
+        assert!(found > 10 && found < MAX_PASSES + 5, "{found}");
+        let last = read
+            .errors
+            .last()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        assert!(last.contains("more errors may follow"), "{last}");
     }
 
     #[test]
