@@ -3,7 +3,9 @@
 //! file it names, so a loaded [`AgentConfig`] is ready to run.
 //!
 //! Values are checked while they are read, so an error names the file, the
-//! line and the field (`agent.yaml:7:9: field `targets[0].url`: ...`).
+//! line and the field (`agent.yaml:7:9: field `targets[0].url`: ...`), and
+//! every error of the config and its files comes at once, sorted by line
+//! ([`crate::yaml::ErrorList`]).
 //!
 //! This file holds the top level of the file and every default;
 //! `targets.rs` the `targets:` list, `target_files.rs` the target files,

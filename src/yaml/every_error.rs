@@ -118,7 +118,9 @@ fn same_error(one: &FileError, other: &FileError) -> bool {
 /// One step of a field path: a map key or a sequence index.
 #[derive(Debug, Clone)]
 enum Step {
+    /// The value of this key of a map.
     Key(String),
+    /// This element of a sequence.
     Index(usize),
 }
 
@@ -126,7 +128,9 @@ enum Step {
 /// a later pass skips) and its field path (what errors name).
 #[derive(Debug, Clone, Default)]
 struct Place {
+    /// The index of the entry taken in each map or sequence on the way.
     entries: Vec<usize>,
+    /// The same way as keys and indices.
     steps: Vec<Step>,
 }
 
@@ -197,14 +201,18 @@ impl Pass<'_> {
 /// A node of the document as serde sees it: serde_yaml_ng's deserializer
 /// for it, and where it is.
 struct Node<'p, D> {
+    /// serde_yaml_ng's deserializer of the node.
     de: D,
+    /// Where the node is.
     at: At<'p>,
 }
 
 /// Where a node is, in its pass.
 #[derive(Clone)]
 struct At<'p> {
+    /// The node's place.
     place: Place,
+    /// The pass reading it.
     pass: &'p Pass<'p>,
     /// Whether the node is a map key, whose text is noted in [`Pass::key`].
     is_key: bool,
@@ -303,7 +311,9 @@ impl<'de, D: de::Deserializer<'de>> de::Deserializer<'de> for Node<'_, D> {
 /// A visitor whose nested deserializers, maps, sequences and enums are
 /// wrapped, so their nodes keep their places; a key's text is noted.
 struct Wrap<'p, V> {
+    /// The visitor wrapped.
     visitor: V,
+    /// Where the node it visits is.
     at: At<'p>,
 }
 
@@ -419,8 +429,11 @@ impl<'de, V: Visitor<'de>> Visitor<'de> for Wrap<'_, V> {
 
 /// A map's entries or a sequence's elements, the skipped ones left out.
 struct Entries<'p, A> {
+    /// serde_yaml_ng's access to them.
     access: A,
+    /// The place of the map or sequence.
     place: Place,
+    /// The pass reading it.
     pass: &'p Pass<'p>,
     /// The index of the next entry.
     next: usize,
@@ -516,7 +529,9 @@ impl<'de, A: SeqAccess<'de>> SeqAccess<'de> for Entries<'_, A> {
 
 /// A seed whose deserializer is wrapped as the node `at`; its failure is noted there.
 struct Seed<'p, S> {
+    /// The seed wrapped.
     seed: S,
+    /// Where its node is.
     at: At<'p>,
 }
 
@@ -533,7 +548,9 @@ impl<'de, S: DeserializeSeed<'de>> DeserializeSeed<'de> for Seed<'_, S> {
 
 /// An enum's variant and content, the content wrapped at the enum's place.
 struct Enum<'p, A> {
+    /// serde_yaml_ng's access to the enum or its variant.
     access: A,
+    /// Where the enum is.
     at: At<'p>,
 }
 
