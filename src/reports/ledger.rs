@@ -213,8 +213,8 @@ fn count(value: i64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::status_page::StoreLocation;
     use crate::metrics::ReportMetrics;
-    use crate::store::StoreUrl;
 
     const DAY: i64 = 24 * 3600;
     const WINDOW: Duration = Duration::from_secs(900);
@@ -227,7 +227,7 @@ mod tests {
             std::env::temp_dir().join(format!("chatprobe-ledger-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("a temp dir");
-        let url = StoreUrl::Sqlite(dir.join("status.db"));
+        let url = StoreLocation::Sqlite(dir.join("status.db"));
         (
             Store::open(&url, ReportMetrics::default())
                 .await

@@ -118,15 +118,16 @@ fn applied_at() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::MIGRATIONS;
+    use crate::config::status_page::StoreLocation;
     use crate::metrics::ReportMetrics;
-    use crate::store::{Store, StoreUrl};
+    use crate::store::Store;
 
     #[tokio::test]
     async fn stores_opened_together_on_one_file_migrate_it_once() {
         let dir = std::env::temp_dir().join(format!("chatprobe-migrate-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("a temp dir");
-        let url = StoreUrl::Sqlite(dir.join("status.db"));
+        let url = StoreLocation::Sqlite(dir.join("status.db"));
         let (first, second, third) = tokio::join!(
             Store::open(&url, ReportMetrics::default()),
             Store::open(&url, ReportMetrics::default()),

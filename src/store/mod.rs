@@ -22,12 +22,8 @@ use std::time::{Duration, Instant};
 use sqlx::any::{AnyPoolOptions, AnyRow, install_default_drivers};
 use sqlx::{AnyPool, Executor as _, Row as _};
 
-pub(crate) use url::StoreUrl;
-
+use crate::config::status_page::StoreLocation;
 use crate::metrics::ReportMetrics;
-
-/// The store the status page opens when none is given (**contract** default).
-pub(crate) const DEFAULT_STORE: &str = "sqlite:chatprobe-status.db";
 
 /// The longest any one store operation may take, connecting included.
 const OPERATION_TIMEOUT: Duration = Duration::from_secs(5);
@@ -35,14 +31,6 @@ const OPERATION_TIMEOUT: Duration = Duration::from_secs(5);
 /// Why the store could not do something.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum StoreError {
-    /// The URL names no store this build can open.
-    #[error("store `{url}`: {message}")]
-    Url {
-        /// The URL as given.
-        url: String,
-        /// What is wrong with it.
-        message: String,
-    },
     /// The database refused or failed an operation.
     #[error("store {operation}: {source}")]
     Database {
@@ -126,9 +114,12 @@ pub(crate) struct Store {
 impl Store {
     /// Opens (creating an SQLite file if needed) the store at `url` and
     /// brings its schema up to date; its operations are counted in `metrics`.
-    pub(crate) async fn open(url: &StoreUrl, metrics: ReportMetrics) -> Result<Store, StoreError> {
+    pub(crate) async fn open(
+        location: &StoreLocation,
+        metrics: ReportMetrics,
+    ) -> Result<Store, StoreError> {
         install_default_drivers();
-        let dialect = url.dialect();
+        let dialect = url::dialect(location);
         let setup = dialect.connection_setup();
         let pool = AnyPoolOptions::new()
             .max_connections(dialect.max_connections())
@@ -141,7 +132,7 @@ impl Store {
                     Ok(())
                 })
             })
-            .connect_lazy(&url.driver_url())
+            .connect_lazy(&url::driver_url(location))
             .map_err(|source| StoreError::Database {
                 operation: "connect",
                 source,
