@@ -12,6 +12,7 @@ command -v chromium >/dev/null || apt_packages+=(chromium)
 command -v prosody >/dev/null || apt_packages+=(prosody)
 # PostgreSQL for the reports store's tests: the server binaries, not a cluster.
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || apt_packages+=(postgresql)
+command -v openssl >/dev/null || apt_packages+=(openssl)
 if ((${#apt_packages[@]})); then
     echo "setup: installing Debian packages: ${apt_packages[*]}" >&2
     sudo_cmd=()
@@ -36,5 +37,6 @@ export CHATPROBE_CHROMIUM=$(command -v chromium)
 export CHATPROBE_SYNAPSE=$synapse
 export CHATPROBE_PROSODY=$(command -v prosody)
 export CHATPROBE_POSTGRES_BIN=$postgres_bin
+export CHATPROBE_OPENSSL=$(command -v openssl)
 ENV
 echo "setup: tools ready (target/tools.env)" >&2

@@ -38,7 +38,14 @@ impl Running {
     /// Starts `chatprobe --log-format json ARGS` as `name` and waits for the
     /// `listening on` line logged under `target`.
     fn start(name: &str, args: &[&OsStr], target: &str) -> Running {
-        let mut process = Process::spawn(name, command().args(args));
+        Running::start_with_env(name, args, &[], target)
+    }
+
+    /// [`Running::start`] with `env` set for it alone.
+    fn start_with_env(name: &str, args: &[&OsStr], env: &[(&str, &str)], target: &str) -> Running {
+        let mut command = command();
+        command.args(args).envs(env.iter().copied());
+        let mut process = Process::spawn(name, &mut command);
         let addr = process.listening_addr(target);
         Running {
             process,
@@ -139,6 +146,17 @@ pub fn start_status_page(prometheus_url: &str, extra: &[&OsStr]) -> Running {
 /// config must listen on a free port); answers once it listens.
 pub fn start_status_page_with_config(config: &Path, extra: &[&OsStr]) -> Running {
     status_page(&[OsStr::new("--config"), config.as_os_str()], extra)
+}
+
+/// `chatprobe status-page --config CONFIG` with `env` set for it (e.g.
+/// `PGSSLMODE`); answers once it listens.
+pub fn start_status_page_with_env(config: &Path, env: &[(&str, &str)]) -> Running {
+    let args = [
+        OsStr::new("status-page"),
+        OsStr::new("--config"),
+        config.as_os_str(),
+    ];
+    Running::start_with_env("status-page", &args, env, HTTP_TARGET)
 }
 
 /// `chatprobe status-page` with `flags`, then `extra`.

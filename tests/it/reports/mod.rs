@@ -13,7 +13,7 @@ use std::time::Duration;
 use reqwest::header::HeaderMap;
 use serde_json::Value;
 
-use crate::harness::binary::{Running, start_status_page_with_config};
+use crate::harness::binary::{Running, start_status_page_with_env};
 use crate::harness::dir::TempDir;
 use crate::harness::http::{get_json, get_text, metric, wait_for};
 use crate::harness::postgres::Postgres;
@@ -63,6 +63,16 @@ impl Store {
 /// the [`REGIONS`] named in `public.regions`, and `reports` (YAML of the
 /// `reports:` settings) when given.
 pub fn start_page(dir: &TempDir, store_url: &str, reports: Option<&str>) -> Running {
+    start_page_with_env(dir, store_url, reports, &[])
+}
+
+/// [`start_page`] with `env` set for the page alone.
+pub fn start_page_with_env(
+    dir: &TempDir,
+    store_url: &str,
+    reports: Option<&str>,
+    env: &[(&str, &str)],
+) -> Running {
     let mut config = format!(
         "prometheus: {{url: \"{NO_PROMETHEUS}\"}}\nlisten: 127.0.0.1:0\nstore: {store_url}\npublic:\n  regions:\n"
     );
@@ -79,7 +89,7 @@ pub fn start_page(dir: &TempDir, store_url: &str, reports: Option<&str>) -> Runn
         &format!("status-page-{}.yaml", crate::harness::free_port()),
         &config,
     );
-    start_status_page_with_config(&path, &[])
+    start_status_page_with_env(&path, env)
 }
 
 /// An HTTP client that shows redirects instead of following them.
