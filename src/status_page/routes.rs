@@ -21,6 +21,7 @@ use super::incidents::Incident;
 use super::notes::NotesFile;
 use super::sections;
 use super::source::{FleetSource, FleetView};
+use crate::reports::regions::KnownRegions;
 use crate::status::{Frame, HEADERS, Health, StatusSnapshot, Timestamp, render_framed};
 
 /// How long one reading of Prometheus is served before the next.
@@ -35,6 +36,8 @@ pub(crate) struct Page {
     pub(crate) title: String,
     /// The operator's statement, if configured.
     pub(crate) notes: Option<NotesFile>,
+    /// The regions reports may name: those Prometheus shows are added here.
+    pub(crate) regions: KnownRegions,
 }
 
 /// One reading, as served.
@@ -90,6 +93,8 @@ impl App {
         let now = unix_now();
         let shown = match self.page.source.read(now).await {
             Ok(view) => {
+                let shown_regions = view.snapshot.cells.iter().map(|cell| &cell.key.region);
+                self.page.regions.learn(shown_regions.cloned());
                 cache.last_good = Some(view.clone());
                 let notice = all_stale(&view.snapshot).then(|| {
                     format!(
