@@ -112,28 +112,25 @@ impl Shared {
     }
 
     fn lock(&self) -> MutexGuard<'_, Queue> {
-        self.queue
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        unpoisoned(&self.queue)
     }
 
     /// What the last round pushed, taken out (empty while a round has it).
     fn take_pushed(&self) -> Pushed {
-        let mut pushed = self
-            .pushed
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        std::mem::take(&mut *pushed)
+        std::mem::take(&mut *unpoisoned(&self.pushed))
     }
 
     /// Records what a round pushed.
     fn set_pushed(&self, pushed: Pushed) {
-        let mut slot = self
-            .pushed
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        *slot = pushed;
+        *unpoisoned(&self.pushed) = pushed;
     }
+}
+
+/// The lock of `mutex`; a poisoned one still holds usable bookkeeping.
+fn unpoisoned<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Whether the sender runs on or flushes and stops.
