@@ -7,8 +7,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::credentials::CredentialError;
-pub(crate) use crate::credentials::{Auth, Secret};
+use crate::credentials::{Auth, CredentialError};
 
 /// Longest wait for one query.
 const QUERY_TIMEOUT: Duration = Duration::from_secs(20);
