@@ -13,6 +13,7 @@ pub mod backend;
 pub mod client;
 pub mod cmd;
 pub mod config;
+mod credentials;
 mod endpoints;
 pub mod logging;
 pub mod metrics;

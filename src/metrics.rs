@@ -8,7 +8,7 @@ use prometheus::core::Collector;
 use prometheus::process_collector::ProcessCollector;
 use prometheus::proto::{Metric, MetricType};
 
-use exposition::Exposition;
+use exposition::TextSink;
 
 mod exposition;
 mod probes;
@@ -16,6 +16,7 @@ mod push;
 mod reports;
 mod target_info;
 
+pub(crate) use exposition::{Exposition, SampleSink, SeriesRef, Value};
 pub(crate) use probes::ProbeMetrics;
 pub(crate) use push::{PushMetrics, result as push_result};
 pub use reports::Refused;
@@ -82,19 +83,25 @@ impl Default for MetricsRegistry {
 }
 
 impl MetricsRegistry {
-    /// Every metric in the Prometheus text format: build info, the process
-    /// metrics, the target info, remote write's, then the probe families by name.
+    /// Every metric in the Prometheus text format, as [`Self::expose`] writes them.
     pub fn render(&self) -> String {
         let last_len = self.last_render_len.load(Ordering::Relaxed);
         let mut text = String::with_capacity(last_len + last_len / 8);
-        let mut out = Exposition::new(&mut text);
-        write_build_info(&mut out);
-        write_process(&mut out, &self.process);
-        self.targets.render(&mut out);
-        self.push.render(&mut out);
-        self.probes.render(&mut out);
+        self.expose(&mut Exposition::new(&mut TextSink::new(&mut text)));
         self.last_render_len.store(text.len(), Ordering::Relaxed);
         text
+    }
+
+    /// Every metric, through `out`: build info, the process metrics, the
+    /// target info, remote write's, then the probe families by name (the
+    /// one exposition path of `/metrics` and of remote write).
+    pub(crate) fn expose(&self, out: &mut Exposition<'_>) {
+        out.family(BUILD_INFO, BUILD_INFO_HELP, "gauge");
+        out.sample(BUILD_INFO, &[("version", env!("CARGO_PKG_VERSION"))], 1u64);
+        write_process(out, &self.process);
+        self.targets.render(out);
+        self.push.render(out);
+        self.probes.render(out);
     }
 }
 
@@ -132,7 +139,8 @@ impl StatusPageMetrics {
 impl Exposed for StatusPageMetrics {
     fn render(&self) -> String {
         let mut text = String::new();
-        let mut out = Exposition::new(&mut text);
+        let mut sink = TextSink::new(&mut text);
+        let mut out = Exposition::new(&mut sink);
         write_build_info(&mut out);
         write_process(&mut out, &self.process);
         self.reports.render(&mut out);

@@ -7,8 +7,8 @@ use std::process::ExitCode;
 
 use crate::config::AgentConfig;
 use crate::config::status_page::StatusPageConfig;
+use crate::credentials::Auth;
 use crate::status_page::StatusPageOptions;
-use crate::status_page::prometheus::{Auth, Secret};
 use crate::yaml::FileError;
 
 /// What `chatprobe check` validates.
@@ -57,14 +57,10 @@ fn report(path: &Path, loaded: Result<String, Vec<FileError>>) -> ExitCode {
 /// One line saying what a valid status page config would serve; a
 /// credential is named by where it comes from, never shown.
 fn status_page_summary(path: &Path, options: &StatusPageOptions) -> String {
-    let from = |secret: &Secret| match secret {
-        Secret::Env(name) => format!("environment variable `{name}`"),
-        Secret::File(file) => format!("file {}", file.display()),
-    };
     let auth = match &options.auth {
         Auth::None => String::new(),
-        Auth::Bearer(secret) => format!(" (bearer token from {})", from(secret)),
-        Auth::Basic(secret) => format!(" (basic auth from {})", from(secret)),
+        Auth::Bearer(secret) => format!(" (bearer token from {})", secret.source()),
+        Auth::Basic(secret) => format!(" (basic auth from {})", secret.source()),
     };
     let features: Vec<String> = options
         .public

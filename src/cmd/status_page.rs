@@ -9,11 +9,10 @@ use std::time::Duration;
 
 use clap::{ArgGroup, Args};
 
-use crate::config::remote_write::{Auth as ConfigAuth, Secret as ConfigSecret};
 use crate::config::status_page::{StatusPageConfig, StoreLocation, store_flag};
+use crate::credentials::{Auth, Secret};
 use crate::status_page::StatusPageOptions;
 use crate::status_page::incidents::IncidentRule;
-use crate::status_page::prometheus::{Auth, Secret};
 use crate::yaml::FileErrors;
 
 /// `chatprobe status-page`: the fleet's status page, from Prometheus. Each
@@ -70,26 +69,26 @@ pub struct StatusPageArgs {
 
 impl StatusPageArgs {
     /// How queries authenticate, when a flag says.
-    fn auth(&self) -> Option<ConfigAuth> {
-        let file = |path: &PathBuf| ConfigSecret::File(path.clone());
-        let env = |name: &String| ConfigSecret::Env(name.clone());
+    fn auth(&self) -> Option<Auth> {
+        let file = |path: &PathBuf| Secret::File(path.clone());
+        let env = |name: &String| Secret::Env(name.clone());
         let given = [
             self.prometheus_bearer_token_file
                 .as_ref()
                 .map(file)
-                .map(ConfigAuth::Bearer),
+                .map(Auth::Bearer),
             self.prometheus_bearer_token_env
                 .as_ref()
                 .map(env)
-                .map(ConfigAuth::Bearer),
+                .map(Auth::Bearer),
             self.prometheus_basic_auth_file
                 .as_ref()
                 .map(file)
-                .map(ConfigAuth::Basic),
+                .map(Auth::Basic),
             self.prometheus_basic_auth_env
                 .as_ref()
                 .map(env)
-                .map(ConfigAuth::Basic),
+                .map(Auth::Basic),
         ];
         given.into_iter().flatten().next()
     }
@@ -127,7 +126,7 @@ fn override_with<T>(slot: &mut T, flag: Option<T>) {
 pub(crate) fn options(config: StatusPageConfig) -> StatusPageOptions {
     StatusPageOptions {
         prometheus: config.prometheus_url,
-        auth: prometheus_auth(config.prometheus_auth),
+        auth: config.prometheus_auth,
         listen: config.listen,
         title: config.title,
         notes: config.notes,
@@ -142,19 +141,6 @@ pub(crate) fn options(config: StatusPageConfig) -> StatusPageOptions {
         public: config.public,
         operator_token: config.operator_token,
         reports: config.reports,
-    }
-}
-
-/// A config's credential as the Prometheus client takes it.
-fn prometheus_auth(auth: ConfigAuth) -> Auth {
-    let secret = |secret: ConfigSecret| match secret {
-        ConfigSecret::File(path) => Secret::File(path),
-        ConfigSecret::Env(name) => Secret::Env(name),
-    };
-    match auth {
-        ConfigAuth::None => Auth::None,
-        ConfigAuth::Bearer(from) => Auth::Bearer(secret(from)),
-        ConfigAuth::Basic(from) => Auth::Basic(secret(from)),
     }
 }
 

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::credentials::{Auth, Secret};
 use crate::yaml::values::{HttpUrl, Period, ScalarVisitor, checked_scalar};
 
 /// `remote_write[].interval` unless given: how often series are sampled and sent.
@@ -49,7 +50,7 @@ pub(crate) struct RemoteWriteConfig {
     pub(crate) url: String,
     /// Extra headers on every push (`X-Scope-OrgID`, `THANOS-TENANT`).
     pub(crate) headers: BTreeMap<String, String>,
-    /// How pushes authenticate.
+    /// How pushes authenticate (read again before every push).
     pub(crate) auth: Auth,
     /// The TLS settings.
     pub(crate) tls: TlsFiles,
@@ -77,27 +78,6 @@ impl RemoteWriteConfig {
         labels.retain(|_, value| !value.is_empty());
         labels
     }
-}
-
-/// Where a push's credential comes from; read again before every push, so
-/// a rotated file is picked up.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Auth {
-    /// No `Authorization` header.
-    None,
-    /// `Authorization: Bearer TOKEN`.
-    Bearer(Secret),
-    /// HTTP basic authentication; the secret holds `USER:PASSWORD`.
-    Basic(Secret),
-}
-
-/// A credential's source.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Secret {
-    /// A file holding it (a trailing newline is ignored).
-    File(PathBuf),
-    /// An environment variable holding it.
-    Env(String),
 }
 
 /// The PEM files of an entry's TLS.
@@ -236,39 +216,12 @@ pub(crate) fn one_credential(given: [Option<Auth>; 4]) -> Result<Auth, String> {
         );
     }
     if let Auth::Basic(secret) = &auth {
-        let text = secret.read()?;
+        let text = secret.read().map_err(|err| err.to_string())?;
         if !text.contains(':') {
             return Err(format!("{} must hold `USER:PASSWORD`", secret.source()));
         }
     }
     Ok(auth)
-}
-
-impl Secret {
-    /// The credential now (a trailing newline dropped); an error naming its
-    /// source when it cannot be read or is empty.
-    pub(crate) fn read(&self) -> Result<String, String> {
-        let text = match self {
-            Secret::File(path) => std::fs::read_to_string(path)
-                .map_err(|err| format!("cannot read {}: {err}", self.source()))?,
-            Secret::Env(name) => {
-                std::env::var(name).map_err(|_| format!("{} is not set", self.source()))?
-            }
-        };
-        let text = text.trim_end_matches(['\r', '\n']).to_string();
-        if text.is_empty() {
-            return Err(format!("{} is empty", self.source()));
-        }
-        Ok(text)
-    }
-
-    /// Where it comes from, for messages (`file /run/token`, `$TOKEN`).
-    pub(crate) fn source(&self) -> String {
-        match self {
-            Secret::File(path) => format!("file {}", path.display()),
-            Secret::Env(name) => format!("environment variable `{name}`"),
-        }
-    }
 }
 
 /// A push URL: `http://` or `https://`, with no credentials in it.
@@ -353,7 +306,9 @@ impl TryFrom<String> for ReadableFile {
 
     fn try_from(value: String) -> Result<Self, String> {
         let path = PathBuf::from(value);
-        Secret::File(path.clone()).read()?;
+        Secret::File(path.clone())
+            .read()
+            .map_err(|err| err.to_string())?;
         Ok(ReadableFile(path))
     }
 }
@@ -365,7 +320,9 @@ impl TryFrom<String> for SetVariable {
     type Error = String;
 
     fn try_from(value: String) -> Result<Self, String> {
-        Secret::Env(value.clone()).read()?;
+        Secret::Env(value.clone())
+            .read()
+            .map_err(|err| err.to_string())?;
         Ok(SetVariable(value))
     }
 }
@@ -648,7 +605,7 @@ mod tests {
         let Auth::Bearer(secret) = &loaded.remote_write[0].auth else {
             panic!("not bearer: {:?}", loaded.remote_write[0].auth);
         };
-        assert_eq!(secret.read().as_deref(), Ok("t0ken"));
+        assert_eq!(secret.read(), Ok("t0ken".to_string()));
     }
 
     #[test]

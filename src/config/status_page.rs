@@ -12,7 +12,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::read_text;
-use super::remote_write::{self, Auth, Secret};
+use super::remote_write;
+use crate::credentials::{Auth, Secret};
 use crate::probe::ProbeKind;
 use crate::reports::config::{ReportsConfig, ReportsSection, SecretSource};
 use crate::yaml::values::{HttpUrl, Label, Period, ScalarVisitor, checked_scalar};
@@ -327,7 +328,7 @@ fn prometheus_auth(
         if let Some(Auth::Bearer(secret) | Auth::Basic(secret)) = auth
             && let Err(message) = secret.read()
         {
-            errors.field(&format!("prometheus.{key}"), message);
+            errors.field(&format!("prometheus.{key}"), message.to_string());
             readable = false;
         }
     }
@@ -366,7 +367,7 @@ fn operator_token(
     match secret.read() {
         Ok(_) => Some(secret),
         Err(message) => {
-            errors.field(field, message);
+            errors.field(field, message.to_string());
             None
         }
     }

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::UNIX_EPOCH;
 
 use super::BUCKETS;
-use super::exposition::{Exposition, Histogram, Labels};
+use super::exposition::{BucketBounds, Exposition, Histogram, Labels};
 use crate::outcome::{Operation, ProbeKey, ProbeOutcome, Reason};
 
 /// Every series of one probe.
@@ -299,8 +299,9 @@ fn write_run_duration(text: &mut Exposition, table: &Table) {
     }
     let (name, help) = RUN_DURATION;
     text.family(name, help, "histogram");
+    let bounds = BucketBounds::of(BUCKETS);
     for (key, histogram) in timed() {
-        text.histogram(name, &probe_labels(key), BUCKETS, histogram);
+        text.histogram(name, &probe_labels(key), &bounds, histogram);
     }
 }
 
@@ -313,6 +314,7 @@ fn write_operation_duration(text: &mut Exposition, table: &Table) {
     }
     let (name, help) = OPERATION_DURATION;
     text.family(name, help, "histogram");
+    let bounds = BucketBounds::of(BUCKETS);
     for (key, series) in table {
         for (operation, histogram) in &series.operation_duration {
             let labels: &Labels = &[
@@ -321,7 +323,7 @@ fn write_operation_duration(text: &mut Exposition, table: &Table) {
                 ("region", &key.region),
                 ("target", &key.target),
             ];
-            text.histogram(name, labels, BUCKETS, histogram);
+            text.histogram(name, labels, &bounds, histogram);
         }
     }
 }

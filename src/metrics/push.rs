@@ -126,13 +126,14 @@ impl PushMetrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metrics::exposition::TextSink;
 
     #[test]
     fn a_receiver_has_every_result_at_zero_and_counts_what_happened() {
         let metrics = PushMetrics::default();
         let render = || {
             let mut text = String::new();
-            metrics.render(&mut Exposition::new(&mut text));
+            metrics.render(&mut Exposition::new(&mut TextSink::new(&mut text)));
             text
         };
         assert_eq!(render(), "");

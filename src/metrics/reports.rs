@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::BUCKETS;
-use super::exposition::{Exposition, Histogram};
+use super::exposition::{BucketBounds, Exposition, Histogram};
 
 label_enum! {
     /// Why a report was not counted (the `reason` label of
@@ -101,7 +101,7 @@ impl ReportMetrics {
         }
         out.family(COUNTED, COUNTED_HELP, "counter");
         for ((problem, region), count) in &counted {
-            out.sample(COUNTED, &[("problem", problem), ("region", region)], count);
+            out.sample(COUNTED, &[("problem", problem), ("region", region)], *count);
         }
         out.family(REFUSED, REFUSED_HELP, "counter");
         for (reason, count) in Refused::ALL.iter().zip(series.refused) {
@@ -109,12 +109,21 @@ impl ReportMetrics {
         }
         out.family(CROWD, CROWD_HELP, "gauge");
         for ((problem, region), level) in &series.crowd {
-            out.sample(CROWD, &[("problem", problem), ("region", region)], level);
+            out.sample(
+                CROWD,
+                &[("problem", problem), ("region", region)],
+                u64::from(*level),
+            );
         }
         out.family(STORE_ERRORS, STORE_ERRORS_HELP, "counter");
         out.sample(STORE_ERRORS, &[], series.store_errors);
         out.family(STORE_SECONDS, STORE_SECONDS_HELP, "histogram");
-        out.histogram(STORE_SECONDS, &[], BUCKETS, &series.store_seconds);
+        out.histogram(
+            STORE_SECONDS,
+            &[],
+            &BucketBounds::of(BUCKETS),
+            &series.store_seconds,
+        );
     }
 
     fn lock(&self) -> MutexGuard<'_, Series> {
@@ -133,7 +142,9 @@ mod tests {
         let metrics = ReportMetrics::default();
         let render = || {
             let mut text = String::new();
-            metrics.render(&mut Exposition::new(&mut text));
+            metrics.render(&mut Exposition::new(
+                &mut super::super::exposition::TextSink::new(&mut text),
+            ));
             text
         };
         let text = render();

@@ -56,7 +56,7 @@ impl TargetInfo {
                     .iter()
                     .map(|(name, value)| (name.as_str(), value.as_str())),
             );
-            out.sample(NAME, &pairs, 1);
+            out.sample(NAME, &pairs, 1u64);
         }
     }
 
@@ -70,6 +70,7 @@ impl TargetInfo {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metrics::exposition::TextSink;
 
     #[test]
     fn each_target_has_its_own_labels_and_a_region_is_replaced_whole() {
@@ -79,7 +80,7 @@ mod tests {
         info.set_region("eu-west", [("a", &shard), ("b", &none)]);
         let render = || {
             let mut text = String::new();
-            info.render(&mut Exposition::new(&mut text));
+            info.render(&mut Exposition::new(&mut TextSink::new(&mut text)));
             text
         };
         let text = render();

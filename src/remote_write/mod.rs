@@ -1,13 +1,15 @@
 //! Pushing the agent's series with Prometheus remote write 1.0, for agents
 //! no Prometheus can scrape (other clouds, behind NAT): every
-//! `remote_write[].interval` the agent renders what `/metrics` serves (every
-//! series, histograms as `_bucket`/`_sum`/`_count`) plus its liveness
-//! series `chatprobe_agent_up`, timestamps the round, and queues it for each
-//! receiver; each receiver's queue is bounded in bytes, drops the oldest
-//! first and samples older than `max_age`, and is sent in order with
-//! backoff. `/metrics` keeps serving beside it.
+//! `remote_write[].interval` the agent writes what `/metrics` serves (every
+//! series, histograms as `_bucket`/`_sum`/`_count`, by the same exposition
+//! code) plus its liveness series `chatprobe_agent_up`, timestamps the
+//! round, ends the series gone since the round before with staleness
+//! markers, and queues it for each receiver; each receiver's queue is
+//! bounded in bytes, drops the oldest first and samples older than
+//! `max_age`, and is sent in order with backoff. `/metrics` keeps serving
+//! beside it.
 //!
-//! - `encode`: a round of text into batches (prost, snappy);
+//! - `encode`: a round's series into batches (prost, snappy), staleness markers;
 //! - `queue`: the bounded queue;
 //! - `send`: one push and what its answer means;
 //! - `pusher`: each receiver's sampler and sender tasks;
@@ -32,7 +34,7 @@ pub use wire::{Label, Sample, TimeSeries, WriteRequest};
 
 use crate::config::{AgentConfig, RemoteWriteConfig};
 use crate::metrics::MetricsRegistry;
-use pusher::{Pusher, Shared, Source, liveness_line};
+use pusher::{Pusher, Shared, Source};
 
 /// Why pushing could not start.
 #[derive(Debug, thiserror::Error)]
@@ -124,7 +126,7 @@ impl RemoteWrite {
         let shared = queue.unwrap_or_else(|| Shared::new(entry, metrics));
         let source = Source {
             registry: Arc::clone(&self.registry),
-            extra: liveness_line(region),
+            region: region.to_string(),
         };
         Pusher::start(entry.clone(), region, source, shared).map_err(|source| {
             RemoteWriteError::Client {

@@ -1,10 +1,13 @@
 //! One receiver's two tasks and the queue between them. The sampler takes
-//! a round every `interval` (rendering, reading and encoding it on a helper
-//! thread, as `/metrics` renders, so the probes' thread never stalls) and
-//! queues its batches; the sender sends the oldest batch, one at a time in
-//! order, and on a failure waits (`Retry-After`, else the backoff) and sends
-//! it again. Told to flush, the sender empties the queue or stops at the
-//! flush deadline.
+//! a round every `interval` (written and encoded on a helper thread, as
+//! `/metrics` renders, so the probes' thread never stalls) and queues its
+//! batches; the sender sends the oldest batch, one at a time in order, and
+//! on a failure waits (`Retry-After`, else the backoff) and sends it again.
+//! Told to flush, the sampler takes a last round and ends every series it
+//! pushed with a staleness marker, and the sender empties the queue or
+//! stops at the flush deadline. What the last round pushed lives beside
+//! the queue, so a restarted pusher (a reload that changed its entry) ends
+//! the series its predecessor pushed that are gone.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -13,11 +16,11 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 
-use super::encode::{Batch, RoundEncoder};
+use super::encode::{Batch, Pushed, RoundEncoder};
 use super::queue::{Dropped, Queue};
 use super::send::{self, Answer, Sender};
 use crate::config::RemoteWriteConfig;
-use crate::metrics::MetricsRegistry;
+use crate::metrics::{Exposition, MetricsRegistry};
 use crate::metrics::{PushMetrics, push_result as result};
 
 /// The least time between two log lines about one receiver's failures.
@@ -28,14 +31,27 @@ const LOG_EVERY: Duration = Duration::from_secs(10);
 pub(crate) struct Source {
     /// The registry `/metrics` renders.
     pub(crate) registry: Arc<MetricsRegistry>,
-    /// Lines appended to every round: the agent's liveness series.
-    pub(crate) extra: String,
+    /// The agent's region, the label of its liveness series.
+    pub(crate) region: String,
+}
+
+impl Source {
+    /// Every series of a round: what `/metrics` serves, then the agent's
+    /// liveness `chatprobe_agent_up{region="REGION"} 1` (what the shipped
+    /// rules read of a pushing agent, as `up` of a scraped one).
+    fn write(&self, out: &mut Exposition<'_>) {
+        self.registry.expose(out);
+        out.family(LIVENESS, LIVENESS_HELP, "gauge");
+        out.sample(LIVENESS, &[("region", &self.region)], 1u64);
+    }
 }
 
 /// The queue of one receiver and what its tasks share.
 pub(crate) struct Shared {
     url: String,
     queue: Mutex<Queue>,
+    /// What the last round pushed (taken out while a round is encoded).
+    pushed: Mutex<Pushed>,
     wake: Notify,
     metrics: PushMetrics,
 }
@@ -50,6 +66,7 @@ impl Shared {
                 config.queue.max_bytes,
                 age_ms(config.queue.max_age),
             )),
+            pushed: Mutex::new(Pushed::default()),
             wake: Notify::new(),
             metrics,
         })
@@ -95,10 +112,25 @@ impl Shared {
     }
 
     fn lock(&self) -> MutexGuard<'_, Queue> {
-        self.queue
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        unpoisoned(&self.queue)
     }
+
+    /// What the last round pushed, taken out (empty while a round has it).
+    fn take_pushed(&self) -> Pushed {
+        std::mem::take(&mut *unpoisoned(&self.pushed))
+    }
+
+    /// Records what a round pushed.
+    fn set_pushed(&self, pushed: Pushed) {
+        *unpoisoned(&self.pushed) = pushed;
+    }
+}
+
+/// The lock of `mutex`; a poisoned one still holds usable bookkeeping.
+fn unpoisoned<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Whether the sender runs on or flushes and stops.
@@ -160,13 +192,14 @@ impl Pusher {
         self.shared
     }
 
-    /// Takes a last round, then sends what is queued until `deadline`;
-    /// what is left then is dropped and logged.
+    /// Takes a last round and ends every series with a staleness marker,
+    /// then sends what is queued until `deadline`; what is left then is
+    /// dropped and logged.
     pub(crate) async fn flush(self, deadline: Instant) {
         self.sampler.abort();
         let encoder = encoder_of(&self.config, &self.region);
-        let last_round = tokio::time::timeout_at(deadline, take_round(&self.source, encoder));
-        if let Ok(Some((_, batches))) = last_round.await {
+        let last_round = take_round(&self.source, &self.shared, encoder, Last::Yes);
+        if let Ok(Some((_, batches))) = tokio::time::timeout_at(deadline, last_round).await {
             self.shared.push(batches);
         }
         let _ = self.mode.send(Mode::Flush(deadline));
@@ -203,7 +236,8 @@ async fn sample_every(
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
-        let Some((returned, batches)) = take_round(&source, encoder).await else {
+        let Some((returned, batches)) = take_round(&source, &shared, encoder, Last::No).await
+        else {
             return;
         };
         encoder = returned;
@@ -211,29 +245,55 @@ async fn sample_every(
     }
 }
 
-/// One round, read and encoded on a helper thread: the encoder back and
-/// the batches, or `None` (logged) when the helper thread failed.
+/// Whether a round is the agent's last one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Last {
+    /// More follow.
+    No,
+    /// The agent stops: every series it pushed ends after it.
+    Yes,
+}
+
+/// One round, written and encoded on a helper thread (with the staleness
+/// markers of the series gone since the round before, and after the last
+/// round those of every series): the encoder back and the batches, or
+/// `None` (logged) when the helper thread failed.
 async fn take_round(
     source: &Source,
+    shared: &Arc<Shared>,
     mut encoder: RoundEncoder,
+    last: Last,
 ) -> Option<(RoundEncoder, Vec<Batch>)> {
-    let source = source.clone();
+    let (source, shared) = (source.clone(), Arc::clone(shared));
     let work = tokio::task::spawn_blocking(move || {
         let taken_ms = unix_ms(SystemTime::now());
-        let mut text = source.registry.render();
-        text.push_str(&source.extra);
-        let round = encoder.encode(&text, taken_ms);
-        (encoder, round)
+        let before = shared.take_pushed();
+        let round = encoder.encode(taken_ms, &before, |out| source.write(out));
+        let batches = match round {
+            Ok(round) if last == Last::Yes => {
+                let ended = encoder.end(&round.pushed, taken_ms + 1);
+                ended.map(|markers| (round.skipped, [round.batches, markers].concat()))
+            }
+            Ok(round) => {
+                shared.set_pushed(round.pushed);
+                Ok((round.skipped, round.batches))
+            }
+            Err(err) => {
+                shared.set_pushed(before);
+                Err(err)
+            }
+        };
+        (encoder, batches)
     });
     match work.await {
-        Ok((encoder, Ok(round))) => {
-            if round.skipped_lines > 0 {
+        Ok((encoder, Ok((skipped, batches)))) => {
+            if skipped > 0 {
                 tracing::warn!(
-                    lines = round.skipped_lines,
-                    "remote write: lines of /metrics that are no samples were not sent"
+                    series = skipped,
+                    "remote write: series with a label name twice were not sent"
                 );
             }
-            Some((encoder, round.batches))
+            Some((encoder, batches))
         }
         Ok((encoder, Err(err))) => {
             tracing::error!("remote write: a round could not be encoded: {err}");
@@ -374,16 +434,9 @@ fn unix_seconds(time: SystemTime) -> f64 {
         .as_secs_f64()
 }
 
-/// The liveness series appended to every round of an agent of `region`
-/// (a label value of letters, digits, `_`, `-`, `.`: nothing to escape):
-/// `chatprobe_agent_up{region="REGION"} 1`, what the shipped rules read of
-/// a pushing agent (as `up` of a scraped one).
-pub(crate) fn liveness_line(region: &str) -> String {
-    format!("{LIVENESS}{{region=\"{region}\"}} 1\n")
-}
-
 /// The name of the liveness series (**contract**: the shipped rules read it).
 pub const LIVENESS: &str = "chatprobe_agent_up";
+const LIVENESS_HELP: &str = "1 with every push of a pushing agent (pushed only): its liveness.";
 
 /// Counts what a queue dropped.
 fn count_dropped(metrics: &PushMetrics, url: &str, dropped: Dropped) {

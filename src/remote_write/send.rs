@@ -12,7 +12,8 @@ use reqwest::StatusCode;
 use reqwest::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 use crate::config::RemoteWriteConfig;
-use crate::config::remote_write::{Auth, TlsFiles};
+use crate::config::remote_write::TlsFiles;
+use crate::credentials::{Auth, CredentialError};
 
 /// Longest wait for a connection to the receiver.
 pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -92,24 +93,14 @@ impl Sender {
 
     /// Sends one compressed `WriteRequest`.
     pub(crate) async fn send(&self, body: Bytes) -> Answer {
-        let mut request = self
+        let request = self
             .client
             .post(&self.url)
             .headers(self.headers.clone())
             .body(body);
-        request = match &self.auth {
-            Auth::None => request,
-            Auth::Bearer(secret) => match secret.read() {
-                Ok(token) => request.bearer_auth(token),
-                Err(reason) => return credential_missing(reason),
-            },
-            Auth::Basic(secret) => match secret.read() {
-                Ok(pair) => {
-                    let (user, password) = pair.split_once(':').unwrap_or((&pair, ""));
-                    request.basic_auth(user, Some(password))
-                }
-                Err(reason) => return credential_missing(reason),
-            },
+        let request = match self.auth.apply(request) {
+            Ok(request) => request,
+            Err(err) => return credential_missing(&err),
         };
         match request.send().await {
             Ok(response) => answer_of(response).await,
@@ -123,10 +114,10 @@ impl Sender {
 
 /// A credential that cannot be read now is retried: it may come back (a
 /// secret being rotated).
-fn credential_missing(reason: String) -> Answer {
+fn credential_missing(err: &CredentialError) -> Answer {
     Answer::Retry {
         after: None,
-        reason: format!("credential: {reason}"),
+        reason: format!("credential: {err}"),
     }
 }
 

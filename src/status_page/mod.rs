@@ -28,10 +28,10 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
-use crate::config::remote_write::Secret;
 use crate::config::status_page::{PublicWording, StoreLocation};
+use crate::credentials::{Auth, Secret};
 use incidents::IncidentRule;
-use prometheus::{Auth, PrometheusClient};
+use prometheus::PrometheusClient;
 use source::FleetSource;
 
 use crate::metrics::{ReportMetrics, StatusPageMetrics};

@@ -3,10 +3,11 @@
 //! optional bearer or basic authentication.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
+
+use crate::credentials::{Auth, CredentialError};
 
 /// Longest wait for one query.
 const QUERY_TIMEOUT: Duration = Duration::from_secs(20);
@@ -33,52 +34,8 @@ pub(crate) enum PrometheusError {
         message: String,
     },
     /// A credential could not be read.
-    #[error("cannot read the Prometheus credential from {from}: {reason}")]
-    Credential {
-        /// The file or environment variable.
-        from: String,
-        /// Why not.
-        reason: String,
-    },
-}
-
-/// Where a credential comes from; it is read again before every query, so
-/// a rotated token file is picked up.
-#[derive(Debug, Clone)]
-pub(crate) enum Secret {
-    /// An environment variable holding it.
-    Env(String),
-    /// A file holding it (a trailing newline is ignored).
-    File(PathBuf),
-}
-
-impl Secret {
-    fn read(&self) -> Result<String, PrometheusError> {
-        let (from, read) = match self {
-            Secret::Env(name) => (
-                format!("${name}"),
-                std::env::var(name).map_err(|error| error.to_string()),
-            ),
-            Secret::File(path) => (
-                path.display().to_string(),
-                std::fs::read_to_string(path).map_err(|error| error.to_string()),
-            ),
-        };
-        read.map(|text| text.trim_end_matches(['\r', '\n']).to_owned())
-            .map_err(|reason| PrometheusError::Credential { from, reason })
-    }
-}
-
-/// How queries authenticate.
-#[derive(Debug, Clone, Default)]
-pub(crate) enum Auth {
-    /// Not at all.
-    #[default]
-    None,
-    /// `Authorization: Bearer TOKEN`.
-    Bearer(Secret),
-    /// HTTP basic authentication; the secret holds `USER:PASSWORD`.
-    Basic(Secret),
+    #[error("the Prometheus credential: {0}")]
+    Credential(#[from] CredentialError),
 }
 
 /// One series of a range query's answer: its labels and `(unix seconds,
@@ -199,15 +156,7 @@ impl PrometheusClient {
         &self,
         request: reqwest::RequestBuilder,
     ) -> Result<reqwest::RequestBuilder, PrometheusError> {
-        Ok(match &self.auth {
-            Auth::None => request,
-            Auth::Bearer(secret) => request.bearer_auth(secret.read()?),
-            Auth::Basic(secret) => {
-                let pair = secret.read()?;
-                let (user, password) = pair.split_once(':').unwrap_or((pair.as_str(), ""));
-                request.basic_auth(user, Some(password))
-            }
-        })
+        Ok(self.auth.apply(request)?)
     }
 }
 

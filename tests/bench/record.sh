@@ -15,7 +15,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-names=(agent-devices agent-cpu agent-latency agent-failing-rss agent-leave-outage targets
+names=(agent-devices agent-cpu agent-latency agent-failing-rss agent-leave-outage targets remote-write
     backend-fanout-100 backend-fanout-1000 backend-group-message-32 backend-group-message-4
     soak status-board synapse prosody time-to-page detection soak-pages recovery)
 
@@ -79,6 +79,17 @@ define() {
         measure "one /metrics scrape" ms 0 "" 's/^one \/metrics scrape: .* in ([0-9]+) ms$/\1/p'
         measure "file shrunk to 500: change applied, series gone" s 1 "<= 40" 's/^file shrunk to [0-9]+: change applied .* after ([0-9.]+) s$/\1/p'
         measure "file shrunk to 500: removed targets' groups left" s 1 "<= 40" "s/^removed targets' groups left on the backend after ([0-9.]+) s$/\1/p" ;;
+    remote-write)
+        command="chatprobe bench targets --targets 1000 --remote-write --outage 3m"
+        measure "CPU scraped every 15 s, of one core" % 2 "" 's/^CPU in steady state: +([0-9.]+) % of one core.*/\1/p'
+        measure "CPU pushing every 15 s, unscraped, of one core" % 2 "" 's/^pushing instead .*: CPU ([0-9.]+) % of one core.*/\1/p'
+        measure "CPU pushing / scraped, within a run" × 2 "<= 1.2" 's/^pushing \/ scraped CPU: +([0-9.]+)x$/\1/p'
+        measure "RSS scraped" MiB 1 "" 's/^RSS in steady state: +([0-9.]+) MiB.*/\1/p'
+        measure "RSS pushing" MiB 1 "" 's/^RSS pushing: +([0-9.]+) MiB.*/\1/p'
+        measure "on the wire" kB/s 0 "" 's/^on the wire: +([0-9.]+) kB\/s.*/\1/p'
+        measure "receiver answering 503 for 3 min: RSS max" MiB 1 "" 's/^receiver answering 503 for [^:]*: RSS max ([0-9.]+) MiB.*/\1/p'
+        measure "receiver answering 503 for 3 min: queue" MiB 1 "<= 64" 's/^receiver answering 503 .*, queue ([0-9.]+) MiB at its end$/\1/p'
+        measure "receiver back: queue empty" s 1 "" 's/^receiver back: queue empty after ([0-9.]+) s$/\1/p' ;;
     backend-fanout-100 | backend-fanout-1000)
         local size=${1#backend-fanout-} senders=32
         [[ $size == 1000 ]] && senders=16

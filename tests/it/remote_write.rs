@@ -13,6 +13,10 @@
 //!   attempts, loses nothing; answering 400: the push is dropped and the
 //!   receiver's answer logged, the agent stays up; a SIGHUP applies a new
 //!   header;
+//! - an agent pushing to a real Prometheus receiver ends the series it
+//!   pushed with staleness markers: those of a target removed from its
+//!   target file, and all of them when it stops, are gone from instant
+//!   queries at once rather than after Prometheus' 5-minute lookback;
 //! - bad `remote_write` configs (no URL, a bad header name, an unreadable
 //!   token file) fail `chatprobe check` with file, line and field.
 
@@ -670,4 +674,100 @@ fn bad_remote_write_configs_name_file_line_and_field() {
         );
         assert!(stderr.contains(message), "{name}: {stderr}");
     }
+}
+
+/// A mock target of a target file: `name` on the backend at `url`.
+fn shard_target(name: &str, url: &str) -> String {
+    format!(
+        "- kind: mock\n  name: {name}\n  url: {url}\n  request_timeout: 5s\n  accounts:\n    prefix: {name}\n    password: test-password\n"
+    )
+}
+
+/// Writes the target file `shards/targets.yaml` of `dir` at once (beside it, then renamed).
+fn write_targets(dir: &TempDir, text: &str) {
+    let staged = dir.write("targets.yaml.tmp", text);
+    std::fs::create_dir_all(dir.join("shards")).expect("the shards directory");
+    std::fs::rename(&staged, dir.join("shards/targets.yaml")).expect("the target file renamed");
+}
+
+/// Waits until the instant query `promql` has no series.
+async fn wait_no_series(receiver: &Receiver, http: &reqwest::Client, what: &str, promql: &str) {
+    wait_for(what, PATIENCE, POLL, || async {
+        let result = receiver.query(http, promql).await?;
+        match result.is_empty() {
+            true => Ok(()),
+            false => Err(format!("{} series: {result:?}", result.len())),
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_target_and_a_stopped_agent_end_their_series_in_prometheus() {
+    let Some(binary) = crate::harness::tool(
+        "CHATPROBE_PROMETHEUS",
+        "prometheus",
+        "apt-get install prometheus",
+    ) else {
+        return;
+    };
+    let dir = TempDir::new("remote-write-stale");
+    let http = http_client();
+    let receiver = Receiver::start(&binary, &dir);
+    let backend = start_backend(&fixture_path("backend.yaml"), &[]);
+    dir.write(
+        "probes/group_message.yaml",
+        &crate::harness::fixtures::probe_file("group_message"),
+    );
+    let both = [
+        shard_target("kept", &backend.url()),
+        shard_target("removed", &backend.url()),
+    ];
+    write_targets(&dir, &both.concat());
+    let config = dir.write(
+        "agent.yaml",
+        &format!(
+            "region: eu-west\nlisten: 127.0.0.1:0\ntargets: []\ntarget_files: [\"{}\"]\n\
+             target_files_refresh: 200ms\nprobes: [{}]\ninterval: 1s\nrun_timeout: 30s\n{}",
+            dir.join("shards/*.yaml").display(),
+            dir.join("probes").display(),
+            remote_write(&receiver.push_url(), "1s", "")
+        ),
+    );
+    let mut agent = start_agent(&config);
+    for target in ["kept", "removed"] {
+        let selector = format!(r#"{{job="chatprobe",target="{target}"}}"#);
+        receiver
+            .wait_series(&http, &format!("chatprobe_probe_runs_total{selector}"), 2)
+            .await;
+        receiver
+            .wait_series(&http, &format!("chatprobe_target_info{selector}"), 1)
+            .await;
+    }
+
+    // The target leaves the file: every one of its series ends at once,
+    // not after Prometheus' 5-minute lookback; the other's run on.
+    write_targets(&dir, &both[0]);
+    wait_no_series(
+        &receiver,
+        &http,
+        "no series of the removed target",
+        r#"{job="chatprobe",target="removed"}"#,
+    )
+    .await;
+    let kept = receiver
+        .query(&http, r#"chatprobe_probe_runs_total{target="kept"}"#)
+        .await
+        .unwrap_or_default();
+    assert_eq!(kept.len(), 2, "{kept:?}");
+
+    // The agent stops: every series it pushed ends.
+    agent.stop_cleanly("TERM");
+    wait_no_series(
+        &receiver,
+        &http,
+        "no series of the stopped agent",
+        r#"{__name__=~"(chatprobe|process)_.+",job="chatprobe"}"#,
+    )
+    .await;
 }

@@ -123,7 +123,7 @@ pub(super) async fn run(args: TargetsBenchArgs) -> anyhow::Result<()> {
     );
 
     if args.remote_write {
-        push::run(agent, &dir, &args, http).await?;
+        push::run(agent, &dir, &args, http, steady.cpu).await?;
     }
 
     let shrunk = Instant::now();

@@ -76,12 +76,14 @@ async fn receive(State(counts): State<Arc<Counts>>, body: Bytes) -> StatusCode {
     StatusCode::NO_CONTENT
 }
 
-/// Switches the agent to pushing and measures it; prints its numbers.
+/// Switches the agent to pushing and measures it; prints its numbers,
+/// its CPU against `scraped_cpu` (the same agent's, scraped, over as long).
 pub(super) async fn run(
     agent: &ChildAgent,
     dir: &BenchDir,
     args: &TargetsBenchArgs,
     http: &reqwest::Client,
+    scraped_cpu: Duration,
 ) -> anyhow::Result<()> {
     let receiver = Receiver::start().await?;
     let config = dir.path.join("agent.yaml");
@@ -112,6 +114,10 @@ pub(super) async fn run(
         steady.cpu.as_secs_f64() / seconds * 100.0,
         steady.cpu.as_secs_f64(),
         humantime::format_duration(args.measure_for),
+    );
+    println!(
+        "pushing / scraped CPU:       {:.2}x",
+        steady.cpu.as_secs_f64() / scraped_cpu.as_secs_f64().max(f64::MIN_POSITIVE)
     );
     println!(
         "RSS pushing:                 {:.1} MiB (max of samples every {}s)",
