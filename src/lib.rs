@@ -16,6 +16,7 @@ pub mod config;
 mod endpoints;
 pub mod logging;
 pub mod metrics;
+mod notify;
 mod open_files;
 pub mod outcome;
 pub mod probe;

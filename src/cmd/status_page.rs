@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use clap::{ArgGroup, Args};
 
+use crate::notify::config::{NotifyConfig, SecretSource};
 use crate::reports::config::ReportsConfig;
 use crate::status_page::incidents::IncidentRule;
 use crate::status_page::prometheus::{Auth, Secret};
@@ -18,6 +19,7 @@ use crate::store::{DEFAULT_STORE, StoreUrl};
 /// `chatprobe status-page`: the fleet's status page, from Prometheus.
 #[derive(Debug, Clone, Args)]
 #[command(group(ArgGroup::new("prometheus_auth").multiple(false)))]
+#[command(group(ArgGroup::new("operator_token").multiple(false)))]
 pub struct StatusPageArgs {
     /// Base URL of a Prometheus-compatible query API (Prometheus, Thanos, Mimir's `/prometheus`).
     #[arg(long, value_name = "URL")]
@@ -64,6 +66,15 @@ pub struct StatusPageArgs {
     /// A YAML file holding the `reports:` settings (trusted proxies, window, problems, limits); default: the shipped ones.
     #[arg(long, value_name = "FILE")]
     pub(crate) reports: Option<PathBuf>,
+    /// A YAML file holding the `notify:` settings (base URL, SMTP, webhooks); default: no notifications.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) notify: Option<PathBuf>,
+    /// An environment variable holding the operators' token (for `POST /api/statements`).
+    #[arg(long, group = "operator_token", value_name = "VAR")]
+    pub(crate) operator_token_env: Option<String>,
+    /// A file holding the operators' token.
+    #[arg(long, group = "operator_token", value_name = "FILE")]
+    pub(crate) operator_token_file: Option<PathBuf>,
     /// A region reports may name besides those Prometheus shows (repeatable).
     #[arg(long = "region", value_parser = parse_region, value_name = "NAME")]
     pub(crate) regions: Vec<String>,
@@ -103,6 +114,15 @@ impl StatusPageArgs {
             Some(path) => crate::yaml::load::<ReportsConfig>(path)?,
             None => ReportsConfig::default(),
         };
+        let notify = match &self.notify {
+            Some(path) => Some(crate::yaml::load::<NotifyConfig>(path)?),
+            None => None,
+        };
+        let operator_token = match (&self.operator_token_env, &self.operator_token_file) {
+            (Some(variable), _) => Some(SecretSource::Env(variable.clone())),
+            (None, Some(path)) => Some(SecretSource::File(path.clone())),
+            (None, None) => None,
+        };
         Ok(StatusPageOptions {
             prometheus: self.prometheus.clone(),
             auth: self.auth(),
@@ -119,6 +139,8 @@ impl StatusPageArgs {
             store: self.store.clone(),
             reports,
             regions: self.regions.clone(),
+            notify,
+            operator_token,
         })
     }
 }

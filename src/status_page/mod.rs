@@ -32,7 +32,10 @@ use incidents::IncidentRule;
 use prometheus::{Auth, PrometheusClient};
 use source::FleetSource;
 
-use crate::metrics::{ReportMetrics, StatusPageMetrics};
+use crate::metrics::{NotifyMetrics, ReportMetrics, StatusPageMetrics};
+use crate::notify::Notify;
+use crate::notify::config::{NotifyConfig, SecretSource};
+use crate::notify::operator::OperatorToken;
 use crate::reports::config::ReportsConfig;
 use crate::reports::regions::KnownRegions;
 use crate::reports::{Reports, upkeep};
@@ -66,6 +69,10 @@ pub(crate) struct StatusPageOptions {
     pub(crate) reports: ReportsConfig,
     /// Regions reports may name besides those Prometheus shows.
     pub(crate) regions: Vec<String>,
+    /// Notifications, when configured.
+    pub(crate) notify: Option<NotifyConfig>,
+    /// Where the operators' token comes from, when operators may post.
+    pub(crate) operator_token: Option<SecretSource>,
 }
 
 /// Serves the fleet page until `shutdown` resolves.
@@ -80,12 +87,34 @@ pub(crate) async fn run(
         .with_context(|| format!("opening the store {}", options.store))?;
     let regions = KnownRegions::new(options.regions);
     let report_metrics = ReportMetrics::default();
+    let reports_store = store.clone();
     let reports = Arc::new(Reports::new(
         options.reports,
         store,
         regions.clone(),
         report_metrics.clone(),
     )?);
+    let notify_metrics = NotifyMetrics::default();
+    let operator = options
+        .operator_token
+        .as_ref()
+        .map(OperatorToken::read)
+        .transpose()?;
+    let notify = match options.notify {
+        Some(config) => {
+            let notify = Notify::open(
+                config,
+                reports_store.clone(),
+                Arc::clone(&reports),
+                operator,
+                options.title.clone(),
+                notify_metrics.clone(),
+            )
+            .await?;
+            Some(Arc::new(notify))
+        }
+        None => None,
+    };
     let page = routes::Page {
         source: FleetSource {
             client,
@@ -96,13 +125,19 @@ pub(crate) async fn run(
         title: options.title,
         notes: options.notes.map(notes::NotesFile::new),
         regions,
+        store: reports_store.clone(),
     };
-    let router = routes::router(page)
+    let mut router = routes::router(page)
         .merge(crate::reports::routes::routes(Arc::clone(&reports)))
         .merge(crate::endpoints::metrics_router(Arc::new(
-            StatusPageMetrics::new(report_metrics),
+            StatusPageMetrics::new(report_metrics, notify_metrics),
         )));
-    let upkeep = tokio::spawn(upkeep::run(Arc::clone(&reports)));
+    let mut background = vec![tokio::spawn(upkeep::run(Arc::clone(&reports)))];
+    if let Some(notify) = &notify {
+        router = router.merge(crate::notify::routes::routes(Arc::clone(notify)));
+        background.push(tokio::spawn(notify.sender()?.run()));
+        background.push(tokio::spawn(crate::notify::upkeep::run(Arc::clone(notify))));
+    }
     let listener = crate::endpoints::bind(options.listen)
         .await
         .with_context(|| format!("cannot listen on {}", options.listen))?;
@@ -115,7 +150,9 @@ pub(crate) async fn run(
     .with_graceful_shutdown(shutdown)
     .await
     .context("serving the status page");
-    upkeep.abort();
+    for task in background {
+        task.abort();
+    }
     reports.close().await;
     served
 }
