@@ -26,7 +26,7 @@ use crate::store::{Store, StoreError};
 
 /// How long a claimed notification is held before another sender may take
 /// it (a sender killed mid-batch holds its rows no longer than this).
-pub(crate) const LEASE_SECONDS: i64 = 90;
+pub(crate) const LEASE_SECONDS: i64 = 60;
 /// How often the outbox is looked at when nobody woke the sender.
 pub(crate) const POLL: Duration = Duration::from_secs(1);
 /// Notifications given up on this long after they were queued.
@@ -110,9 +110,10 @@ impl Sender {
         }
     }
 
-    /// Rows claimed at once: every one is finished well within the lease.
+    /// Rows claimed at once: one a delivery slot, so that all are finished
+    /// (each within four SMTP timeouts) well within the lease.
     fn batch_size(&self) -> u32 {
-        u32::try_from(self.concurrency * 2).unwrap_or(u32::MAX)
+        u32::try_from(self.concurrency).unwrap_or(u32::MAX)
     }
 
     /// Waits for new rows or [`POLL`].
