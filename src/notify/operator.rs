@@ -4,7 +4,7 @@
 //! statement about an incident, stored in its timeline and notified to
 //! everyone who asked, like any other statement.
 //!
-//! Body: `{"probe": PROBE, "started_at": UNIX_SECONDS, "event":
+//! Body: `{"probe": PROBE, "started_at": RFC3339, "event":
 //! "incident_opened" | "statement" | "incident_resolved", "text": TEXT,
 //! "regions": [REGION, ...]}` (the incident is the probe's that started
 //! then, as `/api/incidents` gives it) → 201 `{"statement": ID,
@@ -82,7 +82,7 @@ impl OperatorToken {
 #[serde(deny_unknown_fields)]
 struct PostedStatement {
     probe: String,
-    started_at: u64,
+    started_at: String,
     event: String,
     text: String,
     #[serde(default)]
@@ -110,7 +110,9 @@ fn check(posted: &PostedStatement) -> Result<(IncidentRef, Event), String> {
             "text: 1 to {LONGEST_TEXT} characters, no control characters but newlines"
         ));
     }
-    let started_at = Timestamp::from_unix_seconds(posted.started_at);
+    let started_at = humantime::parse_rfc3339(&posted.started_at)
+        .map(Timestamp::from_system)
+        .map_err(|_| "started_at: an RFC 3339 time in UTC, as /api/incidents gives it (`2026-12-02T16:25:00Z`)")?;
     Ok((
         IncidentRef {
             key: IncidentRef::key_of(&posted.probe, started_at),

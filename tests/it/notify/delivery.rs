@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use super::{
-    PATIENCE, POLL, confirm_all, page_metric, start_page, statement, subscribe,
+    PATIENCE, POLL, STARTED, confirm_all, page_metric, start_page, statement, subscribe,
     wait_for_empty_outbox, wait_for_mails, wait_for_metric,
 };
 use crate::harness::dir::TempDir;
@@ -96,7 +96,7 @@ async fn a_killed_page_resumes_its_batch_after_a_restart() {
         &http,
         &page,
         "group_message",
-        1_765_000_000,
+        STARTED,
         "incident_opened",
         "Sending messages fails in Asia (South).",
     )
@@ -185,7 +185,7 @@ async fn an_address_refused_three_times_is_bounced() {
             &http,
             &page,
             "leave_group",
-            1_765_000_000,
+            STARTED,
             "statement",
             &format!("Update {round}: leaving groups may not take effect."),
         )

@@ -3,7 +3,7 @@
 //! bad requests refused without a trace. On SQLite and on PostgreSQL.
 
 use super::{
-    BASE_URL, confirm_all, get, on_page, page_metric, start_page, statement, subscribe,
+    BASE_URL, STARTED, confirm_all, get, on_page, page_metric, start_page, statement, subscribe,
     wait_for_empty_outbox, wait_for_mails,
 };
 use crate::harness::dir::TempDir;
@@ -86,7 +86,7 @@ async fn subscribe_confirm_notify_and_unsubscribe(store: Store) {
         &http,
         &page,
         "group_message",
-        1_765_000_000,
+        STARTED,
         "incident_opened",
         "Messages you send to groups in Asia (South) may not reach anyone.",
     )
@@ -141,7 +141,7 @@ async fn subscribe_confirm_notify_and_unsubscribe(store: Store) {
         &http,
         &page,
         "group_message",
-        1_765_000_000,
+        STARTED,
         "incident_resolved",
         "Sending messages works again.",
     )

@@ -23,6 +23,8 @@ use crate::reports::{Answer, post};
 
 /// Where the links in mails point (the page itself listens on a free port).
 pub const BASE_URL: &str = "https://status.example";
+/// When the incidents the tests' statements are about started (unix 1765000000).
+pub const STARTED: &str = "2025-12-06T05:46:40Z";
 /// The operator token the pages are given.
 pub const OPERATOR_TOKEN: &str = "operator-token-of-the-tests";
 /// The webhooks' secret.
@@ -125,7 +127,7 @@ pub async fn statement(
     http: &reqwest::Client,
     page: &Running,
     probe: &str,
-    started_at: u64,
+    started_at: &str,
     event: &str,
     text: &str,
 ) -> Value {

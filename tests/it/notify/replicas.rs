@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use super::{
-    PATIENCE, POLL, confirm_all, page_metric, start_page, statement, subscribe_patiently,
+    PATIENCE, POLL, STARTED, confirm_all, page_metric, start_page, statement, subscribe_patiently,
     wait_for_empty_outbox,
 };
 use crate::harness::dir::TempDir;
@@ -61,7 +61,11 @@ async fn two_replicas_on_one_postgresql_send_each_notice_once() {
             &http,
             page,
             "device_sync",
-            1_765_000_000 + round as u64,
+            if round == 0 {
+                STARTED
+            } else {
+                "2025-12-06T05:47:40Z"
+            },
             "incident_opened",
             "Your phone and computer may show different messages.",
         )

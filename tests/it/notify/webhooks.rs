@@ -7,7 +7,8 @@ use serde_json::Value;
 use sha2::Sha256;
 
 use super::{
-    PATIENCE, POLL, WEBHOOK_SECRET, page_metric, start_page, statement, wait_for_empty_outbox,
+    PATIENCE, POLL, STARTED, WEBHOOK_SECRET, page_metric, start_page, statement,
+    wait_for_empty_outbox,
 };
 use crate::harness::dir::TempDir;
 use crate::harness::http::wait_for;
@@ -57,7 +58,7 @@ async fn every_event_is_posted_signed_and_a_failed_post_is_retried_as_the_same_d
     let yaml = super::notify_yaml(&dir, crate::harness::free_port(), 1, Some(&receiver.url));
     let page = start_page(&dir, &Store::Sqlite.url(&dir), &yaml);
     let http = client();
-    let started = 1_765_000_000;
+    let started = STARTED;
     for (event, text) in [
         ("incident_opened", "Messages you send may not reach anyone."),
         ("statement", "We found the cause and are fixing it."),
@@ -90,8 +91,7 @@ async fn every_event_is_posted_signed_and_a_failed_post_is_retried_as_the_same_d
         events.push(body["event"].as_str().unwrap_or_default().to_string());
         assert_eq!(body["incident"]["probe"], "group_message", "{body}");
         assert_eq!(
-            body["incident"]["key"],
-            format!("group_message@{started}"),
+            body["incident"]["key"], "group_message@1765000000",
             "{body}"
         );
         assert_eq!(body["statement"]["kind"], "operator", "{body}");
