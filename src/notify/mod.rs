@@ -177,3 +177,37 @@ impl Notify {
         })
     }
 }
+
+/// A fresh SQLite store in the temp folder, for the queries' unit tests
+/// (removed when dropped).
+#[cfg(test)]
+pub(crate) struct TestStore {
+    /// The store.
+    pub(crate) store: Store,
+    path: std::path::PathBuf,
+}
+
+#[cfg(test)]
+impl TestStore {
+    /// Opens one.
+    pub(crate) async fn open() -> TestStore {
+        let name = format!(
+            "chatprobe-notify-{}-{}.db",
+            std::process::id(),
+            subscriptions::new_id()
+        );
+        let path = std::env::temp_dir().join(name);
+        let url = crate::store::StoreUrl::Sqlite(path.clone());
+        let store = Store::open(&url).await.expect("a temp SQLite store opens");
+        TestStore { store, path }
+    }
+}
+
+#[cfg(test)]
+impl Drop for TestStore {
+    fn drop(&mut self) {
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", self.path.display()));
+        }
+    }
+}

@@ -354,3 +354,212 @@ pub(crate) async fn depth(store: &Store) -> Result<(u64, Option<i64>), StoreErro
     let oldest: Option<i64> = column(&row, 1, what)?;
     Ok((u64::try_from(count).unwrap_or(0), oldest))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::notify::TestStore;
+    use crate::notify::choices::Choices;
+    use crate::notify::config::SecretSource;
+    use crate::notify::subscriptions;
+
+    const T0: i64 = 1_765_000_000;
+
+    /// Subscribes and confirms `email` with `features` and `events`; its id.
+    async fn confirmed(store: &Store, email: &str, features: &[&str], events: &[&str]) -> i64 {
+        let strings = |all: &[&str]| all.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let choices = Choices::new(&strings(features), &strings(events)).expect("valid");
+        subscriptions::subscribe(store, email, &choices, T0)
+            .await
+            .expect("subscribed");
+        let claimed = claim(store, T0, 0, 100).await.expect("a claim");
+        let mut id = 0;
+        for queued in claimed {
+            let candidate: i64 = queued.recipient.parse().expect("an id");
+            if subscriptions::find(store, candidate)
+                .await
+                .expect("a read")
+                .is_some_and(|s| s.email == email)
+            {
+                id = candidate;
+            }
+            finish(store, &queued).await.expect("finished");
+        }
+        subscriptions::confirm(store, id, T0)
+            .await
+            .expect("confirmed");
+        id
+    }
+
+    fn incident(probe: &str) -> IncidentRef {
+        let started_at = Timestamp::from_unix_seconds(1_765_000_000);
+        IncidentRef {
+            key: IncidentRef::key_of(probe, started_at),
+            probe: probe.into(),
+            started_at,
+            ended_at: None,
+            regions: vec!["ap-south".into()],
+        }
+    }
+
+    fn webhook(features: &[&str], events: &[Event]) -> Webhook {
+        Webhook {
+            url: format!("https://hooks.example/{}", features.join("-")),
+            secret: SecretSource::Env("UNUSED".into()),
+            features: features.iter().map(|f| f.to_string()).collect(),
+            events: events.to_vec(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_statement_is_queued_for_exactly_those_who_asked_for_it() {
+        let test = TestStore::open().await;
+        let store = &test.store;
+        let sending = confirmed(
+            store,
+            "sending@example.org",
+            &["group_message"],
+            &["opened"],
+        )
+        .await;
+        let back = confirmed(store, "back@example.org", &[], &["resolved"]).await;
+        let leaving = confirmed(
+            store,
+            "leaving@example.org",
+            &["leave_group"],
+            &["opened", "resolved"],
+        )
+        .await;
+        let unconfirmed = Choices::new(&[], &["opened".into()]).expect("valid");
+        subscriptions::subscribe(store, "unconfirmed@example.org", &unconfirmed, T0)
+            .await
+            .expect("subscribed");
+        let webhooks = [
+            webhook(
+                &[],
+                &[
+                    Event::IncidentOpened,
+                    Event::Statement,
+                    Event::IncidentResolved,
+                ],
+            ),
+            webhook(&["leave_group"], &[Event::IncidentOpened]),
+        ];
+        let group_message = incident("group_message");
+        let opened = NewStatement {
+            incident: &group_message,
+            event: Event::IncidentOpened,
+            kind: Kind::Operator,
+            text: "Sends fail.",
+            at: T0 + 100,
+        };
+        let recorded = record_statement(store, &opened, &webhooks)
+            .await
+            .expect("recorded");
+        assert_eq!(
+            recorded.notifications, 2,
+            "`sending` and the webhook for all"
+        );
+        let resolved = NewStatement {
+            event: Event::IncidentResolved,
+            kind: Kind::Resolved,
+            text: "Back.",
+            at: T0 + 200,
+            ..opened.clone()
+        };
+        assert_eq!(
+            record_statement(store, &resolved, &webhooks)
+                .await
+                .expect("recorded")
+                .notifications,
+            2,
+            "`back` and the webhook"
+        );
+        let claimed = claim(store, T0 + 300, 60, 100).await.expect("a claim");
+        let mut to: Vec<(String, Event)> = claimed
+            .iter()
+            .map(|q| (q.recipient.clone(), q.event))
+            .collect();
+        to.sort();
+        let mut wanted = vec![
+            (sending.to_string(), Event::IncidentOpened),
+            (back.to_string(), Event::IncidentResolved),
+            (webhooks[0].url.clone(), Event::IncidentOpened),
+            (webhooks[0].url.clone(), Event::IncidentResolved),
+        ];
+        // The unconfirmed address's confirmation is due too; nothing else is.
+        wanted.extend(
+            claimed
+                .iter()
+                .filter(|q| q.event == Event::Confirm)
+                .map(|q| (q.recipient.clone(), q.event)),
+        );
+        wanted.sort();
+        assert_eq!(to, wanted);
+        assert!(
+            !to.iter()
+                .any(|(recipient, _)| *recipient == leaving.to_string())
+        );
+        let timeline = timelines(store, std::slice::from_ref(&group_message.key))
+            .await
+            .expect("timelines");
+        let texts: Vec<(&str, Kind)> = timeline[&group_message.key]
+            .iter()
+            .map(|s| (s.text.as_str(), s.kind))
+            .collect();
+        assert_eq!(
+            texts,
+            [("Sends fail.", Kind::Operator), ("Back.", Kind::Resolved)]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_claimed_row_is_held_for_its_lease_and_a_retried_one_waits_its_turn() {
+        let test = TestStore::open().await;
+        let store = &test.store;
+        confirmed(store, "x@example.org", &[], &["opened"]).await;
+        let hooks = [webhook(&[], &[Event::IncidentOpened])];
+        let stated = incident("device_sync");
+        let opened = NewStatement {
+            incident: &stated,
+            event: Event::IncidentOpened,
+            kind: Kind::Operator,
+            text: "Out of sync.",
+            at: T0,
+        };
+        assert_eq!(
+            record_statement(store, &opened, &hooks)
+                .await
+                .expect("recorded")
+                .notifications,
+            2
+        );
+        let first = claim(store, T0, 60, 1).await.expect("a claim");
+        assert_eq!(first.len(), 1, "as many as asked");
+        let second = claim(store, T0, 60, 10).await.expect("a claim");
+        assert_eq!(second.len(), 1, "the other one: the first is leased");
+        assert!(
+            claim(store, T0 + 59, 60, 10)
+                .await
+                .expect("a claim")
+                .is_empty(),
+            "both leased"
+        );
+        retry(store, &first[0], T0 + 100).await.expect("put back");
+        finish(store, &second[0]).await.expect("finished");
+        assert!(
+            claim(store, T0 + 99, 60, 10)
+                .await
+                .expect("a claim")
+                .is_empty(),
+            "not before next_at"
+        );
+        let again = claim(store, T0 + 100, 60, 10).await.expect("a claim");
+        assert_eq!(again.len(), 1);
+        assert_eq!(
+            (again[0].attempts, &again[0].recipient),
+            (1, &first[0].recipient)
+        );
+        assert_eq!(depth(store).await.ok(), Some((1, Some(T0))));
+    }
+}

@@ -13,6 +13,8 @@
 //! - `GET /manage?token=T` and `POST` to it (same-origin): the choices;
 //! - `POST /api/statements`: the operators' API ([`super::operator`]).
 //!
+//! All but the last are served only with `notify.smtp` (without it nobody
+//! can be mailed).
 //! Posts are admitted as reports are ([`crate::reports::routes::admit`]:
 //! the global limit, same origin, content type, body cap, the client behind
 //! trusted proxies), then limited per client key.
@@ -50,13 +52,17 @@ const LONGEST_ADDRESS: usize = 254;
 pub(crate) fn routes(notify: Arc<Notify>) -> Router {
     let cap = notify.reports.config().limits.max_body_bytes;
     let body_limit = usize::try_from(cap).unwrap_or(usize::MAX);
-    Router::new()
-        .route("/api/subscriptions", post(post_json))
-        .route("/subscribe", post(post_form))
-        .route("/confirm", get(confirm))
-        .route("/unsubscribe", get(unsubscribe_page).post(unsubscribe))
-        .route("/manage", get(manage_page).post(manage))
-        .route("/api/statements", post(operator::post_statement))
+    let mut router = Router::new().route("/api/statements", post(operator::post_statement));
+    // Without an SMTP server nobody can be mailed: no one is asked to subscribe.
+    if notify.config.smtp.is_some() {
+        router = router
+            .route("/api/subscriptions", post(post_json))
+            .route("/subscribe", post(post_form))
+            .route("/confirm", get(confirm))
+            .route("/unsubscribe", get(unsubscribe_page).post(unsubscribe))
+            .route("/manage", get(manage_page).post(manage));
+    }
+    router
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(notify)
 }

@@ -75,6 +75,19 @@ pub(crate) fn backoff(attempts: i64) -> i64 {
         .min(LONGEST_BACKOFF)
 }
 
+/// A server's `words` with every mail address in them replaced by
+/// `<address>`: servers often quote the recipient, and logs hold none.
+pub(crate) fn without_addresses(words: &str) -> String {
+    words
+        .split(' ')
+        .map(|word| match word.contains('@') {
+            true => "<address>",
+            false => word,
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// What to do with one queued notification.
 enum Outcome {
     /// Delivered: remove it.
@@ -182,9 +195,10 @@ impl Sender {
             Outcome::Later(failure, words) => {
                 self.metrics.failed(queued.channel, failure);
                 tracing::info!(
-                    "notify: a {} {} failed ({failure}: {words}); retrying in {} s",
+                    "notify: a {} {} failed ({failure}: {}); retrying in {} s",
                     queued.channel,
                     queued.event,
+                    without_addresses(&words),
                     backoff(queued.attempts)
                 );
                 outbox::retry(&self.store, queued, now + backoff(queued.attempts)).await?;
@@ -192,9 +206,10 @@ impl Sender {
             Outcome::Refused(failure, words) => {
                 self.metrics.failed(queued.channel, failure);
                 tracing::warn!(
-                    "notify: a {} {} was refused for good ({words})",
+                    "notify: a {} {} was refused for good ({})",
                     queued.channel,
-                    queued.event
+                    queued.event,
+                    without_addresses(&words)
                 );
                 outbox::finish(&self.store, queued).await?;
                 if failure == Failure::Bounced {
@@ -288,6 +303,14 @@ impl Sender {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn logged_answers_hold_no_address() {
+        assert_eq!(
+            without_addresses("permanent error (550): 5.1.1 <a@example.org>: no such mailbox"),
+            "permanent error (550): 5.1.1 <address> no such mailbox"
+        );
+    }
 
     #[test]
     fn backoff_doubles_from_five_seconds_to_ten_minutes() {

@@ -267,3 +267,129 @@ pub(crate) async fn bounce(store: &Store, id: i64, now: i64) -> Result<bool, Sto
     Store::timed(what, transaction.commit()).await?;
     Ok(stopped)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::notify::TestStore;
+    use crate::notify::outbox;
+
+    const T0: i64 = 1_765_000_000;
+
+    fn choices(events: &[&str]) -> Choices {
+        let events: Vec<String> = events.iter().map(|e| e.to_string()).collect();
+        Choices::new(&[], &events).expect("valid")
+    }
+
+    async fn queued_confirmations(store: &Store, now: i64) -> usize {
+        let claimed = outbox::claim(store, now, 1, 100).await.expect("a claim");
+        claimed.iter().filter(|q| q.event == Event::Confirm).count()
+    }
+
+    #[tokio::test]
+    async fn one_confirmation_an_hour_none_when_confirmed_and_forgotten_after_a_day() {
+        let test = TestStore::open().await;
+        let store = &test.store;
+        let resolved = choices(&["resolved"]);
+        assert_eq!(
+            subscribe(store, "a@example.org", &resolved, T0).await.ok(),
+            Some(Subscribed::ConfirmationQueued)
+        );
+        assert_eq!(
+            subscribe(store, "a@example.org", &resolved, T0 + 60)
+                .await
+                .ok(),
+            Some(Subscribed::AlreadyAsked)
+        );
+        assert_eq!(queued_confirmations(store, T0 + 60).await, 1);
+        assert_eq!(
+            subscribe(
+                store,
+                "a@example.org",
+                &choices(&["opened"]),
+                T0 + CONFIRMATION_EVERY
+            )
+            .await
+            .ok(),
+            Some(Subscribed::ConfirmationQueued)
+        );
+        // The lease of the first claim ran out: both confirmations are there.
+        assert_eq!(
+            queued_confirmations(store, T0 + CONFIRMATION_EVERY + 2).await,
+            2
+        );
+        assert_eq!(expire(store, T0 + UNCONFIRMED_FOR).await.ok(), Some(0));
+        assert_eq!(expire(store, T0 + UNCONFIRMED_FOR + 1).await.ok(), Some(1));
+        let (depth, _) = outbox::depth(store).await.expect("a depth");
+        assert_eq!(depth, 0, "its mail went with it");
+
+        assert_eq!(
+            subscribe(store, "b@example.org", &resolved, T0).await.ok(),
+            Some(Subscribed::ConfirmationQueued)
+        );
+        let id = outbox::claim(store, T0 + 10, 1, 10).await.expect("a claim")[0]
+            .recipient
+            .parse::<i64>()
+            .expect("an id");
+        let found = find(store, id).await.expect("a read").expect("b is there");
+        assert_eq!(
+            (found.email.as_str(), found.confirmed_at),
+            ("b@example.org", None)
+        );
+        assert_eq!(confirm(store, id, T0 + 20).await.ok(), Some(true));
+        assert_eq!(confirm(store, id, T0 + 30).await.ok(), Some(false));
+        assert_eq!(
+            subscribe(
+                store,
+                "b@example.org",
+                &resolved,
+                T0 + 2 * CONFIRMATION_EVERY
+            )
+            .await
+            .ok(),
+            Some(Subscribed::AlreadyConfirmed)
+        );
+        assert_eq!(
+            expire(store, T0 + 2 * UNCONFIRMED_FOR).await.ok(),
+            Some(0),
+            "a confirmed address stays"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_third_bounce_stops_mail_and_unsubscribing_forgets_the_address() {
+        let test = TestStore::open().await;
+        let store = &test.store;
+        subscribe(store, "c@example.org", &choices(&[]), T0)
+            .await
+            .expect("subscribed");
+        let id = outbox::claim(store, T0, 1, 10).await.expect("a claim")[0]
+            .recipient
+            .parse::<i64>()
+            .expect("an id");
+        confirm(store, id, T0).await.expect("confirmed");
+        assert_eq!(bounce(store, id, T0).await.ok(), Some(false));
+        assert_eq!(bounce(store, id, T0).await.ok(), Some(false));
+        assert_eq!(bounce(store, id, T0).await.ok(), Some(true));
+        assert_eq!(
+            find(store, id).await.ok(),
+            Some(None),
+            "a bounced address is not mailed"
+        );
+        subscribe(store, "d@example.org", &choices(&[]), T0)
+            .await
+            .expect("subscribed");
+        let claimed = outbox::claim(store, T0 + 5, 1, 10).await.expect("a claim");
+        let d = claimed
+            .iter()
+            .find(|q| q.recipient != id.to_string())
+            .expect("d's confirmation");
+        let d_id: i64 = d.recipient.parse().expect("an id");
+        unsubscribe(store, d_id).await.expect("unsubscribed");
+        assert_eq!(find(store, d_id).await.ok(), Some(None));
+        assert_eq!(
+            outbox::depth(store).await.ok().map(|(depth, _)| depth),
+            Some(0)
+        );
+    }
+}
