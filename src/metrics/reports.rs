@@ -2,13 +2,15 @@
 //! `chatprobe_user_reports_total{problem,region}` (counted reports),
 //! `chatprobe_user_reports_refused_total{reason}` (those not counted, by
 //! [`Refused`]), `chatprobe_crowd_level{problem,region}` (0 normal,
-//! 1 elevated, 2 high) and `chatprobe_store_errors_total` (store operations
-//! that failed), written by the same text writer as the rest.
+//! 1 elevated, 2 high), `chatprobe_store_errors_total` (store operations
+//! that failed) and `chatprobe_store_operation_duration_seconds` (how long
+//! each took), written by the same text writer as the rest.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use super::exposition::Exposition;
+use super::BUCKETS;
+use super::exposition::{Exposition, Histogram};
 
 label_enum! {
     /// Why a report was not counted (the `reason` label of
@@ -33,6 +35,8 @@ const CROWD_HELP: &str =
 const STORE_ERRORS: &str = "chatprobe_store_errors_total";
 const STORE_ERRORS_HELP: &str =
     "Store operations that failed or timed out (reports were answered 503).";
+const STORE_SECONDS: &str = "chatprobe_store_operation_duration_seconds";
+const STORE_SECONDS_HELP: &str = "How long each store operation took, failed ones included.";
 
 /// The series behind the lock.
 #[derive(Debug, Clone, Default)]
@@ -45,6 +49,8 @@ struct Series {
     crowd: BTreeMap<(String, String), u8>,
     /// Failed store operations.
     store_errors: u64,
+    /// Every store operation's duration.
+    store_seconds: Histogram,
 }
 
 /// The report metrics, shared by the handlers and `/metrics`.
@@ -75,12 +81,17 @@ impl ReportMetrics {
         self.lock().store_errors += 1;
     }
 
+    /// Records how long a store operation took.
+    pub(crate) fn store_operation(&self, seconds: f64) {
+        self.lock().store_seconds.observe(BUCKETS, seconds);
+    }
+
     /// Replaces the crowd levels with `levels` ((problem, region) → 0, 1, 2).
     pub(crate) fn set_crowd(&self, levels: BTreeMap<(String, String), u8>) {
         self.lock().crowd = levels;
     }
 
-    /// Writes the four families; every problem and region with a crowd level
+    /// Writes the five families; every problem and region with a crowd level
     /// has its counted series, at 0 before its first report.
     pub(super) fn render(&self, out: &mut Exposition<'_>) {
         let series = self.lock().clone();
@@ -102,6 +113,8 @@ impl ReportMetrics {
         }
         out.family(STORE_ERRORS, STORE_ERRORS_HELP, "counter");
         out.sample(STORE_ERRORS, &[], series.store_errors);
+        out.family(STORE_SECONDS, STORE_SECONDS_HELP, "histogram");
+        out.histogram(STORE_SECONDS, &[], BUCKETS, &series.store_seconds);
     }
 
     fn lock(&self) -> MutexGuard<'_, Series> {
@@ -134,6 +147,7 @@ mod tests {
         )]));
         metrics.count("not_sending", "unknown");
         metrics.refuse(Refused::Sampled);
+        metrics.store_operation(0.003);
         let text = render();
         for series in [
             "chatprobe_user_reports_total{problem=\"cannot_add\",region=\"eu-west\"} 0\n",
@@ -141,6 +155,8 @@ mod tests {
             "chatprobe_crowd_level{problem=\"cannot_add\",region=\"eu-west\"} 2\n",
             "chatprobe_user_reports_refused_total{reason=\"sampled\"} 1\n",
             "chatprobe_store_errors_total 0\n",
+            "chatprobe_store_operation_duration_seconds_bucket{le=\"0.005\"} 1\n",
+            "chatprobe_store_operation_duration_seconds_count 1\n",
         ] {
             assert!(text.contains(series), "{series} missing from {text}");
         }

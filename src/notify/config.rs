@@ -15,6 +15,7 @@ use anyhow::Context as _;
 use serde::Deserialize;
 
 use crate::metrics::Event;
+pub(crate) use crate::reports::config::SecretSource;
 use crate::yaml::values::{HttpUrl, Label, ScalarVisitor, checked_scalar};
 
 /// The `notify:` section, checked.
@@ -112,42 +113,32 @@ impl TryFrom<String> for WebhookEvent {
     }
 }
 
-/// Where a secret is read from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum SecretSource {
-    /// An environment variable holding it.
-    Env(String),
-    /// A file holding it (a trailing newline is ignored).
-    File(PathBuf),
+/// One of `env` and `file`, named `field` in the error when both are given.
+fn one_of(
+    field: &str,
+    env: Option<String>,
+    file: Option<PathBuf>,
+) -> Result<Option<SecretSource>, String> {
+    match (env, file) {
+        (Some(_), Some(_)) => Err(format!("give one of `{field}_env` and `{field}_file`")),
+        (Some(variable), None) => Ok(Some(SecretSource::Env(variable))),
+        (None, Some(path)) => Ok(Some(SecretSource::File(path))),
+        (None, None) => Ok(None),
+    }
 }
 
-impl SecretSource {
-    /// One of `env` and `file`, named `field` in the error when both or neither are given.
-    fn one_of(
-        field: &str,
-        env: Option<String>,
-        file: Option<PathBuf>,
-    ) -> Result<Option<SecretSource>, String> {
-        match (env, file) {
-            (Some(_), Some(_)) => Err(format!("give one of `{field}_env` and `{field}_file`")),
-            (Some(variable), None) => Ok(Some(SecretSource::Env(variable))),
-            (None, Some(path)) => Ok(Some(SecretSource::File(path))),
-            (None, None) => Ok(None),
+/// The secret `source` holds, read now (named `what` in errors; the value never is).
+pub(crate) fn read_secret(source: &SecretSource, what: &str) -> anyhow::Result<String> {
+    let text = match source {
+        SecretSource::Env(variable) => {
+            std::env::var(variable).with_context(|| format!("reading {what} from ${variable}"))?
         }
-    }
-
-    /// The secret, read now (named `what` in errors; the value never is).
-    pub(crate) fn read(&self, what: &str) -> anyhow::Result<String> {
-        let text = match self {
-            SecretSource::Env(variable) => std::env::var(variable)
-                .with_context(|| format!("reading {what} from ${variable}"))?,
-            SecretSource::File(path) => std::fs::read_to_string(path)
-                .with_context(|| format!("reading {what} from {}", path.display()))?,
-        };
-        let secret = text.trim_end_matches(['\r', '\n']).to_string();
-        anyhow::ensure!(!secret.is_empty(), "{what} is empty");
-        Ok(secret)
-    }
+        SecretSource::File(path) => std::fs::read_to_string(path)
+            .with_context(|| format!("reading {what} from {}", path.display()))?,
+    };
+    let secret = text.trim_end_matches(['\r', '\n']).to_string();
+    anyhow::ensure!(!secret.is_empty(), "{what} is empty");
+    Ok(secret)
 }
 
 /// A mail address as `from` takes it (`Status <status@example.com>` or a bare address).
@@ -305,8 +296,7 @@ impl TryFrom<SmtpSection> for SmtpConfig {
                  a server on loopback, not `{host}` (use `starttls` or `tls`)"
             ));
         }
-        let password =
-            SecretSource::one_of("smtp.password", section.password_env, section.password_file)?;
+        let password = one_of("smtp.password", section.password_env, section.password_file)?;
         if password.is_some() != section.username.is_some() {
             return Err(
                 "smtp: give `username` and one of `password_env`, `password_file` together".into(),
@@ -331,7 +321,7 @@ impl TryFrom<WebhookSection> for Webhook {
     type Error = String;
 
     fn try_from(section: WebhookSection) -> Result<Self, String> {
-        let secret = SecretSource::one_of("secret", section.secret_env, section.secret_file)?
+        let secret = one_of("secret", section.secret_env, section.secret_file)?
             .ok_or("a webhook needs `secret_env` or `secret_file`: its posts are signed")?;
         if section.events.is_empty() {
             return Err("a webhook's `events` must name at least one event".into());
@@ -348,8 +338,7 @@ impl TryFrom<WebhookSection> for Webhook {
 impl Webhook {
     /// Its signing secret, read now.
     pub(crate) fn secret(&self) -> anyhow::Result<String> {
-        self.secret
-            .read(&format!("the secret of webhook {}", self.url))
+        read_secret(&self.secret, &format!("the secret of webhook {}", self.url))
     }
 
     /// Whether it hears of `event` about `probe`.
@@ -360,11 +349,27 @@ impl Webhook {
 }
 
 impl NotifyConfig {
+    /// The section with its secret files taken from the config's folder (`resolve`).
+    pub(crate) fn placed(mut self, resolve: impl Fn(&std::path::Path) -> PathBuf) -> NotifyConfig {
+        let place = |source: &mut SecretSource| {
+            if let SecretSource::File(path) = source {
+                *path = resolve(path);
+            }
+        };
+        if let Some(password) = self.smtp.as_mut().and_then(|smtp| smtp.password.as_mut()) {
+            place(password);
+        }
+        for webhook in &mut self.webhooks {
+            place(&mut webhook.secret);
+        }
+        self
+    }
+
     /// The SMTP password, read now (`None` without a login).
     pub(crate) fn smtp_password(&self) -> anyhow::Result<Option<String>> {
         let source = self.smtp.as_ref().and_then(|smtp| smtp.password.as_ref());
         source
-            .map(|source| source.read("smtp.password"))
+            .map(|source| read_secret(source, "smtp.password"))
             .transpose()
     }
 }

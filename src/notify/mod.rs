@@ -197,8 +197,11 @@ impl TestStore {
             subscriptions::new_id()
         );
         let path = std::env::temp_dir().join(name);
-        let url = crate::store::StoreUrl::Sqlite(path.clone());
-        let store = Store::open(&url).await.expect("a temp SQLite store opens");
+        let location = crate::config::status_page::StoreLocation::Sqlite(path.clone());
+        let metrics = crate::metrics::ReportMetrics::default();
+        let store = Store::open(&location, metrics)
+            .await
+            .expect("a temp SQLite store opens");
         TestStore { store, path }
     }
 }

@@ -23,8 +23,9 @@ use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
 
 use super::Notify;
-use super::config::SecretSource;
+use super::config::{SecretSource, read_secret};
 use super::outbox::{IncidentRef, Kind, NewStatement, event_named};
+use crate::config::remote_write::Secret;
 use crate::metrics::Event;
 use crate::reports::routes::ApiError;
 use crate::status::{HEADERS, Timestamp};
@@ -47,8 +48,12 @@ impl std::fmt::Debug for OperatorToken {
 
 impl OperatorToken {
     /// The token `source` holds, read now (at least 16 characters).
-    pub(crate) fn read(source: &SecretSource) -> anyhow::Result<OperatorToken> {
-        let token = source.read("the operator token")?;
+    pub(crate) fn read(source: &Secret) -> anyhow::Result<OperatorToken> {
+        let source = match source {
+            Secret::File(path) => SecretSource::File(path.clone()),
+            Secret::Env(variable) => SecretSource::Env(variable.clone()),
+        };
+        let token = read_secret(&source, "the operator token")?;
         anyhow::ensure!(
             token.len() >= 16,
             "the operator token must be at least 16 characters"

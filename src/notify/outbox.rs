@@ -127,7 +127,9 @@ pub(crate) async fn record_statement(
             what: "an incident",
             message: error.to_string(),
         })?;
-    let mut transaction = Store::timed("starting a statement", store.pool().begin()).await?;
+    let mut transaction = store
+        .timed("starting a statement", store.pool().begin())
+        .await?;
     let insert = sqlx::query(
         "INSERT INTO statements (id, incident, probe, at, kind, event, text, incident_json) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -140,7 +142,9 @@ pub(crate) async fn record_statement(
     .bind(statement.event.as_str())
     .bind(statement.text)
     .bind(incident_json);
-    Store::timed("storing a statement", insert.execute(&mut *transaction)).await?;
+    store
+        .timed("storing a statement", insert.execute(&mut *transaction))
+        .await?;
     let mut notifications = 0;
     if let Some(when) = When::of_event(statement.event) {
         let fan_out = sqlx::query(
@@ -154,7 +158,9 @@ pub(crate) async fn record_statement(
         .bind(statement.at)
         .bind(like_pattern(&statement.incident.probe))
         .bind(like_pattern(when.as_str()));
-        let done = Store::timed("queueing mail", fan_out.execute(&mut *transaction)).await?;
+        let done = store
+            .timed("queueing mail", fan_out.execute(&mut *transaction))
+            .await?;
         notifications += done.rows_affected();
     }
     for webhook in webhooks
@@ -169,10 +175,14 @@ pub(crate) async fn record_statement(
         .bind(id)
         .bind(statement.event.as_str())
         .bind(statement.at);
-        let done = Store::timed("queueing a webhook", insert.execute(&mut *transaction)).await?;
+        let done = store
+            .timed("queueing a webhook", insert.execute(&mut *transaction))
+            .await?;
         notifications += done.rows_affected();
     }
-    Store::timed("committing a statement", transaction.commit()).await?;
+    store
+        .timed("committing a statement", transaction.commit())
+        .await?;
     Ok(Recorded {
         statement: id,
         notifications,
@@ -215,7 +225,9 @@ pub(crate) fn event_named(word: &str) -> Option<Event> {
 pub(crate) async fn statement(store: &Store, id: i64) -> Result<Option<Statement>, StoreError> {
     let sql = format!("SELECT {STATEMENT_COLUMNS} FROM statements WHERE id = $1");
     let select = sqlx::query(&sql).bind(id);
-    let row = Store::timed("reading a statement", select.fetch_optional(store.pool())).await?;
+    let row = store
+        .timed("reading a statement", select.fetch_optional(store.pool()))
+        .await?;
     row.as_ref().map(statement_of).transpose()
 }
 
@@ -229,7 +241,9 @@ pub(crate) async fn timelines(
         format!("SELECT {STATEMENT_COLUMNS} FROM statements WHERE incident = $1 ORDER BY at, id");
     for key in keys {
         let select = sqlx::query(&sql).bind(key);
-        let rows = Store::timed("reading a timeline", select.fetch_all(store.pool())).await?;
+        let rows = store
+            .timed("reading a timeline", select.fetch_all(store.pool()))
+            .await?;
         let statements = rows
             .iter()
             .map(statement_of)
@@ -280,7 +294,7 @@ pub(crate) async fn claim(
         .bind(now)
         .bind(i64::from(limit));
     let what = "claiming notifications";
-    let rows = Store::timed(what, update.fetch_all(store.pool())).await?;
+    let rows = store.timed(what, update.fetch_all(store.pool())).await?;
     rows.iter()
         .map(|row| {
             let channel: String = column(row, 0, what)?;
@@ -324,7 +338,9 @@ pub(crate) async fn finish(store: &Store, queued: &Queued) -> Result<(), StoreEr
         .bind(&queued.recipient)
         .bind(queued.subject)
         .bind(queued.event.as_str());
-    Store::timed("finishing a notification", delete.execute(store.pool())).await?;
+    store
+        .timed("finishing a notification", delete.execute(store.pool()))
+        .await?;
     Ok(())
 }
 
@@ -340,7 +356,9 @@ pub(crate) async fn retry(store: &Store, queued: &Queued, next_at: i64) -> Resul
         .bind(&queued.recipient)
         .bind(queued.subject)
         .bind(queued.event.as_str());
-    Store::timed("putting a notification back", update.execute(store.pool())).await?;
+    store
+        .timed("putting a notification back", update.execute(store.pool()))
+        .await?;
     Ok(())
 }
 
@@ -349,7 +367,7 @@ pub(crate) async fn depth(store: &Store) -> Result<(u64, Option<i64>), StoreErro
     let what = "measuring the outbox";
     let select =
         sqlx::query("SELECT CAST(COUNT(*) AS BIGINT), CAST(MIN(created_at) AS BIGINT) FROM outbox");
-    let row = Store::timed(what, select.fetch_one(store.pool())).await?;
+    let row = store.timed(what, select.fetch_one(store.pool())).await?;
     let count: i64 = column(&row, 0, what)?;
     let oldest: Option<i64> = column(&row, 1, what)?;
     Ok((u64::try_from(count).unwrap_or(0), oldest))

@@ -51,6 +51,7 @@ pub(crate) fn new_id() -> i64 {
 
 /// Queues the confirmation mail of subscriber `id`, asked at `now`.
 async fn queue_confirmation(
+    store: &Store,
     transaction: &mut sqlx::Transaction<'_, sqlx::Any>,
     id: i64,
     now: i64,
@@ -63,11 +64,12 @@ async fn queue_confirmation(
     .bind(id.to_string())
     .bind(now)
     .bind(Event::Confirm.as_str());
-    Store::timed(
-        "queueing a confirmation",
-        insert.execute(&mut **transaction),
-    )
-    .await?;
+    store
+        .timed(
+            "queueing a confirmation",
+            insert.execute(&mut **transaction),
+        )
+        .await?;
     Ok(())
 }
 
@@ -80,8 +82,10 @@ pub(crate) async fn subscribe(
     choices: &Choices,
     now: i64,
 ) -> Result<Subscribed, StoreError> {
-    let mut transaction = Store::timed("starting a subscription", store.pool().begin()).await?;
-    forget_expired(&mut transaction, now, Some(email)).await?;
+    let mut transaction = store
+        .timed("starting a subscription", store.pool().begin())
+        .await?;
+    forget_expired(store, &mut transaction, now, Some(email)).await?;
     let id = new_id();
     let insert = sqlx::query(
         "INSERT INTO subscribers (id, email, features, events, created_at, confirmation_at, \
@@ -93,19 +97,24 @@ pub(crate) async fn subscribe(
     .bind(choices.features_column())
     .bind(choices.events_column())
     .bind(now);
-    let inserted = Store::timed("adding a subscriber", insert.execute(&mut *transaction)).await?;
+    let inserted = store
+        .timed("adding a subscriber", insert.execute(&mut *transaction))
+        .await?;
     let outcome = if inserted.rows_affected() == 1 {
-        queue_confirmation(&mut transaction, id, now).await?;
+        queue_confirmation(store, &mut transaction, id, now).await?;
         Subscribed::ConfirmationQueued
     } else {
-        ask_again(&mut transaction, email, choices, now).await?
+        ask_again(store, &mut transaction, email, choices, now).await?
     };
-    Store::timed("committing a subscription", transaction.commit()).await?;
+    store
+        .timed("committing a subscription", transaction.commit())
+        .await?;
     Ok(outcome)
 }
 
 /// [`subscribe`] for an address the store has.
 async fn ask_again(
+    store: &Store,
     transaction: &mut sqlx::Transaction<'_, sqlx::Any>,
     email: &str,
     choices: &Choices,
@@ -121,15 +130,20 @@ async fn ask_again(
     .bind(choices.events_column())
     .bind(email)
     .bind(now - CONFIRMATION_EVERY);
-    if let Some(row) = Store::timed(what, update.fetch_optional(&mut **transaction)).await? {
-        queue_confirmation(transaction, column(&row, 0, what)?, now).await?;
+    if let Some(row) = store
+        .timed(what, update.fetch_optional(&mut **transaction))
+        .await?
+    {
+        queue_confirmation(store, transaction, column(&row, 0, what)?, now).await?;
         return Ok(Subscribed::ConfirmationQueued);
     }
     let select = sqlx::query(
         "SELECT CAST(COUNT(*) AS BIGINT) FROM subscribers WHERE email = $1 AND confirmed_at IS NOT NULL",
     )
     .bind(email);
-    let row = Store::timed(what, select.fetch_one(&mut **transaction)).await?;
+    let row = store
+        .timed(what, select.fetch_one(&mut **transaction))
+        .await?;
     let confirmed: i64 = column(&row, 0, what)?;
     Ok(match confirmed {
         0 => Subscribed::AlreadyAsked,
@@ -140,6 +154,7 @@ async fn ask_again(
 /// Removes the unconfirmed subscribers (of `email` only, when given) older
 /// than [`UNCONFIRMED_FOR`] at `now`, and their queued mail.
 async fn forget_expired(
+    store: &Store,
     transaction: &mut sqlx::Transaction<'_, sqlx::Any>,
     now: i64,
     email: Option<&str>,
@@ -151,26 +166,33 @@ async fn forget_expired(
     )
     .bind(cutoff)
     .bind(email.unwrap_or(""));
-    Store::timed("expiring confirmations", outbox.execute(&mut **transaction)).await?;
+    store
+        .timed("expiring confirmations", outbox.execute(&mut **transaction))
+        .await?;
     let subscribers = sqlx::query(
         "DELETE FROM subscribers WHERE confirmed_at IS NULL AND created_at < $1 \
          AND ($2 = '' OR email = $2)",
     )
     .bind(cutoff)
     .bind(email.unwrap_or(""));
-    let done = Store::timed(
-        "expiring subscribers",
-        subscribers.execute(&mut **transaction),
-    )
-    .await?;
+    let done = store
+        .timed(
+            "expiring subscribers",
+            subscribers.execute(&mut **transaction),
+        )
+        .await?;
     Ok(done.rows_affected())
 }
 
 /// Removes every unconfirmed subscription past [`UNCONFIRMED_FOR`] at `now`.
 pub(crate) async fn expire(store: &Store, now: i64) -> Result<u64, StoreError> {
-    let mut transaction = Store::timed("starting to expire", store.pool().begin()).await?;
-    let expired = forget_expired(&mut transaction, now, None).await?;
-    Store::timed("committing expiry", transaction.commit()).await?;
+    let mut transaction = store
+        .timed("starting to expire", store.pool().begin())
+        .await?;
+    let expired = forget_expired(store, &mut transaction, now, None).await?;
+    store
+        .timed("committing expiry", transaction.commit())
+        .await?;
     Ok(expired)
 }
 
@@ -182,7 +204,10 @@ pub(crate) async fn find(store: &Store, id: i64) -> Result<Option<Subscriber>, S
          WHERE id = $1 AND bounced_at IS NULL",
     )
     .bind(id);
-    let Some(row) = Store::timed(what, select.fetch_optional(store.pool())).await? else {
+    let Some(row) = store
+        .timed(what, select.fetch_optional(store.pool()))
+        .await?
+    else {
         return Ok(None);
     };
     let features: String = column(&row, 2, what)?;
@@ -208,7 +233,9 @@ pub(crate) async fn confirm(store: &Store, id: i64, now: i64) -> Result<bool, St
     )
     .bind(now)
     .bind(id);
-    let done = Store::timed("confirming a subscriber", update.execute(store.pool())).await?;
+    let done = store
+        .timed("confirming a subscriber", update.execute(store.pool()))
+        .await?;
     Ok(done.rows_affected() == 1)
 }
 
@@ -218,27 +245,38 @@ pub(crate) async fn choose(store: &Store, id: i64, choices: &Choices) -> Result<
         .bind(choices.features_column())
         .bind(choices.events_column())
         .bind(id);
-    Store::timed("changing a subscription", update.execute(store.pool())).await?;
+    store
+        .timed("changing a subscription", update.execute(store.pool()))
+        .await?;
     Ok(())
 }
 
 /// Removes subscriber `id` and every mail still queued for it.
 pub(crate) async fn unsubscribe(store: &Store, id: i64) -> Result<(), StoreError> {
-    let mut transaction = Store::timed("starting to unsubscribe", store.pool().begin()).await?;
-    drop_queued_mail(&mut transaction, id).await?;
+    let mut transaction = store
+        .timed("starting to unsubscribe", store.pool().begin())
+        .await?;
+    drop_queued_mail(store, &mut transaction, id).await?;
     let delete = sqlx::query("DELETE FROM subscribers WHERE id = $1").bind(id);
-    Store::timed("unsubscribing", delete.execute(&mut *transaction)).await?;
-    Store::timed("committing an unsubscribe", transaction.commit()).await
+    store
+        .timed("unsubscribing", delete.execute(&mut *transaction))
+        .await?;
+    store
+        .timed("committing an unsubscribe", transaction.commit())
+        .await
 }
 
 /// Removes the mail queued for subscriber `id`.
 async fn drop_queued_mail(
+    store: &Store,
     transaction: &mut sqlx::Transaction<'_, sqlx::Any>,
     id: i64,
 ) -> Result<(), StoreError> {
     let delete = sqlx::query("DELETE FROM outbox WHERE channel = 'email' AND recipient = $1")
         .bind(id.to_string());
-    Store::timed("dropping queued mail", delete.execute(&mut **transaction)).await?;
+    store
+        .timed("dropping queued mail", delete.execute(&mut **transaction))
+        .await?;
     Ok(())
 }
 
@@ -247,7 +285,7 @@ async fn drop_queued_mail(
 /// dropped, and it is mailed no more. Whether that happened now.
 pub(crate) async fn bounce(store: &Store, id: i64, now: i64) -> Result<bool, StoreError> {
     let what = "counting a bounce";
-    let mut transaction = Store::timed(what, store.pool().begin()).await?;
+    let mut transaction = store.timed(what, store.pool().begin()).await?;
     let update = sqlx::query(
         "UPDATE subscribers SET bounces = bounces + 1, bounced_at = CASE WHEN bounces + 1 >= $1 \
          THEN $2 ELSE bounced_at END WHERE id = $3 RETURNING bounces",
@@ -255,16 +293,18 @@ pub(crate) async fn bounce(store: &Store, id: i64, now: i64) -> Result<bool, Sto
     .bind(BOUNCES_TO_STOP)
     .bind(now)
     .bind(id);
-    let row = Store::timed(what, update.fetch_optional(&mut *transaction)).await?;
+    let row = store
+        .timed(what, update.fetch_optional(&mut *transaction))
+        .await?;
     let bounces: i64 = match row {
         Some(row) => column(&row, 0, what)?,
         None => 0,
     };
     let stopped = bounces == BOUNCES_TO_STOP;
     if stopped {
-        drop_queued_mail(&mut transaction, id).await?;
+        drop_queued_mail(store, &mut transaction, id).await?;
     }
-    Store::timed(what, transaction.commit()).await?;
+    store.timed(what, transaction.commit()).await?;
     Ok(stopped)
 }
 

@@ -101,7 +101,9 @@ mod tests {
 
     fn config(trusted: &str) -> ReportsConfig {
         let text = format!("trusted_proxies: [{trusted}]\nregion_header: x-region\n");
-        crate::yaml::parse(std::path::Path::new("r.yaml"), &text).expect("a valid section")
+        let section: super::super::config::ReportsSection =
+            crate::yaml::parse(std::path::Path::new("r.yaml"), &text).expect("a readable section");
+        section.check().expect("a valid section")
     }
 
     fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {

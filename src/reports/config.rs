@@ -17,9 +17,8 @@ use crate::yaml::values::{Label, Period, ScalarVisitor, checked_scalar};
 /// The feature a problem names to concern every feature.
 pub(crate) const ALL_FEATURES: &str = "all";
 
-/// The `reports:` section, checked.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(try_from = "ReportsSection")]
+/// The `reports:` section, checked ([`ReportsSection::check`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ReportsConfig {
     /// Peers whose `X-Forwarded-For` (and region header) are believed.
     pub(crate) trusted_proxies: Vec<IpNet>,
@@ -160,10 +159,11 @@ pub(crate) enum SecretSource {
     Env(String),
 }
 
-/// The section as written, before the checks that span fields.
+/// The section as written: each value checked as it is read; the checks
+/// that span fields are [`ReportsSection::check`]'s.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-struct ReportsSection {
+pub(crate) struct ReportsSection {
     trusted_proxies: Vec<Cidr>,
     region_header: Option<HeaderName>,
     window: Period,
@@ -227,45 +227,61 @@ fn default_problems() -> Vec<Problem> {
     ]
 }
 
-impl TryFrom<ReportsSection> for ReportsConfig {
-    type Error = String;
+/// A failed check: the field (within the section) and what is wrong.
+pub(crate) type FieldProblem = (String, String);
 
-    fn try_from(section: ReportsSection) -> Result<Self, String> {
-        let problems = cross_checks(&section)?;
-        let secret = match (section.secret_file, section.secret_env) {
-            (Some(_), Some(_)) => return Err("set `secret_file` or `secret_env`, not both".into()),
+impl ReportsSection {
+    /// The checked settings, or every failed check that spans fields.
+    pub(crate) fn check(self) -> Result<ReportsConfig, Vec<FieldProblem>> {
+        let mut problems = cross_checks(&self);
+        let secret = match (self.secret_file, self.secret_env) {
+            (Some(_), Some(_)) => {
+                problems.push((
+                    "secret_env".into(),
+                    "set `secret_file` or `secret_env`, not both".into(),
+                ));
+                None
+            }
             (Some(file), None) => Some(SecretSource::File(file)),
             (None, Some(variable)) => Some(SecretSource::Env(variable)),
             (None, None) => None,
         };
+        if !problems.is_empty() {
+            return Err(problems);
+        }
         Ok(ReportsConfig {
-            trusted_proxies: section.trusted_proxies.iter().map(|cidr| cidr.0).collect(),
-            region_header: section.region_header.map(|header| header.0),
-            window: section.window.0,
-            min_reporters: section.min_reporters,
-            retention: section.retention.0,
-            problems,
-            limits: section.limits,
+            trusted_proxies: self.trusted_proxies.iter().map(|cidr| cidr.0).collect(),
+            region_header: self.region_header.map(|header| header.0),
+            window: self.window.0,
+            min_reporters: self.min_reporters,
+            retention: self.retention.0,
+            problems: self.problems,
+            limits: self.limits,
             secret,
         })
     }
 }
 
-/// The checks that span fields, every failure at once; the problems when all pass.
-fn cross_checks(section: &ReportsSection) -> Result<Vec<Problem>, String> {
-    let mut errors = Vec::new();
+/// The checks that span fields, every failure.
+fn cross_checks(section: &ReportsSection) -> Vec<FieldProblem> {
+    let mut errors: Vec<FieldProblem> = Vec::new();
+    let mut fail =
+        |field: &str, message: &str| errors.push((field.to_string(), message.to_string()));
     let window = section.window.0;
     if !(Duration::from_secs(60)..=Duration::from_secs(3600)).contains(&window) {
-        errors.push("`window` must be between 1m and 1h".to_string());
+        fail("window", "must be between 1m and 1h");
     }
     if section.retention.0 < Duration::from_secs(24 * 3600) {
-        errors.push("`retention` must be at least 1d".to_string());
+        fail("retention", "must be at least 1d");
     }
     if section.min_reporters == 0 {
-        errors.push("`min_reporters` must be at least 1".to_string());
+        fail("min_reporters", "must be at least 1");
     }
     if section.region_header.is_some() && section.trusted_proxies.is_empty() {
-        errors.push("`region_header` is only believed from `trusted_proxies`: name them".into());
+        fail(
+            "region_header",
+            "is only believed from `trusted_proxies`: name them",
+        );
     }
     let limits = section.limits;
     for (name, value) in [
@@ -277,39 +293,40 @@ fn cross_checks(section: &ReportsSection) -> Result<Vec<Problem>, String> {
         ("limits.stored_per_hour", limits.stored_per_hour),
     ] {
         if value == 0 {
-            errors.push(format!("`{name}` must be at least 1"));
+            fail(name, "must be at least 1");
         }
     }
     if !(256..=1_048_576).contains(&limits.max_body_bytes) {
-        errors.push("`limits.max_body_bytes` must be between 256 and 1048576".into());
+        fail("limits.max_body_bytes", "must be between 256 and 1048576");
     }
     if section.problems.is_empty() {
-        errors.push("`problems` must name at least one problem".into());
+        fail("problems", "must name at least one problem");
     }
     for (index, problem) in section.problems.iter().enumerate() {
         if section.problems[..index].iter().any(|p| p.id == problem.id) {
-            errors.push(format!(
-                "`problems[{index}].id` `{}` is a duplicate",
-                problem.id.0
-            ));
+            fail(
+                &format!("problems[{index}].id"),
+                &format!("`{}` is a duplicate", problem.id.0),
+            );
         }
         if problem.features.is_empty() {
-            errors.push(format!(
-                "`problems[{index}].features` must name a probe or `all`"
-            ));
+            fail(
+                &format!("problems[{index}].features"),
+                "must name a probe or `all`",
+            );
         }
     }
-    match errors.is_empty() {
-        true => Ok(section.problems.clone()),
-        false => Err(errors.join("; ")),
-    }
+    errors
 }
 
 impl Default for ReportsConfig {
     fn default() -> ReportsConfig {
         // The defaults pass every check (a unit test holds them to it).
-        ReportsConfig::try_from(ReportsSection::default())
-            .unwrap_or_else(|error| unreachable!("the default reports section is invalid: {error}"))
+        ReportsSection::default()
+            .check()
+            .unwrap_or_else(|problems| {
+                unreachable!("the default reports section is invalid: {problems:?}")
+            })
     }
 }
 
@@ -342,8 +359,21 @@ mod tests {
     use super::*;
     use std::path::Path;
 
-    fn parse(text: &str) -> Result<ReportsConfig, crate::yaml::FileError> {
-        crate::yaml::parse(Path::new("reports.yaml"), text)
+    /// The section in `text`, read and checked.
+    fn parse(text: &str) -> Result<ReportsConfig, String> {
+        let section: ReportsSection = crate::yaml::parse(Path::new("reports.yaml"), text)
+            .map_err(|errors| errors.to_string())?;
+        section.check().map_err(|problems| format!("{problems:?}"))
+    }
+
+    /// The first error of reading `text`.
+    fn read_error(text: &str) -> crate::yaml::FileError {
+        let read = crate::yaml::parse::<ReportsSection>(Path::new("reports.yaml"), text);
+        let errors = read.err().map(|errors| errors.0).unwrap_or_default();
+        errors
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| panic!("no error reading {text}"))
     }
 
     #[test]
@@ -406,7 +436,7 @@ mod tests {
             ),
             ("region_header: \"a b\"\n", "region_header", 1, "header"),
         ] {
-            let error = parse(text).expect_err(text);
+            let error = read_error(text);
             assert_eq!(error.field.as_deref(), Some(field), "{text}: {error}");
             assert_eq!(error.line, Some(line), "{text}: {error}");
             assert!(error.message.contains(words), "{text}: {error}");
@@ -417,16 +447,21 @@ mod tests {
     fn checks_across_fields_come_all_at_once() {
         let text = "region_header: x-region\nwindow: 2h\nmin_reporters: 0\n\
                     problems:\n  - {id: a, name: A, features: []}\n  - {id: a, name: B, features: [all]}\n";
-        let error = parse(text).expect_err("invalid").to_string();
-        for words in [
-            "window",
-            "min_reporters",
-            "region_header",
-            "problems[1].id",
-            "problems[0].features",
-        ] {
-            assert!(error.contains(words), "{words} missing from {error}");
-        }
+        let section: ReportsSection =
+            crate::yaml::parse(Path::new("reports.yaml"), text).expect("every value reads");
+        let problems = section.check().expect_err("the checks fail");
+        let fields: Vec<&str> = problems.iter().map(|(field, _)| field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "window",
+                "min_reporters",
+                "region_header",
+                "problems[0].features",
+                "problems[1].id"
+            ]
+        );
+        assert!(problems[4].1.contains("duplicate"), "{problems:?}");
     }
 
     #[test]

@@ -42,7 +42,9 @@ pub(crate) async fn record(
     window: Duration,
     stored_per_hour: u32,
 ) -> Result<Recorded, StoreError> {
-    let mut transaction = Store::timed("starting a report", store.pool().begin()).await?;
+    let mut transaction = store
+        .timed("starting a report", store.pool().begin())
+        .await?;
     let cutoff = report.at - seconds(window);
     let claim = sqlx::query(
         "INSERT INTO report_reporters (reporter, problem, counted_at) VALUES ($1, $2, $3) \
@@ -53,7 +55,9 @@ pub(crate) async fn record(
     .bind(report.problem)
     .bind(report.at)
     .bind(cutoff);
-    let claimed = Store::timed("claiming the reporter", claim.execute(&mut *transaction)).await?;
+    let claimed = store
+        .timed("claiming the reporter", claim.execute(&mut *transaction))
+        .await?;
     if claimed.rows_affected() == 0 {
         return Ok(Recorded::Duplicate);
     }
@@ -64,11 +68,12 @@ pub(crate) async fn record(
     )
     .bind(hour)
     .bind(i64::from(stored_per_hour));
-    let within = Store::timed(
-        "counting the hour's reports",
-        budget.execute(&mut *transaction),
-    )
-    .await?;
+    let within = store
+        .timed(
+            "counting the hour's reports",
+            budget.execute(&mut *transaction),
+        )
+        .await?;
     if within.rows_affected() == 0 {
         return Ok(Recorded::Sampled);
     }
@@ -78,7 +83,9 @@ pub(crate) async fn record(
             .bind(report.problem)
             .bind(report.region)
             .bind(report.reporter);
-    Store::timed("storing the report", insert.execute(&mut *transaction)).await?;
+    store
+        .timed("storing the report", insert.execute(&mut *transaction))
+        .await?;
     let count = sqlx::query(
         "INSERT INTO report_hours (hour, problem, region, reports) VALUES ($1, $2, $3, 1) \
          ON CONFLICT (hour, problem, region) DO UPDATE SET reports = report_hours.reports + 1",
@@ -86,8 +93,12 @@ pub(crate) async fn record(
     .bind(hour)
     .bind(report.problem)
     .bind(report.region);
-    Store::timed("counting the report", count.execute(&mut *transaction)).await?;
-    Store::timed("committing the report", transaction.commit()).await?;
+    store
+        .timed("counting the report", count.execute(&mut *transaction))
+        .await?;
+    store
+        .timed("committing the report", transaction.commit())
+        .await?;
     Ok(Recorded::Counted)
 }
 
@@ -102,7 +113,7 @@ pub(crate) async fn reporters_since(
          WHERE at > $1 GROUP BY problem, region",
     )
     .bind(since);
-    let rows = Store::timed(what, select.fetch_all(store.pool())).await?;
+    let rows = store.timed(what, select.fetch_all(store.pool())).await?;
     rows.iter()
         .map(|row| {
             Ok(WindowCount {
@@ -126,7 +137,7 @@ pub(crate) async fn hours_between(
     )
     .bind(first)
     .bind(last);
-    let rows = Store::timed(what, select.fetch_all(store.pool())).await?;
+    let rows = store.timed(what, select.fetch_all(store.pool())).await?;
     rows.iter()
         .map(|row| {
             Ok(HourCount {
@@ -146,7 +157,7 @@ pub(crate) async fn stored_in_hour(store: &Store, hour: i64) -> Result<u64, Stor
         "SELECT CAST(COALESCE(SUM(stored), 0) AS BIGINT) FROM report_budget WHERE hour = $1",
     )
     .bind(hour);
-    let row = Store::timed(what, select.fetch_one(store.pool())).await?;
+    let row = store.timed(what, select.fetch_one(store.pool())).await?;
     Ok(count(column(&row, 0, what)?))
 }
 
@@ -181,7 +192,8 @@ pub(crate) async fn prune(
     let mut removed = 0;
     for (statement, before) in deletions {
         let delete = sqlx::query(statement).bind(before);
-        removed += Store::timed("pruning", delete.execute(store.pool()))
+        removed += store
+            .timed("pruning", delete.execute(store.pool()))
             .await?
             .rows_affected();
     }
@@ -196,4 +208,124 @@ fn seconds(duration: Duration) -> i64 {
 /// A count the database returned (never negative).
 fn count(value: i64) -> u64 {
     u64::try_from(value).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::status_page::StoreLocation;
+    use crate::metrics::ReportMetrics;
+
+    const DAY: i64 = 24 * 3600;
+    const WINDOW: Duration = Duration::from_secs(900);
+    /// Sunday 2026-11-29 16:25 UTC.
+    const NOW: i64 = 1_795_969_500;
+
+    /// An SQLite store in a fresh file, and the file's folder to remove.
+    async fn store(tag: &str) -> (Store, std::path::PathBuf) {
+        let dir =
+            std::env::temp_dir().join(format!("chatprobe-ledger-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("a temp dir");
+        let url = StoreLocation::Sqlite(dir.join("status.db"));
+        (
+            Store::open(&url, ReportMetrics::default())
+                .await
+                .expect("the store opens"),
+            dir,
+        )
+    }
+
+    fn report<'a>(at: i64, reporter: &'a str) -> NewReport<'a> {
+        NewReport {
+            at,
+            problem: "not_sending",
+            region: "eu-west",
+            reporter,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_reporter_counts_once_a_window_and_the_hourly_cap_samples() {
+        let (store, dir) = store("record").await;
+        assert_eq!(
+            ledger_record(&store, report(NOW, "a")).await,
+            Recorded::Counted
+        );
+        assert_eq!(
+            ledger_record(&store, report(NOW + 60, "a")).await,
+            Recorded::Duplicate
+        );
+        assert_eq!(
+            ledger_record(&store, report(NOW + 899, "a")).await,
+            Recorded::Duplicate
+        );
+        assert_eq!(
+            ledger_record(&store, report(NOW + 900, "a")).await,
+            Recorded::Counted
+        );
+        assert_eq!(
+            ledger_record(&store, report(NOW + 901, "b")).await,
+            Recorded::Counted
+        );
+        // The cap of 3 stored an hour is reached: c is sampled out, and not
+        // remembered as counted either.
+        assert_eq!(
+            ledger_record(&store, report(NOW + 902, "c")).await,
+            Recorded::Sampled
+        );
+        assert_eq!(
+            ledger_record(&store, report(NOW + 903, "c")).await,
+            Recorded::Sampled
+        );
+        assert_eq!(stored_in_hour(&store, hour_start(NOW)).await.ok(), Some(3));
+        let window = reporters_since(&store, NOW + 900 - 900)
+            .await
+            .expect("the window");
+        assert_eq!(window.len(), 1);
+        assert_eq!(window[0].reporters, 2);
+        let hours = hours_between(&store, hour_start(NOW), hour_start(NOW))
+            .await
+            .expect("hours");
+        assert_eq!(hours.len(), 1);
+        assert_eq!(hours[0].reports, 3);
+        store.close().await;
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// Records with a cap of 3 stored reports an hour.
+    async fn ledger_record(store: &Store, report: NewReport<'_>) -> Recorded {
+        record(store, report, WINDOW, 3)
+            .await
+            .expect("the store records")
+    }
+
+    #[tokio::test]
+    async fn pruning_keeps_hourly_counts_longer_than_raw_reports() {
+        let (store, dir) = store("prune").await;
+        let old = NOW - 100 * DAY;
+        let ancient = NOW - 500 * DAY;
+        for (at, reporter) in [(ancient, "x"), (old, "y"), (NOW, "z")] {
+            assert_eq!(
+                ledger_record(&store, report(at, reporter)).await,
+                Recorded::Counted
+            );
+        }
+        let retention = Retention {
+            reports: Duration::from_secs(90 * 86400),
+            hours: Duration::from_secs(400 * 86400),
+            window: WINDOW,
+        };
+        let removed = prune(&store, NOW, retention).await.expect("pruned");
+        assert!(removed >= 4, "{removed}");
+        let raw = reporters_since(&store, ancient - 1).await.expect("reports");
+        assert_eq!(raw.iter().map(|count| count.reporters).sum::<u64>(), 1);
+        let hours = hours_between(&store, ancient - DAY, NOW)
+            .await
+            .expect("hours");
+        let kept: Vec<i64> = hours.iter().map(|count| count.hour).collect();
+        assert_eq!(kept, [hour_start(old), hour_start(NOW)]);
+        store.close().await;
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }

@@ -189,7 +189,7 @@ impl Reports {
     }
 
     /// Counts a refusal (made here or before the report was read; a store
-    /// failure is counted where it happened).
+    /// failure is counted by the store).
     pub(crate) fn refused(&self, refusal: &Refusal) {
         if let Some(reason) = refusal.reason() {
             self.metrics.refuse(reason);
@@ -258,10 +258,9 @@ impl Reports {
         }
     }
 
-    /// Logs and counts a store failure, and makes it a 503.
+    /// Logs a store failure (the store counted it), and makes it a 503.
     pub(crate) fn store_down(&self, error: &StoreError) -> Refusal {
         tracing::warn!("reports: {error}");
-        self.metrics.store_error();
         Refusal::StoreDown
     }
 

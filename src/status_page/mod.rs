@@ -28,21 +28,20 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
+use crate::config::remote_write::Secret;
+use crate::config::status_page::{PublicWording, StoreLocation};
 use incidents::IncidentRule;
 use prometheus::{Auth, PrometheusClient};
 use source::FleetSource;
 
 use crate::metrics::{NotifyMetrics, ReportMetrics, StatusPageMetrics};
 use crate::notify::Notify;
-use crate::notify::config::{NotifyConfig, SecretSource};
+use crate::notify::config::NotifyConfig;
 use crate::notify::operator::OperatorToken;
 use crate::reports::config::ReportsConfig;
 use crate::reports::regions::KnownRegions;
 use crate::reports::{Reports, upkeep};
-use crate::store::{Store, StoreUrl};
-
-/// The default listen address of `chatprobe status-page` (**contract**).
-pub(crate) const DEFAULT_LISTEN: &str = "127.0.0.1:9465";
+use crate::store::Store;
 
 /// What `chatprobe status-page` was asked to do.
 #[derive(Debug, Clone)]
@@ -63,16 +62,16 @@ pub(crate) struct StatusPageOptions {
     pub(crate) step: Duration,
     /// When incidents open and end.
     pub(crate) rule: IncidentRule,
-    /// Where reports are kept.
-    pub(crate) store: StoreUrl,
+    /// Where the page keeps what it stores.
+    pub(crate) store: StoreLocation,
+    /// The words of the public page for probes and regions.
+    pub(crate) public: PublicWording,
+    /// Where the operators' token comes from, if operators sign in.
+    pub(crate) operator_token: Option<Secret>,
     /// How reports are taken and counted.
     pub(crate) reports: ReportsConfig,
-    /// Regions reports may name besides those Prometheus shows.
-    pub(crate) regions: Vec<String>,
     /// Notifications, when configured.
     pub(crate) notify: Option<NotifyConfig>,
-    /// Where the operators' token comes from, when operators may post.
-    pub(crate) operator_token: Option<SecretSource>,
 }
 
 /// Serves the fleet page until `shutdown` resolves.
@@ -82,11 +81,11 @@ pub(crate) async fn run(
 ) -> anyhow::Result<()> {
     let client = PrometheusClient::new(&options.prometheus, options.auth)
         .context("building the Prometheus client")?;
-    let store = Store::open(&options.store)
+    let report_metrics = ReportMetrics::default();
+    let store = Store::open(&options.store, report_metrics.clone())
         .await
         .with_context(|| format!("opening the store {}", options.store))?;
-    let regions = KnownRegions::new(options.regions);
-    let report_metrics = ReportMetrics::default();
+    let regions = KnownRegions::new(options.public.regions.keys().cloned());
     let reports_store = store.clone();
     let reports = Arc::new(Reports::new(
         options.reports,

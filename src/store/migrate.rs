@@ -1,8 +1,9 @@
 //! The store's schema, as numbered migrations applied in order at start and
 //! recorded in `schema_migrations`; a store newer than this build is
 //! refused rather than misread. Every statement is the SQL both databases
-//! speak. On PostgreSQL an advisory lock held for the transaction keeps two
-//! replicas starting together from applying the same migration twice.
+//! speak. A lock taken first in the migration's transaction (PostgreSQL: an
+//! advisory lock; SQLite: the write lock, by a write that changes nothing)
+//! keeps two processes starting together from applying a migration twice.
 
 use sqlx::Executor as _;
 
@@ -76,32 +77,38 @@ const MIGRATIONS: &[Migration] = &[
     },
 ];
 
-/// Any number, the same in every replica: the advisory lock's key.
-const POSTGRES_MIGRATION_LOCK: &str = "SELECT pg_advisory_xact_lock(4242170523)";
+/// The statement that takes the migration lock, held to the transaction's end.
+fn migration_lock(dialect: Dialect) -> &'static str {
+    match dialect {
+        // Any number, the same in every replica: the advisory lock's key.
+        Dialect::Postgres => "SELECT pg_advisory_xact_lock(4242170523)",
+        Dialect::Sqlite => "UPDATE schema_migrations SET version = version WHERE version < 0",
+    }
+}
 
 /// Brings `store`'s schema to the newest version.
 pub(super) async fn run(store: &Store) -> Result<(), StoreError> {
     let pool = store.pool();
-    Store::timed(
-        "creating schema_migrations",
-        pool.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, \
+    store
+        .timed(
+            "creating schema_migrations",
+            pool.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, \
              name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
-        ),
-    )
-    .await?;
-    let mut transaction = Store::timed("starting a migration", pool.begin()).await?;
-    if store.dialect() == Dialect::Postgres {
-        Store::timed(
-            "locking migrations",
-            transaction.execute(POSTGRES_MIGRATION_LOCK),
+            ),
         )
         .await?;
-    }
+    let mut transaction = store.timed("starting a migration", pool.begin()).await?;
+    let lock = migration_lock(store.dialect());
+    store
+        .timed("locking migrations", transaction.execute(lock))
+        .await?;
     let what = "reading the schema version";
     let version =
         sqlx::query("SELECT CAST(COALESCE(MAX(version), 0) AS BIGINT) FROM schema_migrations");
-    let row = Store::timed(what, version.fetch_one(&mut *transaction)).await?;
+    let row = store
+        .timed(what, version.fetch_one(&mut *transaction))
+        .await?;
     let current: i64 = super::column(&row, 0, what)?;
     let known = MIGRATIONS.last().map_or(0, |migration| migration.version);
     if current > known {
@@ -112,7 +119,9 @@ pub(super) async fn run(store: &Store) -> Result<(), StoreError> {
     }
     for migration in MIGRATIONS.iter().filter(|m| m.version > current) {
         for statement in migration.statements {
-            Store::timed("migrating the schema", transaction.execute(*statement)).await?;
+            store
+                .timed("migrating the schema", transaction.execute(*statement))
+                .await?;
         }
         let record = sqlx::query(
             "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
@@ -120,14 +129,18 @@ pub(super) async fn run(store: &Store) -> Result<(), StoreError> {
         .bind(migration.version)
         .bind(migration.name)
         .bind(applied_at());
-        Store::timed("recording a migration", record.execute(&mut *transaction)).await?;
+        store
+            .timed("recording a migration", record.execute(&mut *transaction))
+            .await?;
         tracing::info!(
             "store schema migrated to version {}: {}",
             migration.version,
             migration.name
         );
     }
-    Store::timed("committing the migration", transaction.commit()).await
+    store
+        .timed("committing the migration", transaction.commit())
+        .await
 }
 
 /// Now, in seconds since the epoch, as the store keeps times.
@@ -139,6 +152,35 @@ fn applied_at() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::MIGRATIONS;
+    use crate::config::status_page::StoreLocation;
+    use crate::metrics::ReportMetrics;
+    use crate::store::Store;
+
+    #[tokio::test]
+    async fn stores_opened_together_on_one_file_migrate_it_once() {
+        let dir = std::env::temp_dir().join(format!("chatprobe-migrate-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("a temp dir");
+        let url = StoreLocation::Sqlite(dir.join("status.db"));
+        let (first, second, third) = tokio::join!(
+            Store::open(&url, ReportMetrics::default()),
+            Store::open(&url, ReportMetrics::default()),
+            Store::open(&url, ReportMetrics::default())
+        );
+        for store in [first, second, third] {
+            store.expect("every store opens").close().await;
+        }
+        let again = Store::open(&url, ReportMetrics::default())
+            .await
+            .expect("a migrated store opens");
+        let versions = sqlx::query("SELECT version FROM schema_migrations")
+            .fetch_all(again.pool())
+            .await
+            .expect("the versions read");
+        assert_eq!(versions.len(), MIGRATIONS.len());
+        again.close().await;
+        let _ = std::fs::remove_dir_all(dir);
+    }
 
     #[test]
     fn migrations_are_numbered_one_up_from_one() {

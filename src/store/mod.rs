@@ -17,15 +17,13 @@ pub(crate) mod secret;
 mod url;
 
 use std::future::Future;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sqlx::any::{AnyPoolOptions, AnyRow, install_default_drivers};
 use sqlx::{AnyPool, Executor as _, Row as _};
 
-pub(crate) use url::StoreUrl;
-
-/// The store the status page opens when none is given (**contract** default).
-pub(crate) const DEFAULT_STORE: &str = "sqlite:chatprobe-status.db";
+use crate::config::status_page::StoreLocation;
+use crate::metrics::ReportMetrics;
 
 /// The longest any one store operation may take, connecting included.
 const OPERATION_TIMEOUT: Duration = Duration::from_secs(5);
@@ -33,14 +31,6 @@ const OPERATION_TIMEOUT: Duration = Duration::from_secs(5);
 /// Why the store could not do something.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum StoreError {
-    /// The URL names no store this build can open.
-    #[error("store `{url}`: {message}")]
-    Url {
-        /// The URL as given.
-        url: String,
-        /// What is wrong with it.
-        message: String,
-    },
     /// The database refused or failed an operation.
     #[error("store {operation}: {source}")]
     Database {
@@ -112,19 +102,24 @@ impl Dialect {
     }
 }
 
-/// An open store: a pool of connections and its dialect.
+/// An open store: a pool of connections, its dialect, and the metrics its
+/// operations' durations and failures are counted in.
 #[derive(Debug, Clone)]
 pub(crate) struct Store {
     pool: AnyPool,
     dialect: Dialect,
+    metrics: ReportMetrics,
 }
 
 impl Store {
     /// Opens (creating an SQLite file if needed) the store at `url` and
-    /// brings its schema up to date.
-    pub(crate) async fn open(url: &StoreUrl) -> Result<Store, StoreError> {
+    /// brings its schema up to date; its operations are counted in `metrics`.
+    pub(crate) async fn open(
+        location: &StoreLocation,
+        metrics: ReportMetrics,
+    ) -> Result<Store, StoreError> {
         install_default_drivers();
-        let dialect = url.dialect();
+        let dialect = url::dialect(location);
         let setup = dialect.connection_setup();
         let pool = AnyPoolOptions::new()
             .max_connections(dialect.max_connections())
@@ -137,12 +132,16 @@ impl Store {
                     Ok(())
                 })
             })
-            .connect_lazy(&url.driver_url())
+            .connect_lazy(&url::driver_url(location))
             .map_err(|source| StoreError::Database {
                 operation: "connect",
                 source,
             })?;
-        let store = Store { pool, dialect };
+        let store = Store {
+            pool,
+            dialect,
+            metrics,
+        };
         migrate::run(&store).await?;
         Ok(store)
     }
@@ -162,12 +161,15 @@ impl Store {
         self.dialect
     }
 
-    /// Runs `operation` (named `what` in errors) within [`OPERATION_TIMEOUT`].
+    /// Runs `operation` (named `what` in errors) within [`OPERATION_TIMEOUT`],
+    /// its duration and any failure counted.
     pub(crate) async fn timed<T>(
+        &self,
         what: &'static str,
         operation: impl Future<Output = Result<T, sqlx::Error>>,
     ) -> Result<T, StoreError> {
-        match tokio::time::timeout(OPERATION_TIMEOUT, operation).await {
+        let started = Instant::now();
+        let result = match tokio::time::timeout(OPERATION_TIMEOUT, operation).await {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(source)) => Err(StoreError::Database {
                 operation: what,
@@ -177,7 +179,13 @@ impl Store {
                 operation: what,
                 timeout: OPERATION_TIMEOUT,
             }),
+        };
+        self.metrics
+            .store_operation(started.elapsed().as_secs_f64());
+        if result.is_err() {
+            self.metrics.store_error();
         }
+        result
     }
 }
 

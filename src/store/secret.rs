@@ -18,7 +18,9 @@ pub(crate) async fn of_day(store: &Store, day: i64) -> Result<Vec<u8>, StoreErro
     )
     .bind(day)
     .bind(fresh_secret());
-    Store::timed("keeping the day's secret", insert.execute(store.pool())).await?;
+    store
+        .timed("keeping the day's secret", insert.execute(store.pool()))
+        .await?;
     let select = sqlx::query("SELECT secret FROM reporter_secrets WHERE day = $1").bind(day);
     decode(store, select, "a reporter secret").await
 }
@@ -30,7 +32,9 @@ pub(crate) async fn named(store: &Store, name: &str) -> Result<Vec<u8>, StoreErr
     )
     .bind(name)
     .bind(fresh_secret());
-    Store::timed("keeping a named secret", insert.execute(store.pool())).await?;
+    store
+        .timed("keeping a named secret", insert.execute(store.pool()))
+        .await?;
     let select = sqlx::query("SELECT secret FROM named_secrets WHERE name = $1").bind(name);
     decode(store, select, "a named secret").await
 }
@@ -48,7 +52,9 @@ async fn decode<'q>(
     select: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
     what: &'static str,
 ) -> Result<Vec<u8>, StoreError> {
-    let row = Store::timed("reading a secret", select.fetch_one(store.pool())).await?;
+    let row = store
+        .timed("reading a secret", select.fetch_one(store.pool()))
+        .await?;
     let text: String = super::column(&row, 0, "reading a secret")?;
     hex::decode(&text).map_err(|error| StoreError::Corrupt {
         what,
@@ -59,6 +65,8 @@ async fn decode<'q>(
 /// Removes the secrets of days before `day`.
 pub(crate) async fn forget_before(store: &Store, day: i64) -> Result<u64, StoreError> {
     let delete = sqlx::query("DELETE FROM reporter_secrets WHERE day < $1").bind(day);
-    let done = Store::timed("forgetting old secrets", delete.execute(store.pool())).await?;
+    let done = store
+        .timed("forgetting old secrets", delete.execute(store.pool()))
+        .await?;
     Ok(done.rows_affected())
 }

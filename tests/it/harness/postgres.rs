@@ -2,7 +2,9 @@
 //! cluster made with `initdb` in a temp dir, served by `postgres` on a free
 //! port of 127.0.0.1 (no Unix socket, trust authentication for the test's
 //! own user), run as the unprivileged `postgres` user when the test runs as
-//! root (PostgreSQL refuses to run as root), killed when dropped.
+//! root (PostgreSQL refuses to run as root), killed when dropped; or one
+//! that takes TLS connections only ([`Postgres::start_tls`], a self-signed
+//! certificate made with `openssl`).
 
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
@@ -66,6 +68,8 @@ pub struct Postgres {
     bin: PathBuf,
     data: PathBuf,
     owner: Option<(u32, u32)>,
+    /// Settings given to `postgres` beside the common ones.
+    settings: Vec<String>,
     /// Its port on 127.0.0.1.
     pub port: u16,
     _dir: TempDir,
@@ -74,6 +78,61 @@ pub struct Postgres {
 impl Postgres {
     /// A fresh cluster, started; `None` when PostgreSQL is not installed.
     pub fn start() -> Option<Postgres> {
+        let mut server = Postgres::initdb()?;
+        server.resume();
+        Some(server)
+    }
+
+    /// A fresh cluster that takes TLS connections only (`hostssl` alone in
+    /// `pg_hba.conf`), started; `None` when PostgreSQL or openssl is not installed.
+    pub fn start_tls() -> Option<Postgres> {
+        let openssl = super::tool("CHATPROBE_OPENSSL", "openssl", "apt-get install openssl")?;
+        let mut server = Postgres::initdb()?;
+        let (key, certificate) = (
+            server.data.join("server.key"),
+            server.data.join("server.crt"),
+        );
+        let made = Command::new(openssl)
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "1",
+                "-subj",
+                "/CN=127.0.0.1",
+                "-keyout",
+            ])
+            .arg(&key)
+            .arg("-out")
+            .arg(&certificate)
+            .output()
+            .expect("openssl runs");
+        assert!(
+            made.status.success(),
+            "openssl: {}",
+            String::from_utf8_lossy(&made.stderr)
+        );
+        let hba = server.data.join("pg_hba.conf");
+        std::fs::write(&hba, "hostssl all all 127.0.0.1/32 trust\n")
+            .expect("pg_hba.conf is written");
+        std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .expect("the key is private");
+        if let Some((uid, gid)) = server.owner {
+            for file in [&key, &certificate, &hba] {
+                std::os::unix::fs::chown(file, Some(uid), Some(gid))
+                    .expect("the file is handed to postgres");
+            }
+        }
+        server.settings = vec!["ssl=on".into()];
+        server.resume();
+        Some(server)
+    }
+
+    /// A fresh cluster, not started.
+    fn initdb() -> Option<Postgres> {
         let bin = binaries()?;
         let dir = TempDir::new("postgres");
         let data = dir.join("data");
@@ -102,16 +161,15 @@ impl Postgres {
             String::from_utf8_lossy(&output.stdout),
             String::from_utf8_lossy(&output.stderr)
         );
-        let mut server = Postgres {
+        Some(Postgres {
             process: None,
             bin,
             data,
             owner,
+            settings: Vec::new(),
             port: super::free_port(),
             _dir: dir,
-        };
-        server.resume();
-        Some(server)
+        })
     }
 
     /// The store URL of its `postgres` database.
@@ -139,6 +197,9 @@ impl Postgres {
                 "-c",
                 "fsync=off",
             ]);
+        for setting in &self.settings {
+            command.args(["-c", setting]);
+        }
         run_as(&mut command, self.owner);
         let mut process = Process::spawn("postgres", &mut command);
         let ready = process

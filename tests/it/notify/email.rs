@@ -191,7 +191,7 @@ async fn subscribe_confirm_notify_and_unsubscribe_on_sqlite() {
 
 #[tokio::test]
 async fn subscribe_confirm_notify_and_unsubscribe_on_postgres() {
-    let Some(store) = Store::start("postgres") else {
+    let Some(store) = Store::postgres() else {
         return;
     };
     subscribe_confirm_notify_and_unsubscribe(store).await;

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::harness::binary::{Running, start_status_page};
+use crate::harness::binary::{Running, start_status_page_with_config};
 use crate::harness::dir::TempDir;
 use crate::harness::http::{get_text, metric, wait_for};
 use crate::harness::smtp::Mail;
@@ -59,23 +59,19 @@ pub fn notify_yaml(
 }
 
 /// `chatprobe status-page` with its store at `store_url` and the `notify:`
-/// settings `notify`, the operators' token in a file.
+/// section `notify` in its config file, the operators' token in a file.
 pub fn start_page(dir: &TempDir, store_url: &str, notify: &str) -> Running {
+    dir.write("operator-token", &format!("{OPERATOR_TOKEN}\n"));
+    let section: String = notify.lines().map(|line| format!("  {line}\n")).collect();
     let config = dir.write(
-        &format!("notify-{}.yaml", crate::harness::free_port()),
-        notify,
+        &format!("status-page-{}.yaml", crate::harness::free_port()),
+        &format!(
+            "prometheus: {{url: '{NO_PROMETHEUS}'}}\nlisten: 127.0.0.1:0\n\
+             operator_token_file: operator-token\nnotify:\n{section}"
+        ),
     );
-    let token = dir.write("operator-token", &format!("{OPERATOR_TOKEN}\n"));
-    let args: Vec<&OsStr> = [
-        OsStr::new("--store"),
-        OsStr::new(store_url),
-        OsStr::new("--notify"),
-        config.as_os_str(),
-        OsStr::new("--operator-token-file"),
-        token.as_os_str(),
-    ]
-    .to_vec();
-    start_status_page(NO_PROMETHEUS, &args)
+    let store = [OsStr::new("--store"), OsStr::new(store_url)];
+    start_status_page_with_config(&config, &store)
 }
 
 /// `POST /api/subscriptions` for `email` from the client `user_agent`.

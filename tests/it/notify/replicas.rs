@@ -18,7 +18,7 @@ const SUBSCRIBERS: usize = 120;
 
 #[tokio::test]
 async fn two_replicas_on_one_postgresql_send_each_notice_once() {
-    let Some(store) = Store::start("postgres") else {
+    let Some(store) = Store::postgres() else {
         return;
     };
     let Some(mut smtp) = Aiosmtpd::new() else {

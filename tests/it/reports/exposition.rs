@@ -1,5 +1,5 @@
-//! The status page's `/metrics`: every report family (at 0 before anything
-//! happened, every refusal reason included), every one of them the rules
+//! The status page's `/metrics`: every report family and the store's
+//! (every refusal reason at 0 before any refusal), every one of them the rules
 //! read, and nothing `promtool check metrics` objects to.
 
 use std::process::Command;
@@ -44,7 +44,8 @@ async fn the_status_page_serves_the_report_metrics_the_rules_read_and_promtool_a
     )
     .await;
     let exposed = exposed_names(&exposition);
-    for name in STATUS_PAGE_METRICS {
+    let store_seconds = "chatprobe_store_operation_duration_seconds_count";
+    for name in STATUS_PAGE_METRICS.into_iter().chain([store_seconds]) {
         assert!(exposed.contains(name), "{name} missing from\n{exposition}");
     }
     let read_by_rules: Vec<String> = metric_names_read()

@@ -8,13 +8,12 @@ mod cases;
 mod exposition;
 mod store;
 
-use std::ffi::OsStr;
 use std::time::Duration;
 
 use reqwest::header::HeaderMap;
 use serde_json::Value;
 
-use crate::harness::binary::{Running, start_status_page};
+use crate::harness::binary::{Running, start_status_page_with_env};
 use crate::harness::dir::TempDir;
 use crate::harness::http::{get_json, get_text, metric, wait_for};
 use crate::harness::postgres::Postgres;
@@ -49,13 +48,10 @@ pub enum Store {
 }
 
 impl Store {
-    /// The store of `kind` (`sqlite` or `postgres`); `None` when PostgreSQL
-    /// is not installed (the test skips, loudly, or fails under the full suite).
-    pub fn start(kind: &str) -> Option<Store> {
-        match kind {
-            "sqlite" => Some(Store::Sqlite),
-            _ => Postgres::start().map(Store::Postgres),
-        }
+    /// A real PostgreSQL, started; `None` when it is not installed (the
+    /// test skips, loudly, or fails under the full suite).
+    pub fn postgres() -> Option<Store> {
+        Postgres::start().map(Store::Postgres)
     }
 
     /// Its `--store` URL, an SQLite file kept in `dir`.
@@ -67,22 +63,37 @@ impl Store {
     }
 }
 
-/// `chatprobe status-page` with its reports in `store_url`, told of
-/// [`REGIONS`], with `reports` (YAML of the `reports:` settings) when given.
+/// `chatprobe status-page --config FILE` with its reports in `store_url`,
+/// the [`REGIONS`] named in `public.regions`, and `reports` (YAML of the
+/// `reports:` settings) when given.
 pub fn start_page(dir: &TempDir, store_url: &str, reports: Option<&str>) -> Running {
-    let mut args: Vec<String> = vec!["--store".into(), store_url.into()];
+    start_page_with_env(dir, store_url, reports, &[])
+}
+
+/// [`start_page`] with `env` set for the page alone.
+pub fn start_page_with_env(
+    dir: &TempDir,
+    store_url: &str,
+    reports: Option<&str>,
+    env: &[(&str, &str)],
+) -> Running {
+    let mut config = format!(
+        "prometheus: {{url: \"{NO_PROMETHEUS}\"}}\nlisten: 127.0.0.1:0\nstore: {store_url}\npublic:\n  regions:\n"
+    );
     for region in REGIONS {
-        args.extend(["--region".into(), region.into()]);
+        config.push_str(&format!("    {region}: {{name: {region}}}\n"));
     }
     if let Some(yaml) = reports {
-        let path = dir.write(
-            &format!("reports-{}.yaml", crate::harness::free_port()),
-            yaml,
-        );
-        args.extend(["--reports".into(), path.display().to_string()]);
+        config.push_str("reports:\n");
+        for line in yaml.lines() {
+            config.push_str(&format!("  {line}\n"));
+        }
     }
-    let args: Vec<&OsStr> = args.iter().map(OsStr::new).collect();
-    start_status_page(NO_PROMETHEUS, &args)
+    let path = dir.write(
+        &format!("status-page-{}.yaml", crate::harness::free_port()),
+        &config,
+    );
+    start_status_page_with_env(&path, env)
 }
 
 /// An HTTP client that shows redirects instead of following them.
@@ -250,7 +261,7 @@ macro_rules! on_both_stores {
             $(
                 #[tokio::test]
                 async fn $case() {
-                    let Some(store) = super::super::Store::start("postgres") else { return };
+                    let Some(store) = super::super::Store::postgres() else { return };
                     super::$case(store).await;
                 }
             )+

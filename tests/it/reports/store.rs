@@ -2,13 +2,16 @@
 //! reporter once; PostgreSQL killed mid-run makes reports 503 while the
 //! page stays up, and they resume when it is back; the raw client address
 //! is in neither the SQLite file nor the logs; the stored-per-hour cap
-//! samples reports out and says so; a `postgres://` store that cannot be
-//! reached stops the page with a clear error.
+//! samples reports out and says so; a PostgreSQL that takes TLS only is
+//! reached over TLS (`PGSSLMODE=require`) and refuses the page without it;
+//! a `postgres://` store that cannot be reached stops the page with a clear
+//! error.
 
 use std::time::Duration;
 
 use super::{
-    Store, client, page_metric, region_json, report, reports_json, start_page, wait_for_metric,
+    Store, client, page_metric, region_json, report, reports_json, start_page, start_page_with_env,
+    wait_for_metric,
 };
 use crate::harness::binary::command;
 use crate::harness::dir::TempDir;
@@ -17,7 +20,7 @@ use crate::harness::postgres::Postgres;
 
 #[tokio::test]
 async fn two_replicas_on_one_postgres_count_a_reporter_once() {
-    let Some(store) = Store::start("postgres") else {
+    let Some(store) = Store::postgres() else {
         return;
     };
     let dir = TempDir::new("reports-replicas");
@@ -198,6 +201,39 @@ async fn over_the_hourly_cap_reports_are_sampled_out_and_the_api_says_so() {
     .await;
     let eu = region_json(&http, &page, "not_sending", "eu-west").await;
     assert_eq!(eu["recent"], 2, "{eu}");
+}
+
+#[tokio::test]
+async fn a_postgres_taking_tls_only_is_reached_over_tls() {
+    let Some(postgres) = Postgres::start_tls() else {
+        return;
+    };
+    let dir = TempDir::new("reports-pg-tls");
+    // Without TLS the server turns the page away: it does not start.
+    let plain = command()
+        .args([
+            "status-page",
+            "--prometheus",
+            "http://127.0.0.1:1",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .args(["--store", &postgres.url()])
+        .env("PGSSLMODE", "disable")
+        .output()
+        .expect("chatprobe runs");
+    let stderr = String::from_utf8_lossy(&plain.stderr);
+    assert!(!plain.status.success(), "{stderr}");
+    assert!(stderr.contains("opening the store"), "{stderr}");
+    let page = start_page_with_env(&dir, &postgres.url(), None, &[("PGSSLMODE", "require")]);
+    let http = client();
+    assert!(
+        report(&http, &page, "cannot_add", Some("eu-west"), "tls", &[])
+            .await
+            .counted()
+    );
+    let eu = region_json(&http, &page, "cannot_add", "eu-west").await;
+    assert_eq!(eu["recent"], 1, "{eu}");
 }
 
 #[test]
