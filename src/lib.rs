@@ -17,6 +17,7 @@ mod credentials;
 mod endpoints;
 pub mod logging;
 pub mod metrics;
+mod notify;
 mod open_files;
 pub mod outcome;
 pub mod probe;

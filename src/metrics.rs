@@ -11,12 +11,15 @@ use prometheus::proto::{Metric, MetricType};
 use exposition::TextSink;
 
 mod exposition;
+mod notify;
 mod probes;
 mod push;
 mod reports;
 mod target_info;
 
 pub(crate) use exposition::{Exposition, SampleSink, SeriesRef, Value};
+pub(crate) use notify::NotifyMetrics;
+pub use notify::{Channel, Event, Failure};
 pub(crate) use probes::ProbeMetrics;
 pub(crate) use push::{PushMetrics, result as push_result};
 pub use reports::Refused;
@@ -118,20 +121,23 @@ pub(crate) trait Exposed: Send + Sync + 'static {
 }
 
 /// Every metric the fleet status page serves: `chatprobe_build_info`, the
-/// process metrics and the report metrics.
+/// process metrics, the report metrics and the notification metrics.
 pub(crate) struct StatusPageMetrics {
     /// The process metrics, read at each render.
     process: ProcessCollector,
     /// The report metrics.
     pub(crate) reports: ReportMetrics,
+    /// The notification metrics.
+    pub(crate) notify: NotifyMetrics,
 }
 
 impl StatusPageMetrics {
-    /// The status page's metrics over `reports`.
-    pub(crate) fn new(reports: ReportMetrics) -> StatusPageMetrics {
+    /// The status page's metrics over `reports` and `notify`.
+    pub(crate) fn new(reports: ReportMetrics, notify: NotifyMetrics) -> StatusPageMetrics {
         StatusPageMetrics {
             process: ProcessCollector::for_self(),
             reports,
+            notify,
         }
     }
 }
@@ -144,6 +150,7 @@ impl Exposed for StatusPageMetrics {
         write_build_info(&mut out);
         write_process(&mut out, &self.process);
         self.reports.render(&mut out);
+        self.notify.render(&mut out);
         text
     }
 }

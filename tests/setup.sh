@@ -13,6 +13,8 @@ command -v prosody >/dev/null || apt_packages+=(prosody)
 # PostgreSQL for the reports store's tests: the server binaries, not a cluster.
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || apt_packages+=(postgresql)
 command -v openssl >/dev/null || apt_packages+=(openssl)
+# A real SMTP server writing a Maildir, for the notification tests.
+/usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null || apt_packages+=(python3-aiosmtpd)
 if ((${#apt_packages[@]})); then
     echo "setup: installing Debian packages: ${apt_packages[*]}" >&2
     sudo_cmd=()
@@ -38,5 +40,6 @@ export CHATPROBE_SYNAPSE=$synapse
 export CHATPROBE_PROSODY=$(command -v prosody)
 export CHATPROBE_POSTGRES_BIN=$postgres_bin
 export CHATPROBE_OPENSSL=$(command -v openssl)
+export CHATPROBE_AIOSMTPD_PYTHON=/usr/bin/python3
 ENV
 echo "setup: tools ready (target/tools.env)" >&2

@@ -141,6 +141,7 @@ pub(crate) fn options(config: StatusPageConfig) -> StatusPageOptions {
         public: config.public,
         operator_token: config.operator_token,
         reports: config.reports,
+        notify: config.notify,
     }
 }
 

@@ -14,6 +14,7 @@ use serde::Deserialize;
 use super::read_text;
 use super::remote_write;
 use crate::credentials::{Auth, Secret};
+use crate::notify::config::NotifyConfig;
 use crate::probe::ProbeKind;
 use crate::reports::config::{ReportsConfig, ReportsSection, SecretSource};
 use crate::yaml::values::{HttpUrl, Label, Period, ScalarVisitor, checked_scalar};
@@ -62,6 +63,8 @@ pub(crate) struct StatusPageConfig {
     pub(crate) operator_token: Option<Secret>,
     /// How users' reports are taken and counted (`reports:`).
     pub(crate) reports: ReportsConfig,
+    /// "Notify me" and webhooks (`notify:`), when configured.
+    pub(crate) notify: Option<NotifyConfig>,
     /// How long without a scrape makes a cell stale.
     pub(crate) stale_after: Duration,
     /// The step incidents are derived at.
@@ -163,6 +166,7 @@ impl StatusPageConfig {
             public: PublicWording::shipped(),
             operator_token: None,
             reports: ReportsConfig::default(),
+            notify: None,
             stale_after: DEFAULT_STALE_AFTER,
             incident_step: DEFAULT_INCIDENT_STEP,
             incident_window: DEFAULT_INCIDENT_WINDOW,
@@ -228,6 +232,7 @@ impl StatusPageConfig {
             public,
             operator_token,
             reports,
+            notify: file.notify.map(|notify| notify.placed(resolve)),
             stale_after: duration(file.stale_after, DEFAULT_STALE_AFTER),
             incident_step: duration(file.incident_step, DEFAULT_INCIDENT_STEP),
             incident_window: duration(file.incident_window, DEFAULT_INCIDENT_WINDOW),
@@ -253,6 +258,7 @@ struct ConfigFile {
     operator_token_file: Option<PathBuf>,
     #[serde(default)]
     reports: ReportsSection,
+    notify: Option<NotifyConfig>,
     stale_after: Option<Period>,
     incident_step: Option<Period>,
     incident_window: Option<Period>,
@@ -608,6 +614,44 @@ mod tests {
             assert!(err.contains(message), "{value}: {err}");
             assert!(!err.contains("hunter2"), "{err}");
         }
+    }
+
+    #[test]
+    fn the_notify_section_is_read_with_its_files_placed_and_its_mistakes_on_their_line() {
+        let dir = TempDir::new("sp-notify");
+        let text = "prometheus: {url: 'http://x'}\nnotify:\n  base_url: https://status.example\n  \
+                    smtp: {server: 'mail.example:587', from: a@example.com, username: u, password_file: smtp-password}\n  \
+                    webhooks: [{url: 'https://hooks.example/a', secret_file: hook-secret}]\n";
+        let config = load(&dir, text).expect("valid");
+        let notify = config.notify.expect("a notify section");
+        let password = notify.smtp.and_then(|smtp| smtp.password);
+        assert_eq!(
+            password,
+            Some(SecretSource::File(dir.0.join("smtp-password")))
+        );
+        assert_eq!(
+            notify.webhooks[0].secret,
+            SecretSource::File(dir.0.join("hook-secret"))
+        );
+        assert_eq!(
+            load(&dir, "prometheus: {url: 'http://x'}\n")
+                .map(|c| c.notify)
+                .ok(),
+            Some(None)
+        );
+        let bad = "prometheus: {url: 'http://x'}\nnotify:\n  base_url: https://status.example\n  \
+                   smtp: {server: 'mail.example:25', tls: plain, from: a@example.com}\n";
+        let errors = load(&dir, bad).unwrap_err();
+        let shown: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        assert_eq!(errors.len(), 1, "{shown:?}");
+        assert!(
+            errors[0]
+                .field
+                .as_deref()
+                .is_some_and(|field| field.starts_with("notify")),
+            "{shown:?}"
+        );
+        assert!(shown[0].contains("loopback"), "{shown:?}");
     }
 
     #[test]

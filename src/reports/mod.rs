@@ -196,11 +196,6 @@ impl Reports {
         }
     }
 
-    /// Checks the global limit before anything else is read.
-    pub(crate) fn check_everyone(&self) -> Result<(), Refusal> {
-        self.limits.check_everyone().map_err(Refusal::RateLimited)
-    }
-
     /// [`Reports::submit`] before counting.
     async fn record(
         &self,

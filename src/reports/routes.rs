@@ -22,12 +22,14 @@ use axum::http::header::{CONTENT_TYPE, LOCATION, RETRY_AFTER};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::post;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::client::{Client, client};
-use super::config::canonical;
+use super::config::{ReportsConfig, canonical};
 use super::crowd::TrendHour;
 use super::ledger::Recorded;
+use super::limits::RateLimits;
 use super::{Crowd, Refusal, Reports, Submission, origin, retry_after_seconds, unix_now};
 use crate::status::HEADERS;
 
@@ -47,9 +49,9 @@ pub(crate) fn routes(reports: Arc<Reports>) -> Router {
         .with_state(reports)
 }
 
-/// How a report's body is written.
+/// How a request's body is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Encoding {
+pub(crate) enum Encoding {
     /// `application/json`: the API.
     Json,
     /// `application/x-www-form-urlencoded`: the page's form.
@@ -65,8 +67,8 @@ impl Encoding {
         }
     }
 
-    /// The submission in `body`.
-    fn parse(self, body: &[u8]) -> Result<Submission, String> {
+    /// The `T` in `body`.
+    fn parse<T: DeserializeOwned>(self, body: &[u8]) -> Result<T, String> {
         match self {
             Encoding::Json => {
                 serde_json::from_slice(body).map_err(|error| format!("bad JSON: {error}"))
@@ -87,17 +89,19 @@ fn has_content_type(headers: &HeaderMap, wanted: &str) -> bool {
         .is_some_and(|essence| essence.trim().eq_ignore_ascii_case(wanted))
 }
 
-/// Everything that can be checked before the store: the global limit, the
-/// origin, the content type, the body and the client.
-fn admit(
-    reports: &Reports,
+/// Everything that can be checked of a post before the store: the global
+/// limit of `everyone`, the origin, the content type, the body (a `T`) and
+/// the client (trusting the proxies of `config`). Reports and
+/// subscriptions are both admitted here.
+pub(crate) fn admit<T: DeserializeOwned>(
+    config: &ReportsConfig,
+    everyone: &RateLimits,
     encoding: Encoding,
     peer: SocketAddr,
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<(Client, Submission), Refusal> {
-    reports.check_everyone()?;
-    let config = reports.config();
+) -> Result<(Client, T), Refusal> {
+    everyone.check_everyone().map_err(Refusal::RateLimited)?;
     if !origin::same_origin(headers, config.is_trusted(canonical(peer.ip()))) {
         return Err(Refusal::CrossSite);
     }
@@ -108,10 +112,10 @@ fn admit(
         StatusCode::PAYLOAD_TOO_LARGE => Refusal::TooLarge(config.limits.max_body_bytes),
         _ => Refusal::Invalid(rejection.body_text()),
     })?;
-    let submission = encoding.parse(&body).map_err(Refusal::Invalid)?;
+    let parsed = encoding.parse(&body).map_err(Refusal::Invalid)?;
     let client =
         client(config, peer, headers).map_err(|error| Refusal::Invalid(error.to_string()))?;
-    Ok((client, submission))
+    Ok((client, parsed))
 }
 
 /// Takes one report: admitted, then submitted; every refusal counted.
@@ -122,14 +126,21 @@ async fn take(
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(Submission, Recorded), Refusal> {
-    let (client, submission) = admit(reports, encoding, peer, headers, body)
-        .inspect_err(|refusal| reports.refused(refusal))?;
+    let (client, submission) = admit::<Submission>(
+        reports.config(),
+        &reports.limits,
+        encoding,
+        peer,
+        headers,
+        body,
+    )
+    .inspect_err(|refusal| reports.refused(refusal))?;
     let recorded = reports.submit(&client, &submission, unix_now()).await?;
     Ok((submission, recorded))
 }
 
 /// The status a refusal is answered with.
-fn status(refusal: &Refusal) -> StatusCode {
+pub(crate) fn status(refusal: &Refusal) -> StatusCode {
     match refusal {
         Refusal::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
         Refusal::CrossSite => StatusCode::FORBIDDEN,
@@ -141,7 +152,7 @@ fn status(refusal: &Refusal) -> StatusCode {
 }
 
 /// A refusal answered with `body`, and `Retry-After` when rate limited.
-fn refusal_response(refusal: &Refusal, body: impl IntoResponse) -> Response {
+pub(crate) fn refusal_response(refusal: &Refusal, body: impl IntoResponse) -> Response {
     let mut response = (status(refusal), HEADERS, body).into_response();
     if let Refusal::RateLimited(wait) = refusal {
         response
@@ -153,8 +164,9 @@ fn refusal_response(refusal: &Refusal, body: impl IntoResponse) -> Response {
 
 /// An API error's body.
 #[derive(Serialize)]
-struct ApiError {
-    error: String,
+pub(crate) struct ApiError {
+    /// What was wrong.
+    pub(crate) error: String,
 }
 
 /// A store failure as the API answers it.

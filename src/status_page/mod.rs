@@ -34,7 +34,10 @@ use incidents::IncidentRule;
 use prometheus::PrometheusClient;
 use source::FleetSource;
 
-use crate::metrics::{ReportMetrics, StatusPageMetrics};
+use crate::metrics::{NotifyMetrics, ReportMetrics, StatusPageMetrics};
+use crate::notify::Notify;
+use crate::notify::config::NotifyConfig;
+use crate::notify::operator::OperatorToken;
 use crate::reports::config::ReportsConfig;
 use crate::reports::regions::KnownRegions;
 use crate::reports::{Reports, upkeep};
@@ -67,6 +70,8 @@ pub(crate) struct StatusPageOptions {
     pub(crate) operator_token: Option<Secret>,
     /// How reports are taken and counted.
     pub(crate) reports: ReportsConfig,
+    /// Notifications, when configured.
+    pub(crate) notify: Option<NotifyConfig>,
 }
 
 /// Serves the fleet page until `shutdown` resolves.
@@ -81,12 +86,34 @@ pub(crate) async fn run(
         .await
         .with_context(|| format!("opening the store {}", options.store))?;
     let regions = KnownRegions::new(options.public.regions.keys().cloned());
+    let reports_store = store.clone();
     let reports = Arc::new(Reports::new(
         options.reports,
         store,
         regions.clone(),
         report_metrics.clone(),
     )?);
+    let notify_metrics = NotifyMetrics::default();
+    let operator = options
+        .operator_token
+        .as_ref()
+        .map(OperatorToken::read)
+        .transpose()?;
+    let notify = match options.notify {
+        Some(config) => {
+            let notify = Notify::open(
+                config,
+                reports_store.clone(),
+                Arc::clone(&reports),
+                operator,
+                options.title.clone(),
+                notify_metrics.clone(),
+            )
+            .await?;
+            Some(Arc::new(notify))
+        }
+        None => None,
+    };
     let page = routes::Page {
         source: FleetSource {
             client,
@@ -97,13 +124,19 @@ pub(crate) async fn run(
         title: options.title,
         notes: options.notes.map(notes::NotesFile::new),
         regions,
+        store: reports_store.clone(),
     };
-    let router = routes::router(page)
+    let mut router = routes::router(page)
         .merge(crate::reports::routes::routes(Arc::clone(&reports)))
         .merge(crate::endpoints::metrics_router(Arc::new(
-            StatusPageMetrics::new(report_metrics),
+            StatusPageMetrics::new(report_metrics, notify_metrics),
         )));
-    let upkeep = tokio::spawn(upkeep::run(Arc::clone(&reports)));
+    let mut background = vec![tokio::spawn(upkeep::run(Arc::clone(&reports)))];
+    if let Some(notify) = &notify {
+        router = router.merge(crate::notify::routes::routes(Arc::clone(notify)));
+        background.push(tokio::spawn(notify.sender()?.run()));
+        background.push(tokio::spawn(crate::notify::upkeep::run(Arc::clone(notify))));
+    }
     let listener = crate::endpoints::bind(options.listen)
         .await
         .with_context(|| format!("cannot listen on {}", options.listen))?;
@@ -116,7 +149,9 @@ pub(crate) async fn run(
     .with_graceful_shutdown(shutdown)
     .await
     .context("serving the status page");
-    upkeep.abort();
+    for task in background {
+        task.abort();
+    }
     reports.close().await;
     served
 }

@@ -21,8 +21,10 @@ use super::incidents::Incident;
 use super::notes::NotesFile;
 use super::sections;
 use super::source::{FleetSource, FleetView};
+use crate::notify::outbox::{self, IncidentRef, Kind};
 use crate::reports::regions::KnownRegions;
 use crate::status::{Frame, HEADERS, Health, StatusSnapshot, Timestamp, render_framed};
+use crate::store::Store;
 
 /// How long one reading of Prometheus is served before the next.
 pub(crate) const REFRESH: Duration = Duration::from_secs(2);
@@ -38,6 +40,8 @@ pub(crate) struct Page {
     pub(crate) notes: Option<NotesFile>,
     /// The regions reports may name: those Prometheus shows are added here.
     pub(crate) regions: KnownRegions,
+    /// The store: each incident's statements.
+    pub(crate) store: Store,
 }
 
 /// One reading, as served.
@@ -214,14 +218,61 @@ async fn status_json(State(app): State<Arc<App>>) -> Response {
 /// `/api/incidents`.
 #[derive(Serialize)]
 struct Incidents<'a> {
-    incidents: &'a [Incident],
+    incidents: Vec<WithTimeline<'a>>,
     source: Source<'a>,
+}
+
+/// An incident and its statements (`statements: [{at, kind, text}]`, oldest first).
+#[derive(Serialize)]
+struct WithTimeline<'a> {
+    #[serde(flatten)]
+    incident: &'a Incident,
+    statements: Vec<TimelineEntry>,
+}
+
+/// One statement of an incident's timeline.
+#[derive(Serialize)]
+struct TimelineEntry {
+    at: Timestamp,
+    kind: Kind,
+    text: String,
+}
+
+/// `incidents` with their timelines from `store` (empty ones when it cannot be read).
+async fn with_timelines<'a>(store: &Store, incidents: &'a [Incident]) -> Vec<WithTimeline<'a>> {
+    let keys: Vec<String> = incidents
+        .iter()
+        .map(|incident| IncidentRef::key_of(&incident.probe, incident.started_at))
+        .collect();
+    let mut timelines = outbox::timelines(store, &keys)
+        .await
+        .unwrap_or_else(|error| {
+            tracing::warn!("cannot read the incidents' statements: {error}");
+            Default::default()
+        });
+    incidents
+        .iter()
+        .zip(keys)
+        .map(|(incident, key)| WithTimeline {
+            incident,
+            statements: timelines
+                .remove(&key)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|statement| TimelineEntry {
+                    at: Timestamp::from_unix_seconds(u64::try_from(statement.at).unwrap_or(0)),
+                    kind: statement.kind,
+                    text: statement.text,
+                })
+                .collect(),
+        })
+        .collect()
 }
 
 async fn incidents_json(State(app): State<Arc<App>>) -> Response {
     let shown = app.shown().await;
     let body = Incidents {
-        incidents: &shown.view.incidents,
+        incidents: with_timelines(&app.page.store, &shown.view.incidents).await,
         source: Source {
             prometheus: app.page.source.client.base(),
             error: shown.error.as_deref(),

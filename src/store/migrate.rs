@@ -20,28 +20,62 @@ struct Migration {
 }
 
 /// The schema, oldest first. Append; never edit a released step.
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "reports, hourly counts, reporters, the stored-per-hour budget, daily secrets",
-    statements: &[
-        // Raw reports, kept `reports.retention`: when, what, where, and the
-        // reporter's key (an HMAC, never the address).
-        "CREATE TABLE reports (at BIGINT NOT NULL, problem TEXT NOT NULL, \
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "reports, hourly counts, reporters, the stored-per-hour budget, daily secrets",
+        statements: &[
+            // Raw reports, kept `reports.retention`: when, what, where, and the
+            // reporter's key (an HMAC, never the address).
+            "CREATE TABLE reports (at BIGINT NOT NULL, problem TEXT NOT NULL, \
          region TEXT NOT NULL, reporter TEXT NOT NULL)",
-        "CREATE INDEX reports_at ON reports (at)",
-        // Counted reports per hour (unix seconds of its start), kept 400 days.
-        "CREATE TABLE report_hours (hour BIGINT NOT NULL, problem TEXT NOT NULL, \
+            "CREATE INDEX reports_at ON reports (at)",
+            // Counted reports per hour (unix seconds of its start), kept 400 days.
+            "CREATE TABLE report_hours (hour BIGINT NOT NULL, problem TEXT NOT NULL, \
          region TEXT NOT NULL, reports BIGINT NOT NULL, PRIMARY KEY (hour, problem, region))",
-        // When each reporter's report of each problem last counted.
-        "CREATE TABLE report_reporters (reporter TEXT NOT NULL, problem TEXT NOT NULL, \
+            // When each reporter's report of each problem last counted.
+            "CREATE TABLE report_reporters (reporter TEXT NOT NULL, problem TEXT NOT NULL, \
          counted_at BIGINT NOT NULL, PRIMARY KEY (reporter, problem))",
-        "CREATE INDEX report_reporters_counted_at ON report_reporters (counted_at)",
-        // Reports stored per hour, against the cap, and those sampled out.
-        "CREATE TABLE report_budget (hour BIGINT PRIMARY KEY, stored BIGINT NOT NULL)",
-        // The reporter-key secret of each day (days since the epoch, UTC).
-        "CREATE TABLE reporter_secrets (day BIGINT PRIMARY KEY, secret TEXT NOT NULL)",
-    ],
-}];
+            "CREATE INDEX report_reporters_counted_at ON report_reporters (counted_at)",
+            // Reports stored per hour, against the cap, and those sampled out.
+            "CREATE TABLE report_budget (hour BIGINT PRIMARY KEY, stored BIGINT NOT NULL)",
+            // The reporter-key secret of each day (days since the epoch, UTC).
+            "CREATE TABLE reporter_secrets (day BIGINT PRIMARY KEY, secret TEXT NOT NULL)",
+        ],
+    },
+    Migration {
+        version: 2,
+        name: "subscribers, statements, the notification outbox, named secrets",
+        statements: &[
+            // "Notify me": the address and its choices (`features`: probe
+            // names between commas, empty for all; `events`: `opened`,
+            // `resolved` between commas), when the confirmation was last
+            // asked for, when it was confirmed (NULL: not yet), and its
+            // permanent failures.
+            "CREATE TABLE subscribers (id BIGINT PRIMARY KEY, email TEXT NOT NULL UNIQUE, \
+             features TEXT NOT NULL, events TEXT NOT NULL, created_at BIGINT NOT NULL, \
+             confirmation_at BIGINT NOT NULL, confirmed_at BIGINT, bounces BIGINT NOT NULL, \
+             bounced_at BIGINT)",
+            // Every statement of every incident: the timeline.
+            "CREATE TABLE statements (id BIGINT PRIMARY KEY, incident TEXT NOT NULL, \
+             probe TEXT NOT NULL, at BIGINT NOT NULL, kind TEXT NOT NULL, event TEXT NOT NULL, \
+             text TEXT NOT NULL, incident_json TEXT NOT NULL)",
+            "CREATE INDEX statements_incident ON statements (incident, at)",
+            // One row a notification still to deliver: to whom (`channel`
+            // email: a subscriber's id; webhook: its URL), about what
+            // (`subject`: a statement's id, or for a confirmation the
+            // second it was asked for), which event; its attempts, when it
+            // may be tried next, and until when a sender holds it.
+            "CREATE TABLE outbox (channel TEXT NOT NULL, recipient TEXT NOT NULL, \
+             subject BIGINT NOT NULL, event TEXT NOT NULL, created_at BIGINT NOT NULL, \
+             attempts BIGINT NOT NULL, next_at BIGINT NOT NULL, leased_until BIGINT NOT NULL, \
+             PRIMARY KEY (channel, recipient, subject, event))",
+            "CREATE INDEX outbox_next_at ON outbox (next_at)",
+            // Secrets made once and shared by every replica (token keys).
+            "CREATE TABLE named_secrets (name TEXT PRIMARY KEY, secret TEXT NOT NULL)",
+        ],
+    },
+];
 
 /// The statement that takes the migration lock, held to the transaction's end.
 fn migration_lock(dialect: Dialect) -> &'static str {

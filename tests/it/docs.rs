@@ -1,9 +1,10 @@
 //! The tables of the contract vocabulary in `docs/metrics.md` say what the code says:
 //! every `operation` and every `reason`, in declaration order, with the words
 //! the code gives them (`outcome.rs` is the one source of those words), and
-//! every `reason` a report is refused for (`metrics/reports.rs`).
+//! every `reason` a report is refused for (`metrics/reports.rs`), and the
+//! notifications' channels, events and failure reasons (`metrics/notify.rs`).
 
-use chatprobe::metrics::Refused;
+use chatprobe::metrics::{Channel, Event, Failure, Refused};
 use chatprobe::outcome::{Operation, Reason};
 
 /// The rows of the `docs/metrics.md` table whose header row starts with
@@ -55,4 +56,30 @@ fn metrics_doc_refused_reason_table_is_the_codes_reasons_and_words() {
         .map(|reason| (reason.to_string(), reason.meaning().to_string()))
         .collect();
     assert_eq!(metrics_table("refused reason"), code);
+}
+
+#[test]
+fn metrics_doc_notification_tables_are_the_codes_labels_and_words() {
+    let words = |all: Vec<(String, String)>| all;
+    let channels = words(
+        Channel::ALL
+            .iter()
+            .map(|c| (c.to_string(), c.meaning().to_string()))
+            .collect(),
+    );
+    let events = words(
+        Event::ALL
+            .iter()
+            .map(|e| (e.to_string(), e.meaning().to_string()))
+            .collect(),
+    );
+    let failures = words(
+        Failure::ALL
+            .iter()
+            .map(|f| (f.to_string(), f.meaning().to_string()))
+            .collect(),
+    );
+    assert_eq!(metrics_table("channel"), channels);
+    assert_eq!(metrics_table("event"), events);
+    assert_eq!(metrics_table("failure reason"), failures);
 }

@@ -12,6 +12,7 @@ mod docs;
 mod fault_matrix;
 mod harness;
 mod matrix;
+mod notify;
 mod probe;
 mod remote_write;
 mod reports;

@@ -4,7 +4,8 @@
 //! `tests/data/`), HTTP ([`http`]), the in-process mock backend
 //! ([`backend`]), probes built in-process ([`probes`]), real servers run as
 //! child processes ([`server`]): Synapse ([`synapse`]), Prosody
-//! ([`prosody`]) and PostgreSQL ([`postgres`]), the tests every real-server
+//! ([`prosody`]) and PostgreSQL ([`postgres`]), SMTP servers ([`smtp`]:
+//! aiosmtpd and a scripted one), a webhook receiver ([`webhook`]), the tests every real-server
 //! protocol shares ([`protocol`]) and their benchmark ([`server_bench`]),
 //! headless Chromium ([`browser`]), and finding and starting outside tools.
 
@@ -22,7 +23,9 @@ pub mod prosody;
 pub mod protocol;
 pub mod server;
 pub mod server_bench;
+pub mod smtp;
 pub mod synapse;
+pub mod webhook;
 
 use std::path::PathBuf;
 

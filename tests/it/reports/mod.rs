@@ -19,11 +19,15 @@ use crate::harness::http::{get_json, get_text, metric, wait_for};
 use crate::harness::postgres::Postgres;
 
 /// The metric families only the status page serves (not the agents).
-pub const STATUS_PAGE_METRICS: [&str; 4] = [
+pub const STATUS_PAGE_METRICS: [&str; 8] = [
     "chatprobe_user_reports_total",
     "chatprobe_user_reports_refused_total",
     "chatprobe_crowd_level",
     "chatprobe_store_errors_total",
+    "chatprobe_notifications_sent_total",
+    "chatprobe_notifications_failed_total",
+    "chatprobe_notification_queue_depth",
+    "chatprobe_notification_oldest_seconds",
 ];
 
 /// A Prometheus nobody listens on: the reports need none.

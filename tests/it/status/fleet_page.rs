@@ -4,8 +4,9 @@
 //! `chatprobe status-page` reading it. A send outage in ap-south opens an
 //! incident (on `/api/incidents`, `/feed.atom` and the page in headless
 //! Chromium, screenshot included) while the other regions stay green;
-//! removing it ends the incident; stopping Prometheus turns the page blind
-//! (`overall` unknown, never green).
+//! removing it ends the incident; an operator's statement posted through
+//! `POST /api/statements` joins the incident's timeline; stopping
+//! Prometheus turns the page blind (`overall` unknown, never green).
 //!
 //! Set `CHATPROBE_UPDATE_SCREENSHOT=1` to copy the screenshot to
 //! `docs/fleet-status.png` (the one `docs/status-page.md` shows).
@@ -26,6 +27,8 @@ use crate::harness::prometheus::Prometheus;
 const REGIONS: [&str; 3] = ["eu-west", "us-east", "ap-south"];
 const FAULTED: &str = "ap-south";
 const PROBES: [&str; 2] = ["group_message", "edit_settings"];
+/// The operators' token the page is given.
+const OPERATOR_TOKEN: &str = "the-fleet-page-operator-token";
 /// Longest wait for any one state change of the stack.
 const PATIENCE: Duration = Duration::from_secs(60);
 /// How often the test looks.
@@ -70,9 +73,23 @@ fn start_stack() -> Option<Stack> {
         "notes.md",
         "# Rehearsal\n\nSends in **ap-south** fail on purpose: this is `chatprobe`'s end-to-end test.",
     );
+    let store = format!("sqlite:{}", dir.join("status.db").display());
+    dir.write("operator-token", OPERATOR_TOKEN);
+    let config = dir.write(
+        "status-page.yaml",
+        &format!(
+            "prometheus: {{url: '{}'}}\noperator_token_file: operator-token\n\
+             notify: {{base_url: 'https://status.example'}}\n",
+            prometheus.url
+        ),
+    );
     let page = start_status_page(
         &prometheus.url,
         &[
+            OsStr::new("--config"),
+            config.as_os_str(),
+            OsStr::new("--store"),
+            OsStr::new(&store),
             OsStr::new("--incident-step"),
             OsStr::new("1s"),
             OsStr::new("--title"),
@@ -275,6 +292,40 @@ async fn a_region_outage_opens_and_ends_an_incident_and_a_blind_page_is_not_gree
             assert_eq!(state, "green", "{probe} in {region}");
         }
     }
+    // An operator's statement about it joins its timeline.
+    let statement = serde_json::json!({
+        "probe": "group_message",
+        "started_at": incident["started_at"],
+        "event": "statement",
+        "text": "We are looking into failed sends in Asia (South).",
+    });
+    let posted = http
+        .post(stack.url("/api/statements"))
+        .bearer_auth(OPERATOR_TOKEN)
+        .json(&statement)
+        .send()
+        .await
+        .expect("POST /api/statements");
+    assert_eq!(posted.status().as_u16(), 201);
+    let timeline = wait_for("the statement in the timeline", PATIENCE, POLL, || async {
+        let found = incidents_of(&http, &stack, "group_message").await?;
+        let statements = found
+            .iter()
+            .find(|found| found["started_at"] == incident["started_at"])
+            .map(|found| found["statements"].clone())
+            .unwrap_or_default();
+        match statements.as_array().is_some_and(|all| !all.is_empty()) {
+            true => Ok(statements),
+            false => Err(format!("{found:?}")),
+        }
+    })
+    .await;
+    assert_eq!(timeline[0]["kind"], "operator", "{timeline}");
+    assert_eq!(
+        timeline[0]["text"], "We are looking into failed sends in Asia (South).",
+        "{timeline}"
+    );
+
     let feed = get_text(&http, &stack.url("/feed.atom"))
         .await
         .unwrap_or_default();
