@@ -14,6 +14,7 @@ pub(crate) mod incidents;
 pub(crate) mod last_hour;
 pub(crate) mod notes;
 pub(crate) mod prometheus;
+pub(crate) mod public;
 pub(crate) mod routes;
 pub(crate) mod samples;
 pub(crate) mod sections;
@@ -71,6 +72,7 @@ pub(crate) async fn run(
         },
         title: options.title,
         notes: options.notes.map(notes::NotesFile::new),
+        public: public::PublicWords::default(),
     };
     let listener = crate::endpoints::bind(options.listen)
         .await

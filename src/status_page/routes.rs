@@ -1,5 +1,6 @@
-//! The fleet page's HTTP side: `/` (the shared page in the fleet's frame),
-//! `/api/status` (the agent's schema, plus where the data came from),
+//! The status page's HTTP side: `/` (the public page), `/operators` (the
+//! shared page in the fleet's frame), `/api/status` (the agent's schema,
+//! plus the public page's features and where the data came from),
 //! `/api/incidents`, `/feed.atom` and `/healthz`.
 //!
 //! Prometheus is read at most once per [`REFRESH`], whatever the number of
@@ -19,6 +20,9 @@ use serde::Serialize;
 use super::feed;
 use super::incidents::Incident;
 use super::notes::NotesFile;
+use super::public::PublicWords;
+use super::public::features::{self, Evidence, Feature};
+use super::public::page::PublicPage;
 use super::sections;
 use super::source::{FleetSource, FleetView};
 use crate::status::{Frame, HEADERS, Health, StatusSnapshot, Timestamp, render_framed};
@@ -35,6 +39,8 @@ pub(crate) struct Page {
     pub(crate) title: String,
     /// The operator's statement, if configured.
     pub(crate) notes: Option<NotesFile>,
+    /// How the public page names features and regions.
+    pub(crate) public: PublicWords,
 }
 
 /// One reading, as served.
@@ -66,7 +72,8 @@ pub(crate) fn router(page: Page) -> Router {
         cache: tokio::sync::Mutex::new(Cache::default()),
     });
     Router::new()
-        .route("/", get(html))
+        .route("/", get(public_html))
+        .route("/operators", get(html))
         .route("/api/status", get(status_json))
         .route("/api/incidents", get(incidents_json))
         .route("/feed.atom", get(atom))
@@ -111,6 +118,20 @@ impl App {
         let shown = Arc::new(shown);
         cache.shown = Some((Instant::now(), Arc::clone(&shown)));
         shown
+    }
+
+    /// Each feature's state in the public page's words.
+    fn features(&self, shown: &Shown) -> Vec<Feature> {
+        let evidence = Evidence {
+            cells: &shown.view.snapshot.cells,
+            blind: shown.error.is_some(),
+            crowd: &[],
+        };
+        features::derive(
+            &self.page.public.features,
+            &self.page.public.regions,
+            evidence,
+        )
     }
 
     fn frame<'a>(&'a self, shown: &'a Shown, top: &'a [String], middle: &'a [String]) -> Frame<'a> {
@@ -172,18 +193,43 @@ async fn html(State(app): State<Arc<App>>) -> impl IntoResponse {
         .flatten()
         .collect();
     let middle = [
-        sections::uptime(&shown.view.uptime, incidents),
+        sections::uptime(&shown.view.uptime, incidents, &sections::OPERATOR_UPTIME),
         sections::history(incidents),
     ];
     let page = render_framed(&shown.view.snapshot, &app.frame(&shown, &top, &middle));
     (HEADERS, Html(page))
 }
 
-/// `/api/status`: the agent's schema, plus where it came from.
+/// `/`: the public page.
+async fn public_html(State(app): State<Arc<App>>) -> impl IntoResponse {
+    let shown = app.shown().await;
+    let features = app.features(&shown);
+    let notices: Vec<String> = shown.error.iter().map(|_| BLIND_WORDS.to_owned()).collect();
+    let regions = app.page.public.region_choices(&shown.view.snapshot.cells);
+    let page = PublicPage {
+        title: &app.page.title,
+        generated_at: shown.view.snapshot.generated_at,
+        features: &features,
+        incidents: &shown.view.incidents,
+        uptime: &shown.view.uptime,
+        problems: &[],
+        regions: &regions,
+        notices: &notices,
+        blind: shown.error.is_some(),
+    };
+    (HEADERS, Html(page.render()))
+}
+
+/// What the public page says when Prometheus cannot be read.
+const BLIND_WORDS: &str =
+    "We cannot read the results of our checks right now, so this page may be out of date.";
+
+/// `/api/status`: the agent's schema, plus the features and where it came from.
 #[derive(Serialize)]
 struct FleetStatus<'a> {
     #[serde(flatten)]
     snapshot: &'a StatusSnapshot,
+    features: Vec<Feature>,
     source: Source<'a>,
 }
 
@@ -198,6 +244,7 @@ async fn status_json(State(app): State<Arc<App>>) -> Response {
     let shown = app.shown().await;
     let body = FleetStatus {
         snapshot: &shown.view.snapshot,
+        features: app.features(&shown),
         source: Source {
             prometheus: app.page.source.client.base(),
             error: shown.error.as_deref(),
