@@ -19,6 +19,7 @@ pub(crate) mod routes;
 pub(crate) mod samples;
 pub(crate) mod sections;
 pub(crate) mod source;
+pub(crate) mod statements;
 pub(crate) mod uptime;
 
 use std::future::Future;

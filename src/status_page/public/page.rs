@@ -11,9 +11,9 @@ use std::fmt::Write as _;
 use super::features::{Feature, FeatureState};
 use crate::status::Timestamp;
 use crate::status::html::Escaped;
-use crate::status_page::feed::duration_words;
 use crate::status_page::incidents::Incident;
 use crate::status_page::sections::{self, UptimeLabels};
+use crate::status_page::statements;
 use crate::status_page::uptime::UptimeRow;
 
 /// How far back resolved incidents are listed.
@@ -197,28 +197,14 @@ impl PublicPage<'_> {
         html.push_str("</section>\n");
     }
 
-    /// "Not working as it should in Asia South since 16:25 UTC (for 12 min)."
+    /// The incident's drafted statement, in the page's names.
     fn incident_words(&self, incident: &Incident) -> String {
         let regions: Vec<String> = incident
             .regions
             .iter()
             .map(|region| self.region_name(region))
             .collect();
-        let since = incident.started_at.clock();
-        match incident.ended_at {
-            None => format!(
-                "Not working as it should in {} since {since} UTC (for {}).",
-                regions.join(", "),
-                duration_words(incident.duration_seconds)
-            ),
-            Some(end) => format!(
-                "Did not work as it should in {} from {} {since} to {} UTC ({}); working again since.",
-                regions.join(", "),
-                date(incident.started_at),
-                end.clock(),
-                duration_words(incident.duration_seconds)
-            ),
-        }
+        statements::drafted(incident, &self.feature_name(&incident.probe), &regions)
     }
 
     fn feature_name(&self, probe: &str) -> String {
@@ -319,12 +305,6 @@ fn state_id(state: FeatureState) -> &'static str {
         FeatureState::Degraded => "degraded",
         FeatureState::Outage => "outage",
     }
-}
-
-/// `2026-11-23`.
-fn date(at: Timestamp) -> String {
-    let text = at.rfc3339();
-    text.get(..10).unwrap_or(&text).to_owned()
 }
 
 /// The page's style: readable from 390 px wide phones to desktops.
@@ -490,7 +470,7 @@ mod tests {
         );
         assert!(
             html.contains(
-                "Not working as it should in Asia South since 16:13:00 UTC (for 12 min)."
+                "Sending &lt;b&gt;messages&lt;/b&gt; is not working as it should in Asia South since 16:13 UTC: sending messages fails."
             ),
             "{html}"
         );
