@@ -9,6 +9,7 @@ apt_packages=()
 command -v promtool >/dev/null || apt_packages+=(prometheus)
 command -v prometheus-alertmanager >/dev/null || apt_packages+=(prometheus-alertmanager)
 command -v chromium >/dev/null || apt_packages+=(chromium)
+command -v chromedriver >/dev/null || apt_packages+=(chromium-driver)
 command -v prosody >/dev/null || apt_packages+=(prosody)
 if ((${#apt_packages[@]})); then
     echo "setup: installing Debian packages: ${apt_packages[*]}" >&2
@@ -30,6 +31,7 @@ export CHATPROBE_PROMETHEUS=$(command -v prometheus)
 export CHATPROBE_ALERTMANAGER=$(command -v prometheus-alertmanager)
 export CHATPROBE_AMTOOL=$(command -v amtool)
 export CHATPROBE_CHROMIUM=$(command -v chromium)
+export CHATPROBE_CHROMEDRIVER=$(command -v chromedriver)
 export CHATPROBE_SYNAPSE=$synapse
 export CHATPROBE_PROSODY=$(command -v prosody)
 ENV

@@ -5,7 +5,8 @@
 //! ([`backend`]), probes built in-process ([`probes`]), real servers run as
 //! child processes ([`server`]): Synapse ([`synapse`]) and Prosody
 //! ([`prosody`]), the tests every real-server protocol shares ([`protocol`])
-//! and their benchmark ([`server_bench`]), headless Chromium ([`browser`]),
+//! and their benchmark ([`server_bench`]), headless Chromium ([`browser`])
+//! and Chromium driven as a user drives it ([`webdriver`]),
 //! and finding and starting outside tools.
 
 pub mod backend;
@@ -22,6 +23,7 @@ pub mod protocol;
 pub mod server;
 pub mod server_bench;
 pub mod synapse;
+pub mod webdriver;
 
 use std::path::PathBuf;
 

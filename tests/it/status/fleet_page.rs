@@ -22,6 +22,7 @@ use crate::harness::dir::TempDir;
 use crate::harness::fixtures::{AgentConfig, fixture_path};
 use crate::harness::http::{get_json, get_text, http_client, wait_for};
 use crate::harness::prometheus::Prometheus;
+use crate::harness::webdriver::WebDriver;
 
 const REGIONS: [&str; 3] = ["eu-west", "us-east", "ap-south"];
 const FAULTED: &str = "ap-south";
@@ -330,7 +331,24 @@ async fn a_region_outage_opens_and_ends_an_incident_and_a_blind_page_is_not_gree
             dom.contains(r#"<article class="incident" data-state="ongoing" data-probe="group_message" data-regions="ap-south">"#),
             "the browser shows the ongoing incident: {dom}"
         );
-        browser.screenshot(&url, "fleet-status.png", "fleet-status.png");
+        browser.screenshot(&url, (1280, 1600), "fleet-status.png", "fleet-status.png");
+    }
+    for (width, height) in [(390, 844), (1280, 900)] {
+        let Some(driver) = WebDriver::start(width, height).await else {
+            break;
+        };
+        driver.open(&stack.url("/")).await;
+        let source = driver.source().await;
+        assert!(source.contains(r#"data-state="outage""#), "{source}");
+        let fits = driver
+            .evaluate(
+                "document.documentElement.scrollWidth <= document.documentElement.clientWidth",
+            )
+            .await;
+        assert_eq!(
+            fits, true,
+            "the public page fits {width} px without scrolling sideways"
+        );
     }
 
     // The outage ends: so does the incident, and its feed entry says so.
