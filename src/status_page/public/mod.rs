@@ -4,6 +4,7 @@
 
 pub(crate) mod features;
 pub(crate) mod page;
+pub(crate) mod trend;
 
 use std::collections::BTreeMap;
 
