@@ -61,11 +61,19 @@ enum Command {
         #[arg(long)]
         scenario: Option<PathBuf>,
     },
-    /// Validate the agent config and every probe file; errors name file, line and field.
+    /// Validate the agent config and every probe file, or the status page's
+    /// config; every error, each naming its file, line and field.
     Check {
         /// The agent config file.
-        #[arg(long)]
-        config: PathBuf,
+        #[arg(
+            long,
+            required_unless_present = "status_page",
+            conflicts_with = "status_page"
+        )]
+        config: Option<PathBuf>,
+        /// The status page's config file.
+        #[arg(long, value_name = "FILE")]
+        status_page: Option<PathBuf>,
     },
     /// The fleet's status page, built from Prometheus' query API.
     StatusPage(status_page::StatusPageArgs),
@@ -106,7 +114,17 @@ fn main() -> ExitCode {
         Command::StatusPage(args) => on_runtime(Runtime::new(), async {
             status_page::run(args, shutdown::stop_signal()?).await
         }),
-        Command::Check { config } => check::run(&config),
+        Command::Check {
+            config,
+            status_page,
+        } => match (&config, &status_page) {
+            (_, Some(path)) => check::run(check::Checked::StatusPage(path)),
+            (Some(path), None) => check::run(check::Checked::Agent(path)),
+            (None, None) => {
+                eprintln!("error: give --config FILE or --status-page FILE");
+                ExitCode::FAILURE
+            }
+        },
     }
 }
 

@@ -6,7 +6,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::faults::Fault;
-use crate::yaml::{self, FileError};
+use crate::yaml::{self, FileError, FileErrors};
 
 /// Configuration of the mock backend. Unknown keys are errors.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -124,7 +124,7 @@ impl BackendConfig {
     }
 
     /// Load and validate a config file; errors name the file, line and field.
-    pub fn load(path: &Path) -> Result<Self, FileError> {
+    pub fn load(path: &Path) -> Result<Self, FileErrors> {
         let config: BackendConfig = yaml::load(path)?;
         config
             .validate()

@@ -16,7 +16,7 @@ use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::yaml::values::check_duration;
-use crate::yaml::{self, FileError};
+use crate::yaml::{self, FileErrors};
 
 /// Resurrect re-adds the user this long after the leave when the fault sets no `delay`.
 pub(super) const DEFAULT_RESURRECT_DELAY: Duration = Duration::from_secs(1);
@@ -331,7 +331,7 @@ fn check_durations(spec: &FaultSpec) -> Result<(), String> {
 }
 
 /// Load a faults file: a YAML list of faults. Errors name the file, line and field.
-pub fn load_faults(path: &Path) -> Result<Vec<Fault>, FileError> {
+pub fn load_faults(path: &Path) -> Result<Vec<Fault>, FileErrors> {
     yaml::load(path)
 }
 
@@ -667,7 +667,8 @@ mod file_tests {
     #[test]
     fn invalid_fault_in_a_file_names_its_line_and_index() {
         let text = "- name: ok\n  operations: [send]\n  effect: drop\n- name: bad\n  operations: [send]\n  effect: resurrect\n";
-        let err = yaml::parse::<Vec<Fault>>(Path::new("faults.yaml"), text).unwrap_err();
+        let errors = yaml::parse::<Vec<Fault>>(Path::new("faults.yaml"), text).unwrap_err();
+        let err = &errors.0[0];
         assert_eq!(err.line, Some(4), "{err}");
         assert_eq!(err.field.as_deref(), Some("[1]"));
         assert!(err.message.contains("fault `bad`"), "{err}");

@@ -41,14 +41,14 @@ use state::Model;
 use timer::Timer;
 pub use verdicts::{Kinds, Report, VERDICTS, Verdict};
 
-use crate::yaml::FileError;
+use crate::yaml::FileErrors;
 
 /// Why the backend could not start or run.
 #[derive(Debug, thiserror::Error)]
 pub enum BackendError {
-    /// A config or faults file is invalid.
+    /// A config or faults file is invalid (every error).
     #[error(transparent)]
-    File(#[from] FileError),
+    File(#[from] FileErrors),
     /// The config given to [`start`] is invalid.
     #[error("invalid backend config: field `{field}` {message}")]
     Config {

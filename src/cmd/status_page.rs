@@ -9,23 +9,30 @@ use std::time::Duration;
 
 use clap::{ArgGroup, Args};
 
+use crate::config::remote_write::{Auth as ConfigAuth, Secret as ConfigSecret};
+use crate::config::status_page::StatusPageConfig;
+use crate::status_page::StatusPageOptions;
 use crate::status_page::incidents::IncidentRule;
 use crate::status_page::prometheus::{Auth, Secret};
-use crate::status_page::{DEFAULT_LISTEN, StatusPageOptions};
+use crate::yaml::FileErrors;
 
-/// `chatprobe status-page`: the fleet's status page, from Prometheus.
+/// `chatprobe status-page`: the fleet's status page, from Prometheus. Each
+/// flag given overrides the config file's value; the defaults are the file's.
 #[derive(Debug, Clone, Args)]
 #[command(group(ArgGroup::new("prometheus_auth").multiple(false)))]
 pub struct StatusPageArgs {
+    /// The status page's config file (YAML, see docs/status-page.md); the flags override it.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
     /// Base URL of a Prometheus-compatible query API (Prometheus, Thanos, Mimir's `/prometheus`).
-    #[arg(long, value_name = "URL")]
-    pub(crate) prometheus: String,
-    /// Where the page is served.
-    #[arg(long, default_value = DEFAULT_LISTEN, value_name = "ADDR")]
-    pub(crate) listen: SocketAddr,
-    /// Title of the page and the feed.
-    #[arg(long, default_value = "chatprobe fleet status", value_name = "TEXT")]
-    pub(crate) title: String,
+    #[arg(long, value_name = "URL", required_unless_present = "config")]
+    pub(crate) prometheus: Option<String>,
+    /// Where the page is served (default 127.0.0.1:9465).
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) listen: Option<SocketAddr>,
+    /// Title of the page and the feed (default "chatprobe fleet status").
+    #[arg(long, value_name = "TEXT")]
+    pub(crate) title: Option<String>,
     /// The operator's statement (plain text or Markdown), shown on top and in the feed; re-read when it changes.
     #[arg(long, value_name = "FILE")]
     pub(crate) notes: Option<PathBuf>,
@@ -41,57 +48,108 @@ pub struct StatusPageArgs {
     /// An environment variable holding `USER:PASSWORD` for Prometheus' basic authentication.
     #[arg(long, group = "prometheus_auth", value_name = "VAR")]
     pub(crate) prometheus_basic_auth_env: Option<String>,
-    /// A cell Prometheus has not scraped for this long is marked stale.
-    #[arg(long, default_value = "1m", value_parser = humantime::parse_duration, value_name = "DURATION")]
-    pub(crate) stale_after: Duration,
-    /// Resolution of the incident history (at most the probes' interval for exact times).
-    #[arg(long, default_value = "15s", value_parser = humantime::parse_duration, value_name = "DURATION")]
-    pub(crate) incident_step: Duration,
-    /// Failed runs are counted over this window to open an incident (the shipped rules' 2m).
-    #[arg(long, default_value = "2m", value_parser = humantime::parse_duration, value_name = "DURATION")]
-    pub(crate) incident_window: Duration,
-    /// Failed runs within the window that, the last run failed, open an incident.
-    #[arg(long, default_value_t = 2, value_name = "N")]
-    pub(crate) incident_failed_runs: u32,
-    /// Passing runs in a row, in every region and target involved, that end an incident.
-    #[arg(long, default_value_t = 2, value_name = "N")]
-    pub(crate) incident_passed_runs: u32,
+    /// A cell Prometheus has not scraped for this long is marked stale (default 1m).
+    #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub(crate) stale_after: Option<Duration>,
+    /// Resolution of the incident history, at most the probes' interval for exact times (default 15s).
+    #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub(crate) incident_step: Option<Duration>,
+    /// Failed runs are counted over this window to open an incident (default 2m, the shipped rules').
+    #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub(crate) incident_window: Option<Duration>,
+    /// Failed runs within the window that, the last run failed, open an incident (default 2).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..), value_name = "N")]
+    pub(crate) incident_failed_runs: Option<u32>,
+    /// Passing runs in a row, in every region and target involved, that end an incident (default 2).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..), value_name = "N")]
+    pub(crate) incident_passed_runs: Option<u32>,
 }
 
 impl StatusPageArgs {
-    /// How queries authenticate, from whichever flag was given.
-    fn auth(&self) -> Auth {
-        let file = |path: &PathBuf| Secret::File(path.clone());
-        let env = |name: &String| Secret::Env(name.clone());
-        if let Some(secret) = self.prometheus_bearer_token_file.as_ref().map(file) {
-            Auth::Bearer(secret)
-        } else if let Some(secret) = self.prometheus_bearer_token_env.as_ref().map(env) {
-            Auth::Bearer(secret)
-        } else if let Some(secret) = self.prometheus_basic_auth_file.as_ref().map(file) {
-            Auth::Basic(secret)
-        } else if let Some(secret) = self.prometheus_basic_auth_env.as_ref().map(env) {
-            Auth::Basic(secret)
-        } else {
-            Auth::None
-        }
+    /// How queries authenticate, when a flag says.
+    fn auth(&self) -> Option<ConfigAuth> {
+        let file = |path: &PathBuf| ConfigSecret::File(path.clone());
+        let env = |name: &String| ConfigSecret::Env(name.clone());
+        let given = [
+            self.prometheus_bearer_token_file
+                .as_ref()
+                .map(file)
+                .map(ConfigAuth::Bearer),
+            self.prometheus_bearer_token_env
+                .as_ref()
+                .map(env)
+                .map(ConfigAuth::Bearer),
+            self.prometheus_basic_auth_file
+                .as_ref()
+                .map(file)
+                .map(ConfigAuth::Basic),
+            self.prometheus_basic_auth_env
+                .as_ref()
+                .map(env)
+                .map(ConfigAuth::Basic),
+        ];
+        given.into_iter().flatten().next()
     }
 
-    /// The options these arguments stand for.
-    pub(crate) fn options(&self) -> StatusPageOptions {
-        StatusPageOptions {
-            prometheus: self.prometheus.clone(),
-            auth: self.auth(),
-            listen: self.listen,
-            title: self.title.clone(),
-            notes: self.notes.clone(),
-            stale_after: self.stale_after,
-            step: self.incident_step,
-            rule: IncidentRule {
-                window: self.incident_window,
-                failed_runs: self.incident_failed_runs.max(1),
-                passed_runs: self.incident_passed_runs.max(1),
-            },
-        }
+    /// The config file's settings (or the defaults without one) with every
+    /// flag given over them.
+    pub(crate) fn config(&self) -> Result<StatusPageConfig, FileErrors> {
+        let mut config = match (&self.config, &self.prometheus) {
+            (Some(path), _) => StatusPageConfig::load(path).map_err(FileErrors)?,
+            (None, url) => StatusPageConfig::without_file(url.clone().unwrap_or_default()),
+        };
+        override_with(&mut config.prometheus_url, self.prometheus.clone());
+        override_with(&mut config.prometheus_auth, self.auth());
+        override_with(&mut config.listen, self.listen);
+        override_with(&mut config.title, self.title.clone());
+        override_with(&mut config.notes, self.notes.clone().map(Some));
+        override_with(&mut config.stale_after, self.stale_after);
+        override_with(&mut config.incident_step, self.incident_step);
+        override_with(&mut config.incident_window, self.incident_window);
+        override_with(&mut config.incident_failed_runs, self.incident_failed_runs);
+        override_with(&mut config.incident_passed_runs, self.incident_passed_runs);
+        Ok(config)
+    }
+}
+
+/// `slot`, replaced by `flag` when the flag was given.
+fn override_with<T>(slot: &mut T, flag: Option<T>) {
+    if let Some(value) = flag {
+        *slot = value;
+    }
+}
+
+/// The options the status page runs with, from its settings.
+pub(crate) fn options(config: StatusPageConfig) -> StatusPageOptions {
+    StatusPageOptions {
+        prometheus: config.prometheus_url,
+        auth: prometheus_auth(config.prometheus_auth),
+        listen: config.listen,
+        title: config.title,
+        notes: config.notes,
+        stale_after: config.stale_after,
+        step: config.incident_step,
+        rule: IncidentRule {
+            window: config.incident_window,
+            failed_runs: config.incident_failed_runs,
+            passed_runs: config.incident_passed_runs,
+        },
+        store: config.store,
+        public: config.public,
+        operator_token: config.operator_token,
+    }
+}
+
+/// A config's credential as the Prometheus client takes it.
+fn prometheus_auth(auth: ConfigAuth) -> Auth {
+    let secret = |secret: ConfigSecret| match secret {
+        ConfigSecret::File(path) => Secret::File(path),
+        ConfigSecret::Env(name) => Secret::Env(name),
+    };
+    match auth {
+        ConfigAuth::None => Auth::None,
+        ConfigAuth::Bearer(from) => Auth::Bearer(secret(from)),
+        ConfigAuth::Basic(from) => Auth::Basic(secret(from)),
     }
 }
 
@@ -100,5 +158,5 @@ pub async fn run(
     args: StatusPageArgs,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    crate::status_page::run(args.options(), shutdown).await
+    crate::status_page::run(options(args.config()?), shutdown).await
 }

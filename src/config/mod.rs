@@ -3,7 +3,9 @@
 //! file it names, so a loaded [`AgentConfig`] is ready to run.
 //!
 //! Values are checked while they are read, so an error names the file, the
-//! line and the field (`agent.yaml:7:9: field `targets[0].url`: ...`).
+//! line and the field (`agent.yaml:7:9: field `targets[0].url`: ...`), and
+//! every error of the config and its files comes at once, sorted by line
+//! ([`crate::yaml::ErrorList`]).
 //!
 //! This file holds the top level of the file and every default;
 //! `targets.rs` the `targets:` list, `target_files.rs` the target files,
@@ -11,6 +13,7 @@
 
 mod probes;
 pub mod remote_write;
+pub(crate) mod status_page;
 mod target_files;
 mod targets;
 
@@ -27,7 +30,7 @@ pub(crate) use target_files::TargetSet;
 pub(crate) use targets::{AccountsConfig, TargetConfig, TargetLabels};
 
 use crate::yaml::values::{Jitter, Period};
-use crate::yaml::{self, FileError};
+use crate::yaml::{self, ErrorList, FileError};
 
 /// Where the agent serves its endpoints unless `listen` says otherwise.
 pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::new(
@@ -71,7 +74,8 @@ pub struct AgentConfig {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ConfigFile {
-    region: Label,
+    /// Required; optional here so that the rest is checked when it fails.
+    region: Option<Label>,
     #[serde(default = "defaults::listen")]
     listen: SocketAddr,
     #[serde(default)]
@@ -80,6 +84,7 @@ struct ConfigFile {
     target_files: Vec<String>,
     #[serde(default = "defaults::target_files_refresh")]
     target_files_refresh: Period,
+    #[serde(default)]
     probes: Vec<PathBuf>,
     interval: Option<Period>,
     #[serde(default = "defaults::jitter")]
@@ -118,27 +123,47 @@ mod defaults {
 }
 
 impl AgentConfig {
-    /// Read and validate the config at `path` and every probe file it names.
+    /// Read and validate the config at `path` and every probe file it names;
+    /// every error, sorted by line within each file.
     pub fn load(path: &Path) -> Result<AgentConfig, Vec<FileError>> {
         let text = read_text(path).map_err(|err| vec![err])?;
-        let file: ConfigFile = yaml::parse(path, &text).map_err(|err| vec![err])?;
-        let located = |field: &str, message: String| vec![field_error(path, &text, field, message)];
+        let read = yaml::read::<ConfigFile>(path, &text);
+        let mut errors = ErrorList::new(path, &text, read.errors);
+        let Some(file) = read.value else {
+            return Err(errors.into_errors());
+        };
+        if file.region.is_none() {
+            errors.field("region", "missing field `region`");
+        }
         if file.targets.is_empty() && file.target_files.is_empty() {
-            let message = "name at least one target, here or through `target_files`";
-            return Err(located("targets", message.into()));
+            errors.field(
+                "targets",
+                "name at least one target, here or through `target_files`",
+            );
         }
         if file.probes.is_empty() {
-            return Err(located("probes", "name at least one probe file".into()));
+            errors.field("probes", "name at least one probe file");
         }
         if let Some((index, message)) = remote_write::duplicate_url(&file.remote_write) {
-            return Err(located(&format!("remote_write[{index}].url"), message));
+            errors.field(&format!("remote_write[{index}].url"), message);
         }
         let base = path.parent().unwrap_or(Path::new("."));
         let inline = target_files::place_targets(path, &text, file.targets, "targets");
-        let targets = TargetSet::load(path, base, inline, &file.target_files)?;
-        let probe_files = probes::probe_files(base, &file.probes)
-            .map_err(|(index, message)| located(&format!("probes[{index}]"), message))?;
-        let mut probes = probes::load_probes(&probe_files)?;
+        let targets = TargetSet::load(path, base, inline, &file.target_files)
+            .map_err(|found| errors.extend(found))
+            .ok();
+        let (probe_files, missing) = probes::probe_files(base, &file.probes);
+        for (index, message) in missing {
+            errors.field(&format!("probes[{index}]"), message);
+        }
+        let probes = probes::load_probes(&probe_files)
+            .map_err(|found| errors.extend(found))
+            .ok();
+        errors.finish()?;
+        let (Some(Label(region)), Some(targets), Some(mut probes)) = (file.region, targets, probes)
+        else {
+            return Err(vec![FileError::new(path, None, "cannot be loaded")]);
+        };
         if let Some(interval) = file.interval {
             for probe in &mut probes {
                 probe.spec.interval = interval.0;
@@ -146,7 +171,7 @@ impl AgentConfig {
         }
         Ok(AgentConfig {
             path: path.to_path_buf(),
-            region: file.region.0,
+            region,
             listen: file.listen,
             targets,
             target_files_refresh: file.target_files_refresh.0,
@@ -159,29 +184,9 @@ impl AgentConfig {
 }
 
 /// The text of the file at `path`.
-fn read_text(path: &Path) -> Result<String, FileError> {
+pub(crate) fn read_text(path: &Path) -> Result<String, FileError> {
     std::fs::read_to_string(path)
         .map_err(|err| FileError::new(path, None, format!("cannot read: {err}")))
-}
-
-/// An error about `field` of the file at `path` whose text is `text`, with
-/// the field's line when it is written there.
-fn field_error(path: &Path, text: &str, field: &str, message: String) -> FileError {
-    FileError {
-        line: key_line(text, field),
-        ..FileError::new(path, Some(field.to_string()), message)
-    }
-}
-
-/// The 1-based line of the top-level key named by `field` (`probes[2]` looks for `probes`).
-fn key_line(text: &str, field: &str) -> Option<usize> {
-    let key = field.split(['[', '.']).next()?;
-    text.lines()
-        .position(|line| {
-            line.strip_prefix(key)
-                .is_some_and(|rest| rest.trim_start().starts_with(':'))
-        })
-        .map(|index| index + 1)
 }
 
 #[cfg(test)]

@@ -4,9 +4,9 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use super::{field_error, read_text};
+use super::read_text;
 use crate::probe::{ProbeKind, ProbeSpec};
-use crate::yaml::{self, FileError};
+use crate::yaml::{self, FileError, FileErrors, field_error};
 
 /// A probe definition and the file it came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,7 +18,7 @@ pub struct LoadedProbe {
 }
 
 /// Every shipped probe (`probes/<kind>.yaml`, one a kind), as built into the binary.
-pub fn shipped_probes() -> Result<Vec<LoadedProbe>, FileError> {
+pub fn shipped_probes() -> Result<Vec<LoadedProbe>, FileErrors> {
     ProbeKind::ALL
         .iter()
         .map(|kind| parse_probe(&kind.shipped_path(), kind.shipped_text()))
@@ -26,12 +26,12 @@ pub fn shipped_probes() -> Result<Vec<LoadedProbe>, FileError> {
 }
 
 /// Load one probe file and check its values.
-pub fn load_probe(path: &Path) -> Result<LoadedProbe, FileError> {
+pub fn load_probe(path: &Path) -> Result<LoadedProbe, FileErrors> {
     parse_probe(path, &read_text(path)?)
 }
 
 /// Parse the probe file `text` (read from `path`) and check its values.
-fn parse_probe(path: &Path, text: &str) -> Result<LoadedProbe, FileError> {
+fn parse_probe(path: &Path, text: &str) -> Result<LoadedProbe, FileErrors> {
     let spec: ProbeSpec = yaml::parse(path, text)?;
     spec.validate()
         .map_err(|(field, message)| field_error(path, text, field, message))?;
@@ -42,30 +42,34 @@ fn parse_probe(path: &Path, text: &str) -> Result<LoadedProbe, FileError> {
 }
 
 /// The probe files named by `entries` (files, or directories whose `*.yaml`
-/// and `*.yml` files are all taken), relative paths against `base`; an error
-/// names the index of the entry at fault.
+/// and `*.yml` files are all taken), relative paths against `base`; and
+/// the entries that name none, each by its index with what is wrong.
 pub(super) fn probe_files(
     base: &Path,
     entries: &[PathBuf],
-) -> Result<Vec<PathBuf>, (usize, String)> {
+) -> (Vec<PathBuf>, Vec<(usize, String)>) {
     let mut files = Vec::new();
+    let mut missing = Vec::new();
     for (index, entry) in entries.iter().enumerate() {
         let path = base.join(entry);
         if path.is_dir() {
-            let listed = yaml_files_in(&path).map_err(|message| (index, message))?;
-            if listed.is_empty() {
-                return Err((index, format!("{} holds no .yaml file", path.display())));
+            match yaml_files_in(&path) {
+                Ok(listed) if listed.is_empty() => {
+                    missing.push((index, format!("{} holds no .yaml file", path.display())));
+                }
+                Ok(listed) => files.extend(listed),
+                Err(message) => missing.push((index, message)),
             }
-            files.extend(listed);
         } else if path.is_file() {
             files.push(path);
         } else {
-            return Err((index, format!("{} does not exist", path.display())));
+            missing.push((index, format!("{} does not exist", path.display())));
         }
     }
-    Ok(files)
+    (files, missing)
 }
 
+/// The `*.yaml` and `*.yml` files in `dir`, in name order.
 fn yaml_files_in(dir: &Path) -> Result<Vec<PathBuf>, String> {
     let entries =
         std::fs::read_dir(dir).map_err(|err| format!("cannot list {}: {err}", dir.display()))?;
@@ -89,14 +93,16 @@ pub(super) fn load_probes(files: &[PathBuf]) -> Result<Vec<LoadedProbe>, Vec<Fil
     let mut errors = Vec::new();
     let mut names = BTreeSet::new();
     for path in files {
-        let loaded = read_text(path).and_then(|text| Ok((parse_probe(path, &text)?, text)));
+        let loaded = read_text(path)
+            .map_err(FileErrors::from)
+            .and_then(|text| Ok((parse_probe(path, &text)?, text)));
         match loaded {
             Ok((probe, text)) if !names.insert(probe.spec.name.clone()) => {
                 let message = format!("another probe file is also named `{}`", probe.spec.name);
                 errors.push(field_error(path, &text, "name", message));
             }
             Ok((probe, _)) => probes.push(probe),
-            Err(err) => errors.push(err),
+            Err(found) => errors.extend(found.0),
         }
     }
     if errors.is_empty() {

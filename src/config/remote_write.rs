@@ -207,18 +207,24 @@ pub(super) fn duplicate_url(entries: &[RemoteWriteConfig]) -> Option<(usize, Str
     })
 }
 
-/// The one credential of `raw`, checked: a basic-auth secret must hold `USER:PASSWORD`.
+/// The one credential of `raw`, checked.
 fn auth(raw: &RawRemoteWrite) -> Result<Auth, String> {
     let file = |file: &ReadableFile| Secret::File(file.0.clone());
     let env = |variable: &SetVariable| Secret::Env(variable.0.clone());
-    let given = [
+    one_credential([
         raw.bearer_token_file
             .as_ref()
             .map(|f| Auth::Bearer(file(f))),
         raw.bearer_token_env.as_ref().map(|v| Auth::Bearer(env(v))),
         raw.basic_auth_file.as_ref().map(|f| Auth::Basic(file(f))),
         raw.basic_auth_env.as_ref().map(|v| Auth::Basic(env(v))),
-    ];
+    ])
+}
+
+/// The credential of whichever of `bearer_token_file`, `bearer_token_env`,
+/// `basic_auth_file` and `basic_auth_env` is `given` (at most one may be),
+/// checked: a basic-auth secret must hold `USER:PASSWORD`.
+pub(crate) fn one_credential(given: [Option<Auth>; 4]) -> Result<Auth, String> {
     let mut given = given.into_iter().flatten();
     let Some(auth) = given.next() else {
         return Ok(Auth::None);

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::targets::TargetConfig;
-use crate::yaml::{self, FileError};
+use crate::yaml::{self, FileError, FileErrors};
 
 /// Where a target is written: its file, the line of its `name`, its field.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,25 +83,26 @@ impl TargetSet {
         inline: Vec<PlacedTarget>,
         globs: &[String],
     ) -> Result<TargetSet, Vec<FileError>> {
-        let patterns = globs
-            .iter()
-            .enumerate()
-            .map(|(index, glob)| {
-                absolute_pattern(base, glob).map_err(|message| {
-                    FileError::new(config_path, Some(format!("target_files[{index}]")), message)
-                })
-            })
-            .collect::<Result<Vec<String>, FileError>>()
-            .map_err(|err| vec![err])?;
-        let mut files = BTreeMap::new();
+        let mut patterns = Vec::new();
         let mut errors = Vec::new();
+        for (index, glob) in globs.iter().enumerate() {
+            match absolute_pattern(base, glob) {
+                Ok(pattern) => patterns.push(pattern),
+                Err(message) => errors.push(FileError::new(
+                    config_path,
+                    Some(format!("target_files[{index}]")),
+                    message,
+                )),
+            }
+        }
+        let mut files = BTreeMap::new();
         for path in matched_files(&patterns).map_err(|err| vec![err])? {
             match read_file(&path) {
                 Ok(Some(file)) => {
                     files.insert(path, Arc::new(file));
                 }
                 Ok(None) => {}
-                Err(err) => errors.push(err),
+                Err(found) => errors.extend(found.0),
             }
         }
         if !errors.is_empty() {
@@ -308,11 +309,14 @@ fn matched_files(patterns: &[String]) -> Result<BTreeSet<PathBuf>, FileError> {
 }
 
 /// The targets of the file at `path`; `None` when it vanished since the glob matched it.
-fn read_file(path: &Path) -> Result<Option<FileTargets>, FileError> {
+fn read_file(path: &Path) -> Result<Option<FileTargets>, FileErrors> {
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(err) => return Err(FileError::new(path, None, format!("cannot read: {err}"))),
+        Err(err) => {
+            let error = FileError::new(path, None, format!("cannot read: {err}"));
+            return Err(error.into());
+        }
     };
     let targets = parse_file(path, &text)?;
     Ok(Some(FileTargets { text, targets }))
@@ -321,13 +325,10 @@ fn read_file(path: &Path) -> Result<Option<FileTargets>, FileError> {
 /// The targets of a target file whose content is `text`. An empty file is
 /// an error, not an empty list: it is what a file written in place looks
 /// like halfway (an empty list is `[]`).
-fn parse_file(path: &Path, text: &str) -> Result<Vec<PlacedTarget>, FileError> {
+fn parse_file(path: &Path, text: &str) -> Result<Vec<PlacedTarget>, FileErrors> {
     if text.trim().is_empty() {
-        return Err(FileError::new(
-            path,
-            None,
-            "the file is empty; write `[]` for no targets",
-        ));
+        let message = "the file is empty; write `[]` for no targets";
+        return Err(FileError::new(path, None, message).into());
     }
     let targets: Vec<TargetConfig> = yaml::parse(path, text)?;
     Ok(place_targets(path, text, targets, ""))

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use super::context::{RunContext, Steps};
 use super::deliver::check_messages;
 use super::devices::DeviceRef;
-use super::kind::{self, KindDef};
+use super::kind::{self, KindDef, PublicWords};
 use super::run::{Recorded, StepResult};
 use crate::outcome::{Operation, Reason};
 
@@ -24,6 +24,10 @@ pub(super) const KIND: KindDef = KindDef {
     delivery_operation: Some(Operation::AddMember),
     fresh_group_per_run: true,
     steps: || Box::new(AddMember),
+    public: PublicWords {
+        name: "Adding people to groups",
+        description: "People you add to a group can see it and its new messages.",
+    },
 };
 
 /// The `add_member` kind's steps.

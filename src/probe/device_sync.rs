@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use super::context::{RunContext, Steps};
 use super::deliver::{DeliveryReport, Sent, check_messages, sent_index};
 use super::devices::DeviceRef;
-use super::kind::{self, KindDef};
+use super::kind::{self, KindDef, PublicWords};
 use super::run::StepResult;
 use super::spec::{ProbeSpec, SpecError};
 use crate::client::{Delivered, Event};
@@ -32,6 +32,10 @@ pub(super) const KIND: KindDef = KindDef {
     delivery_operation: Some(Operation::Deliver),
     fresh_group_per_run: true,
     steps: || Box::new(DeviceSync),
+    public: PublicWords {
+        name: "Your devices staying in sync",
+        description: "What you send or receive on one device shows on your other devices too.",
+    },
 };
 
 /// Two devices of one account are what this kind compares.

@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use super::context::{RunContext, Steps};
 use super::deliver::watch;
 use super::devices::DeviceRef;
-use super::kind::{self, KindDef};
+use super::kind::{self, KindDef, PublicWords};
 use super::run::StepResult;
 use crate::client::{Event, GroupSettings};
 use crate::outcome::{Operation, Reason};
@@ -27,6 +27,10 @@ pub(super) const KIND: KindDef = KindDef {
     delivery_operation: None,
     fresh_group_per_run: true,
     steps: || Box::new(EditSettings),
+    public: PublicWords {
+        name: "Changing group settings",
+        description: "A new group name or notice is saved and everyone in the group sees it.",
+    },
 };
 
 /// The `edit_settings` kind's steps.

@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use super::context::{RunContext, Steps};
 use super::deliver::check_messages;
 use super::devices::{Created, DeviceRef};
-use super::kind::{self, KindDef};
+use super::kind::{self, KindDef, PublicWords};
 use super::run::StepResult;
 use crate::outcome::Operation;
 
@@ -29,6 +29,10 @@ pub(super) const KIND: KindDef = KindDef {
     delivery_operation: Some(Operation::Deliver),
     fresh_group_per_run: false,
     steps: || Box::new(GroupMessage::default()),
+    public: PublicWords {
+        name: "Sending and receiving group messages",
+        description: "Messages you send to a group reach everyone in it, once, in order and unchanged.",
+    },
 };
 
 /// The `group_message` kind's steps; holds the group between healthy runs.

@@ -42,6 +42,19 @@ pub(super) struct KindDef {
     pub(crate) fresh_group_per_run: bool,
     /// A fresh instance of the kind's steps, for one probe.
     pub(crate) steps: fn() -> Box<dyn Steps>,
+    /// What the public status page calls the feature the kind checks, in
+    /// words its users know (the default of `public.features`).
+    pub(crate) public: PublicWords,
+}
+
+/// A feature of the chat service as its users know it: a name, and one line
+/// saying what works when it is operational.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PublicWords {
+    /// The feature's name (`Leaving groups`).
+    pub(crate) name: &'static str,
+    /// One line saying what it means.
+    pub(crate) description: &'static str,
 }
 
 /// Declares the registry of probe kinds: the [`ProbeKind`] enum, its `ALL`
@@ -144,6 +157,12 @@ impl ProbeKind {
         self.def().fresh_group_per_run
     }
 
+    /// What the public status page calls the feature the kind checks, unless
+    /// the status page's config names it otherwise.
+    pub(crate) fn public_words(self) -> PublicWords {
+        self.def().public
+    }
+
     /// A fresh instance of the kind's steps.
     pub(super) fn steps(self) -> Box<dyn Steps> {
         (self.def().steps)()
@@ -233,7 +252,8 @@ mod tests {
     #[test]
     fn an_unknown_kind_names_every_kind() {
         let text = "name: p\nkind: group_mesage\n";
-        let err = crate::yaml::parse::<ProbeSpec>(Path::new("p.yaml"), text).unwrap_err();
+        let errors = crate::yaml::parse::<ProbeSpec>(Path::new("p.yaml"), text).unwrap_err();
+        let err = &errors.0[0];
         let names: Vec<String> = ProbeKind::ALL
             .iter()
             .map(|kind| format!("`{}`", kind.as_str()))

@@ -17,7 +17,7 @@ use async_trait::async_trait;
 use super::context::{RunContext, Steps};
 use super::deliver::watch;
 use super::devices::DeviceRef;
-use super::kind::{self, KindDef};
+use super::kind::{self, KindDef, PublicWords};
 use super::run::{Recorded, StepResult};
 use crate::client::Event;
 use crate::outcome::{Operation, Reason};
@@ -36,6 +36,10 @@ pub(super) const KIND: KindDef = KindDef {
     delivery_operation: None,
     fresh_group_per_run: true,
     steps: || Box::new(LeaveGroup::default()),
+    public: PublicWords {
+        name: "Leaving groups",
+        description: "When you leave a group you are out of it on every device, and it does not come back.",
+    },
 };
 
 /// The `leave_group` kind's steps; remembers the groups it left.

@@ -29,12 +29,11 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
+use crate::config::remote_write::Secret;
+use crate::config::status_page::{PublicWording, StoreLocation};
 use incidents::IncidentRule;
 use prometheus::{Auth, PrometheusClient};
 use source::FleetSource;
-
-/// The default listen address of `chatprobe status-page` (**contract**).
-pub(crate) const DEFAULT_LISTEN: &str = "127.0.0.1:9465";
 
 /// What `chatprobe status-page` was asked to do.
 #[derive(Debug, Clone)]
@@ -55,6 +54,12 @@ pub(crate) struct StatusPageOptions {
     pub(crate) step: Duration,
     /// When incidents open and end.
     pub(crate) rule: IncidentRule,
+    /// Where the page keeps what it stores.
+    pub(crate) store: StoreLocation,
+    /// The words of the public page for probes and regions.
+    pub(crate) public: PublicWording,
+    /// Where the operators' token comes from, if operators sign in.
+    pub(crate) operator_token: Option<Secret>,
 }
 
 /// Serves the fleet page until `shutdown` resolves.

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 /// A label value (region, target name, account prefix): letters, digits, `_`, `-`, `.`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct Label(pub String);
 
 impl TryFrom<String> for Label {

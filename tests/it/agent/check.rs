@@ -4,14 +4,18 @@ use std::path::Path;
 
 use crate::harness::binary;
 use crate::harness::dir::TempDir;
-use crate::harness::fixtures::{fixture, repo_file};
+use crate::harness::fixtures::{fixture, fixture_path, repo_file};
 
 /// An agent config whose probes are in `probes/` beside it.
 const CONFIG: &str = "agent-minimal.yaml";
 
 fn check(config: &Path) -> (bool, String, String) {
-    let finished = binary::run("check", config);
+    let finished = check_run(config);
     (finished.success, finished.stdout, finished.stderr)
+}
+
+fn check_run(config: &Path) -> binary::Finished {
+    binary::run("check", config)
 }
 
 #[test]
@@ -73,4 +77,10 @@ fn every_bad_probe_file_is_reported() {
     assert!(stderr.contains("probes/b.yaml:3"), "{stderr}");
     assert!(stderr.contains("mesages"), "{stderr}");
     assert!(stderr.contains("2 error(s)"), "{stderr}");
+}
+
+#[test]
+fn five_mistakes_are_five_errors_in_one_run_sorted_by_line() {
+    let path = fixture_path("bad-input/agent-five-mistakes.yaml");
+    check_run(&path).assert_errors_of(&path);
 }

@@ -8,6 +8,7 @@ use std::ops::{Deref, DerefMut};
 use std::path::Path;
 use std::process::Command;
 
+use super::fixtures::expected_errors;
 use super::http::{http_get, poll_get};
 use super::process::Process;
 
@@ -111,16 +112,20 @@ pub fn start_demo(scenario: &Path) -> Running {
 /// `chatprobe status-page --prometheus URL --listen 127.0.0.1:0` plus
 /// `extra` arguments; answers once it listens.
 pub fn start_status_page(prometheus_url: &str, extra: &[&OsStr]) -> Running {
-    let mut args: Vec<&OsStr> = [
-        "status-page",
-        "--prometheus",
-        prometheus_url,
-        "--listen",
-        "127.0.0.1:0",
-    ]
-    .into_iter()
-    .map(OsStr::new)
-    .collect();
+    let flags = ["--prometheus", prometheus_url, "--listen", "127.0.0.1:0"];
+    status_page(&flags.map(OsStr::new), extra)
+}
+
+/// `chatprobe status-page --config CONFIG` plus `extra` arguments (the
+/// config must listen on a free port); answers once it listens.
+pub fn start_status_page_with_config(config: &Path, extra: &[&OsStr]) -> Running {
+    status_page(&[OsStr::new("--config"), config.as_os_str()], extra)
+}
+
+/// `chatprobe status-page` with `flags`, then `extra`.
+fn status_page(flags: &[&OsStr], extra: &[&OsStr]) -> Running {
+    let mut args = vec![OsStr::new("status-page")];
+    args.extend(flags);
     args.extend(extra);
     Running::start("status-page", &args, HTTP_TARGET)
 }
@@ -137,14 +142,51 @@ pub struct Finished {
 
 /// Runs `chatprobe SUBCOMMAND --config CONFIG` (plain log format) to completion.
 pub fn run(subcommand: &str, config: &Path) -> Finished {
+    run_args(&[
+        OsStr::new(subcommand),
+        OsStr::new("--config"),
+        config.as_os_str(),
+    ])
+}
+
+/// Runs `chatprobe ARGS` (plain log format) to completion.
+pub fn run_args(args: &[&OsStr]) -> Finished {
     let output = Command::new(env!("CARGO_BIN_EXE_chatprobe"))
-        .args([subcommand, "--config"])
-        .arg(config)
+        .args(args)
         .output()
-        .unwrap_or_else(|error| panic!("cannot run chatprobe {subcommand}: {error}"));
+        .unwrap_or_else(|error| panic!("cannot run chatprobe {args:?}: {error}"));
     Finished {
         success: output.status.success(),
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+impl Finished {
+    /// Asserts that `chatprobe check` failed on the fixture at `path` with
+    /// exactly the errors its `# error: TEXT` comments name: one an annotated
+    /// line, in line order, each at `path:LINE:` and holding its `TEXT`.
+    pub fn assert_errors_of(&self, path: &Path) {
+        assert!(!self.success, "{} passed: {}", path.display(), self.stdout);
+        let expected = expected_errors(path);
+        let reported: Vec<&str> = self
+            .stderr
+            .lines()
+            .filter(|line| line.starts_with("error: "))
+            .collect();
+        assert_eq!(
+            reported.len(),
+            expected.len(),
+            "{}: expected {expected:?}, got:\n{}",
+            path.display(),
+            self.stderr
+        );
+        for ((line, text), shown) in expected.iter().zip(&reported) {
+            let place = format!("error: {}:{line}:", path.display());
+            assert!(shown.starts_with(&place), "not at {place}: {shown}");
+            assert!(shown.contains(text.as_str()), "no `{text}` in: {shown}");
+        }
+        let count = format!("{}: {} error(s)", path.display(), expected.len());
+        assert!(self.stderr.contains(&count), "{}", self.stderr);
     }
 }

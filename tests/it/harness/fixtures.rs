@@ -23,6 +23,20 @@ pub fn fixture(name: &str) -> String {
         .unwrap_or_else(|error| panic!("cannot read {}: {error}", path.display()))
 }
 
+/// The errors a bad fixture at `path` must produce: each line with a
+/// `# error: TEXT` comment, as its 1-based number and `TEXT`.
+pub fn expected_errors(path: &Path) -> Vec<(usize, String)> {
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|error| panic!("cannot read {}: {error}", path.display()));
+    text.lines()
+        .enumerate()
+        .filter_map(|(index, line)| {
+            let (_, expected) = line.split_once("# error: ")?;
+            Some((index + 1, expected.trim().to_string()))
+        })
+        .collect()
+}
+
 /// The fixture `tests/data/NAME` with each `{KEY}` replaced by its value;
 /// every key must occur in it.
 pub fn filled_fixture(name: &str, values: &[(&str, &str)]) -> String {

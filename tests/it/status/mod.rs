@@ -1,7 +1,9 @@
 //! The status pages: the agent's board, page and HTTP endpoints, the page in
-//! headless Chromium, and the fleet status page over a real Prometheus.
+//! headless Chromium, the fleet status page over a real Prometheus, and its
+//! config file.
 
 mod board;
 mod browser;
+mod config;
 mod fleet_page;
 mod http;
