@@ -78,7 +78,7 @@ pub(crate) async fn run(
         },
         title: options.title,
         notes: options.notes.map(notes::NotesFile::new),
-        public: public::PublicWords::default(),
+        public: options.public,
     };
     let listener = crate::endpoints::bind(options.listen)
         .await

@@ -20,11 +20,12 @@ use serde::Serialize;
 use super::feed;
 use super::incidents::Incident;
 use super::notes::NotesFile;
-use super::public::PublicWords;
 use super::public::features::{self, Evidence, Feature};
 use super::public::page::PublicPage;
+use super::public::region_choices;
 use super::sections;
 use super::source::{FleetSource, FleetView};
+use crate::config::status_page::PublicWording;
 use crate::status::{Frame, HEADERS, Health, StatusSnapshot, Timestamp, render_framed};
 
 /// How long one reading of Prometheus is served before the next.
@@ -40,7 +41,7 @@ pub(crate) struct Page {
     /// The operator's statement, if configured.
     pub(crate) notes: Option<NotesFile>,
     /// How the public page names features and regions.
-    pub(crate) public: PublicWords,
+    pub(crate) public: PublicWording,
 }
 
 /// One reading, as served.
@@ -127,11 +128,7 @@ impl App {
             blind: shown.error.is_some(),
             crowd: &[],
         };
-        features::derive(
-            &self.page.public.features,
-            &self.page.public.regions,
-            evidence,
-        )
+        features::derive(&self.page.public, evidence)
     }
 
     fn frame<'a>(&'a self, shown: &'a Shown, top: &'a [String], middle: &'a [String]) -> Frame<'a> {
@@ -205,7 +202,8 @@ async fn public_html(State(app): State<Arc<App>>) -> impl IntoResponse {
     let shown = app.shown().await;
     let features = app.features(&shown);
     let notices: Vec<String> = shown.error.iter().map(|_| BLIND_WORDS.to_owned()).collect();
-    let regions = app.page.public.region_choices(&shown.view.snapshot.cells);
+    let regions = region_choices(&app.page.public, &shown.view.snapshot.cells);
+    let note = app.page.notes.as_ref().and_then(NotesFile::current);
     let page = PublicPage {
         title: &app.page.title,
         generated_at: shown.view.snapshot.generated_at,
@@ -214,6 +212,7 @@ async fn public_html(State(app): State<Arc<App>>) -> impl IntoResponse {
         uptime: &shown.view.uptime,
         problems: &[],
         regions: &regions,
+        note: note.as_ref(),
         notices: &notices,
         blind: shown.error.is_some(),
     };

@@ -17,10 +17,12 @@
 //! users report problems, operational); reports whose region is not known
 //! concern every region of the features they name.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use crate::config::status_page::{Feature as WordedFeature, PublicWording};
+use crate::probe::ProbeKind;
 use crate::status::{CellView, Health};
 
 /// The region reports carry when the reporter's region is not known.
@@ -59,17 +61,6 @@ impl FeatureState {
     fn probes_fail(self) -> bool {
         matches!(self, FeatureState::Degraded | FeatureState::Outage)
     }
-}
-
-/// How a feature is named on the public page.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct FeatureWords {
-    /// The probe that checks it (the `probe` label).
-    pub(crate) probe: String,
-    /// Its name for users ("Sending and receiving group messages").
-    pub(crate) name: String,
-    /// One line on what it covers.
-    pub(crate) description: String,
 }
 
 /// What the crowd says of some features in one region now.
@@ -148,15 +139,12 @@ pub(crate) struct Evidence<'a> {
     pub(crate) crowd: &'a [CrowdReading],
 }
 
-/// Every feature the cells show (see [`feature_words`] for the order), with
-/// its regions' display names from `region_names` (else the region label).
-pub(crate) fn derive(
-    words: &[FeatureWords],
-    region_names: &BTreeMap<String, String>,
-    evidence: Evidence<'_>,
-) -> Vec<Feature> {
+/// Every feature the cells show (see [`feature_words`] for the order), in
+/// `wording`'s names, with its regions' display names (else the region label).
+pub(crate) fn derive(wording: &PublicWording, evidence: Evidence<'_>) -> Vec<Feature> {
     let regions = regions_of(evidence.cells);
-    feature_words(words, evidence.cells)
+    let region_names = &wording.regions;
+    feature_words(&wording.features, evidence.cells)
         .into_iter()
         .map(|words| {
             let regions: Vec<RegionState> = regions
@@ -189,23 +177,42 @@ fn regions_of(cells: &[CellView]) -> Vec<String> {
     regions
 }
 
-/// The features the cells show: those `words` names first, in its order,
-/// then the others under their probe names.
-fn feature_words(words: &[FeatureWords], cells: &[CellView]) -> Vec<FeatureWords> {
-    let probes: BTreeSet<&str> = cells.iter().map(|cell| cell.key.probe.as_str()).collect();
-    let named = words
-        .iter()
-        .filter(|words| probes.contains(words.probe.as_str()))
-        .cloned();
-    let unnamed = probes
-        .iter()
-        .filter(|probe| !words.iter().any(|words| words.probe == **probe))
-        .map(|probe| FeatureWords {
-            probe: (*probe).to_owned(),
-            name: (*probe).to_owned(),
-            description: String::new(),
-        });
-    named.chain(unnamed).collect()
+/// A feature's probe and words.
+struct FeatureWords {
+    probe: String,
+    name: String,
+    description: String,
+}
+
+/// The features the cells show: the shipped kinds' probes first, in the
+/// kinds' order, then the others by probe name; each in `named`'s words,
+/// else under its probe name.
+fn feature_words(named: &BTreeMap<String, WordedFeature>, cells: &[CellView]) -> Vec<FeatureWords> {
+    let mut probes: Vec<&str> = cells.iter().map(|cell| cell.key.probe.as_str()).collect();
+    probes.sort_unstable();
+    probes.dedup();
+    let kind_rank = |probe: &str| {
+        ProbeKind::ALL
+            .iter()
+            .position(|kind| kind.as_str() == probe)
+            .unwrap_or(ProbeKind::ALL.len())
+    };
+    probes.sort_by_key(|probe| kind_rank(probe));
+    probes
+        .into_iter()
+        .map(|probe| match named.get(probe) {
+            Some(words) => FeatureWords {
+                probe: probe.to_owned(),
+                name: words.name.clone(),
+                description: words.description.clone(),
+            },
+            None => FeatureWords {
+                probe: probe.to_owned(),
+                name: probe.to_owned(),
+                description: String::new(),
+            },
+        })
+        .collect()
 }
 
 fn region_state(
@@ -307,12 +314,15 @@ mod tests {
         }
     }
 
-    fn words() -> Vec<FeatureWords> {
-        vec![FeatureWords {
-            probe: "group_message".to_owned(),
+    fn wording() -> PublicWording {
+        let feature = WordedFeature {
             name: "Sending and receiving group messages".to_owned(),
             description: "Messages you send reach everyone in the group.".to_owned(),
-        }]
+        };
+        PublicWording {
+            features: BTreeMap::from([("group_message".to_owned(), feature)]),
+            regions: BTreeMap::from([("ap-south".to_owned(), "Asia South".to_owned())]),
+        }
     }
 
     fn crowd(region: &str, reporters: u64, raised: bool) -> CrowdReading {
@@ -325,10 +335,8 @@ mod tests {
     }
 
     fn features(cells: &[CellView], crowd: &[CrowdReading], blind: bool) -> Vec<Feature> {
-        let names = BTreeMap::from([("ap-south".to_owned(), "Asia South".to_owned())]);
         derive(
-            &words(),
-            &names,
+            &wording(),
             Evidence {
                 cells,
                 blind,

@@ -12,6 +12,7 @@ use super::features::{Feature, FeatureState};
 use crate::status::Timestamp;
 use crate::status::html::Escaped;
 use crate::status_page::incidents::Incident;
+use crate::status_page::notes::Note;
 use crate::status_page::sections::{self, UptimeLabels};
 use crate::status_page::statements;
 use crate::status_page::uptime::UptimeRow;
@@ -45,6 +46,8 @@ pub(crate) struct PublicPage<'a> {
     pub(crate) problems: &'a [Choice<'a>],
     /// Where users can say they are.
     pub(crate) regions: &'a [Choice<'a>],
+    /// The operators' statement, if there is one.
+    pub(crate) note: Option<&'a Note>,
     /// Sentences on top (a thank-you, why the page may be wrong), already in words.
     pub(crate) notices: &'a [String],
     /// Whether Prometheus could not be read.
@@ -57,6 +60,7 @@ impl PublicPage<'_> {
         let mut html = String::with_capacity(16 * 1024);
         self.write_head(&mut html);
         self.write_notices(&mut html);
+        html.extend(sections::notes(self.note));
         self.write_features(&mut html);
         self.write_incidents(&mut html);
         self.write_report_form(&mut html);
@@ -324,6 +328,8 @@ section { margin: 18px auto; padding: 0 16px; max-width: 960px; }
 h2 { font-size: 18px; margin: 0 0 8px; }
 p.notice { max-width: 928px; margin: 12px auto; padding: 8px 12px; background: #e8f0fe; border-left: 6px solid var(--blue); overflow-wrap: anywhere; }
 p.empty, .sub { color: var(--grey); font-size: 13px; }
+section.notes { background: #fff; border: 1px solid var(--line); border-left: 6px solid var(--blue); padding: 8px 16px; max-width: 928px; overflow-wrap: anywhere; }
+section.notes h3 { margin: 6px 0; font-size: 16px; }
 article.feature { display: flex; flex-wrap: wrap; gap: 4px 16px; align-items: baseline; background: #fff; border: 1px solid var(--line); border-left: 6px solid var(--grey); padding: 8px 12px; margin: 0 0 8px; }
 article.feature .what { flex: 1 1 300px; min-width: 0; }
 article.feature h3 { margin: 0; font-size: 16px; }
@@ -436,6 +442,7 @@ mod tests {
                 id: "ap-south",
                 name: "Asia South",
             }],
+            note: None,
             notices,
             blind,
         }
