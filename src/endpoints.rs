@@ -11,7 +11,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use tokio::net::TcpListener;
 
-use crate::metrics::MetricsRegistry;
+use crate::metrics::{Exposed, MetricsRegistry};
 use crate::schedule::Readiness;
 
 /// What the endpoints read.
@@ -25,19 +25,26 @@ pub(crate) struct Endpoints {
 
 /// The router for `/metrics`, `/healthz` and `/readyz`.
 pub(crate) fn router(endpoints: Endpoints) -> Router {
+    let metrics = metrics_router(Arc::clone(&endpoints.metrics));
     Router::new()
-        .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .with_state(endpoints)
+        .merge(metrics)
+}
+
+/// The router for `/metrics` alone, serving `exposed`.
+pub(crate) fn metrics_router<M: Exposed>(exposed: Arc<M>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics::<M>))
+        .with_state(exposed)
 }
 
 /// Renders off the runtime's thread: an agent of a thousand targets exports
 /// tens of megabytes, and its probes run on one thread that must not stall
 /// (their timing, their cleanups' deadlines) while a scrape is rendered.
-async fn metrics(State(endpoints): State<Endpoints>) -> impl IntoResponse {
-    let registry = Arc::clone(&endpoints.metrics);
-    let text = tokio::task::spawn_blocking(move || registry.render())
+async fn metrics<M: Exposed>(State(exposed): State<Arc<M>>) -> impl IntoResponse {
+    let text = tokio::task::spawn_blocking(move || exposed.render())
         .await
         .unwrap_or_else(|err| format!("# rendering metrics failed: {err}\n"));
     (

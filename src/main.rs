@@ -76,7 +76,7 @@ enum Command {
         status_page: Option<PathBuf>,
     },
     /// The fleet's status page, built from Prometheus' query API.
-    StatusPage(status_page::StatusPageArgs),
+    StatusPage(Box<status_page::StatusPageArgs>),
     /// Load benchmarks: `chatprobe bench <what>`.
     Bench {
         #[command(subcommand)]
@@ -112,7 +112,7 @@ fn main() -> ExitCode {
             demo::run(options, shutdown::stop_signal()?).await
         }),
         Command::StatusPage(args) => on_runtime(Runtime::new(), async {
-            status_page::run(args, shutdown::stop_signal()?).await
+            status_page::run(*args, shutdown::stop_signal()?).await
         }),
         Command::Check {
             config,

@@ -13,10 +13,13 @@ use exposition::Exposition;
 mod exposition;
 mod probes;
 mod push;
+mod reports;
 mod target_info;
 
 pub(crate) use probes::ProbeMetrics;
 pub(crate) use push::{PushMetrics, result as push_result};
+pub use reports::Refused;
+pub(crate) use reports::ReportMetrics;
 pub(crate) use target_info::TargetInfo;
 
 /// The default delivery latency objective in seconds (a probe's
@@ -85,8 +88,7 @@ impl MetricsRegistry {
         let last_len = self.last_render_len.load(Ordering::Relaxed);
         let mut text = String::with_capacity(last_len + last_len / 8);
         let mut out = Exposition::new(&mut text);
-        out.family(BUILD_INFO, BUILD_INFO_HELP, "gauge");
-        out.sample(BUILD_INFO, &[("version", env!("CARGO_PKG_VERSION"))], 1);
+        write_build_info(&mut out);
         write_process(&mut out, &self.process);
         self.targets.render(&mut out);
         self.push.render(&mut out);
@@ -96,9 +98,57 @@ impl MetricsRegistry {
     }
 }
 
+impl Exposed for MetricsRegistry {
+    fn render(&self) -> String {
+        MetricsRegistry::render(self)
+    }
+}
+
+/// What a `/metrics` endpoint serves: a whole exposition in the text format.
+pub(crate) trait Exposed: Send + Sync + 'static {
+    /// Every family, rendered now.
+    fn render(&self) -> String;
+}
+
+/// Every metric the fleet status page serves: `chatprobe_build_info`, the
+/// process metrics and the report metrics.
+pub(crate) struct StatusPageMetrics {
+    /// The process metrics, read at each render.
+    process: ProcessCollector,
+    /// The report metrics.
+    pub(crate) reports: ReportMetrics,
+}
+
+impl StatusPageMetrics {
+    /// The status page's metrics over `reports`.
+    pub(crate) fn new(reports: ReportMetrics) -> StatusPageMetrics {
+        StatusPageMetrics {
+            process: ProcessCollector::for_self(),
+            reports,
+        }
+    }
+}
+
+impl Exposed for StatusPageMetrics {
+    fn render(&self) -> String {
+        let mut text = String::new();
+        let mut out = Exposition::new(&mut text);
+        write_build_info(&mut out);
+        write_process(&mut out, &self.process);
+        self.reports.render(&mut out);
+        text
+    }
+}
+
 /// `chatprobe_build_info` (**contract**).
 const BUILD_INFO: &str = "chatprobe_build_info";
 const BUILD_INFO_HELP: &str = "Always 1; the version label says which build runs.";
+
+/// `chatprobe_build_info 1` with this build's version.
+fn write_build_info(out: &mut Exposition<'_>) {
+    out.family(BUILD_INFO, BUILD_INFO_HELP, "gauge");
+    out.sample(BUILD_INFO, &[("version", env!("CARGO_PKG_VERSION"))], 1);
+}
 
 /// The process metrics as the `prometheus` crate reads them (from `/proc`),
 /// written through `out` (unlabelled counters and gauges).

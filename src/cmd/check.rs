@@ -82,8 +82,16 @@ fn status_page_summary(path: &Path, options: &StatusPageOptions) -> String {
         Some(secret) => format!(", operator token from {}", secret.source()),
         None => String::new(),
     };
+    let reports = &options.reports;
+    let problems: Vec<&str> = reports.problems.iter().map(|p| p.id.0.as_str()).collect();
+    let reports = format!(
+        ", reports: {} (window {}, at least {} reporters)",
+        problems.join(" "),
+        humantime::format_duration(reports.window),
+        reports.min_reporters
+    );
     format!(
-        "{}: ok (prometheus {}{auth}, listen {}, title \"{}\", store {}, features: {}, regions: {}{operators})",
+        "{}: ok (prometheus {}{auth}, listen {}, title \"{}\", store {}, features: {}, regions: {}{reports}{operators})",
         path.display(),
         options.prometheus,
         options.listen,

@@ -10,7 +10,7 @@ use std::time::Duration;
 use clap::{ArgGroup, Args};
 
 use crate::config::remote_write::{Auth as ConfigAuth, Secret as ConfigSecret};
-use crate::config::status_page::StatusPageConfig;
+use crate::config::status_page::{StatusPageConfig, StoreLocation, store_flag};
 use crate::status_page::StatusPageOptions;
 use crate::status_page::incidents::IncidentRule;
 use crate::status_page::prometheus::{Auth, Secret};
@@ -63,6 +63,9 @@ pub struct StatusPageArgs {
     /// Passing runs in a row, in every region and target involved, that end an incident (default 2).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..), value_name = "N")]
     pub(crate) incident_passed_runs: Option<u32>,
+    /// Where the page keeps users' reports: `sqlite:PATH` or `postgres://USER@HOST:PORT/DB` (default sqlite:status-page.db).
+    #[arg(long, value_parser = store_flag, value_name = "URL")]
+    pub(crate) store: Option<StoreLocation>,
 }
 
 impl StatusPageArgs {
@@ -108,6 +111,7 @@ impl StatusPageArgs {
         override_with(&mut config.incident_window, self.incident_window);
         override_with(&mut config.incident_failed_runs, self.incident_failed_runs);
         override_with(&mut config.incident_passed_runs, self.incident_passed_runs);
+        override_with(&mut config.store, self.store.clone());
         Ok(config)
     }
 }
@@ -137,6 +141,7 @@ pub(crate) fn options(config: StatusPageConfig) -> StatusPageOptions {
         store: config.store,
         public: config.public,
         operator_token: config.operator_token,
+        reports: config.reports,
     }
 }
 

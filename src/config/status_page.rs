@@ -14,6 +14,7 @@ use serde::Deserialize;
 use super::read_text;
 use super::remote_write::{self, Auth, Secret};
 use crate::probe::ProbeKind;
+use crate::reports::config::{ReportsConfig, ReportsSection, SecretSource};
 use crate::yaml::values::{HttpUrl, Label, Period, ScalarVisitor, checked_scalar};
 use crate::yaml::{self, ErrorList, FileError};
 
@@ -58,6 +59,8 @@ pub(crate) struct StatusPageConfig {
     pub(crate) public: PublicWording,
     /// Where the operators' token comes from, if operators sign in.
     pub(crate) operator_token: Option<Secret>,
+    /// How users' reports are taken and counted (`reports:`).
+    pub(crate) reports: ReportsConfig,
     /// How long without a scrape makes a cell stale.
     pub(crate) stale_after: Duration,
     /// The step incidents are derived at.
@@ -158,6 +161,7 @@ impl StatusPageConfig {
             store: StoreLocation::Sqlite(PathBuf::from(DEFAULT_STORE_FILE)),
             public: PublicWording::shipped(),
             operator_token: None,
+            reports: ReportsConfig::default(),
             stale_after: DEFAULT_STALE_AFTER,
             incident_step: DEFAULT_INCIDENT_STEP,
             incident_window: DEFAULT_INCIDENT_WINDOW,
@@ -185,6 +189,15 @@ impl StatusPageConfig {
         };
         let operator_token = operator_token(&file, &resolve, &mut errors);
         let public = public_wording(file.public, &mut errors);
+        let reports = match file.reports.check() {
+            Ok(reports) => placed_reports(reports, &resolve),
+            Err(problems) => {
+                for (field, message) in problems {
+                    errors.field(&format!("reports.{field}"), message);
+                }
+                ReportsConfig::default()
+            }
+        };
         errors.finish()?;
         let Some(prometheus) = file.prometheus else {
             return Err(vec![FileError::new(
@@ -213,6 +226,7 @@ impl StatusPageConfig {
             store,
             public,
             operator_token,
+            reports,
             stale_after: duration(file.stale_after, DEFAULT_STALE_AFTER),
             incident_step: duration(file.incident_step, DEFAULT_INCIDENT_STEP),
             incident_window: duration(file.incident_window, DEFAULT_INCIDENT_WINDOW),
@@ -236,6 +250,8 @@ struct ConfigFile {
     public: PublicSection,
     operator_token_env: Option<String>,
     operator_token_file: Option<PathBuf>,
+    #[serde(default)]
+    reports: ReportsSection,
     stale_after: Option<Period>,
     incident_step: Option<Period>,
     incident_window: Option<Period>,
@@ -441,6 +457,26 @@ impl TryFrom<String> for RunCount {
     }
 }
 
+/// `reports:` with its secret file, if any, taken from the config's folder.
+fn placed_reports(
+    mut reports: ReportsConfig,
+    resolve: &impl Fn(&Path) -> PathBuf,
+) -> ReportsConfig {
+    if let Some(SecretSource::File(path)) = &reports.secret {
+        reports.secret = Some(SecretSource::File(resolve(path)));
+    }
+    reports
+}
+
+/// A store URL given as a flag (`--store`): a relative SQLite path is the
+/// working directory's.
+pub(crate) fn store_flag(text: &str) -> Result<StoreLocation, String> {
+    match StoreUrl::try_from(text.to_string())? {
+        StoreUrl::Sqlite(path) => Ok(StoreLocation::Sqlite(path)),
+        StoreUrl::Postgres(url) => Ok(StoreLocation::Postgres(url)),
+    }
+}
+
 /// `store:` as written: `sqlite:PATH` (relative to the config file's
 /// folder) or `postgres://USER@HOST:PORT/DB`.
 enum StoreUrl {
@@ -577,7 +613,7 @@ mod tests {
     fn every_error_comes_at_once_and_no_secret_is_shown() {
         let dir = TempDir::new("sp-errors");
         dir.write("basic", "no-colon-s3cret\n");
-        let text = "prometheus:\n  url: ftp://x\n  basic_auth_file: basic\ntitle: ''\nstore: mysql://x\nincident_failed_runs: 0\noperator_token_env: CHATPROBE_TEST_UNSET_TOKEN\npublic:\n  features:\n    calls: {name: Calls}\nreports: {}\n";
+        let text = "prometheus:\n  url: ftp://x\n  basic_auth_file: basic\ntitle: ''\nstore: mysql://x\nincident_failed_runs: 0\noperator_token_env: CHATPROBE_TEST_UNSET_TOKEN\npublic:\n  features:\n    calls: {name: Calls}\nreports: {window: 2h}\n";
         let errors = load(&dir, text).unwrap_err();
         let fields: Vec<(Option<&str>, Option<usize>)> = errors
             .iter()
@@ -592,14 +628,17 @@ mod tests {
                 (Some("incident_failed_runs"), Some(6)),
                 (Some("operator_token_env"), Some(7)),
                 (Some("public.features.calls"), Some(10)),
-                (Some("reports"), Some(11)),
+                (Some("reports.window"), Some(11)),
             ],
             "{errors:?}"
         );
         let shown: Vec<String> = errors.iter().map(ToString::to_string).collect();
         assert!(shown[4].contains("`CHATPROBE_TEST_UNSET_TOKEN` is not set"));
         assert!(shown[5].contains("needs a description"), "{shown:?}");
-        assert!(shown[6].contains("unknown field `reports`"), "{shown:?}");
+        assert!(
+            shown[6].contains("field `reports.window`: must be between 1m and 1h"),
+            "{shown:?}"
+        );
         let only_auth = "prometheus:\n  url: http://x\n  basic_auth_file: basic\n";
         let errors = load(&dir, only_auth).unwrap_err();
         let shown: Vec<String> = errors.iter().map(ToString::to_string).collect();

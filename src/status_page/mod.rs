@@ -25,6 +25,7 @@ pub(crate) mod uptime;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -34,6 +35,12 @@ use crate::config::status_page::{PublicWording, StoreLocation};
 use incidents::IncidentRule;
 use prometheus::{Auth, PrometheusClient};
 use source::FleetSource;
+
+use crate::metrics::{ReportMetrics, StatusPageMetrics};
+use crate::reports::config::ReportsConfig;
+use crate::reports::regions::KnownRegions;
+use crate::reports::{Reports, upkeep};
+use crate::store::Store;
 
 /// What `chatprobe status-page` was asked to do.
 #[derive(Debug, Clone)]
@@ -60,6 +67,8 @@ pub(crate) struct StatusPageOptions {
     pub(crate) public: PublicWording,
     /// Where the operators' token comes from, if operators sign in.
     pub(crate) operator_token: Option<Secret>,
+    /// How reports are taken and counted.
+    pub(crate) reports: ReportsConfig,
 }
 
 /// Serves the fleet page until `shutdown` resolves.
@@ -69,6 +78,17 @@ pub(crate) async fn run(
 ) -> anyhow::Result<()> {
     let client = PrometheusClient::new(&options.prometheus, options.auth)
         .context("building the Prometheus client")?;
+    let report_metrics = ReportMetrics::default();
+    let store = Store::open(&options.store, report_metrics.clone())
+        .await
+        .with_context(|| format!("opening the store {}", options.store))?;
+    let regions = KnownRegions::new(options.public.regions.keys().cloned());
+    let reports = Arc::new(Reports::new(
+        options.reports,
+        store,
+        regions.clone(),
+        report_metrics.clone(),
+    )?);
     let page = routes::Page {
         source: FleetSource {
             client,
@@ -79,13 +99,28 @@ pub(crate) async fn run(
         title: options.title,
         notes: options.notes.map(notes::NotesFile::new),
         public: options.public,
+        regions,
+        reports: Arc::clone(&reports),
     };
+    let router = routes::router(page)
+        .merge(crate::reports::routes::routes(Arc::clone(&reports)))
+        .merge(crate::endpoints::metrics_router(Arc::new(
+            StatusPageMetrics::new(report_metrics),
+        )));
+    let upkeep = tokio::spawn(upkeep::run(Arc::clone(&reports)));
     let listener = crate::endpoints::bind(options.listen)
         .await
         .with_context(|| format!("cannot listen on {}", options.listen))?;
     tracing::info!("reading Prometheus at {}", options.prometheus);
-    axum::serve(listener, routes::router(page))
-        .with_graceful_shutdown(shutdown)
-        .await
-        .context("serving the status page")
+    tracing::info!("keeping reports in {}", options.store);
+    let served = axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+    .context("serving the status page");
+    upkeep.abort();
+    reports.close().await;
+    served
 }

@@ -26,6 +26,8 @@ use super::public::region_choices;
 use super::sections;
 use super::source::{FleetSource, FleetView};
 use crate::config::status_page::PublicWording;
+use crate::reports::Reports;
+use crate::reports::regions::KnownRegions;
 use crate::status::{Frame, HEADERS, Health, StatusSnapshot, Timestamp, render_framed};
 
 /// How long one reading of Prometheus is served before the next.
@@ -42,6 +44,10 @@ pub(crate) struct Page {
     pub(crate) notes: Option<NotesFile>,
     /// How the public page names features and regions.
     pub(crate) public: PublicWording,
+    /// The regions reports may name: those Prometheus shows are added here.
+    pub(crate) regions: KnownRegions,
+    /// User reports and the crowd signal.
+    pub(crate) reports: Arc<Reports>,
 }
 
 /// One reading, as served.
@@ -98,6 +104,8 @@ impl App {
         let now = unix_now();
         let shown = match self.page.source.read(now).await {
             Ok(view) => {
+                let shown_regions = view.snapshot.cells.iter().map(|cell| &cell.key.region);
+                self.page.regions.learn(shown_regions.cloned());
                 cache.last_good = Some(view.clone());
                 let notice = all_stale(&view.snapshot).then(|| {
                     format!(

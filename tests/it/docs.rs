@@ -1,7 +1,9 @@
 //! The tables of the contract vocabulary in `docs/metrics.md` say what the code says:
 //! every `operation` and every `reason`, in declaration order, with the words
-//! the code gives them (`outcome.rs` is the one source of those words).
+//! the code gives them (`outcome.rs` is the one source of those words), and
+//! every `reason` a report is refused for (`metrics/reports.rs`).
 
+use chatprobe::metrics::Refused;
 use chatprobe::outcome::{Operation, Reason};
 
 /// The rows of the `docs/metrics.md` table whose header row starts with
@@ -44,4 +46,13 @@ fn metrics_doc_operation_table_is_the_codes_operations_and_words() {
         .map(|operation| (operation.to_string(), operation.meaning().to_string()))
         .collect();
     assert_eq!(metrics_table("operation"), code);
+}
+
+#[test]
+fn metrics_doc_refused_reason_table_is_the_codes_reasons_and_words() {
+    let code: Vec<(String, String)> = Refused::ALL
+        .iter()
+        .map(|reason| (reason.to_string(), reason.meaning().to_string()))
+        .collect();
+    assert_eq!(metrics_table("refused reason"), code);
 }

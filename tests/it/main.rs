@@ -14,6 +14,7 @@ mod harness;
 mod matrix;
 mod probe;
 mod remote_write;
+mod reports;
 mod soak;
 mod status;
 mod xmpp;

@@ -2,4 +2,4 @@
 //! Prometheus over real agents, and the alerting end to end with Alertmanager.
 
 mod alerting_e2e;
-mod dashboards;
+pub mod dashboards;

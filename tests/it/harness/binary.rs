@@ -8,6 +8,7 @@ use std::ops::{Deref, DerefMut};
 use std::path::Path;
 use std::process::Command;
 
+use super::dir::TempDir;
 use super::fixtures::expected_errors;
 use super::http::{http_get, poll_get};
 use super::process::Process;
@@ -29,15 +30,28 @@ pub struct Running {
     process: Process,
     /// Where it listens (from its `listening on ADDR` log line).
     pub addr: SocketAddr,
+    /// A directory of its own (a status page's store), removed after it stops.
+    _dir: Option<TempDir>,
 }
 
 impl Running {
     /// Starts `chatprobe --log-format json ARGS` as `name` and waits for the
     /// `listening on` line logged under `target`.
     fn start(name: &str, args: &[&OsStr], target: &str) -> Running {
-        let mut process = Process::spawn(name, command().args(args));
+        Running::start_with_env(name, args, &[], target)
+    }
+
+    /// [`Running::start`] with `env` set for it alone.
+    fn start_with_env(name: &str, args: &[&OsStr], env: &[(&str, &str)], target: &str) -> Running {
+        let mut command = command();
+        command.args(args).envs(env.iter().copied());
+        let mut process = Process::spawn(name, &mut command);
         let addr = process.listening_addr(target);
-        Running { process, addr }
+        Running {
+            process,
+            addr,
+            _dir: None,
+        }
     }
 
     /// `http://ADDR`.
@@ -110,16 +124,39 @@ pub fn start_demo(scenario: &Path) -> Running {
 }
 
 /// `chatprobe status-page --prometheus URL --listen 127.0.0.1:0` plus
-/// `extra` arguments; answers once it listens.
+/// `extra` arguments; answers once it listens. Without a `--store` in
+/// `extra`, its reports are kept in a directory of its own, removed with it.
 pub fn start_status_page(prometheus_url: &str, extra: &[&OsStr]) -> Running {
     let flags = ["--prometheus", prometheus_url, "--listen", "127.0.0.1:0"];
-    status_page(&flags.map(OsStr::new), extra)
+    let own_store = !extra.contains(&OsStr::new("--store"));
+    let dir = own_store.then(|| TempDir::new("status-page-store"));
+    let store = dir
+        .as_ref()
+        .map(|dir| format!("sqlite:{}", dir.join("status.db").display()));
+    let mut extra = extra.to_vec();
+    if let Some(store) = &store {
+        extra.extend([OsStr::new("--store"), OsStr::new(store)]);
+    }
+    let mut running = status_page(&flags.map(OsStr::new), &extra);
+    running._dir = dir;
+    running
 }
 
 /// `chatprobe status-page --config CONFIG` plus `extra` arguments (the
 /// config must listen on a free port); answers once it listens.
 pub fn start_status_page_with_config(config: &Path, extra: &[&OsStr]) -> Running {
     status_page(&[OsStr::new("--config"), config.as_os_str()], extra)
+}
+
+/// `chatprobe status-page --config CONFIG` with `env` set for it (e.g.
+/// `PGSSLMODE`); answers once it listens.
+pub fn start_status_page_with_env(config: &Path, env: &[(&str, &str)]) -> Running {
+    let args = [
+        OsStr::new("status-page"),
+        OsStr::new("--config"),
+        config.as_os_str(),
+    ];
+    Running::start_with_env("status-page", &args, env, HTTP_TARGET)
 }
 
 /// `chatprobe status-page` with `flags`, then `extra`.

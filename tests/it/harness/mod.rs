@@ -3,11 +3,11 @@
 //! ([`binary`]), fixtures and test configs ([`fixtures`], files under
 //! `tests/data/`), HTTP ([`http`]), the in-process mock backend
 //! ([`backend`]), probes built in-process ([`probes`]), real servers run as
-//! child processes ([`server`]): Synapse ([`synapse`]) and Prosody
-//! ([`prosody`]), the tests every real-server protocol shares ([`protocol`])
-//! and their benchmark ([`server_bench`]), headless Chromium ([`browser`])
-//! and Chromium driven as a user drives it ([`webdriver`]),
-//! and finding and starting outside tools.
+//! child processes ([`server`]): Synapse ([`synapse`]), Prosody
+//! ([`prosody`]) and PostgreSQL ([`postgres`]), the tests every real-server
+//! protocol shares ([`protocol`]) and their benchmark ([`server_bench`]),
+//! headless Chromium ([`browser`]) and Chromium driven as a user drives it
+//! ([`webdriver`]), and finding and starting outside tools.
 
 pub mod backend;
 pub mod binary;
@@ -15,6 +15,7 @@ pub mod browser;
 pub mod dir;
 pub mod fixtures;
 pub mod http;
+pub mod postgres;
 pub mod probes;
 pub mod process;
 pub mod prometheus;

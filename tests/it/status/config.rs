@@ -41,6 +41,7 @@ fn the_shipped_config_is_valid() {
         "leave_group \"Leaving groups\"",
         "eu-west \"Europe (West)\"",
         "store sqlite:",
+        "reports: not_sending not_received out_of_sync cannot_leave groups_reappear settings_fail cannot_add cannot_login (window 15m, at least 10 reporters)",
     ] {
         assert!(
             finished.stdout.contains(shown),

@@ -217,6 +217,25 @@ async fn a_region_outage_opens_and_ends_an_incident_and_a_blind_page_is_not_gree
         page.contains("<h3>Rehearsal</h3>"),
         "the notes are on top: {page}"
     );
+    // The regions Prometheus shows are ones a report may name (none is configured).
+    let report = |region: &'static str| {
+        let url = stack.url("/api/reports");
+        let body = format!("{{\"problem\": \"not_sending\", \"region\": \"{region}\"}}");
+        let http = &http;
+        async move {
+            let answer = http
+                .post(url)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await;
+            answer
+                .map(|answer| answer.status().as_u16())
+                .unwrap_or_default()
+        }
+    };
+    assert_eq!(report(FAULTED).await, 200);
+    assert_eq!(report("mars").await, 400);
 
     // A send outage in ap-south: one incident, for ap-south only.
     put_faults(&http, &stack.backend.url(), &send_outage(&[FAULTED])).await;

@@ -1,0 +1,158 @@
+//! The store's schema, as numbered migrations applied in order at start and
+//! recorded in `schema_migrations`; a store newer than this build is
+//! refused rather than misread. Every statement is the SQL both databases
+//! speak. A lock taken first in the migration's transaction (PostgreSQL: an
+//! advisory lock; SQLite: the write lock, by a write that changes nothing)
+//! keeps two processes starting together from applying a migration twice.
+
+use sqlx::Executor as _;
+
+use super::{Dialect, Store, StoreError};
+
+/// One step of the schema.
+struct Migration {
+    /// Its number: migrations run in ascending order, each once.
+    version: i64,
+    /// What it does, recorded beside its number.
+    name: &'static str,
+    /// Its statements, run in one transaction.
+    statements: &'static [&'static str],
+}
+
+/// The schema, oldest first. Append; never edit a released step.
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "reports, hourly counts, reporters, the stored-per-hour budget, daily secrets",
+    statements: &[
+        // Raw reports, kept `reports.retention`: when, what, where, and the
+        // reporter's key (an HMAC, never the address).
+        "CREATE TABLE reports (at BIGINT NOT NULL, problem TEXT NOT NULL, \
+         region TEXT NOT NULL, reporter TEXT NOT NULL)",
+        "CREATE INDEX reports_at ON reports (at)",
+        // Counted reports per hour (unix seconds of its start), kept 400 days.
+        "CREATE TABLE report_hours (hour BIGINT NOT NULL, problem TEXT NOT NULL, \
+         region TEXT NOT NULL, reports BIGINT NOT NULL, PRIMARY KEY (hour, problem, region))",
+        // When each reporter's report of each problem last counted.
+        "CREATE TABLE report_reporters (reporter TEXT NOT NULL, problem TEXT NOT NULL, \
+         counted_at BIGINT NOT NULL, PRIMARY KEY (reporter, problem))",
+        "CREATE INDEX report_reporters_counted_at ON report_reporters (counted_at)",
+        // Reports stored per hour, against the cap, and those sampled out.
+        "CREATE TABLE report_budget (hour BIGINT PRIMARY KEY, stored BIGINT NOT NULL)",
+        // The reporter-key secret of each day (days since the epoch, UTC).
+        "CREATE TABLE reporter_secrets (day BIGINT PRIMARY KEY, secret TEXT NOT NULL)",
+    ],
+}];
+
+/// The statement that takes the migration lock, held to the transaction's end.
+fn migration_lock(dialect: Dialect) -> &'static str {
+    match dialect {
+        // Any number, the same in every replica: the advisory lock's key.
+        Dialect::Postgres => "SELECT pg_advisory_xact_lock(4242170523)",
+        Dialect::Sqlite => "UPDATE schema_migrations SET version = version WHERE version < 0",
+    }
+}
+
+/// Brings `store`'s schema to the newest version.
+pub(super) async fn run(store: &Store) -> Result<(), StoreError> {
+    let pool = store.pool();
+    store
+        .timed(
+            "creating schema_migrations",
+            pool.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, \
+             name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
+            ),
+        )
+        .await?;
+    let mut transaction = store.timed("starting a migration", pool.begin()).await?;
+    let lock = migration_lock(store.dialect());
+    store
+        .timed("locking migrations", transaction.execute(lock))
+        .await?;
+    let what = "reading the schema version";
+    let version =
+        sqlx::query("SELECT CAST(COALESCE(MAX(version), 0) AS BIGINT) FROM schema_migrations");
+    let row = store
+        .timed(what, version.fetch_one(&mut *transaction))
+        .await?;
+    let current: i64 = super::column(&row, 0, what)?;
+    let known = MIGRATIONS.last().map_or(0, |migration| migration.version);
+    if current > known {
+        return Err(StoreError::SchemaTooNew {
+            found: current,
+            known,
+        });
+    }
+    for migration in MIGRATIONS.iter().filter(|m| m.version > current) {
+        for statement in migration.statements {
+            store
+                .timed("migrating the schema", transaction.execute(*statement))
+                .await?;
+        }
+        let record = sqlx::query(
+            "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+        )
+        .bind(migration.version)
+        .bind(migration.name)
+        .bind(applied_at());
+        store
+            .timed("recording a migration", record.execute(&mut *transaction))
+            .await?;
+        tracing::info!(
+            "store schema migrated to version {}: {}",
+            migration.version,
+            migration.name
+        );
+    }
+    store
+        .timed("committing the migration", transaction.commit())
+        .await
+}
+
+/// Now, in seconds since the epoch, as the store keeps times.
+fn applied_at() -> i64 {
+    let now = crate::status::Timestamp::from_system(std::time::SystemTime::now());
+    i64::try_from(now.unix_seconds()).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::MIGRATIONS;
+    use crate::config::status_page::StoreLocation;
+    use crate::metrics::ReportMetrics;
+    use crate::store::Store;
+
+    #[tokio::test]
+    async fn stores_opened_together_on_one_file_migrate_it_once() {
+        let dir = std::env::temp_dir().join(format!("chatprobe-migrate-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("a temp dir");
+        let url = StoreLocation::Sqlite(dir.join("status.db"));
+        let (first, second, third) = tokio::join!(
+            Store::open(&url, ReportMetrics::default()),
+            Store::open(&url, ReportMetrics::default()),
+            Store::open(&url, ReportMetrics::default())
+        );
+        for store in [first, second, third] {
+            store.expect("every store opens").close().await;
+        }
+        let again = Store::open(&url, ReportMetrics::default())
+            .await
+            .expect("a migrated store opens");
+        let versions = sqlx::query("SELECT version FROM schema_migrations")
+            .fetch_all(again.pool())
+            .await
+            .expect("the versions read");
+        assert_eq!(versions.len(), MIGRATIONS.len());
+        again.close().await;
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn migrations_are_numbered_one_up_from_one() {
+        for (index, migration) in MIGRATIONS.iter().enumerate() {
+            assert_eq!(migration.version, index as i64 + 1, "{}", migration.name);
+            assert!(!migration.statements.is_empty());
+        }
+    }
+}
