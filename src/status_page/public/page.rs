@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use super::features::{Feature, FeatureState};
+use super::trend::{self, ReportHour, ReportTrend};
 use crate::status::Timestamp;
 use crate::status::html::Escaped;
 use crate::status_page::incidents::Incident;
@@ -46,6 +47,8 @@ pub(crate) struct PublicPage<'a> {
     pub(crate) problems: &'a [Choice<'a>],
     /// Where users can say they are.
     pub(crate) regions: &'a [Choice<'a>],
+    /// Reports per hour over the last day, oldest first.
+    pub(crate) reports: &'a [ReportHour],
     /// The operators' statement, if there is one.
     pub(crate) note: Option<&'a Note>,
     /// Sentences on top (a thank-you, why the page may be wrong), already in words.
@@ -64,6 +67,7 @@ impl PublicPage<'_> {
         self.write_features(&mut html);
         self.write_incidents(&mut html);
         self.write_report_form(&mut html);
+        self.write_report_trend(&mut html);
         self.write_uptime(&mut html);
         html.push_str(
             r#"<footer><a href="operators">For operators</a> · <a href="api/status">The same data as JSON</a> · <a href="feed.atom">Atom feed</a></footer>
@@ -120,7 +124,7 @@ impl PublicPage<'_> {
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{title}: {state}</title>
 <link rel="alternate" type="application/atom+xml" title="incidents" href="feed.atom">
-<style>{STYLE}</style>
+<style>{STYLE}{trend_style}</style>
 </head>
 <body>
 <header class="overall" data-state="{state_id}"><h1>{title}</h1><p class="headline">{headline}</p><p class="sub">Updated {updated} UTC · reload for the latest</p></header>
@@ -130,6 +134,7 @@ impl PublicPage<'_> {
             state_id = state_id(overall),
             headline = Escaped(&self.headline()),
             updated = self.generated_at.clock(),
+            trend_style = trend::STYLE,
         );
     }
 
@@ -253,6 +258,21 @@ impl PublicPage<'_> {
         );
     }
 
+    fn write_report_trend(&self, html: &mut String) {
+        let trend = ReportTrend {
+            problems: self.problems,
+            hours: self.reports,
+            incidents: self.incidents,
+        };
+        let _ = write!(
+            html,
+            r#"<section class="trend"><h2>Reports from users, last {} hours</h2><figure>{trend}</figure>{}</section>
+"#,
+            self.reports.len(),
+            trend.legend()
+        );
+    }
+
     fn write_uptime(&self, html: &mut String) {
         let rows = per_feature(self.uptime);
         let labels = UptimeLabels {
@@ -348,6 +368,7 @@ article.incident { background: #fff; border: 1px solid var(--line); border-left:
 article.incident[data-state="ongoing"] { border-left-color: var(--red); background: #fce8e6; }
 article.incident h3 { margin: 2px 0; font-size: 15px; }
 article.incident p { margin: 2px 0; }
+section.trend figure { margin: 0; background: #fff; border: 1px solid var(--line); padding: 6px 8px; }
 section.report form { background: #fff; border: 1px solid var(--line); padding: 8px 12px; }
 section.report fieldset { border: 0; margin: 0 0 8px; padding: 0; }
 section.report legend { font-weight: 600; margin-bottom: 4px; }
@@ -442,6 +463,7 @@ mod tests {
                 id: "ap-south",
                 name: "Asia South",
             }],
+            reports: &[],
             note: None,
             notices,
             blind,
