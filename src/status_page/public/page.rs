@@ -264,10 +264,9 @@ impl PublicPage<'_> {
             hours: self.reports,
             incidents: self.incidents,
         };
-        let _ = write!(
+        let _ = writeln!(
             html,
-            r#"<section class="trend"><h2>Reports from users, last {} hours</h2><figure>{trend}</figure>{}</section>
-"#,
+            r#"<section class="trend"><h2>Reports from users, last {} hours</h2><figure>{trend}</figure>{}</section>"#,
             self.reports.len(),
             trend.legend()
         );
