@@ -98,6 +98,51 @@ impl Reason {
             Reason::MemberAddFailed => "an added member cannot see the group",
         }
     }
+
+    /// What a user of the chat service notices when a step fails with this
+    /// reason on `operation`, in the public page's and the drafted
+    /// statements' words (lower case, no full stop): the effect, not the cause.
+    pub(crate) fn user_effect(self, operation: Operation) -> &'static str {
+        match self {
+            Reason::HttpError | Reason::Timeout | Reason::ConnectError | Reason::AuthError => {
+                operation.user_effect_when_failing()
+            }
+            Reason::NotDelivered => "messages show as sent but do not reach others",
+            Reason::PartialDelivery => "messages reach only some people or devices in a group",
+            Reason::LateDelivery => "messages arrive late",
+            Reason::Duplicate => "messages may show up more than once",
+            Reason::OutOfOrder => "messages may show up in the wrong order",
+            Reason::Corrupted => "messages or groups may show altered content",
+            Reason::DeviceDesync => "your phone and computer may show different messages",
+            Reason::LeaveRejected => "leaving a group fails",
+            Reason::LeaveNotApplied => "leaving a group may not take effect",
+            Reason::MembershipResurrected => "groups you left may come back",
+            Reason::SettingsRejected => "changes to group settings fail",
+            Reason::SettingsNotApplied => "changes to group settings may not apply",
+            Reason::SettingsNotPropagated => {
+                "others in a group may not see changes to its settings"
+            }
+            Reason::MemberAddFailed => "people added to a group may not see it",
+        }
+    }
+}
+
+impl Operation {
+    /// What a user notices when this step fails outright (an error, no
+    /// answer, a refused connection or login).
+    fn user_effect_when_failing(self) -> &'static str {
+        match self {
+            Operation::Login => "logging in fails",
+            Operation::Connect => "new messages may not show up until you reopen the app",
+            Operation::Send => "sending messages fails",
+            Operation::Deliver => "messages may not arrive",
+            Operation::DeviceSync => "your devices may not stay in sync",
+            Operation::Leave => "leaving a group fails",
+            Operation::EditSettings => "changing group settings fails",
+            Operation::AddMember => "adding people to a group fails",
+            Operation::Cleanup => "nothing you would notice",
+        }
+    }
 }
 
 /// Which probe a run belongs to: the `region`, `target` and `probe` labels.

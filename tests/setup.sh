@@ -9,6 +9,7 @@ apt_packages=()
 command -v promtool >/dev/null || apt_packages+=(prometheus)
 command -v prometheus-alertmanager >/dev/null || apt_packages+=(prometheus-alertmanager)
 command -v chromium >/dev/null || apt_packages+=(chromium)
+command -v chromedriver >/dev/null || apt_packages+=(chromium-driver)
 command -v prosody >/dev/null || apt_packages+=(prosody)
 # PostgreSQL for the reports store's tests: the server binaries, not a cluster.
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || apt_packages+=(postgresql)
@@ -36,6 +37,7 @@ export CHATPROBE_PROMETHEUS=$(command -v prometheus)
 export CHATPROBE_ALERTMANAGER=$(command -v prometheus-alertmanager)
 export CHATPROBE_AMTOOL=$(command -v amtool)
 export CHATPROBE_CHROMIUM=$(command -v chromium)
+export CHATPROBE_CHROMEDRIVER=$(command -v chromedriver)
 export CHATPROBE_SYNAPSE=$synapse
 export CHATPROBE_PROSODY=$(command -v prosody)
 export CHATPROBE_POSTGRES_BIN=$postgres_bin

@@ -14,10 +14,12 @@ pub(crate) mod incidents;
 pub(crate) mod last_hour;
 pub(crate) mod notes;
 pub(crate) mod prometheus;
+pub(crate) mod public;
 pub(crate) mod routes;
 pub(crate) mod samples;
 pub(crate) mod sections;
 pub(crate) mod source;
+pub(crate) mod statements;
 pub(crate) mod uptime;
 
 use std::future::Future;
@@ -123,8 +125,10 @@ pub(crate) async fn run(
         },
         title: options.title,
         notes: options.notes.map(notes::NotesFile::new),
+        public: options.public,
         regions,
         store: reports_store.clone(),
+        reports: Arc::clone(&reports),
     };
     let mut router = routes::router(page)
         .merge(crate::reports::routes::routes(Arc::clone(&reports)))

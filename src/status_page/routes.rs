@@ -1,5 +1,6 @@
-//! The fleet page's HTTP side: `/` (the shared page in the fleet's frame),
-//! `/api/status` (the agent's schema, plus where the data came from),
+//! The status page's HTTP side: `/` (the public page), `/operators` (the
+//! shared page in the fleet's frame), `/api/status` (the agent's schema,
+//! plus the public page's features and where the data came from),
 //! `/api/incidents`, `/feed.atom` and `/healthz`.
 //!
 //! Prometheus is read at most once per [`REFRESH`], whatever the number of
@@ -10,18 +11,24 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{Html, IntoResponse, Json, Response};
 use axum::routing::get;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::feed;
 use super::incidents::Incident;
 use super::notes::NotesFile;
+use super::public::features::{self, Evidence, Feature};
+use super::public::page::Choice;
+use super::public::page::PublicPage;
+use super::public::{CrowdNow, region_choices};
 use super::sections;
 use super::source::{FleetSource, FleetView};
+use crate::config::status_page::PublicWording;
 use crate::notify::outbox::{self, IncidentRef, Kind};
+use crate::reports::Reports;
 use crate::reports::regions::KnownRegions;
 use crate::status::{Frame, HEADERS, Health, StatusSnapshot, Timestamp, render_framed};
 use crate::store::Store;
@@ -38,10 +45,14 @@ pub(crate) struct Page {
     pub(crate) title: String,
     /// The operator's statement, if configured.
     pub(crate) notes: Option<NotesFile>,
+    /// How the public page names features and regions.
+    pub(crate) public: PublicWording,
     /// The regions reports may name: those Prometheus shows are added here.
     pub(crate) regions: KnownRegions,
     /// The store: each incident's statements.
     pub(crate) store: Store,
+    /// User reports and the crowd signal.
+    pub(crate) reports: Arc<Reports>,
 }
 
 /// One reading, as served.
@@ -73,7 +84,8 @@ pub(crate) fn router(page: Page) -> Router {
         cache: tokio::sync::Mutex::new(Cache::default()),
     });
     Router::new()
-        .route("/", get(html))
+        .route("/", get(public_html))
+        .route("/operators", get(html))
         .route("/api/status", get(status_json))
         .route("/api/incidents", get(incidents_json))
         .route("/feed.atom", get(atom))
@@ -120,6 +132,21 @@ impl App {
         let shown = Arc::new(shown);
         cache.shown = Some((Instant::now(), Arc::clone(&shown)));
         shown
+    }
+
+    /// Each feature's state in the public page's words.
+    fn features(&self, shown: &Shown, crowd: &CrowdNow) -> Vec<Feature> {
+        let evidence = Evidence {
+            cells: &shown.view.snapshot.cells,
+            blind: shown.error.is_some(),
+            crowd: &crowd.readings,
+        };
+        features::derive(&self.page.public, evidence)
+    }
+
+    /// The crowd now.
+    async fn crowd(&self) -> CrowdNow {
+        CrowdNow::read(&self.page.reports, crate::reports::unix_now()).await
     }
 
     fn frame<'a>(&'a self, shown: &'a Shown, top: &'a [String], middle: &'a [String]) -> Frame<'a> {
@@ -181,18 +208,109 @@ async fn html(State(app): State<Arc<App>>) -> impl IntoResponse {
         .flatten()
         .collect();
     let middle = [
-        sections::uptime(&shown.view.uptime, incidents),
+        sections::uptime(&shown.view.uptime, incidents, &sections::OPERATOR_UPTIME),
         sections::history(incidents),
     ];
     let page = render_framed(&shown.view.snapshot, &app.frame(&shown, &top, &middle));
     (HEADERS, Html(page))
 }
 
-/// `/api/status`: the agent's schema, plus where it came from.
+/// `/`: the public page; `?reported=ID` thanks the user who just reported.
+async fn public_html(
+    State(app): State<Arc<App>>,
+    Query(query): Query<PublicQuery>,
+) -> impl IntoResponse {
+    let shown = app.shown().await;
+    let crowd = app.crowd().await;
+    let features = app.features(&shown, &crowd);
+    let problems: Vec<Choice<'_>> = app
+        .page
+        .reports
+        .config()
+        .problems
+        .iter()
+        .map(|problem| Choice {
+            id: &problem.id.0,
+            name: &problem.name.0,
+        })
+        .collect();
+    let notices = public_notices(&shown, &crowd, &problems, query.reported.as_deref());
+    let regions = region_choices(&app.page.public, &shown.view.snapshot.cells);
+    let note = app.page.notes.as_ref().and_then(NotesFile::current);
+    let page = PublicPage {
+        title: &app.page.title,
+        generated_at: shown.view.snapshot.generated_at,
+        features: &features,
+        incidents: &shown.view.incidents,
+        uptime: &shown.view.uptime,
+        problems: &problems,
+        regions: &regions,
+        reports: &crowd.hours,
+        note: note.as_ref(),
+        notices: &notices,
+        blind: shown.error.is_some(),
+    };
+    (HEADERS, Html(page.render()))
+}
+
+/// What `/` may be asked.
+#[derive(Deserialize)]
+struct PublicQuery {
+    /// The problem a user just reported (the form's redirect names it).
+    reported: Option<String>,
+}
+
+/// The sentences on top of the public page: a thank-you for a report of a
+/// known problem, and why the page may be wrong or partial.
+fn public_notices(
+    shown: &Shown,
+    crowd: &CrowdNow,
+    problems: &[Choice<'_>],
+    reported: Option<&str>,
+) -> Vec<String> {
+    let thanks = reported
+        .and_then(|id| problems.iter().find(|problem| problem.id == id))
+        .map(|problem| {
+            let thanks = format!(
+                "Thank you: we have your report of \u{201c}{}\u{201d}.",
+                problem.name
+            );
+            match crowd.recent.get(problem.id) {
+                Some(1) => format!(
+                    "{thanks} 1 person reported it in the last {} minutes.",
+                    crowd.window_minutes
+                ),
+                Some(recent) => format!(
+                    "{thanks} {recent} people reported it in the last {} minutes.",
+                    crowd.window_minutes
+                ),
+                None => thanks,
+            }
+        });
+    let blind = shown.error.as_ref().map(|_| BLIND_WORDS.to_owned());
+    let unavailable = crowd.unavailable.as_ref().map(|_| {
+        "User reports cannot be read or taken right now; the checks above are not affected."
+            .to_owned()
+    });
+    let sampled = crowd.sampling.then(|| {
+        "Many people are reporting problems: we count a sample of the reports this hour.".to_owned()
+    });
+    [thanks, blind, unavailable, sampled]
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+/// What the public page says when Prometheus cannot be read.
+const BLIND_WORDS: &str =
+    "We cannot read the results of our checks right now, so this page may be out of date.";
+
+/// `/api/status`: the agent's schema, plus the features and where it came from.
 #[derive(Serialize)]
 struct FleetStatus<'a> {
     #[serde(flatten)]
     snapshot: &'a StatusSnapshot,
+    features: Vec<Feature>,
     source: Source<'a>,
 }
 
@@ -207,6 +325,7 @@ async fn status_json(State(app): State<Arc<App>>) -> Response {
     let shown = app.shown().await;
     let body = FleetStatus {
         snapshot: &shown.view.snapshot,
+        features: app.features(&shown, &app.crowd().await),
         source: Source {
             prometheus: app.page.source.client.base(),
             error: shown.error.as_deref(),

@@ -85,25 +85,49 @@ fn write_incident(html: &mut String, incident: &Incident) {
     );
 }
 
-/// One row of day bars per probe and region.
-pub(crate) fn uptime(rows: &[UptimeRow], incidents: &[Incident]) -> String {
+/// How uptime rows are worded: each row's name (and a smaller second
+/// line), each incident in a day's hover text, and the legend.
+pub(crate) struct UptimeLabels<'a> {
+    /// A row's name and its small print.
+    pub(crate) row: &'a dyn Fn(&UptimeRow) -> (String, String),
+    /// An incident, after its times, in a day's hover text.
+    pub(crate) incident: &'a dyn Fn(&Incident) -> String,
+    /// The sentence under the heading.
+    pub(crate) legend: &'a str,
+}
+
+/// The operators' words: probe and region, and each incident's reasons.
+pub(crate) const OPERATOR_UPTIME: UptimeLabels<'static> = UptimeLabels {
+    row: &|row| (row.probe.clone(), row.region.clone()),
+    incident: &Incident::reasons_text,
+    legend: "Share of passing runs per day (UTC); hover a day for its incidents.",
+};
+
+/// One row of day bars per row of `rows`, worded by `labels`.
+pub(crate) fn uptime(
+    rows: &[UptimeRow],
+    incidents: &[Incident],
+    labels: &UptimeLabels<'_>,
+) -> String {
     let mut html = format!(
-        r#"<section><h2>Uptime, last {DAYS} days</h2><p class="legend">Share of passing runs per day (UTC); hover a day for its incidents.</p><div class="uptime">"#
+        r#"<section><h2>Uptime, last {DAYS} days</h2><p class="legend">{}</p><div class="uptime">"#,
+        Escaped(labels.legend)
     );
     if rows.is_empty() {
         html.push_str(r#"<p class="empty">No runs recorded.</p>"#);
     }
     for row in rows {
+        let (name, small) = (labels.row)(row);
         let _ = write!(
             html,
             r#"<div class="uprow" data-probe="{}" data-region="{}"><span class="who">{} <small>{}</small></span><span class="days">"#,
             Escaped(&row.probe),
             Escaped(&row.region),
-            Escaped(&row.probe),
-            Escaped(&row.region),
+            Escaped(&name),
+            Escaped(&small),
         );
         for day in &row.days {
-            write_day(&mut html, row, day, incidents);
+            write_day(&mut html, row, day, incidents, labels);
         }
         let _ = write!(
             html,
@@ -115,7 +139,13 @@ pub(crate) fn uptime(rows: &[UptimeRow], incidents: &[Incident]) -> String {
     html
 }
 
-fn write_day(html: &mut String, row: &UptimeRow, day: &Day, incidents: &[Incident]) {
+fn write_day(
+    html: &mut String,
+    row: &UptimeRow,
+    day: &Day,
+    incidents: &[Incident],
+    labels: &UptimeLabels<'_>,
+) {
     let share = day.share();
     let class = match share {
         None => "none",
@@ -144,7 +174,7 @@ fn write_day(html: &mut String, row: &UptimeRow, day: &Day, incidents: &[Inciden
             incident
                 .ended_at
                 .map_or_else(|| "ongoing".to_owned(), |end| end.clock()),
-            incident.reasons_text()
+            (labels.incident)(incident)
         );
     }
     let _ = write!(
@@ -227,7 +257,11 @@ mod tests {
             region: "ap-south".into(),
             days: vec![day],
         };
-        let html = uptime(&[row], &[incident("ap-south", Some(1_795_451_220))]);
+        let html = uptime(
+            &[row],
+            &[incident("ap-south", Some(1_795_451_220))],
+            &OPERATOR_UPTIME,
+        );
         assert!(html.contains(r#"class="day dip""#), "{html}");
         assert!(html.contains("2026-11-23: 99.00 % of 100 runs passed\n16:25:00–16:27:00: send: answered with an error (http_error)"), "{html}");
         assert!(html.contains(r#"<span class="pct">99.00 %</span>"#));

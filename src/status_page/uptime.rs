@@ -53,7 +53,7 @@ impl Day {
 pub(crate) struct UptimeRow {
     /// The probe.
     pub(crate) probe: String,
-    /// The region.
+    /// The region (empty in a row of every region).
     pub(crate) region: String,
     /// One per day, oldest first.
     pub(crate) days: Vec<Day>,
@@ -72,7 +72,8 @@ impl UptimeRow {
         .share()
     }
 
-    /// The incidents of its probe in its region that overlap `day`.
+    /// The incidents of its probe in its region (in any, for a row of
+    /// every region) that overlap `day`.
     pub(crate) fn incidents_on<'a>(
         &'a self,
         day: &'a Day,
@@ -80,7 +81,7 @@ impl UptimeRow {
     ) -> impl Iterator<Item = &'a Incident> + 'a {
         incidents.iter().filter(move |incident| {
             incident.probe == self.probe
-                && incident.regions.contains(&self.region)
+                && (self.region.is_empty() || incident.regions.contains(&self.region))
                 && incident.overlaps(day.start, day.start + DAY)
         })
     }

@@ -79,13 +79,21 @@ impl Browser {
         self.run(&["--dump-dom"], url).unwrap_or_default()
     }
 
-    /// A 1280×1600 screenshot of `url` under `target/` named `name`, copied
-    /// to `docs/DOCS_NAME` when `CHATPROBE_UPDATE_SCREENSHOT=1`.
-    pub fn screenshot(&self, url: &str, name: &str, docs_name: &str) -> PathBuf {
+    /// A screenshot of `url` in a window of `width` × `height` pixels, under
+    /// `target/` named `name`, copied to `docs/DOCS_NAME` when
+    /// `CHATPROBE_UPDATE_SCREENSHOT=1`.
+    pub fn screenshot(
+        &self,
+        url: &str,
+        (width, height): (u32, u32),
+        name: &str,
+        docs_name: &str,
+    ) -> PathBuf {
         let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
         let _ = fs::remove_file(&path);
         let target = format!("--screenshot={}", path.display());
-        self.run(&[&target, "--window-size=1280,1600"], url)
+        let size = format!("--window-size={width},{height}");
+        self.run(&[&target, &size], url)
             .expect("chromium takes a screenshot");
         let png = fs::read(&path).expect("screenshot written");
         assert!(png.starts_with(b"\x89PNG"), "the screenshot is a PNG");

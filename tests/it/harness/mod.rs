@@ -7,7 +7,8 @@
 //! ([`prosody`]) and PostgreSQL ([`postgres`]), SMTP servers ([`smtp`]:
 //! aiosmtpd and a scripted one), a webhook receiver ([`webhook`]), the tests every real-server
 //! protocol shares ([`protocol`]) and their benchmark ([`server_bench`]),
-//! headless Chromium ([`browser`]), and finding and starting outside tools.
+//! headless Chromium ([`browser`]) and Chromium driven as a user drives it
+//! ([`webdriver`]), and finding and starting outside tools.
 
 pub mod backend;
 pub mod binary;
@@ -25,6 +26,7 @@ pub mod server;
 pub mod server_bench;
 pub mod smtp;
 pub mod synapse;
+pub mod webdriver;
 pub mod webhook;
 
 use std::path::PathBuf;

@@ -233,7 +233,7 @@ fn the_group_outage_replay_goes_red_in_one_region_then_recovers() {
         seen.healthy_regions_green()
     });
     assert_eq!(outage, Ok(()), "demo log:\n{}", demo.log());
-    browser.screenshot(&url, "status-replay.png", "status.png");
+    browser.screenshot(&url, (1280, 1600), "status-replay.png", "status.png");
 
     // After the scenario's last fault ends, every cell turns green again.
     let recovered = retry(started, Duration::from_millis(500), || {

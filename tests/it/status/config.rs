@@ -71,7 +71,7 @@ fn a_blind_page_serves_from_its_config_and_a_flag_overrides_the_title() {
     );
     let (status, _) = page.get("/healthz");
     assert_eq!(status, 200);
-    let (status, html) = page.poll("/", |status, body| {
+    let (status, html) = page.poll("/operators", |status, body| {
         status == 200 && body.contains("Blind: Prometheus cannot be read")
     });
     assert_eq!(status, 200, "{html}");
@@ -84,6 +84,12 @@ fn a_blind_page_serves_from_its_config_and_a_flag_overrides_the_title() {
     assert!(
         html.contains("<h3>Notes beside the config</h3>"),
         "the notes, relative to the config file: {html}"
+    );
+    let (_, public) = page.get("/");
+    assert!(
+        public.contains("<h3>Notes beside the config</h3>")
+            && public.contains(r#"<header class="overall" data-state="unknown">"#),
+        "the public page carries the statement and is not green when blind: {public}"
     );
 }
 

@@ -23,6 +23,7 @@ use crate::harness::dir::TempDir;
 use crate::harness::fixtures::{AgentConfig, fixture_path};
 use crate::harness::http::{get_json, get_text, http_client, wait_for};
 use crate::harness::prometheus::Prometheus;
+use crate::harness::webdriver::WebDriver;
 
 const REGIONS: [&str; 3] = ["eu-west", "us-east", "ap-south"];
 const FAULTED: &str = "ap-south";
@@ -47,6 +48,28 @@ impl Stack {
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.page.url())
     }
+}
+
+/// A feature's state and its regions' states, from `/api/status`.
+fn feature_states(
+    status: &Value,
+    probe: &str,
+) -> Option<(String, std::collections::BTreeMap<String, String>)> {
+    let feature = status["features"]
+        .as_array()?
+        .iter()
+        .find(|feature| feature["probe"] == probe)?;
+    let regions = feature["regions"]
+        .as_array()?
+        .iter()
+        .map(|region| {
+            (
+                region["region"].as_str().unwrap_or_default().to_owned(),
+                region["state"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    Some((feature["state"].as_str()?.to_owned(), regions))
 }
 
 fn start_stack() -> Option<Stack> {
@@ -204,7 +227,9 @@ async fn a_region_outage_opens_and_ends_an_incident_and_a_blind_page_is_not_gree
         },
     )
     .await;
-    let page = get_text(&http, &stack.url("/")).await.unwrap_or_default();
+    let page = get_text(&http, &stack.url("/operators"))
+        .await
+        .unwrap_or_default();
     assert!(
         page.contains("<h3>Rehearsal</h3>"),
         "the notes are on top: {page}"
@@ -326,6 +351,37 @@ async fn a_region_outage_opens_and_ends_an_incident_and_a_blind_page_is_not_gree
         "{timeline}"
     );
 
+    let public = wait_status(
+        &http,
+        &stack,
+        "the feature in outage in ap-south",
+        |status| match feature_states(status, "group_message") {
+            Some((state, regions))
+                if state == "outage" && regions.get(FAULTED).is_some_and(|s| s == "outage") =>
+            {
+                Ok(())
+            }
+            other => Err(format!("{other:?}")),
+        },
+    )
+    .await;
+    let (_, regions) = feature_states(&public, "group_message").unwrap_or_default();
+    for region in REGIONS.iter().filter(|region| **region != FAULTED) {
+        assert_eq!(
+            regions.get(*region).map(String::as_str),
+            Some("operational"),
+            "{public}"
+        );
+    }
+    let page = get_text(&http, &stack.url("/")).await.unwrap_or_default();
+    assert!(
+        page.contains(r#"<li data-region="ap-south" data-state="outage">ap-south: Outage</li>"#),
+        "the public page says where: {page}"
+    );
+    assert!(
+        !page.contains("http_error") && !page.contains("mock"),
+        "no reasons or targets on the public page: {page}"
+    );
     let feed = get_text(&http, &stack.url("/feed.atom"))
         .await
         .unwrap_or_default();
@@ -339,13 +395,30 @@ async fn a_region_outage_opens_and_ends_an_incident_and_a_blind_page_is_not_gree
     );
 
     if let Some(browser) = Browser::find("fleet-page") {
-        let url = stack.url("/");
+        let url = stack.url("/operators");
         let dom = browser.dom(&url);
         assert!(
             dom.contains(r#"<article class="incident" data-state="ongoing" data-probe="group_message" data-regions="ap-south">"#),
             "the browser shows the ongoing incident: {dom}"
         );
-        browser.screenshot(&url, "fleet-status.png", "fleet-status.png");
+        browser.screenshot(&url, (1280, 1600), "fleet-status.png", "fleet-status.png");
+    }
+    for (width, height) in [(390, 844), (1280, 900)] {
+        let Some(driver) = WebDriver::start(width, height).await else {
+            break;
+        };
+        driver.open(&stack.url("/")).await;
+        let source = driver.source().await;
+        assert!(source.contains(r#"data-state="outage""#), "{source}");
+        let fits = driver
+            .evaluate(
+                "document.documentElement.scrollWidth <= document.documentElement.clientWidth",
+            )
+            .await;
+        assert_eq!(
+            fits, true,
+            "the public page fits {width} px without scrolling sideways"
+        );
     }
 
     // The outage ends: so does the incident, and its feed entry says so.
@@ -390,10 +463,18 @@ async fn a_region_outage_opens_and_ends_an_incident_and_a_blind_page_is_not_gree
         !blind["cells"].as_array().is_none_or(Vec::is_empty),
         "the last data stays, marked"
     );
-    let page = get_text(&http, &stack.url("/")).await.unwrap_or_default();
+    let page = get_text(&http, &stack.url("/operators"))
+        .await
+        .unwrap_or_default();
     assert!(
         page.contains(r#"<header class="overall" data-state="unknown">"#),
         "{page}"
     );
     assert!(page.contains("Blind: Prometheus cannot be read"), "{page}");
+    let public = get_text(&http, &stack.url("/")).await.unwrap_or_default();
+    assert!(
+        public.contains(r#"<header class="overall" data-state="unknown">"#)
+            && public.contains("We cannot read the results of our checks"),
+        "the public page is never green when blind: {public}"
+    );
 }
