@@ -101,6 +101,10 @@ pub(crate) async fn run(
         .as_ref()
         .map(OperatorToken::read)
         .transpose()?;
+    let notify_me = options
+        .notify
+        .as_ref()
+        .is_some_and(|config| config.smtp.is_some());
     let notify = match options.notify {
         Some(config) => {
             let notify = Notify::open(
@@ -129,6 +133,7 @@ pub(crate) async fn run(
         regions,
         store: reports_store.clone(),
         reports: Arc::clone(&reports),
+        notify_me,
     };
     let mut router = routes::router(page)
         .merge(crate::reports::routes::routes(Arc::clone(&reports)))

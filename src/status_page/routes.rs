@@ -53,6 +53,8 @@ pub(crate) struct Page {
     pub(crate) store: Store,
     /// User reports and the crowd signal.
     pub(crate) reports: Arc<Reports>,
+    /// Whether the public page offers "Notify me" (mail can be sent).
+    pub(crate) notify_me: bool,
 }
 
 /// One reading, as served.
@@ -234,7 +236,10 @@ async fn public_html(
             name: &problem.name.0,
         })
         .collect();
-    let notices = public_notices(&shown, &crowd, &problems, query.reported.as_deref());
+    let mut notices = public_notices(&shown, &crowd, &problems, query.reported.as_deref());
+    if query.subscribed.is_some() {
+        notices.insert(0, SUBSCRIBED_WORDS.to_owned());
+    }
     let regions = region_choices(&app.page.public, &shown.view.snapshot.cells);
     let note = app.page.notes.as_ref().and_then(NotesFile::current);
     let page = PublicPage {
@@ -246,6 +251,7 @@ async fn public_html(
         problems: &problems,
         regions: &regions,
         reports: &crowd.hours,
+        notify_me: app.page.notify_me,
         note: note.as_ref(),
         notices: &notices,
         blind: shown.error.is_some(),
@@ -258,6 +264,8 @@ async fn public_html(
 struct PublicQuery {
     /// The problem a user just reported (the form's redirect names it).
     reported: Option<String>,
+    /// Set when a user just asked to be notified.
+    subscribed: Option<String>,
 }
 
 /// The sentences on top of the public page: a thank-you for a report of a
@@ -300,6 +308,9 @@ fn public_notices(
         .flatten()
         .collect()
 }
+
+/// What the public page says after a "Notify me" form.
+const SUBSCRIBED_WORDS: &str = "Check your mail: if the address can be mailed, we sent it a link to confirm. Nothing else is sent until you confirm.";
 
 /// What the public page says when Prometheus cannot be read.
 const BLIND_WORDS: &str =

@@ -49,6 +49,8 @@ pub(crate) struct PublicPage<'a> {
     pub(crate) regions: &'a [Choice<'a>],
     /// Reports per hour over the last day, oldest first.
     pub(crate) reports: &'a [ReportHour],
+    /// Whether to offer "Notify me" (mail can be sent).
+    pub(crate) notify_me: bool,
     /// The operators' statement, if there is one.
     pub(crate) note: Option<&'a Note>,
     /// Sentences on top (a thank-you, why the page may be wrong), already in words.
@@ -68,6 +70,9 @@ impl PublicPage<'_> {
         self.write_incidents(&mut html);
         self.write_report_form(&mut html);
         self.write_report_trend(&mut html);
+        if self.notify_me {
+            self.write_notify_form(&mut html);
+        }
         self.write_uptime(&mut html);
         html.push_str(
             r#"<footer><a href="operators">For operators</a> · <a href="api/status">The same data as JSON</a> · <a href="feed.atom">Atom feed</a></footer>
@@ -258,6 +263,25 @@ impl PublicPage<'_> {
         );
     }
 
+    /// "Notify me": an address, the features (none ticked: all) and when.
+    fn write_notify_form(&self, html: &mut String) {
+        html.push_str(
+            r#"<section class="report notify"><h2>Notify me</h2><form method="post" action="subscribe"><label class="where">Your email address <input type="email" name="email" required autocomplete="email"></label><fieldset><legend>About (none ticked: everything)</legend>"#,
+        );
+        for feature in self.features {
+            let _ = write!(
+                html,
+                r#"<label><input type="checkbox" name="features" value="{}"> {}</label>"#,
+                Escaped(&feature.probe),
+                Escaped(&feature.name)
+            );
+        }
+        html.push_str(
+            r#"</fieldset><fieldset><legend>When</legend><label><input type="checkbox" name="events" value="resolved" checked> When it is back</label><label><input type="checkbox" name="events" value="opened"> When a problem starts</label></fieldset><button type="submit">Notify me</button><p class="sub">We send one mail to confirm the address and nothing else until you do; every mail has a one-click unsubscribe. We keep the address and your choices, nothing more.</p></form></section>
+"#,
+        );
+    }
+
     fn write_report_trend(&self, html: &mut String) {
         let trend = ReportTrend {
             problems: self.problems,
@@ -372,6 +396,7 @@ section.report form { background: #fff; border: 1px solid var(--line); padding: 
 section.report fieldset { border: 0; margin: 0 0 8px; padding: 0; }
 section.report legend { font-weight: 600; margin-bottom: 4px; }
 section.report fieldset label { display: block; padding: 6px 0; }
+section.report input[type="email"] { font: inherit; padding: 6px 8px; width: 100%; max-width: 24rem; display: block; }
 section.report select, section.report button { font: inherit; padding: 6px 10px; margin: 4px 0; }
 section.report button { background: var(--blue); color: #fff; border: 0; border-radius: 4px; }
 div.uptime { background: #fff; border: 1px solid var(--line); padding: 6px 12px; }
@@ -463,6 +488,7 @@ mod tests {
                 name: "Asia South",
             }],
             reports: &[],
+            notify_me: true,
             note: None,
             notices,
             blind,
@@ -535,6 +561,16 @@ mod tests {
             "{html}"
         );
         assert!(!html.contains("<script"), "{html}");
+        assert!(
+            html.contains(r#"<form method="post" action="subscribe">"#),
+            "{html}"
+        );
+        assert!(
+            html.contains(
+                r#"<input type="checkbox" name="features" value="group_message"> Messages"#
+            ),
+            "{html}"
+        );
         assert!(html.contains("All features are working"), "{html}");
         assert!(html.contains("No incidents."), "{html}");
     }

@@ -76,6 +76,12 @@ async fn subscribe_confirm_notify_and_unsubscribe(store: Store) {
     let (status, body) = get(&http, &on_page(&page, &link)).await;
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("Subscription confirmed"), "{body}");
+    let (_, public) = get(&http, &format!("{}/?subscribed=1", page.url())).await;
+    assert!(
+        public.contains(r#"<form method="post" action="subscribe">"#)
+            && public.contains("Check your mail"),
+        "the public page offers Notify me and says what comes next: {public}"
+    );
     assert_eq!(
         get(&http, &on_page(&page, &link)).await.0,
         410,
