@@ -1,126 +1,77 @@
-//! The fleet page's HTTP side: `/` (the shared page in the fleet's frame),
-//! `/api/status` (the agent's schema, plus where the data came from),
-//! `/api/incidents`, `/feed.atom` and `/healthz`.
+//! The fleet page's HTTP side: `/` (the shared page in the fleet's frame,
+//! its grid one row per probe and region), `/cells` (one probe × region,
+//! every target), `/api/status` (the agent's schema, plus the aggregate and
+//! where the data came from), `/api/incidents`, `/feed.atom` and `/healthz`.
 //!
-//! Prometheus is read at most once per [`REFRESH`], whatever the number of
-//! readers; when it cannot be read the last answer stays on show, marked:
-//! the banner says so and `overall` is `unknown`.
+//! Every answer is rendered from the latest reading the refresher
+//! published ([`super::refresher`]): no request waits on Prometheus.
 
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{Html, IntoResponse, Json, Response};
 use axum::routing::get;
 use serde::Serialize;
+use tokio::sync::watch;
 
+use super::aggregate::{self, Group};
 use super::feed;
 use super::incidents::Incident;
 use super::notes::NotesFile;
+use super::refresher::{Shown, unix_now};
 use super::sections;
-use super::source::{FleetSource, FleetView};
-use crate::status::{Frame, HEADERS, Health, StatusSnapshot, Timestamp, render_framed};
+use crate::status::{CellView, Frame, HEADERS, Health, StatusSnapshot, Timestamp, render_framed};
 
-/// How long one reading of Prometheus is served before the next.
-pub(crate) const REFRESH: Duration = Duration::from_secs(2);
-
-/// What the page serves, besides its source.
+/// What the page serves.
 #[derive(Debug)]
 pub(crate) struct Page {
-    /// Reads Prometheus.
-    pub(crate) source: FleetSource,
+    /// The query API's base URL, as `source.prometheus` says.
+    pub(crate) prometheus: String,
+    /// The latest reading of Prometheus.
+    pub(crate) shown: watch::Receiver<Arc<Shown>>,
     /// The page's and the feed's title.
     pub(crate) title: String,
     /// The operator's statement, if configured.
     pub(crate) notes: Option<NotesFile>,
 }
 
-/// One reading, as served.
-#[derive(Debug, Clone)]
-struct Shown {
-    view: FleetView,
-    /// Why the view may be wrong (Prometheus unreadable, all data stale).
-    notice: Option<String>,
-    /// The error Prometheus gave, if it did.
-    error: Option<String>,
-}
-
-#[derive(Default)]
-struct Cache {
-    shown: Option<(Instant, Arc<Shown>)>,
-    last_good: Option<FleetView>,
-}
-
-/// The page and its cache of Prometheus' last answer.
-struct App {
-    page: Page,
-    cache: tokio::sync::Mutex<Cache>,
-}
-
 /// The routes over `page`.
 pub(crate) fn router(page: Page) -> Router {
-    let app = Arc::new(App {
-        page,
-        cache: tokio::sync::Mutex::new(Cache::default()),
-    });
     Router::new()
         .route("/", get(html))
+        .route("/cells", get(cells_html))
         .route("/api/status", get(status_json))
         .route("/api/incidents", get(incidents_json))
         .route("/feed.atom", get(atom))
         .route("/healthz", get(|| async { "ok\n" }))
-        .with_state(app)
+        .with_state(Arc::new(page))
 }
 
-fn unix_now() -> u64 {
-    Timestamp::from_system(SystemTime::now()).unix_seconds()
-}
-
-impl App {
-    /// The current reading: cached for [`REFRESH`], else read now.
-    async fn shown(&self) -> Arc<Shown> {
-        let mut cache = self.cache.lock().await;
-        if let Some((at, shown)) = &cache.shown
-            && at.elapsed() < REFRESH
-        {
-            return Arc::clone(shown);
-        }
-        let now = unix_now();
-        let shown = match self.page.source.read(now).await {
-            Ok(view) => {
-                cache.last_good = Some(view.clone());
-                let notice = all_stale(&view.snapshot).then(|| {
-                    format!(
-                        "No fresh data: Prometheus has not scraped any agent for over {}",
-                        humantime::format_duration(self.page.source.stale_after)
-                    )
-                });
-                Shown {
-                    view,
-                    notice,
-                    error: None,
-                }
-            }
-            Err(error) => {
-                tracing::warn!("cannot read Prometheus: {error}");
-                blind(cache.last_good.clone(), now, &error.to_string())
-            }
-        };
-        let shown = Arc::new(shown);
-        cache.shown = Some((Instant::now(), Arc::clone(&shown)));
-        shown
+impl Page {
+    /// The latest reading.
+    fn shown(&self) -> Arc<Shown> {
+        Arc::clone(&self.shown.borrow())
     }
 
-    fn frame<'a>(&'a self, shown: &'a Shown, top: &'a [String], middle: &'a [String]) -> Frame<'a> {
+    fn frame<'a>(
+        &'a self,
+        shown: &'a Shown,
+        top: &'a [String],
+        grid: &'a str,
+        middle: &'a [String],
+    ) -> Frame<'a> {
         Frame {
-            title: &self.page.title,
-            heading: &self.page.title,
+            title: &self.title,
+            heading: &self.title,
             notice: shown.notice.as_deref(),
             no_failures: "No failures in the last hour.",
             style: sections::STYLE,
             top,
+            grid: Some(grid),
             middle,
             links: &[
                 ("The same data as JSON", "api/status"),
@@ -130,60 +81,95 @@ impl App {
             feed: Some("feed.atom"),
         }
     }
-}
 
-/// Whether there are cells and every one of them is stale.
-fn all_stale(snapshot: &StatusSnapshot) -> bool {
-    !snapshot.cells.is_empty() && snapshot.cells.iter().all(|cell| cell.stale)
-}
-
-/// The last good reading (or nothing), marked as blind: overall `unknown`,
-/// every cell stale, the banner naming the error.
-fn blind(last_good: Option<FleetView>, now: u64, error: &str) -> Shown {
-    let mut view = last_good.unwrap_or_else(|| FleetView {
-        snapshot: StatusSnapshot {
-            generated_at: Timestamp::from_unix_seconds(now),
-            overall: Health::Unknown,
-            cells: Vec::new(),
-            trends: Vec::new(),
-            recent_failures: Vec::new(),
-        },
-        incidents: Vec::new(),
-        uptime: Vec::new(),
-    });
-    view.snapshot.generated_at = Timestamp::from_unix_seconds(now);
-    view.snapshot.overall = Health::Unknown;
-    for cell in &mut view.snapshot.cells {
-        cell.stale = true;
-    }
-    Shown {
-        view,
-        notice: Some(format!("Blind: Prometheus cannot be read ({error})")),
-        error: Some(error.to_owned()),
+    /// Where the data came from.
+    fn source<'a>(&'a self, shown: &'a Shown) -> Source<'a> {
+        Source {
+            prometheus: &self.prometheus,
+            error: shown.error.as_deref(),
+        }
     }
 }
 
-async fn html(State(app): State<Arc<App>>) -> impl IntoResponse {
-    let shown = app.shown().await;
-    let note = app.page.notes.as_ref().and_then(NotesFile::current);
+async fn html(State(page): State<Arc<Page>>) -> impl IntoResponse {
+    let shown = page.shown();
+    let note = page.notes.as_ref().and_then(NotesFile::current);
     let incidents = &shown.view.incidents;
     let top: Vec<String> = [sections::notes(note.as_ref()), sections::ongoing(incidents)]
         .into_iter()
         .flatten()
         .collect();
+    let grid = sections::groups(&aggregate::groups(&shown.view.snapshot.cells));
     let middle = [
         sections::uptime(&shown.view.uptime, incidents),
         sections::history(incidents),
     ];
-    let page = render_framed(&shown.view.snapshot, &app.frame(&shown, &top, &middle));
-    (HEADERS, Html(page))
+    let html = render_framed(
+        &shown.view.snapshot,
+        &page.frame(&shown, &top, &grid, &middle),
+    );
+    (HEADERS, Html(html))
 }
 
-/// `/api/status`: the agent's schema, plus where it came from.
+/// `/cells?probe=P&region=R`: every target of one probe in one region.
+async fn cells_html(
+    State(page): State<Arc<Page>>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let (Some(probe), Some(region)) = (query.get("probe"), query.get("region")) else {
+        return (
+            StatusCode::BAD_REQUEST,
+            HEADERS,
+            "give the probe and the region: /cells?probe=PROBE&region=REGION\n",
+        )
+            .into_response();
+    };
+    let shown = page.shown();
+    let all = &shown.view.snapshot;
+    let cells: Vec<&CellView> = all
+        .cells
+        .iter()
+        .filter(|cell| &cell.key.probe == probe && &cell.key.region == region)
+        .collect();
+    if cells.is_empty() {
+        return (
+            StatusCode::NOT_FOUND,
+            HEADERS,
+            format!("no cells of probe {probe:?} in region {region:?}\n"),
+        )
+            .into_response();
+    }
+    let snapshot = StatusSnapshot {
+        generated_at: all.generated_at,
+        overall: match shown.error {
+            Some(_) => Health::Unknown,
+            None => Health::worst(cells.iter().filter(|c| !c.stale).map(|c| c.state)),
+        },
+        cells: cells.iter().map(|&cell| cell.clone()).collect(),
+        trends: all
+            .trends
+            .iter()
+            .filter(|trend| &trend.probe == probe)
+            .cloned()
+            .collect(),
+        recent_failures: all
+            .recent_failures
+            .iter()
+            .filter(|failure| &failure.key.probe == probe && &failure.key.region == region)
+            .cloned()
+            .collect(),
+    };
+    let grid = sections::cells(probe, region, &cells);
+    let html = render_framed(&snapshot, &page.frame(&shown, &[], &grid, &[]));
+    (HEADERS, Html(html)).into_response()
+}
+
+/// `/api/status`: the agent's schema, plus the aggregate and where it came from.
 #[derive(Serialize)]
 struct FleetStatus<'a> {
     #[serde(flatten)]
     snapshot: &'a StatusSnapshot,
+    aggregate: Vec<Group>,
     source: Source<'a>,
 }
 
@@ -194,14 +180,12 @@ struct Source<'a> {
     error: Option<&'a str>,
 }
 
-async fn status_json(State(app): State<Arc<App>>) -> Response {
-    let shown = app.shown().await;
+async fn status_json(State(page): State<Arc<Page>>) -> Response {
+    let shown = page.shown();
     let body = FleetStatus {
         snapshot: &shown.view.snapshot,
-        source: Source {
-            prometheus: app.page.source.client.base(),
-            error: shown.error.as_deref(),
-        },
+        aggregate: aggregate::groups(&shown.view.snapshot.cells),
+        source: page.source(&shown),
     };
     (HEADERS, Json(body)).into_response()
 }
@@ -213,23 +197,20 @@ struct Incidents<'a> {
     source: Source<'a>,
 }
 
-async fn incidents_json(State(app): State<Arc<App>>) -> Response {
-    let shown = app.shown().await;
+async fn incidents_json(State(page): State<Arc<Page>>) -> Response {
+    let shown = page.shown();
     let body = Incidents {
         incidents: &shown.view.incidents,
-        source: Source {
-            prometheus: app.page.source.client.base(),
-            error: shown.error.as_deref(),
-        },
+        source: page.source(&shown),
     };
     (HEADERS, Json(body)).into_response()
 }
 
-async fn atom(State(app): State<Arc<App>>) -> impl IntoResponse {
-    let shown = app.shown().await;
-    let note = app.page.notes.as_ref().and_then(NotesFile::current);
+async fn atom(State(page): State<Arc<Page>>) -> impl IntoResponse {
+    let shown = page.shown();
+    let note = page.notes.as_ref().and_then(NotesFile::current);
     let now = Timestamp::from_unix_seconds(unix_now());
-    let xml = feed::render(&app.page.title, &shown.view.incidents, note.as_ref(), now);
+    let xml = feed::render(&page.title, &shown.view.incidents, note.as_ref(), now);
     (
         HEADERS,
         [(CONTENT_TYPE, "application/atom+xml; charset=utf-8")],
