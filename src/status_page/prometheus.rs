@@ -4,6 +4,8 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -98,12 +100,44 @@ impl Series {
     }
 }
 
+/// What the queries asked of Prometheus so far (or between two readings).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Load {
+    /// Range queries answered.
+    pub(crate) queries: u64,
+    /// Samples Prometheus read to answer them (its `totalQueryableSamples`
+    /// statistic; 0 where a server does not give it).
+    pub(crate) samples: u64,
+    /// Points in the answers.
+    pub(crate) points: u64,
+}
+
+impl Load {
+    /// What was asked since `earlier`.
+    pub(crate) fn since(self, earlier: Load) -> Load {
+        Load {
+            queries: self.queries.saturating_sub(earlier.queries),
+            samples: self.samples.saturating_sub(earlier.samples),
+            points: self.points.saturating_sub(earlier.points),
+        }
+    }
+}
+
+/// The running totals behind [`Load`].
+#[derive(Debug, Default)]
+struct LoadCounters {
+    queries: AtomicU64,
+    samples: AtomicU64,
+    points: AtomicU64,
+}
+
 /// A Prometheus-compatible query API at a base URL.
 #[derive(Debug, Clone)]
 pub(crate) struct PrometheusClient {
     http: reqwest::Client,
     base: String,
     auth: Auth,
+    load: Arc<LoadCounters>,
 }
 
 /// The JSON envelope of every answer.
@@ -120,6 +154,21 @@ struct Envelope {
 struct MatrixData {
     #[serde(default)]
     result: Vec<MatrixSeries>,
+    /// Present when asked for with `stats=all` (Prometheus ≥ 2.35).
+    #[serde(default)]
+    stats: Option<QueryStats>,
+}
+
+#[derive(Deserialize)]
+struct QueryStats {
+    #[serde(default)]
+    samples: Option<SampleStats>,
+}
+
+#[derive(Deserialize)]
+struct SampleStats {
+    #[serde(default, rename = "totalQueryableSamples")]
+    total_queryable_samples: u64,
 }
 
 #[derive(Deserialize)]
@@ -150,12 +199,22 @@ impl PrometheusClient {
             http,
             base: base.trim_end_matches('/').to_owned(),
             auth,
+            load: Arc::default(),
         })
     }
 
     /// The base URL.
     pub(crate) fn base(&self) -> &str {
         &self.base
+    }
+
+    /// What every query so far asked of Prometheus.
+    pub(crate) fn load(&self) -> Load {
+        Load {
+            queries: self.load.queries.load(Ordering::Relaxed),
+            samples: self.load.samples.load(Ordering::Relaxed),
+            points: self.load.points.load(Ordering::Relaxed),
+        }
     }
 
     /// `query` evaluated every `step` seconds from `start` to `end` (unix seconds).
@@ -172,6 +231,7 @@ impl PrometheusClient {
             ("start", start.to_string()),
             ("end", end.to_string()),
             ("step", step.max(1).to_string()),
+            ("stats", "all".to_owned()),
         ];
         let request = self.authenticated(self.http.get(&url).query(&params))?;
         let unreachable = |error: reqwest::Error| PrometheusError::Unreachable {
@@ -191,7 +251,17 @@ impl PrometheusClient {
         if envelope.status != "success" {
             return Err(answered(envelope.error.unwrap_or(envelope.status)));
         }
-        let result = envelope.data.map(|data| data.result).unwrap_or_default();
+        let (result, samples) = envelope.data.map_or((Vec::new(), 0), |data| {
+            let samples = data.stats.and_then(|stats| stats.samples);
+            (
+                data.result,
+                samples.map_or(0, |s| s.total_queryable_samples),
+            )
+        });
+        let points: usize = result.iter().map(|series| series.values.len()).sum();
+        self.load.queries.fetch_add(1, Ordering::Relaxed);
+        self.load.samples.fetch_add(samples, Ordering::Relaxed);
+        self.load.points.fetch_add(points as u64, Ordering::Relaxed);
         Ok(result.into_iter().map(series).collect())
     }
 

@@ -52,7 +52,17 @@ async fn refresh_forever(source: FleetSource, sender: watch::Sender<Arc<Shown>>)
     while !sender.is_closed() {
         ticker.tick().await;
         let now = unix_now();
-        let shown = match read(&source, &mut mirror, now).await {
+        let (started, before) = (std::time::Instant::now(), source.client.load());
+        let result = read(&source, &mut mirror, now).await;
+        let load = source.client.load().since(before);
+        tracing::debug!(
+            "refresh read Prometheus: {} queries, {} samples, {} points in {} ms",
+            load.queries,
+            load.samples,
+            load.points,
+            started.elapsed().as_millis()
+        );
+        let shown = match result {
             Ok(view) => {
                 let shown = Arc::new(shown_fresh(view, source.stale_after));
                 last_good = Some(Arc::clone(&shown));
