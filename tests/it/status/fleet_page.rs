@@ -24,16 +24,16 @@ use crate::harness::http::{get_json, get_text, http_client, wait_for};
 use crate::harness::prometheus::Prometheus;
 
 const REGIONS: [&str; 3] = ["eu-west", "us-east", "ap-south"];
-const FAULTED: &str = "ap-south";
+pub(super) const FAULTED: &str = "ap-south";
 const PROBES: [&str; 2] = ["group_message", "edit_settings"];
 /// Longest wait for any one state change of the stack.
-const PATIENCE: Duration = Duration::from_secs(60);
+pub(super) const PATIENCE: Duration = Duration::from_secs(60);
 /// How often the test looks.
-const POLL: Duration = Duration::from_millis(500);
+pub(super) const POLL: Duration = Duration::from_millis(500);
 
 /// The whole stack; every process is killed when it drops.
-struct Stack {
-    backend: Running,
+pub(super) struct Stack {
+    pub(super) backend: Running,
     page: Running,
     prometheus: Option<Prometheus>,
     _agents: Vec<Running>,
@@ -41,12 +41,14 @@ struct Stack {
 }
 
 impl Stack {
-    fn url(&self, path: &str) -> String {
+    /// The page's URL of `path`.
+    pub(super) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.page.url())
     }
 }
 
-fn start_stack() -> Option<Stack> {
+/// The stack, the page started with `--incident-step STEP` (and notes).
+pub(super) fn start_stack(incident_step: &str) -> Option<Stack> {
     let prometheus = crate::harness::tool(
         "CHATPROBE_PROMETHEUS",
         "prometheus",
@@ -74,7 +76,7 @@ fn start_stack() -> Option<Stack> {
         &prometheus.url,
         &[
             OsStr::new("--incident-step"),
-            OsStr::new("1s"),
+            OsStr::new(incident_step),
             OsStr::new("--title"),
             OsStr::new("Example chat: status"),
             OsStr::new("--notes"),
@@ -113,7 +115,7 @@ fn cells(status: &Value) -> Result<Vec<(String, String, String)>, String> {
 }
 
 /// Waits for `/api/status` to pass `check`; the answer.
-async fn wait_status(
+pub(super) async fn wait_status(
     http: &reqwest::Client,
     stack: &Stack,
     what: &str,
@@ -128,7 +130,7 @@ async fn wait_status(
 }
 
 /// The incidents of `probe` in `/api/incidents`.
-async fn incidents_of(
+pub(super) async fn incidents_of(
     http: &reqwest::Client,
     stack: &Stack,
     probe: &str,
@@ -163,7 +165,7 @@ fn trends_have_runs(status: &Value) -> Result<(), String> {
     }
 }
 
-fn all_green(status: &Value) -> Result<(), String> {
+pub(super) fn all_green(status: &Value) -> Result<(), String> {
     let cells = cells(status)?;
     match cells.iter().all(|(_, _, state)| state == "green") && status["overall"] == "green" {
         true => Ok(()),
@@ -173,7 +175,7 @@ fn all_green(status: &Value) -> Result<(), String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_region_outage_opens_and_ends_an_incident_and_a_blind_page_is_not_green() {
-    let Some(mut stack) = start_stack() else {
+    let Some(mut stack) = start_stack("1s") else {
         return;
     };
     let http = http_client();

@@ -3,5 +3,6 @@
 
 mod board;
 mod browser;
+mod fleet_live;
 mod fleet_page;
 mod http;
