@@ -337,6 +337,42 @@ mod tests {
     }
 
     #[test]
+    fn a_group_row_links_its_drill_down_and_escapes_every_name() {
+        use crate::status_page::aggregate::{Group, NotPassing};
+        let not_passing: Vec<NotPassing> = (0..25)
+            .map(|index| NotPassing {
+                target: format!("<t{index}>"),
+                state: Health::Red,
+                reasons: vec![Reason::HttpError],
+            })
+            .collect();
+        let group = Group {
+            probe: "p&q".into(),
+            region: "r\"s".into(),
+            state: Health::Red,
+            targets: 30,
+            passing: 5,
+            degraded: 0,
+            failing: 25,
+            stale: 0,
+            not_passing,
+        };
+        let html = groups(&[group]);
+        assert!(
+            html.contains(r#"<a href="cells?probe=p%26q&amp;region=r%22s">p&amp;q</a>"#),
+            "{html}"
+        );
+        assert!(html.contains(r#"data-target="&lt;t0&gt;""#), "{html}");
+        assert!(!html.contains("<t0>"));
+        assert_eq!(
+            html.matches("<span data-target=").count(),
+            NOT_PASSING_NAMED
+        );
+        assert!(html.contains(">and 5 more</a>"), "{html}");
+        assert!(groups(&[]).contains("No probe run has finished yet."));
+    }
+
+    #[test]
     fn ongoing_incidents_are_listed_on_top_and_all_in_the_history() {
         let incidents = [
             incident("<ap>", None),

@@ -40,6 +40,10 @@ pub(crate) const SETTLE: u64 = 30;
 /// The most steps of the last hour one refresh reads at a time.
 const MAX_STEPS_PER_READ: u64 = 30;
 
+/// The most points a query over every cell asks for at once (Prometheus
+/// refuses a query that would hold more than 50 million samples).
+const MAX_POINTS_PER_QUERY: u64 = 120;
+
 /// The raw query of cells with failed runs in the hour up to each point (a
 /// counter that changed, or one born within the hour above 0).
 const FAILED_HOURS: &str = concat!(
@@ -218,10 +222,19 @@ impl FleetSource {
             end: read_until,
             step: LIVE_STEP,
         };
-        if !detailed.is_empty() {
-            let cells = samples::fetch(&self.client, steps, Detail::Full, Some(&detailed)).await?;
+        let mut from = steps.start;
+        while !detailed.is_empty() && from <= steps.end {
+            // A piece at a time: a large outage is many cells to read.
+            let to = (from + (MAX_STEPS_PER_READ - 1) * LIVE_STEP).min(steps.end);
+            let piece = Window {
+                start: from,
+                end: to,
+                step: LIVE_STEP,
+            };
+            let cells = samples::fetch(&self.client, piece, Detail::Full, Some(&detailed)).await?;
             last_hour.ingest(&cells, LIVE_STEP, Trends::Count);
             incidents.advance(&cells);
+            from = to + LIVE_STEP;
         }
         let quiet: Vec<CellSteps> = states
             .into_iter()
@@ -271,9 +284,24 @@ impl FleetSource {
             "sum by (probe) (clamp_min({runs} - {runs} offset {}s, 0))",
             window.step
         );
-        self.client
-            .range(&query, window.start, window.end, window.step)
-            .await
+        self.range_in_pieces(&query, window).await
+    }
+
+    /// `query` over `window`, asked [`MAX_POINTS_PER_QUERY`] points at a time.
+    async fn range_in_pieces(
+        &self,
+        query: &str,
+        window: Window,
+    ) -> Result<Vec<Series>, PrometheusError> {
+        let step = window.step.max(1);
+        let mut all = Vec::new();
+        let mut start = window.start;
+        while start <= window.end {
+            let end = (start + (MAX_POINTS_PER_QUERY - 1) * step).min(window.end);
+            all.extend(self.client.range(query, start, end, step).await?);
+            start = end + step;
+        }
+        Ok(all)
     }
 
     /// The uptime of the past days, and of today up to `until`.
@@ -305,10 +333,13 @@ impl FleetSource {
     ) -> Result<(), PrometheusError> {
         let end = until - until % HOUR;
         let start = end.saturating_sub(DAYS * DAY);
-        let flagged = self
-            .client
-            .range(self.failed_hours_query(until).await?, start, end, HOUR)
-            .await?;
+        let query = self.failed_hours_query(until).await?;
+        let hours = Window {
+            start,
+            end,
+            step: HOUR,
+        };
+        let flagged = self.range_in_pieces(query, hours).await?;
         let hours = flagged.iter().flat_map(|series| {
             let key = samples::key_of(series);
             series.points.iter().map(move |&(at, _)| (at, key.clone()))
