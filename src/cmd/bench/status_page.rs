@@ -130,6 +130,22 @@ pub(super) async fn run(args: StatusPageBenchArgs) -> anyhow::Result<()> {
         "every cell on the page:      {:.1} s after the page started",
         started.elapsed().as_secs_f64()
     );
+    if shape.failing > 0 {
+        let expected = shape.probes.len();
+        wait_until(
+            "an ongoing incident of every failing probe",
+            PATIENCE,
+            || async {
+                page.check_alive()?;
+                Ok(ongoing_incidents(http, &page.base).await? == expected)
+            },
+        )
+        .await?;
+        println!(
+            "every incident ongoing:      {:.1} s after the page started",
+            started.elapsed().as_secs_f64()
+        );
+    }
     let pid = page.pid();
     let mut max_rss_kib = rss_kib_of(&pid)?;
     let probe = shape.probes[0].as_str();
@@ -151,15 +167,7 @@ pub(super) async fn run(args: StatusPageBenchArgs) -> anyhow::Result<()> {
             timed.bytes as f64 / 1000.0
         );
     }
-    let incidents = http
-        .get(format!("{}/api/incidents", page.base))
-        .send()
-        .await?
-        .json::<serde_json::Value>()
-        .await?;
-    let ongoing = incidents["incidents"].as_array().map_or(0, |all| {
-        all.iter().filter(|i| i["ended_at"].is_null()).count()
-    });
+    let ongoing = ongoing_incidents(http, &page.base).await?;
     println!("ongoing incidents:           {ongoing} (one per failing probe)");
 
     let cpu_before = cpu_time_of(&pid)?;
@@ -234,6 +242,24 @@ async fn every_cell_fresh(
     Ok(status["source"]["error"].is_null()
         && all.len() == cells
         && all.iter().all(|cell| cell["stale"].is_null()))
+}
+
+/// How many incidents `/api/incidents` of the page at `base` lists as ongoing.
+async fn ongoing_incidents(http: &reqwest::Client, base: &str) -> anyhow::Result<usize> {
+    let answer: serde_json::Value = http
+        .get(format!("{base}/api/incidents"))
+        .send()
+        .await?
+        .json()
+        .await
+        .context("reading /api/incidents")?;
+    let all = answer["incidents"]
+        .as_array()
+        .map_or(&[][..], Vec::as_slice);
+    Ok(all
+        .iter()
+        .filter(|incident| incident["ended_at"].is_null())
+        .count())
 }
 
 /// Request times of one endpoint.
@@ -377,7 +403,10 @@ impl ChildProcess {
             ensure!(rules.is_file(), "no rules file {}", rules.display());
             yml.push_str(&format!("rule_files: [\"{}\"]\n", rules.display()));
         }
-        yml.push_str("scrape_configs:\n  - job_name: chatprobe\n    honor_labels: true\n    scrape_timeout: 10s\n    static_configs:\n");
+        let timeout = humantime::format_duration(args.scrape.min(Duration::from_secs(10)));
+        yml.push_str(&format!(
+            "scrape_configs:\n  - job_name: chatprobe\n    honor_labels: true\n    scrape_timeout: {timeout}\n    static_configs:\n"
+        ));
         for (region, addr) in agents {
             yml.push_str(&format!(
                 "      - targets: [\"{addr}\"]\n        labels: {{region: {region}}}\n"
@@ -411,9 +440,14 @@ impl ChildProcess {
         self.child.id().to_string()
     }
 
-    /// An error when the process has exited.
+    /// An error when the process has exited (gone, or a zombie not yet waited for).
     fn check_alive(&self) -> anyhow::Result<()> {
-        if std::fs::metadata(format!("/proc/{}", self.pid())).is_err() {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap_or_default();
+        let state = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next());
+        if state.is_none_or(|state| state == "Z") {
             bail!("{} exited; see {}", self.name, self.log.display());
         }
         Ok(())
