@@ -2,6 +2,7 @@
 //! Prometheus, Thanos, Mimir and other compatible servers serve it, with
 //! optional bearer or basic authentication.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -140,20 +141,21 @@ pub(crate) struct PrometheusClient {
     load: Arc<LoadCounters>,
 }
 
-/// The JSON envelope of every answer.
+/// The JSON envelope of every answer, borrowing from the body where it can
+/// (an answer about every cell holds hundreds of thousands of values).
 #[derive(Deserialize)]
-struct Envelope {
+struct Envelope<'a> {
     status: String,
-    #[serde(default)]
-    data: Option<MatrixData>,
+    #[serde(default, borrow)]
+    data: Option<MatrixData<'a>>,
     #[serde(default)]
     error: Option<String>,
 }
 
 #[derive(Deserialize)]
-struct MatrixData {
-    #[serde(default)]
-    result: Vec<MatrixSeries>,
+struct MatrixData<'a> {
+    #[serde(default, borrow)]
+    result: Vec<MatrixSeries<'a>>,
     /// Present when asked for with `stats=all` (Prometheus ≥ 2.35).
     #[serde(default)]
     stats: Option<QueryStats>,
@@ -172,10 +174,11 @@ struct SampleStats {
 }
 
 #[derive(Deserialize)]
-struct MatrixSeries {
-    metric: BTreeMap<String, String>,
-    #[serde(default)]
-    values: Vec<(f64, String)>,
+struct MatrixSeries<'a> {
+    #[serde(borrow)]
+    metric: BTreeMap<Cow<'a, str>, Cow<'a, str>>,
+    #[serde(default, borrow)]
+    values: Vec<(f64, Cow<'a, str>)>,
 }
 
 impl PrometheusClient {
@@ -283,14 +286,16 @@ impl PrometheusClient {
 
 /// A series of the answer, its values parsed (`NaN`, `+Inf` included) and
 /// its times in whole seconds.
-fn series(raw: MatrixSeries) -> Series {
+fn series(raw: MatrixSeries<'_>) -> Series {
     let points = raw
         .values
         .into_iter()
         .filter_map(|(at, value)| Some((at as u64, value.parse::<f64>().ok()?)))
         .collect();
-    Series {
-        labels: raw.metric,
-        points,
-    }
+    let labels = raw
+        .metric
+        .into_iter()
+        .map(|(name, value)| (name.into_owned(), value.into_owned()))
+        .collect();
+    Series { labels, points }
 }
