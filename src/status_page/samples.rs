@@ -226,10 +226,12 @@ async fn fetch_chunk(
             delta("chatprobe_probe_duration_seconds_sum", &[group]),
             delta("chatprobe_probe_duration_seconds_count", &[group])
         ));
-        tokio::try_join!(last_run, sampled, duration)
+        Ok::<_, PrometheusError>((last_run.await?, sampled.await?, duration.await?))
     };
-    let (runs, success, mut failures, (last_run, sampled, duration)) =
-        tokio::try_join!(runs, success, cleanup, times)?;
+    // One after the other: an answer about every cell is tens of
+    // megabytes once parsed, and the page's memory is their sum at once.
+    let (runs, success, mut failures) = (runs.await?, success.await?, cleanup.await?);
+    let (last_run, sampled, duration) = times.await?;
     if detail.failures() {
         for failing in selector::matchers(&failing_cells(&runs)) {
             let parts = [failing.as_str(), r#"operation!="cleanup""#];
