@@ -107,7 +107,7 @@ define() {
         measure "JSON size" KB 0 "" 's/^json: .*, ([0-9]+) bytes$/\1 bytes/p' ;;
     status-page | status-page-10000)
         command="chatprobe bench status-page --targets 1000 --probes 5 --regions 3 --rules dashboards/rules.yml"
-        [[ $1 == status-page-10000 ]] && command="chatprobe bench status-page --targets 10000 --probes 1 --regions 3 --failing 100 --rules dashboards/rules.yml"
+        [[ $1 == status-page-10000 ]] && command="chatprobe bench status-page --targets 10000 --probes 1 --regions 1 --failing 100 --rules dashboards/rules.yml"
         measure "every cell on the page, after the page started" s 0 "" 's/^every cell on the page: +([0-9.]+) s after .*/\1/p'
         local endpoint
         for endpoint in / /api/status /api/incidents /feed.atom /cells; do
