@@ -284,17 +284,19 @@ impl CellState {
         {
             self.recent.pop_front();
         }
-        let last_failed = match step.last_passed {
-            Some(passed) => !passed,
-            None if step.failed > 0 || step.passed > 0 => step.passed == 0,
-            None => self.last_failed,
-        };
-        // Within one step the order of runs is unknown: with a failure in
-        // it, only the last run (when it passed) counts as passing in a row.
+        // Within one step the order of runs is unknown: a step with a failed
+        // run counts as failing (when that run finished, it was the last
+        // one), so a failure seen while the step was still being read stays
+        // seen once the whole step is; passes count from the next step.
+        let last_failed = step.failed > 0
+            || match step.last_passed {
+                Some(passed) => !passed,
+                None if step.passed > 0 => false,
+                None => self.last_failed,
+            };
         self.passes_in_a_row = match (step.failed, last_failed) {
-            (0, _) => self.passes_in_a_row.saturating_add(step.passed),
-            (_, false) => 1,
-            (_, true) => 0,
+            (0, false) => self.passes_in_a_row.saturating_add(step.passed),
+            _ => 0,
         };
         self.last_failed = last_failed;
     }
@@ -468,9 +470,10 @@ mod tests {
     }
 
     #[test]
-    fn runs_of_unknown_order_in_one_step_count_one_pass_at_most() {
-        let mut cells = cell("ap-south", "FFPP");
-        // The step at 1020 had a failure and two passes, the last one passing.
+    fn a_step_with_a_failed_run_counts_as_failing_whatever_its_last_run() {
+        let mut cells = cell("ap-south", "FFPPP");
+        // The step at 1020 had a failure and two passes, the last one passing:
+        // the passes in a row count from the next step.
         cells.steps[2] = Step {
             at: 1020,
             failed: 1,
@@ -479,7 +482,17 @@ mod tests {
             ..Step::default()
         };
         let found = incidents(&[cells]);
-        assert_eq!(span(&found[0]), (1010, Some(1030)));
+        assert_eq!(span(&found[0]), (1010, Some(1040)));
+        // Two failed runs in one step that ended passing open one too.
+        let mut quick = cell("eu-west", "PPPPP");
+        quick.steps[1] = Step {
+            at: 1010,
+            failed: 2,
+            passed: 3,
+            last_passed: Some(true),
+            ..Step::default()
+        };
+        assert_eq!(span(&incidents(&[quick])[0]), (1010, Some(1030)));
     }
 
     #[test]

@@ -213,7 +213,13 @@ impl FleetSource {
         let states = samples::fetch(&self.client, hour, Detail::State, None).await?;
         let mut detailed: CellSet = states
             .iter()
-            .filter(|cell| cell.steps.iter().any(|step| step.failed > 0))
+            .filter(|cell| {
+                // Failed runs in the hour, or failing now (a counter born
+                // within the hour has no difference over it).
+                cell.steps
+                    .iter()
+                    .any(|step| step.failed > 0 || step.last_passed == Some(false))
+            })
             .map(|cell| cell.key.clone())
             .collect();
         detailed.extend(incidents.involved().cloned());
@@ -498,5 +504,77 @@ mod tests {
         );
         assert!(done.is_empty());
         assert_eq!(head.len(), 1);
+    }
+}
+
+#[cfg(test)]
+mod mirror_tests {
+    use super::*;
+    use crate::outcome::{Operation, Reason};
+    use crate::status_page::samples::Step;
+
+    /// 2026-11-23T16:25:00Z.
+    const BASE: u64 = 1_795_451_100;
+
+    fn cell(runs: &str) -> CellSteps {
+        let steps = runs
+            .chars()
+            .enumerate()
+            .map(|(index, run)| {
+                let at = BASE + 10 * index as u64;
+                let failed = u32::from(run == 'F');
+                Step {
+                    at,
+                    failed,
+                    passed: 1 - failed,
+                    last_passed: Some(failed == 0),
+                    failures: match failed {
+                        1 => vec![(Operation::Send, Reason::HttpError, 1)],
+                        _ => Vec::new(),
+                    },
+                    sampled_at: Some(at),
+                    ..Step::default()
+                }
+            })
+            .collect();
+        CellSteps {
+            key: ProbeKey {
+                region: "ap-south".into(),
+                target: "mock".into(),
+                probe: "group_message".into(),
+            },
+            steps,
+        }
+    }
+
+    #[test]
+    fn an_incident_seen_in_the_head_stays_once_its_steps_are_kept() {
+        let whole = cell("PPFFFFPPPP");
+        let mut mirror = Mirror {
+            last_hour: LastHour::default(),
+            incidents: IncidentTracker::new(IncidentRule::default()),
+            uptime: Uptime::default(),
+            read_until: BASE - 10,
+        };
+        let mut shown = Vec::new();
+        for now in (BASE..BASE + 140).step_by(2) {
+            let window = next_read(mirror.read_until, now);
+            let read: Vec<CellSteps> = vec![CellSteps {
+                key: whole.key.clone(),
+                steps: whole
+                    .steps
+                    .iter()
+                    .filter(|s| s.at >= window.start && s.at <= window.end && s.at <= now + 10)
+                    .cloned()
+                    .collect(),
+            }];
+            let (done, head) = split(read, settled(now));
+            mirror.take_in(&done);
+            mirror.read_until = settled(now).min(window.end).max(mirror.read_until);
+            let view = mirror.view(&head, now, Duration::from_secs(60));
+            shown.push(view.incidents.len());
+        }
+        let first = shown.iter().position(|&n| n > 0).expect("opened");
+        assert!(shown[first..].iter().all(|&n| n == 1), "{shown:?}");
     }
 }
