@@ -17,6 +17,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
 pub use health::Health;
+pub(crate) use page::CellHtml;
 pub use page::{Frame, render as render_page, render_framed};
 pub use routes::{HEADERS, router};
 pub(crate) use snapshot::{

@@ -46,6 +46,9 @@ pub struct Frame<'a> {
     pub(crate) style: &'a str,
     /// Sections (HTML, their text already escaped) between the banner and the grid.
     pub(crate) top: &'a [String],
+    /// What stands in for the grid of every cell (HTML, its text already
+    /// escaped), when a page has too many cells for one grid.
+    pub(crate) grid: Option<&'a str>,
     /// Sections (HTML, their text already escaped) between the trends and the recent failures.
     pub(crate) middle: &'a [String],
     /// The footer's links: what each one serves, and its relative address.
@@ -63,6 +66,7 @@ impl Frame<'static> {
         no_failures: "No failures since the agent started.",
         style: "",
         top: &[],
+        grid: None,
         middle: &[],
         links: &[
             ("The same data as JSON", "api/status"),
@@ -111,7 +115,10 @@ impl fmt::Display for StatusPage<'_> {
             .top
             .iter()
             .try_for_each(|section| f.write_str(section))?;
-        write_grid(f, &snapshot.cells)?;
+        match frame.grid {
+            Some(grid) => f.write_str(grid)?,
+            None => write_grid(f, &snapshot.cells)?,
+        }
         write_trends(f, &snapshot.trends)?;
         frame
             .middle
@@ -231,6 +238,16 @@ fn write_grid(f: &mut fmt::Formatter<'_>, cells: &[CellView]) -> fmt::Result {
         f.write_str("</tr>\n")?;
     }
     f.write_str("</tbody></table></section>\n")
+}
+
+/// One cell as the grid shows it (`<td class="cell" …>`), for pages that
+/// lay cells out their own way.
+pub(crate) struct CellHtml<'a>(pub(crate) &'a CellView);
+
+impl fmt::Display for CellHtml<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write_cell(f, self.0)
+    }
 }
 
 /// One grid cell: the state in words, each failure's reason, and when.

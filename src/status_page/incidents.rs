@@ -3,8 +3,9 @@
 //! rules define it (its last run failed and it failed at least twice in 2
 //! minutes) and ended when every cell it involved has passed twice in a row.
 //!
-//! [`derive`] is a pure function of each cell's steps, so the rule is
-//! unit-tested on synthetic series.
+//! [`IncidentTracker`] takes the steps in as they are read (the history at
+//! `--incident-step`, then the last hour at 10 s) and keeps only a few
+//! numbers a cell; it is pure, so the rule is unit-tested on synthetic series.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
@@ -100,25 +101,164 @@ fn reasons_in_words<S: Serializer>(
     }))
 }
 
-/// Every incident in `cells`, newest first; `now` bounds ongoing durations.
-pub(crate) fn derive(cells: &[CellSteps], rule: IncidentRule, now: u64) -> Vec<Incident> {
-    let mut by_probe: BTreeMap<&str, Vec<&CellSteps>> = BTreeMap::new();
-    for cell in cells {
-        by_probe.entry(&cell.key.probe).or_default().push(cell);
+/// The incident rule run incrementally: steps go in, in time order, batch
+/// after batch (a batch holds every cell's steps of one span of time), and
+/// the incidents found so far come out. What it keeps is a few numbers a
+/// cell and the incidents themselves, never the steps.
+#[derive(Debug, Clone)]
+pub(crate) struct IncidentTracker {
+    rule: IncidentRule,
+    probes: BTreeMap<String, ProbeTracker>,
+}
+
+impl IncidentTracker {
+    /// A tracker that has seen nothing.
+    pub(crate) fn new(rule: IncidentRule) -> Self {
+        Self {
+            rule,
+            probes: BTreeMap::new(),
+        }
     }
-    let mut incidents: Vec<Incident> = by_probe
-        .into_iter()
-        .flat_map(|(probe, cells)| derive_probe(probe, &cells, rule, now))
-        .collect();
-    incidents.sort_by_key(|incident| std::cmp::Reverse(incident.started_at));
-    incidents
+
+    /// Takes in the steps of `cells`, all later than any taken in before.
+    pub(crate) fn advance(&mut self, cells: &[CellSteps]) {
+        let mut timelines: BTreeMap<&str, Timeline<'_>> = BTreeMap::new();
+        for cell in cells {
+            let timeline = timelines.entry(&cell.key.probe).or_default();
+            for step in &cell.steps {
+                timeline.entry(step.at).or_default().push((&cell.key, step));
+            }
+        }
+        for (probe, timeline) in timelines {
+            let tracker = self
+                .probes
+                .entry(probe.to_owned())
+                .or_insert_with(|| ProbeTracker::new(probe));
+            for (at, steps) in timeline {
+                tracker.advance(at, &steps, self.rule);
+            }
+        }
+    }
+
+    /// The cells the ongoing incidents involve.
+    pub(crate) fn involved(&self) -> impl Iterator<Item = &ProbeKey> + '_ {
+        self.probes
+            .values()
+            .filter_map(|tracker| tracker.open.as_ref())
+            .flat_map(|(_, involved)| involved.iter())
+    }
+
+    /// Forgets incidents that ended before `cutoff` (unix seconds).
+    pub(crate) fn forget_before(&mut self, cutoff: u64) {
+        for tracker in self.probes.values_mut() {
+            tracker.ended.retain(|incident| {
+                incident
+                    .ended_at
+                    .is_none_or(|end| end.unix_seconds() >= cutoff)
+            });
+        }
+    }
+
+    /// Every incident found, newest first; `now` bounds ongoing durations.
+    pub(crate) fn incidents(&self, now: u64) -> Vec<Incident> {
+        let mut incidents: Vec<Incident> = self
+            .probes
+            .values()
+            .flat_map(|tracker| {
+                let open = tracker.open.as_ref().map(|(incident, _)| {
+                    let mut incident = incident.clone();
+                    incident.duration_seconds =
+                        now.saturating_sub(incident.started_at.unix_seconds());
+                    incident
+                });
+                tracker.ended.iter().cloned().chain(open)
+            })
+            .collect();
+        incidents.sort_by_key(|incident| std::cmp::Reverse(incident.started_at));
+        incidents
+    }
+}
+
+/// One probe's steps of a batch, by the time they end.
+type Timeline<'a> = BTreeMap<u64, Vec<(&'a ProbeKey, &'a Step)>>;
+
+/// The rule over the cells of one probe.
+#[derive(Debug, Clone)]
+struct ProbeTracker {
+    probe: String,
+    states: BTreeMap<ProbeKey, CellState>,
+    /// The cells failing by the rule now.
+    failing: BTreeSet<ProbeKey>,
+    /// The ongoing incident and the cells it involves.
+    open: Option<(Incident, BTreeSet<ProbeKey>)>,
+    /// The incidents that ended, oldest first.
+    ended: Vec<Incident>,
+}
+
+impl ProbeTracker {
+    fn new(probe: &str) -> Self {
+        Self {
+            probe: probe.to_owned(),
+            states: BTreeMap::new(),
+            failing: BTreeSet::new(),
+            open: None,
+            ended: Vec::new(),
+        }
+    }
+
+    /// Takes in the steps of its cells that end at `at`.
+    fn advance(&mut self, at: u64, steps: &[(&ProbeKey, &Step)], rule: IncidentRule) {
+        let window = rule.window.as_secs().max(1);
+        for &(key, step) in steps {
+            let state = self.states.entry(key.clone()).or_default();
+            state.advance(step, window);
+            match state.failing(rule) {
+                true => self.failing.insert(key.clone()),
+                false => self.failing.remove(key),
+            };
+        }
+        if self.open.is_none() && !self.failing.is_empty() {
+            self.open = Some((new_incident(&self.probe, at), BTreeSet::new()));
+        }
+        let Some((incident, involved)) = self.open.as_mut() else {
+            return;
+        };
+        for key in &self.failing {
+            if involved.insert(key.clone())
+                && let Some(state) = self.states.get(key)
+            {
+                join(incident, key, state);
+            }
+        }
+        for &(key, step) in steps {
+            if involved.contains(key) {
+                for &(operation, reason, _) in &step.failures {
+                    incident
+                        .reasons
+                        .entry(reason)
+                        .or_default()
+                        .insert(operation);
+                }
+            }
+        }
+        let recovered = involved.iter().all(|key| {
+            self.states
+                .get(key)
+                .is_some_and(|state| state.recovered(rule))
+        });
+        if recovered && let Some((mut incident, _)) = self.open.take() {
+            incident.ended_at = Some(Timestamp::from_unix_seconds(at));
+            incident.duration_seconds = at.saturating_sub(incident.started_at.unix_seconds());
+            self.ended.push(incident);
+        }
+    }
 }
 
 /// A step with failed runs: its end, how many failed, their failed steps.
 type FailedStep = (u64, u32, Vec<(Operation, Reason)>);
 
 /// What the rule remembers about one cell.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 struct CellState {
     /// Steps with failed runs within the window.
     recent: VecDeque<FailedStep>,
@@ -144,17 +284,19 @@ impl CellState {
         {
             self.recent.pop_front();
         }
-        let last_failed = match step.last_passed {
-            Some(passed) => !passed,
-            None if step.failed > 0 || step.passed > 0 => step.passed == 0,
-            None => self.last_failed,
-        };
-        // Within one step the order of runs is unknown: with a failure in
-        // it, only the last run (when it passed) counts as passing in a row.
+        // Within one step the order of runs is unknown: a step with a failed
+        // run counts as failing (when that run finished, it was the last
+        // one), so a failure seen while the step was still being read stays
+        // seen once the whole step is; passes count from the next step.
+        let last_failed = step.failed > 0
+            || match step.last_passed {
+                Some(passed) => !passed,
+                None if step.passed > 0 => false,
+                None => self.last_failed,
+            };
         self.passes_in_a_row = match (step.failed, last_failed) {
-            (0, _) => self.passes_in_a_row.saturating_add(step.passed),
-            (_, false) => 1,
-            (_, true) => 0,
+            (0, false) => self.passes_in_a_row.saturating_add(step.passed),
+            _ => 0,
         };
         self.last_failed = last_failed;
     }
@@ -173,62 +315,6 @@ impl CellState {
             .iter()
             .flat_map(|(_, _, reasons)| reasons.iter().copied())
     }
-}
-
-/// The incidents of one probe, over all its cells.
-fn derive_probe(probe: &str, cells: &[&CellSteps], rule: IncidentRule, now: u64) -> Vec<Incident> {
-    let window = rule.window.as_secs().max(1);
-    let mut timeline: BTreeMap<u64, Vec<(usize, &Step)>> = BTreeMap::new();
-    for (index, cell) in cells.iter().enumerate() {
-        for step in &cell.steps {
-            timeline.entry(step.at).or_default().push((index, step));
-        }
-    }
-    let mut states: Vec<CellState> = cells.iter().map(|_| CellState::default()).collect();
-    let mut open: Option<(Incident, BTreeSet<usize>)> = None;
-    let mut found = Vec::new();
-    for (at, steps) in timeline {
-        for &(index, step) in &steps {
-            states[index].advance(step, window);
-        }
-        let failing: Vec<usize> = (0..cells.len())
-            .filter(|&index| states[index].failing(rule))
-            .collect();
-        if open.is_none() && !failing.is_empty() {
-            open = Some((new_incident(probe, at), BTreeSet::new()));
-        }
-        let Some((incident, involved)) = open.as_mut() else {
-            continue;
-        };
-        for &index in &failing {
-            if involved.insert(index) {
-                join(incident, &cells[index].key, &states[index]);
-            }
-        }
-        for &(index, step) in &steps {
-            if involved.contains(&index) {
-                for &(operation, reason, _) in &step.failures {
-                    incident
-                        .reasons
-                        .entry(reason)
-                        .or_default()
-                        .insert(operation);
-                }
-            }
-        }
-        if involved.iter().all(|&index| states[index].recovered(rule))
-            && let Some((mut incident, _)) = open.take()
-        {
-            incident.ended_at = Some(Timestamp::from_unix_seconds(at));
-            incident.duration_seconds = at.saturating_sub(incident.started_at.unix_seconds());
-            found.push(incident);
-        }
-    }
-    if let Some((mut incident, _)) = open {
-        incident.duration_seconds = now.saturating_sub(incident.started_at.unix_seconds());
-        found.push(incident);
-    }
-    found
 }
 
 fn new_incident(probe: &str, at: u64) -> Incident {
@@ -260,6 +346,13 @@ fn join(incident: &mut Incident, key: &ProbeKey, state: &CellState) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every incident in `cells`, newest first; `now` bounds ongoing durations.
+    fn derive(cells: &[CellSteps], rule: IncidentRule, now: u64) -> Vec<Incident> {
+        let mut tracker = IncidentTracker::new(rule);
+        tracker.advance(cells);
+        tracker.incidents(now)
+    }
 
     /// One run a step, 10 s apart from t = 1000: `F` failed (http_error at
     /// send), `P` passed, `.` no run.
@@ -377,9 +470,10 @@ mod tests {
     }
 
     #[test]
-    fn runs_of_unknown_order_in_one_step_count_one_pass_at_most() {
-        let mut cells = cell("ap-south", "FFPP");
-        // The step at 1020 had a failure and two passes, the last one passing.
+    fn a_step_with_a_failed_run_counts_as_failing_whatever_its_last_run() {
+        let mut cells = cell("ap-south", "FFPPP");
+        // The step at 1020 had a failure and two passes, the last one passing:
+        // the passes in a row count from the next step.
         cells.steps[2] = Step {
             at: 1020,
             failed: 1,
@@ -388,7 +482,17 @@ mod tests {
             ..Step::default()
         };
         let found = incidents(&[cells]);
-        assert_eq!(span(&found[0]), (1010, Some(1030)));
+        assert_eq!(span(&found[0]), (1010, Some(1040)));
+        // Two failed runs in one step that ended passing open one too.
+        let mut quick = cell("eu-west", "PPPPP");
+        quick.steps[1] = Step {
+            at: 1010,
+            failed: 2,
+            passed: 3,
+            last_passed: Some(true),
+            ..Step::default()
+        };
+        assert_eq!(span(&incidents(&[quick])[0]), (1010, Some(1030)));
     }
 
     #[test]

@@ -4,20 +4,25 @@
 //! without the shipped recording rules.
 //!
 //! Data flows one way: [`prometheus`] (the query API) → [`samples`] (the
-//! contract metrics as steps per cell) → [`board`] (the last hour, in the
-//! agent's snapshot), [`incidents`], [`uptime`] → [`sections`] and the
-//! shared renderer of [`crate::status`], [`feed`] → [`server`]. [`source`]
-//! reads everything at once; [`notes`] is the operator's statement.
+//! contract metrics as steps per cell, narrowed by [`selector`]) →
+//! [`last_hour`] (the last hour, folded into the agent's snapshot),
+//! [`incidents`], [`uptime`] → [`aggregate`], [`sections`] and the shared
+//! renderer of [`crate::status`], [`feed`] → [`routes`]. [`source`] reads
+//! incrementally into its mirror; [`refresher`] is the one task that does,
+//! on a fixed cadence; [`notes`] is the operator's statement.
 
+pub(crate) mod aggregate;
 pub(crate) mod feed;
 pub(crate) mod incidents;
 pub(crate) mod last_hour;
 pub(crate) mod notes;
 pub(crate) mod prometheus;
 pub(crate) mod public;
+pub(crate) mod refresher;
 pub(crate) mod routes;
 pub(crate) mod samples;
 pub(crate) mod sections;
+pub(crate) mod selector;
 pub(crate) mod source;
 pub(crate) mod statements;
 pub(crate) mod uptime;
@@ -120,13 +125,16 @@ pub(crate) async fn run(
         }
         None => None,
     };
+    let prometheus = client.base().to_owned();
+    let source = FleetSource {
+        client,
+        rule: options.rule,
+        step: options.step,
+        stale_after: options.stale_after,
+    };
     let page = routes::Page {
-        source: FleetSource {
-            client,
-            rule: options.rule,
-            step: options.step,
-            stale_after: options.stale_after,
-        },
+        prometheus,
+        shown: refresher::spawn(source),
         title: options.title,
         notes: options.notes.map(notes::NotesFile::new),
         public: options.public,

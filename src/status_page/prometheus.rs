@@ -2,7 +2,10 @@
 //! Prometheus, Thanos, Mimir and other compatible servers serve it, with
 //! optional bearer or basic authentication.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -55,35 +58,84 @@ impl Series {
     }
 }
 
+/// What the queries asked of Prometheus so far (or between two readings).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Load {
+    /// Range queries answered.
+    pub(crate) queries: u64,
+    /// Samples Prometheus read to answer them (its `totalQueryableSamples`
+    /// statistic; 0 where a server does not give it).
+    pub(crate) samples: u64,
+    /// Points in the answers.
+    pub(crate) points: u64,
+}
+
+impl Load {
+    /// What was asked since `earlier`.
+    pub(crate) fn since(self, earlier: Load) -> Load {
+        Load {
+            queries: self.queries.saturating_sub(earlier.queries),
+            samples: self.samples.saturating_sub(earlier.samples),
+            points: self.points.saturating_sub(earlier.points),
+        }
+    }
+}
+
+/// The running totals behind [`Load`].
+#[derive(Debug, Default)]
+struct LoadCounters {
+    queries: AtomicU64,
+    samples: AtomicU64,
+    points: AtomicU64,
+}
+
 /// A Prometheus-compatible query API at a base URL.
 #[derive(Debug, Clone)]
 pub(crate) struct PrometheusClient {
     http: reqwest::Client,
     base: String,
     auth: Auth,
+    load: Arc<LoadCounters>,
 }
 
-/// The JSON envelope of every answer.
+/// The JSON envelope of every answer, borrowing from the body where it can
+/// (an answer about every cell holds hundreds of thousands of values).
 #[derive(Deserialize)]
-struct Envelope {
+struct Envelope<'a> {
     status: String,
-    #[serde(default)]
-    data: Option<MatrixData>,
+    #[serde(default, borrow)]
+    data: Option<MatrixData<'a>>,
     #[serde(default)]
     error: Option<String>,
 }
 
 #[derive(Deserialize)]
-struct MatrixData {
+struct MatrixData<'a> {
+    #[serde(default, borrow)]
+    result: Vec<MatrixSeries<'a>>,
+    /// Present when asked for with `stats=all` (Prometheus ≥ 2.35).
     #[serde(default)]
-    result: Vec<MatrixSeries>,
+    stats: Option<QueryStats>,
 }
 
 #[derive(Deserialize)]
-struct MatrixSeries {
-    metric: BTreeMap<String, String>,
+struct QueryStats {
     #[serde(default)]
-    values: Vec<(f64, String)>,
+    samples: Option<SampleStats>,
+}
+
+#[derive(Deserialize)]
+struct SampleStats {
+    #[serde(default, rename = "totalQueryableSamples")]
+    total_queryable_samples: u64,
+}
+
+#[derive(Deserialize)]
+struct MatrixSeries<'a> {
+    #[serde(borrow)]
+    metric: BTreeMap<Cow<'a, str>, Cow<'a, str>>,
+    #[serde(default, borrow)]
+    values: Vec<(f64, Cow<'a, str>)>,
 }
 
 impl PrometheusClient {
@@ -107,12 +159,22 @@ impl PrometheusClient {
             http,
             base: base.trim_end_matches('/').to_owned(),
             auth,
+            load: Arc::default(),
         })
     }
 
     /// The base URL.
     pub(crate) fn base(&self) -> &str {
         &self.base
+    }
+
+    /// What every query so far asked of Prometheus.
+    pub(crate) fn load(&self) -> Load {
+        Load {
+            queries: self.load.queries.load(Ordering::Relaxed),
+            samples: self.load.samples.load(Ordering::Relaxed),
+            points: self.load.points.load(Ordering::Relaxed),
+        }
     }
 
     /// `query` evaluated every `step` seconds from `start` to `end` (unix seconds).
@@ -129,6 +191,7 @@ impl PrometheusClient {
             ("start", start.to_string()),
             ("end", end.to_string()),
             ("step", step.max(1).to_string()),
+            ("stats", "all".to_owned()),
         ];
         let request = self.authenticated(self.http.get(&url).query(&params))?;
         let unreachable = |error: reqwest::Error| PrometheusError::Unreachable {
@@ -148,7 +211,17 @@ impl PrometheusClient {
         if envelope.status != "success" {
             return Err(answered(envelope.error.unwrap_or(envelope.status)));
         }
-        let result = envelope.data.map(|data| data.result).unwrap_or_default();
+        let (result, samples) = envelope.data.map_or((Vec::new(), 0), |data| {
+            let samples = data.stats.and_then(|stats| stats.samples);
+            (
+                data.result,
+                samples.map_or(0, |s| s.total_queryable_samples),
+            )
+        });
+        let points: usize = result.iter().map(|series| series.values.len()).sum();
+        self.load.queries.fetch_add(1, Ordering::Relaxed);
+        self.load.samples.fetch_add(samples, Ordering::Relaxed);
+        self.load.points.fetch_add(points as u64, Ordering::Relaxed);
         Ok(result.into_iter().map(series).collect())
     }
 
@@ -162,14 +235,16 @@ impl PrometheusClient {
 
 /// A series of the answer, its values parsed (`NaN`, `+Inf` included) and
 /// its times in whole seconds.
-fn series(raw: MatrixSeries) -> Series {
+fn series(raw: MatrixSeries<'_>) -> Series {
     let points = raw
         .values
         .into_iter()
         .filter_map(|(at, value)| Some((at as u64, value.parse::<f64>().ok()?)))
         .collect();
-    Series {
-        labels: raw.metric,
-        points,
-    }
+    let labels = raw
+        .metric
+        .into_iter()
+        .map(|(name, value)| (name.into_owned(), value.into_owned()))
+        .collect();
+    Series { labels, points }
 }

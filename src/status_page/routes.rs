@@ -1,46 +1,48 @@
 //! The status page's HTTP side: `/` (the public page), `/operators` (the
-//! shared page in the fleet's frame), `/api/status` (the agent's schema,
-//! plus the public page's features and where the data came from),
-//! `/api/incidents`, `/feed.atom` and `/healthz`.
+//! shared page in the fleet's frame, its grid one row per probe and
+//! region), `/cells` (one probe × region, every target), `/api/status` (the
+//! agent's schema, plus the aggregate, the public page's features and where
+//! the data came from), `/api/incidents` (with each incident's statements),
+//! `/feed.atom` and `/healthz`.
 //!
-//! Prometheus is read at most once per [`REFRESH`], whatever the number of
-//! readers; when it cannot be read the last answer stays on show, marked:
-//! the banner says so and `overall` is `unknown`.
+//! Every answer is rendered from the latest reading the refresher
+//! published ([`super::refresher`]): no request waits on Prometheus.
 
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
 
 use axum::Router;
 use axum::extract::{Query, State};
+use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{Html, IntoResponse, Json, Response};
 use axum::routing::get;
 use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
 
+use super::aggregate::{self, Group};
 use super::feed;
 use super::incidents::Incident;
 use super::notes::NotesFile;
 use super::public::features::{self, Evidence, Feature};
-use super::public::page::Choice;
-use super::public::page::PublicPage;
+use super::public::page::{Choice, PublicPage};
 use super::public::{CrowdNow, region_choices};
+use super::refresher::{Shown, unix_now};
 use super::sections;
-use super::source::{FleetSource, FleetView};
 use crate::config::status_page::PublicWording;
 use crate::notify::outbox::{self, IncidentRef, Kind};
 use crate::reports::Reports;
 use crate::reports::regions::KnownRegions;
-use crate::status::{Frame, HEADERS, Health, StatusSnapshot, Timestamp, render_framed};
+use crate::status::{CellView, Frame, HEADERS, Health, StatusSnapshot, Timestamp, render_framed};
 use crate::store::Store;
 
-/// How long one reading of Prometheus is served before the next.
-pub(crate) const REFRESH: Duration = Duration::from_secs(2);
-
-/// What the page serves, besides its source.
+/// What the page serves.
 #[derive(Debug)]
 pub(crate) struct Page {
-    /// Reads Prometheus.
-    pub(crate) source: FleetSource,
+    /// The query API's base URL, as `source.prometheus` says.
+    pub(crate) prometheus: String,
+    /// The latest reading of Prometheus.
+    pub(crate) shown: watch::Receiver<Arc<Shown>>,
     /// The page's and the feed's title.
     pub(crate) title: String,
     /// The operator's statement, if configured.
@@ -57,82 +59,30 @@ pub(crate) struct Page {
     pub(crate) notify_me: bool,
 }
 
-/// One reading, as served.
-#[derive(Debug, Clone)]
-struct Shown {
-    view: FleetView,
-    /// Why the view may be wrong (Prometheus unreadable, all data stale).
-    notice: Option<String>,
-    /// The error Prometheus gave, if it did.
-    error: Option<String>,
-}
-
-#[derive(Default)]
-struct Cache {
-    shown: Option<(Instant, Arc<Shown>)>,
-    last_good: Option<FleetView>,
-}
-
-/// The page and its cache of Prometheus' last answer.
-struct App {
-    page: Page,
-    cache: tokio::sync::Mutex<Cache>,
-}
-
 /// The routes over `page`.
 pub(crate) fn router(page: Page) -> Router {
-    let app = Arc::new(App {
-        page,
-        cache: tokio::sync::Mutex::new(Cache::default()),
-    });
     Router::new()
         .route("/", get(public_html))
         .route("/operators", get(html))
+        .route("/cells", get(cells_html))
         .route("/api/status", get(status_json))
         .route("/api/incidents", get(incidents_json))
         .route("/feed.atom", get(atom))
         .route("/healthz", get(|| async { "ok\n" }))
-        .with_state(app)
+        .with_state(Arc::new(page))
 }
 
-fn unix_now() -> u64 {
-    Timestamp::from_system(SystemTime::now()).unix_seconds()
-}
-
-impl App {
-    /// The current reading: cached for [`REFRESH`], else read now.
-    async fn shown(&self) -> Arc<Shown> {
-        let mut cache = self.cache.lock().await;
-        if let Some((at, shown)) = &cache.shown
-            && at.elapsed() < REFRESH
-        {
-            return Arc::clone(shown);
-        }
-        let now = unix_now();
-        let shown = match self.page.source.read(now).await {
-            Ok(view) => {
-                let shown_regions = view.snapshot.cells.iter().map(|cell| &cell.key.region);
-                self.page.regions.learn(shown_regions.cloned());
-                cache.last_good = Some(view.clone());
-                let notice = all_stale(&view.snapshot).then(|| {
-                    format!(
-                        "No fresh data: Prometheus has not scraped any agent for over {}",
-                        humantime::format_duration(self.page.source.stale_after)
-                    )
-                });
-                Shown {
-                    view,
-                    notice,
-                    error: None,
-                }
-            }
-            Err(error) => {
-                tracing::warn!("cannot read Prometheus: {error}");
-                blind(cache.last_good.clone(), now, &error.to_string())
-            }
-        };
-        let shown = Arc::new(shown);
-        cache.shown = Some((Instant::now(), Arc::clone(&shown)));
+impl Page {
+    /// The latest reading; the regions it shows become ones reports may name.
+    fn shown(&self) -> Arc<Shown> {
+        let shown = Arc::clone(&self.shown.borrow());
+        let regions = shown
+            .view
+            .snapshot
+            .cells
+            .iter()
+            .map(|cell| &cell.key.region);
+        self.regions.learn(regions.cloned());
         shown
     }
 
@@ -143,22 +93,29 @@ impl App {
             blind: shown.error.is_some(),
             crowd: &crowd.readings,
         };
-        features::derive(&self.page.public, evidence)
+        features::derive(&self.public, evidence)
     }
 
     /// The crowd now.
     async fn crowd(&self) -> CrowdNow {
-        CrowdNow::read(&self.page.reports, crate::reports::unix_now()).await
+        CrowdNow::read(&self.reports, crate::reports::unix_now()).await
     }
 
-    fn frame<'a>(&'a self, shown: &'a Shown, top: &'a [String], middle: &'a [String]) -> Frame<'a> {
+    fn frame<'a>(
+        &'a self,
+        shown: &'a Shown,
+        top: &'a [String],
+        grid: &'a str,
+        middle: &'a [String],
+    ) -> Frame<'a> {
         Frame {
-            title: &self.page.title,
-            heading: &self.page.title,
+            title: &self.title,
+            heading: &self.title,
             notice: shown.notice.as_deref(),
             no_failures: "No failures in the last hour.",
             style: sections::STYLE,
             top,
+            grid: Some(grid),
             middle,
             links: &[
                 ("The same data as JSON", "api/status"),
@@ -168,65 +125,98 @@ impl App {
             feed: Some("feed.atom"),
         }
     }
-}
 
-/// Whether there are cells and every one of them is stale.
-fn all_stale(snapshot: &StatusSnapshot) -> bool {
-    !snapshot.cells.is_empty() && snapshot.cells.iter().all(|cell| cell.stale)
-}
-
-/// The last good reading (or nothing), marked as blind: overall `unknown`,
-/// every cell stale, the banner naming the error.
-fn blind(last_good: Option<FleetView>, now: u64, error: &str) -> Shown {
-    let mut view = last_good.unwrap_or_else(|| FleetView {
-        snapshot: StatusSnapshot {
-            generated_at: Timestamp::from_unix_seconds(now),
-            overall: Health::Unknown,
-            cells: Vec::new(),
-            trends: Vec::new(),
-            recent_failures: Vec::new(),
-        },
-        incidents: Vec::new(),
-        uptime: Vec::new(),
-    });
-    view.snapshot.generated_at = Timestamp::from_unix_seconds(now);
-    view.snapshot.overall = Health::Unknown;
-    for cell in &mut view.snapshot.cells {
-        cell.stale = true;
-    }
-    Shown {
-        view,
-        notice: Some(format!("Blind: Prometheus cannot be read ({error})")),
-        error: Some(error.to_owned()),
+    /// Where the data came from.
+    fn source<'a>(&'a self, shown: &'a Shown) -> Source<'a> {
+        Source {
+            prometheus: &self.prometheus,
+            error: shown.error.as_deref(),
+        }
     }
 }
 
-async fn html(State(app): State<Arc<App>>) -> impl IntoResponse {
-    let shown = app.shown().await;
-    let note = app.page.notes.as_ref().and_then(NotesFile::current);
+async fn html(State(page): State<Arc<Page>>) -> impl IntoResponse {
+    let shown = page.shown();
+    let note = page.notes.as_ref().and_then(NotesFile::current);
     let incidents = &shown.view.incidents;
     let top: Vec<String> = [sections::notes(note.as_ref()), sections::ongoing(incidents)]
         .into_iter()
         .flatten()
         .collect();
+    let grid = sections::groups(&aggregate::groups(&shown.view.snapshot.cells));
     let middle = [
         sections::uptime(&shown.view.uptime, incidents, &sections::OPERATOR_UPTIME),
         sections::history(incidents),
     ];
-    let page = render_framed(&shown.view.snapshot, &app.frame(&shown, &top, &middle));
-    (HEADERS, Html(page))
+    let html = render_framed(
+        &shown.view.snapshot,
+        &page.frame(&shown, &top, &grid, &middle),
+    );
+    (HEADERS, Html(html))
+}
+
+/// `/cells?probe=P&region=R`: every target of one probe in one region.
+async fn cells_html(
+    State(page): State<Arc<Page>>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let (Some(probe), Some(region)) = (query.get("probe"), query.get("region")) else {
+        return (
+            StatusCode::BAD_REQUEST,
+            HEADERS,
+            "give the probe and the region: /cells?probe=PROBE&region=REGION\n",
+        )
+            .into_response();
+    };
+    let shown = page.shown();
+    let all = &shown.view.snapshot;
+    let cells: Vec<&CellView> = all
+        .cells
+        .iter()
+        .filter(|cell| &cell.key.probe == probe && &cell.key.region == region)
+        .collect();
+    if cells.is_empty() {
+        return (
+            StatusCode::NOT_FOUND,
+            HEADERS,
+            format!("no cells of probe {probe:?} in region {region:?}\n"),
+        )
+            .into_response();
+    }
+    let snapshot = StatusSnapshot {
+        generated_at: all.generated_at,
+        overall: match shown.error {
+            Some(_) => Health::Unknown,
+            None => Health::worst(cells.iter().filter(|c| !c.stale).map(|c| c.state)),
+        },
+        cells: cells.iter().map(|&cell| cell.clone()).collect(),
+        trends: all
+            .trends
+            .iter()
+            .filter(|trend| &trend.probe == probe)
+            .cloned()
+            .collect(),
+        recent_failures: all
+            .recent_failures
+            .iter()
+            .filter(|failure| &failure.key.probe == probe && &failure.key.region == region)
+            .cloned()
+            .collect(),
+    };
+    let grid = sections::cells(probe, region, &cells);
+    let html = render_framed(&snapshot, &page.frame(&shown, &[], &grid, &[]));
+    (HEADERS, Html(html)).into_response()
 }
 
 /// `/`: the public page; `?reported=ID` thanks the user who just reported.
 async fn public_html(
-    State(app): State<Arc<App>>,
+    State(page): State<Arc<Page>>,
     Query(query): Query<PublicQuery>,
 ) -> impl IntoResponse {
-    let shown = app.shown().await;
-    let crowd = app.crowd().await;
-    let features = app.features(&shown, &crowd);
-    let problems: Vec<Choice<'_>> = app
-        .page
+    let shown = page.shown();
+    let crowd = page.crowd().await;
+    let features = page.features(&shown, &crowd);
+    let problems: Vec<Choice<'_>> = page
         .reports
         .config()
         .problems
@@ -240,10 +230,10 @@ async fn public_html(
     if query.subscribed.is_some() {
         notices.insert(0, SUBSCRIBED_WORDS.to_owned());
     }
-    let regions = region_choices(&app.page.public, &shown.view.snapshot.cells);
-    let note = app.page.notes.as_ref().and_then(NotesFile::current);
-    let page = PublicPage {
-        title: &app.page.title,
+    let regions = region_choices(&page.public, &shown.view.snapshot.cells);
+    let note = page.notes.as_ref().and_then(NotesFile::current);
+    let public = PublicPage {
+        title: &page.title,
         generated_at: shown.view.snapshot.generated_at,
         features: &features,
         incidents: &shown.view.incidents,
@@ -251,12 +241,12 @@ async fn public_html(
         problems: &problems,
         regions: &regions,
         reports: &crowd.hours,
-        notify_me: app.page.notify_me,
+        notify_me: page.notify_me,
         note: note.as_ref(),
         notices: &notices,
         blind: shown.error.is_some(),
     };
-    (HEADERS, Html(page.render()))
+    (HEADERS, Html(public.render()))
 }
 
 /// What `/` may be asked.
@@ -316,11 +306,12 @@ const SUBSCRIBED_WORDS: &str = "Check your mail: if the address can be mailed, w
 const BLIND_WORDS: &str =
     "We cannot read the results of our checks right now, so this page may be out of date.";
 
-/// `/api/status`: the agent's schema, plus the features and where it came from.
+/// `/api/status`: the agent's schema, plus the aggregate, the features and where it came from.
 #[derive(Serialize)]
 struct FleetStatus<'a> {
     #[serde(flatten)]
     snapshot: &'a StatusSnapshot,
+    aggregate: Vec<Group>,
     features: Vec<Feature>,
     source: Source<'a>,
 }
@@ -332,15 +323,13 @@ struct Source<'a> {
     error: Option<&'a str>,
 }
 
-async fn status_json(State(app): State<Arc<App>>) -> Response {
-    let shown = app.shown().await;
+async fn status_json(State(page): State<Arc<Page>>) -> Response {
+    let shown = page.shown();
     let body = FleetStatus {
         snapshot: &shown.view.snapshot,
-        features: app.features(&shown, &app.crowd().await),
-        source: Source {
-            prometheus: app.page.source.client.base(),
-            error: shown.error.as_deref(),
-        },
+        aggregate: aggregate::groups(&shown.view.snapshot.cells),
+        features: page.features(&shown, &page.crowd().await),
+        source: page.source(&shown),
     };
     (HEADERS, Json(body)).into_response()
 }
@@ -399,23 +388,20 @@ async fn with_timelines<'a>(store: &Store, incidents: &'a [Incident]) -> Vec<Wit
         .collect()
 }
 
-async fn incidents_json(State(app): State<Arc<App>>) -> Response {
-    let shown = app.shown().await;
+async fn incidents_json(State(page): State<Arc<Page>>) -> Response {
+    let shown = page.shown();
     let body = Incidents {
-        incidents: with_timelines(&app.page.store, &shown.view.incidents).await,
-        source: Source {
-            prometheus: app.page.source.client.base(),
-            error: shown.error.as_deref(),
-        },
+        incidents: with_timelines(&page.store, &shown.view.incidents).await,
+        source: page.source(&shown),
     };
     (HEADERS, Json(body)).into_response()
 }
 
-async fn atom(State(app): State<Arc<App>>) -> impl IntoResponse {
-    let shown = app.shown().await;
-    let note = app.page.notes.as_ref().and_then(NotesFile::current);
+async fn atom(State(page): State<Arc<Page>>) -> impl IntoResponse {
+    let shown = page.shown();
+    let note = page.notes.as_ref().and_then(NotesFile::current);
     let now = Timestamp::from_unix_seconds(unix_now());
-    let xml = feed::render(&app.page.title, &shown.view.incidents, note.as_ref(), now);
+    let xml = feed::render(&page.title, &shown.view.incidents, note.as_ref(), now);
     (
         HEADERS,
         [(CONTENT_TYPE, "application/atom+xml; charset=utf-8")],

@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 
 use super::prometheus::{PrometheusClient, PrometheusError, Series};
+use super::selector::{self, CellSet};
 use crate::outcome::{Operation, ProbeKey, Reason};
 
 /// The most steps one range query may ask for (Prometheus refuses more than 11,000).
@@ -55,14 +56,29 @@ pub(crate) struct CellSteps {
     pub(crate) steps: Vec<Step>,
 }
 
-/// How much to read: the counts the incident rule needs, or everything the
-/// page shows about the last hour.
+/// How much to read: the counts the incident rule needs, the state of each
+/// cell without its failures, or everything the page shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Detail {
     /// Runs, the last result and failed steps.
     Counts,
-    /// Those, plus the last run's time, the last scrape's time and durations.
+    /// Runs, the last result, the last run's time, the last scrape's time
+    /// and durations (no failed steps).
+    State,
+    /// All of them.
     Full,
+}
+
+impl Detail {
+    /// Whether failed steps are read.
+    fn failures(self) -> bool {
+        self != Detail::State
+    }
+
+    /// Whether times and durations are read.
+    fn times(self) -> bool {
+        self != Detail::Counts
+    }
 }
 
 /// The range answers [`assemble`] combines, one per metric.
@@ -82,23 +98,45 @@ pub(crate) struct Answers {
     pub(crate) duration: Vec<Series>,
 }
 
-/// Reads `window` from Prometheus, in as many queries as its length needs.
+impl Answers {
+    /// Adds the series of `other`.
+    fn extend(&mut self, other: Answers) {
+        self.runs.extend(other.runs);
+        self.success.extend(other.success);
+        self.failures.extend(other.failures);
+        self.last_run.extend(other.last_run);
+        self.sampled.extend(other.sampled);
+        self.duration.extend(other.duration);
+    }
+}
+
+/// Reads `window` from Prometheus, in as many queries as its length needs:
+/// every cell, or (`only`) just the cells of a set.
+///
+/// Failed steps by operation and reason are many series a cell (every pair
+/// the contract allows, from 0), so they are read only for the cells whose
+/// runs failed in the window; `cleanup`, which fails no run, for every cell.
 pub(crate) async fn fetch(
     client: &PrometheusClient,
     window: Window,
     detail: Detail,
+    only: Option<&CellSet>,
 ) -> Result<Vec<CellSteps>, PrometheusError> {
+    let groups = match only {
+        None => vec![String::new()],
+        Some(cells) => selector::matchers(cells),
+    };
     let mut answers = Answers::default();
     for chunk in chunks(window) {
-        let part = fetch_chunk(client, chunk, detail).await?;
-        answers.runs.extend(part.runs);
-        answers.success.extend(part.success);
-        answers.failures.extend(part.failures);
-        answers.last_run.extend(part.last_run);
-        answers.sampled.extend(part.sampled);
-        answers.duration.extend(part.duration);
+        for group in &groups {
+            answers.extend(fetch_chunk(client, chunk, detail, group).await?);
+        }
     }
-    Ok(assemble(answers))
+    let mut cells = assemble(answers);
+    if let Some(wanted) = only {
+        cells.retain(|cell| wanted.contains(&cell.key));
+    }
+    Ok(cells)
 }
 
 /// `window` cut into windows of at most [`MAX_STEPS_PER_QUERY`] points.
@@ -115,14 +153,37 @@ fn chunks(window: Window) -> Vec<Window> {
     chunks
 }
 
+/// `metric` with the label matchers of `parts` that are not empty.
+fn selected(metric: &str, parts: &[&str]) -> String {
+    let parts: Vec<&str> = parts.iter().copied().filter(|p| !p.is_empty()).collect();
+    match parts.is_empty() {
+        true => metric.to_owned(),
+        false => format!("{metric}{{{}}}", parts.join(",")),
+    }
+}
+
+/// The cells of `runs` with a failed run at some point.
+fn failing_cells(runs: &[Series]) -> CellSet {
+    runs.iter()
+        .filter(|series| series.label("result") == "failure")
+        .filter(|series| series.points.iter().any(|&(_, value)| count(value) > 0))
+        .map(key_of)
+        .collect()
+}
+
+/// One window of the cells `group` selects (empty: every cell).
 async fn fetch_chunk(
     client: &PrometheusClient,
     window: Window,
     detail: Detail,
+    group: &str,
 ) -> Result<Answers, PrometheusError> {
     let step = window.step;
     let cell = "region, target, probe";
-    let delta = |metric: &str| format!("({metric} - {metric} offset {step}s)");
+    let delta = |metric: &str, parts: &[&str]| {
+        let metric = selected(metric, parts);
+        format!("({metric} - {metric} offset {step}s)")
+    };
     let range = |query: String| async move {
         client
             .range(&query, window.start, window.end, window.step)
@@ -130,42 +191,65 @@ async fn fetch_chunk(
     };
     let runs = range(format!(
         "sum by ({cell}, result) {}",
-        delta("chatprobe_probe_runs_total")
+        delta("chatprobe_probe_runs_total", &[group])
     ));
-    let success = range(format!("max by ({cell}) (chatprobe_probe_success)"));
-    let failures = range(format!(
-        "sum by ({cell}, operation, reason) {} > 0",
-        delta("chatprobe_operation_failures_total")
+    let success = range(format!(
+        "max by ({cell}) ({})",
+        selected("chatprobe_probe_success", &[group])
     ));
-    let (runs, success, failures) = tokio::try_join!(runs, success, failures)?;
-    let mut answers = Answers {
-        runs,
-        success,
-        failures,
-        ..Answers::default()
+    let failures_by = |parts: &[&str]| {
+        format!(
+            "sum by ({cell}, operation, reason) {} > 0",
+            delta("chatprobe_operation_failures_total", parts)
+        )
     };
-    if detail == Detail::Full {
+    let cleanup = async {
+        match detail.failures() {
+            true => range(failures_by(&[group, r#"operation="cleanup""#])).await,
+            false => Ok(Vec::new()),
+        }
+    };
+    let times = async {
+        if !detail.times() {
+            return Ok((Vec::new(), Vec::new(), Vec::new()));
+        }
         let last_run = range(format!(
-            "max by ({cell}) (chatprobe_last_run_timestamp_seconds)"
+            "max by ({cell}) ({})",
+            selected("chatprobe_last_run_timestamp_seconds", &[group])
         ));
         let sampled = range(format!(
-            "max by ({cell}) (timestamp(chatprobe_probe_success))"
+            "max by ({cell}) (timestamp({}))",
+            selected("chatprobe_probe_success", &[group])
         ));
         let duration = range(format!(
             "sum by ({cell}) {} / sum by ({cell}) {} > 0",
-            delta("chatprobe_probe_duration_seconds_sum"),
-            delta("chatprobe_probe_duration_seconds_count")
+            delta("chatprobe_probe_duration_seconds_sum", &[group]),
+            delta("chatprobe_probe_duration_seconds_count", &[group])
         ));
-        let (last_run, sampled, duration) = tokio::try_join!(last_run, sampled, duration)?;
-        answers.last_run = last_run;
-        answers.sampled = sampled;
-        answers.duration = duration;
+        Ok::<_, PrometheusError>((last_run.await?, sampled.await?, duration.await?))
+    };
+    // One after the other: an answer about every cell is tens of
+    // megabytes once parsed, and the page's memory is their sum at once.
+    let (runs, success, mut failures) = (runs.await?, success.await?, cleanup.await?);
+    let (last_run, sampled, duration) = times.await?;
+    if detail.failures() {
+        for failing in selector::matchers(&failing_cells(&runs)) {
+            let parts = [failing.as_str(), r#"operation!="cleanup""#];
+            failures.extend(range(failures_by(&parts)).await?);
+        }
     }
-    Ok(answers)
+    Ok(Answers {
+        runs,
+        success,
+        failures,
+        last_run,
+        sampled,
+        duration,
+    })
 }
 
 /// The cell a series belongs to.
-fn key_of(series: &Series) -> ProbeKey {
+pub(crate) fn key_of(series: &Series) -> ProbeKey {
     ProbeKey {
         region: series.label("region").to_owned(),
         target: series.label("target").to_owned(),
@@ -174,7 +258,7 @@ fn key_of(series: &Series) -> ProbeKey {
 }
 
 /// A count from a counter difference: whole, never negative (a reset).
-fn count(value: f64) -> u32 {
+pub(crate) fn count(value: f64) -> u32 {
     if value.is_finite() && value > 0.0 {
         value.round().min(f64::from(u32::MAX)) as u32
     } else {

@@ -5,11 +5,16 @@
 
 use std::fmt::Write as _;
 
+use super::aggregate::Group;
 use super::feed::{duration_words, incident_title};
 use super::incidents::Incident;
 use super::notes::{Note, to_html};
 use super::uptime::{DAYS, Day, UptimeRow};
 use crate::status::html::Escaped;
+use crate::status::{CellHtml, CellView, Health};
+
+/// How many targets a group row names before it says how many more.
+const NOT_PASSING_NAMED: usize = 20;
 
 /// The statement, if there is one.
 pub(crate) fn notes(note: Option<&Note>) -> Option<String> {
@@ -189,6 +194,128 @@ fn percent(share: Option<f64>) -> String {
     share.map_or_else(|| "–".to_owned(), |share| format!("{:.2} %", share * 100.0))
 }
 
+/// The grid of the fleet: a row per probe and region with its counts and
+/// the targets that do not pass, each row linking its drill-down page.
+pub(crate) fn groups(groups: &[Group]) -> String {
+    let mut html = String::from(
+        r#"<section><h2>Current health</h2><p class="legend">Targets per probe and region; open a probe for every target's cell.</p>"#,
+    );
+    if groups.is_empty() {
+        html.push_str(r#"<p class="empty">No probe run has finished yet.</p></section>"#);
+        html.push('\n');
+        return html;
+    }
+    html.push_str(r#"<table class="groups"><thead><tr><th>probe</th><th>region</th><th>state</th><th>targets</th><th>passing</th><th>degraded</th><th>failing</th><th>stale</th><th>not passing</th></tr></thead><tbody>"#);
+    for group in groups {
+        write_group(&mut html, group);
+    }
+    html.push_str("</tbody></table></section>\n");
+    html
+}
+
+fn write_group(html: &mut String, group: &Group) {
+    let link = cells_link(&group.probe, &group.region);
+    let _ = write!(
+        html,
+        r#"<tr class="group" data-probe="{}" data-region="{}" data-state="{}" data-targets="{}" data-passing="{}" data-degraded="{}" data-failing="{}" data-stale="{}"><th scope="row"><a href="{}">{}</a></th><td>{}</td><td class="state">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class="who">"#,
+        Escaped(&group.probe),
+        Escaped(&group.region),
+        group.state.as_str(),
+        group.targets,
+        group.passing,
+        group.degraded,
+        group.failing,
+        group.stale,
+        Escaped(&link),
+        Escaped(&group.probe),
+        Escaped(&group.region),
+        group.state.word(),
+        group.targets,
+        group.passing,
+        group.degraded,
+        group.failing,
+        group.stale,
+    );
+    for (index, cell) in group.not_passing.iter().take(NOT_PASSING_NAMED).enumerate() {
+        let reasons: Vec<&str> = cell.reasons.iter().map(|reason| reason.as_str()).collect();
+        let _ = write!(
+            html,
+            r#"{}<span data-target="{}" data-state="{}">{} <small>{}</small></span>"#,
+            if index == 0 { "" } else { ", " },
+            Escaped(&cell.target),
+            cell.state.as_str(),
+            Escaped(&cell.target),
+            reasons.join(" "),
+        );
+    }
+    if let Some(more) = group
+        .not_passing
+        .len()
+        .checked_sub(NOT_PASSING_NAMED)
+        .filter(|&n| n > 0)
+    {
+        let _ = write!(html, r#" <a href="{}">and {more} more</a>"#, Escaped(&link));
+    }
+    html.push_str("</td></tr>\n");
+}
+
+/// The relative address of the drill-down page of `probe` in `region`.
+pub(crate) fn cells_link(probe: &str, region: &str) -> String {
+    format!(
+        "cells?probe={}&region={}",
+        percent_encoded(probe),
+        percent_encoded(region)
+    )
+}
+
+/// `text` with every byte but the unreserved ones percent-encoded (RFC 3986).
+fn percent_encoded(text: &str) -> String {
+    let mut encoded = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                encoded.push(char::from(byte));
+            }
+            _ => {
+                let _ = write!(encoded, "%{byte:02X}");
+            }
+        }
+    }
+    encoded
+}
+
+/// The drill-down of one probe in one region: every target's cell, those
+/// that do not pass first.
+pub(crate) fn cells(probe: &str, region: &str, cells: &[&CellView]) -> String {
+    let mut sorted = cells.to_vec();
+    sorted.sort_by(|a, b| {
+        let rank = |cell: &CellView| match cell.state {
+            Health::Red => 0,
+            Health::Amber => 1,
+            Health::Unknown => 2,
+            Health::Green => 3,
+        };
+        (a.stale, rank(a), &a.key.target).cmp(&(b.stale, rank(b), &b.key.target))
+    });
+    let mut html = format!(
+        r#"<section><h2>{} in {}: {} targets</h2><p class="legend"><a href="./">All probes and regions</a></p><table class="cells"><thead><tr><th>target</th><th>last run</th></tr></thead><tbody>"#,
+        Escaped(probe),
+        Escaped(region),
+        cells.len()
+    );
+    for cell in sorted {
+        let _ = write!(
+            html,
+            r#"<tr><th scope="row">{}</th>{}</tr>"#,
+            Escaped(&cell.key.target),
+            CellHtml(cell)
+        );
+        html.push('\n');
+    }
+    html.push_str("</tbody></table></section>\n");
+    html
+}
+
 /// The style of these sections, added to the shared style sheet.
 pub(crate) const STYLE: &str = r#"
 section.notes { background: #fff; border: 1px solid var(--line); border-left: 6px solid #1a73e8; padding: 8px 16px; max-width: 1100px; }
@@ -209,6 +336,14 @@ div.uprow .day.up { background: var(--green); }
 div.uprow .day.dip { background: var(--amber); }
 div.uprow .day.down { background: var(--red); }
 div.uprow .pct { width: 70px; flex: none; text-align: right; font-variant-numeric: tabular-nums; }
+table.groups tr.group > * { border-left: 0; }
+table.groups tr.group > th { border-left: 6px solid var(--grey); }
+table.groups tr.group[data-state="green"] > th { border-left-color: var(--green); }
+table.groups tr.group[data-state="amber"] > th { border-left-color: var(--amber); }
+table.groups tr.group[data-state="red"] > th { border-left-color: var(--red); background: #fce8e6; }
+table.groups td { font-variant-numeric: tabular-nums; }
+table.groups td.who { max-width: 520px; }
+table.groups td.who small { color: #5f6368; }
 "#;
 
 #[cfg(test)]
@@ -229,6 +364,42 @@ mod tests {
             ended_at: ended.map(Timestamp::from_unix_seconds),
             duration_seconds: 120,
         }
+    }
+
+    #[test]
+    fn a_group_row_links_its_drill_down_and_escapes_every_name() {
+        use crate::status_page::aggregate::{Group, NotPassing};
+        let not_passing: Vec<NotPassing> = (0..25)
+            .map(|index| NotPassing {
+                target: format!("<t{index}>"),
+                state: Health::Red,
+                reasons: vec![Reason::HttpError],
+            })
+            .collect();
+        let group = Group {
+            probe: "p&q".into(),
+            region: "r\"s".into(),
+            state: Health::Red,
+            targets: 30,
+            passing: 5,
+            degraded: 0,
+            failing: 25,
+            stale: 0,
+            not_passing,
+        };
+        let html = groups(&[group]);
+        assert!(
+            html.contains(r#"<a href="cells?probe=p%26q&amp;region=r%22s">p&amp;q</a>"#),
+            "{html}"
+        );
+        assert!(html.contains(r#"data-target="&lt;t0&gt;""#), "{html}");
+        assert!(!html.contains("<t0>"));
+        assert_eq!(
+            html.matches("<span data-target=").count(),
+            NOT_PASSING_NAMED
+        );
+        assert!(html.contains(">and 5 more</a>"), "{html}");
+        assert!(groups(&[]).contains("No probe run has finished yet."));
     }
 
     #[test]

@@ -1,21 +1,29 @@
 //! Uptime per probe and region: for each of the last 90 days (UTC), the
-//! share of runs that passed, read from one range query of daily counts.
+//! share of runs that passed. The days before the page started are read
+//! once (one range query of daily counts, one for today so far); from then
+//! on the steps the page reads anyway count in, so the 90 days are never
+//! read again.
 
 use std::collections::BTreeMap;
 
 use super::incidents::Incident;
 use super::prometheus::Series;
-use super::samples::Window;
+use super::samples::{CellSteps, Window};
 
 /// Seconds in a day.
 pub(crate) const DAY: u64 = 86_400;
 /// How many days the bars cover.
 pub(crate) const DAYS: u64 = 90;
 
-/// The query: runs per day by probe, region and result (one point at the
-/// end of each day).
-pub(crate) const QUERY: &str =
-    "sum by (probe, region, result) (increase(chatprobe_probe_runs_total[1d]))";
+/// The query of runs by probe, region and result in the `seconds` up to
+/// each point: the counter's difference when it is not negative, else (a
+/// restart, or a series born within the span) the counter itself, as the
+/// shipped rules count; two samples a series and point, where
+/// `increase()` would read every sample of the day.
+pub(crate) fn query(seconds: u64) -> String {
+    let runs = "chatprobe_probe_runs_total";
+    format!("sum by (probe, region, result) ((({runs} - {runs} offset {seconds}s) >= 0) or {runs})")
+}
 
 /// One point per day, at the end of each of the last [`DAYS`] days (UTC),
 /// today included.
@@ -28,6 +36,23 @@ pub(crate) fn window(now: u64) -> Window {
     }
 }
 
+/// Midnight (UTC) at the start of the day holding `at`.
+pub(crate) fn day_start(at: u64) -> u64 {
+    at - at % DAY
+}
+
+/// The days before today to read at first: points at each midnight of the
+/// last [`DAYS`] days but today, each counting the day before it.
+pub(crate) fn past_days(now: u64) -> Window {
+    let today = day_start(now);
+    Window {
+        start: today.saturating_sub((DAYS - 2) * DAY),
+        end: today,
+        step: DAY,
+    }
+}
+
+/// One day of one probe in one region.
 /// One day of one probe in one region.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Day {
@@ -87,40 +112,96 @@ impl UptimeRow {
     }
 }
 
-/// The rows of the daily counts in `series` (read over `window`), sorted by
-/// probe and region.
-pub(crate) fn rows(series: &[Series], window: Window) -> Vec<UptimeRow> {
-    let first_day = window.start - DAY;
-    let count = usize::try_from((window.end - window.start) / DAY + 1).unwrap_or(0);
-    let mut rows: BTreeMap<(String, String), UptimeRow> = BTreeMap::new();
-    for one in series {
-        let (probe, region) = (one.label("probe"), one.label("region"));
-        let row = rows
-            .entry((probe.to_owned(), region.to_owned()))
-            .or_insert_with(|| UptimeRow {
-                probe: probe.to_owned(),
-                region: region.to_owned(),
-                days: (0..count as u64)
-                    .map(|index| Day {
-                        start: first_day + index * DAY,
-                        passed: 0.0,
-                        failed: 0.0,
-                    })
-                    .collect(),
-            });
-        for &(at, value) in &one.points {
-            let index = at.saturating_sub(window.start) / DAY;
-            let (Some(day), true) = (row.days.get_mut(index as usize), value.is_finite()) else {
-                continue;
-            };
-            match one.label("result") {
-                "success" => day.passed += value.max(0.0),
-                "failure" => day.failed += value.max(0.0),
-                _ => {}
+/// Runs per probe, region and day, added up as they are read.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Uptime {
+    /// (probe, region) → day start → (passed, failed).
+    days: BTreeMap<(String, String), BTreeMap<u64, (f64, f64)>>,
+}
+
+impl Uptime {
+    /// Adds counts by `probe`, `region` and `result` (the answer of
+    /// [`query`]), each point counted on the day `day_of` its time.
+    pub(crate) fn add_series(&mut self, series: &[Series], day_of: impl Fn(u64) -> u64) {
+        for one in series {
+            for &(at, value) in &one.points {
+                let value = if value.is_finite() {
+                    value.max(0.0)
+                } else {
+                    0.0
+                };
+                let (passed, failed) = match one.label("result") {
+                    "success" => (value, 0.0),
+                    "failure" => (0.0, value),
+                    _ => continue,
+                };
+                self.add(
+                    one.label("probe"),
+                    one.label("region"),
+                    day_of(at),
+                    passed,
+                    failed,
+                );
             }
         }
     }
-    rows.into_values().collect()
+
+    /// Adds the runs of each step of `cells` on the day it ends in.
+    pub(crate) fn add_steps(&mut self, cells: &[CellSteps]) {
+        for cell in cells {
+            for step in &cell.steps {
+                let day = day_start(step.at.saturating_sub(1));
+                let (passed, failed) = (f64::from(step.passed), f64::from(step.failed));
+                if passed + failed > 0.0 {
+                    self.add(&cell.key.probe, &cell.key.region, day, passed, failed);
+                }
+            }
+        }
+    }
+
+    fn add(&mut self, probe: &str, region: &str, day: u64, passed: f64, failed: f64) {
+        let counts = self
+            .days
+            .entry((probe.to_owned(), region.to_owned()))
+            .or_default()
+            .entry(day)
+            .or_default();
+        counts.0 += passed;
+        counts.1 += failed;
+    }
+
+    /// Forgets the days before the last [`DAYS`].
+    pub(crate) fn prune(&mut self, now: u64) {
+        let first = window(now).start - DAY;
+        for days in self.days.values_mut() {
+            days.retain(|&day, _| day >= first);
+        }
+    }
+
+    /// The rows of the last [`DAYS`] days at `now`, sorted by probe and
+    /// region, every day of the window in each, with or without runs.
+    pub(crate) fn rows(&self, now: u64) -> Vec<UptimeRow> {
+        let window = window(now);
+        let first_day = window.start - DAY;
+        self.days
+            .iter()
+            .map(|((probe, region), counts)| UptimeRow {
+                probe: probe.clone(),
+                region: region.clone(),
+                days: (0..DAYS)
+                    .map(|index| {
+                        let start = first_day + index * DAY;
+                        let (passed, failed) = counts.get(&start).copied().unwrap_or_default();
+                        Day {
+                            start,
+                            passed,
+                            failed,
+                        }
+                    })
+                    .collect(),
+            })
+            .collect()
+    }
 }
 
 #[cfg(test)]
@@ -154,23 +235,45 @@ mod tests {
 
     #[test]
     fn each_day_gets_its_share_of_passing_runs() {
-        let window = window(NOW);
-        let today = window.end;
-        let yesterday = today - DAY;
-        let rows = rows(
+        let today = day_start(NOW);
+        let mut uptime = Uptime::default();
+        // Yesterday from the past days' query (its point at today's midnight),
+        // today so far from the query at the first read.
+        uptime.add_series(
             &[
-                series("ap-south", "success", &[(yesterday, 100.0), (today, 90.0)]),
-                series("ap-south", "failure", &[(yesterday, 0.0), (today, 10.0)]),
-                series("eu-west", "success", &[(today, 5.0)]),
+                series("ap-south", "success", &[(today, 100.0)]),
+                series("ap-south", "failure", &[(today, 0.0)]),
             ],
-            window,
+            |at| at - DAY,
         );
+        uptime.add_series(
+            &[
+                series("ap-south", "success", &[(NOW - 60, 80.0)]),
+                series("ap-south", "failure", &[(NOW - 60, 10.0)]),
+                series("eu-west", "success", &[(NOW - 60, 5.0)]),
+            ],
+            day_start,
+        );
+        // Then the steps read since.
+        uptime.add_steps(&[CellSteps {
+            key: crate::outcome::ProbeKey {
+                region: "ap-south".into(),
+                target: "mock".into(),
+                probe: "group_message".into(),
+            },
+            steps: vec![crate::status_page::samples::Step {
+                at: NOW,
+                passed: 10,
+                ..Default::default()
+            }],
+        }]);
+        let rows = uptime.rows(NOW);
         assert_eq!(rows.len(), 2);
         let ap_south = &rows[0];
         assert_eq!(ap_south.region, "ap-south");
         assert_eq!(ap_south.days.len(), DAYS as usize);
         let last = ap_south.days.last().expect("today");
-        assert_eq!(last.start, today - DAY);
+        assert_eq!(last.start, today);
         assert_eq!(last.share(), Some(0.9));
         assert_eq!(ap_south.days[ap_south.days.len() - 2].share(), Some(1.0));
         assert_eq!(ap_south.days[0].share(), None);
@@ -179,11 +282,9 @@ mod tests {
 
     #[test]
     fn a_day_lists_the_incidents_that_overlap_it_in_its_region() {
-        let window = window(NOW);
-        let rows = rows(
-            &[series("ap-south", "success", &[(window.end, 1.0)])],
-            window,
-        );
+        let mut uptime = Uptime::default();
+        uptime.add_series(&[series("ap-south", "success", &[(NOW, 1.0)])], day_start);
+        let rows = uptime.rows(NOW);
         let row = &rows[0];
         let today = row.days.last().expect("today");
         let incident = |region: &str, start: u64, end: Option<u64>| Incident {

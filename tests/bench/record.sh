@@ -17,7 +17,7 @@ cd "$(dirname "$0")/../.."
 
 names=(agent-devices agent-cpu agent-latency agent-failing-rss agent-leave-outage targets remote-write
     backend-fanout-100 backend-fanout-1000 backend-group-message-32 backend-group-message-4
-    soak status-board synapse prosody time-to-page detection soak-pages recovery)
+    soak status-board status-page status-page-10000 synapse prosody time-to-page detection soak-pages recovery)
 
 command=""
 labels=() units=() decimals=() goals=() scripts=()
@@ -116,6 +116,25 @@ define() {
         measure "page size" KB 0 "" 's/^page: .*, ([0-9]+) bytes$/\1 bytes/p'
         measure "snapshot and JSON" ms 2 "" 's/^json: ([0-9.]+) ms per .*/\1/p'
         measure "JSON size" KB 0 "" 's/^json: .*, ([0-9]+) bytes$/\1 bytes/p' ;;
+    status-page | status-page-10000)
+        command="chatprobe bench status-page --targets 1000 --probes 5 --regions 3 --rules dashboards/rules.yml"
+        [[ $1 == status-page-10000 ]] && command="chatprobe bench status-page --targets 10000 --probes 1 --regions 1 --failing 100 --rules dashboards/rules.yml"
+        measure "every cell on the page, after the page started" s 0 "" 's/^every cell on the page: +([0-9.]+) s after .*/\1/p'
+        local endpoint
+        for endpoint in / /api/status /api/incidents /feed.atom /cells; do
+            local pattern=${endpoint//\//\\/}
+            measure "GET $endpoint, median" ms 1 "" "s/^GET $pattern(\\?[^:]*)?: median ([0-9.]+) ms, .*/\\2/p"
+            measure "GET $endpoint, max" ms 1 "<= 1000" "s/^GET $pattern(\\?[^:]*)?: median [0-9.]+ ms, max ([0-9.]+) ms, .*/\\2/p"
+        done
+        measure "status page RSS" MiB 1 "<= 200" 's/^status page RSS: +([0-9.]+) MiB.*/\1/p'
+        measure "status page CPU, of one core" % 1 "" 's/^status page CPU: +([0-9.]+) % .*/\1/p'
+        measure "Prometheus queries per refresh, median" "" 0 "" 's/^queries per refresh: +median ([0-9]+), .*/\1/p'
+        measure "Prometheus queries per refresh, max" "" 0 "" 's/^queries per refresh: +median [0-9]+, max ([0-9]+)$/\1/p'
+        measure "samples Prometheus read per refresh, median" "" 0 "" 's/^samples per refresh: +median ([0-9]+), .*/\1/p'
+        measure "points returned per refresh, median" "" 0 "" 's/^points per refresh: +median ([0-9]+), .*/\1/p'
+        measure "a refresh takes, median" ms 0 "" 's/^a refresh takes: +median ([0-9]+) ms, .*/\1/p'
+        measure "Prometheus CPU, of one core" % 1 "" 's/^Prometheus CPU: +([0-9.]+) % .*/\1/p'
+        measure "ongoing incidents" "" 0 "" 's/^ongoing incidents: +([0-9]+) .*/\1/p' ;;
     synapse | prosody)
         local area=matrix
         [[ $1 == prosody ]] && area=xmpp

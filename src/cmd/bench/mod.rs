@@ -5,6 +5,7 @@ mod agent;
 pub mod backend;
 mod proc;
 pub mod soak;
+mod status_page;
 mod targets;
 
 use clap::Subcommand;
@@ -20,6 +21,8 @@ pub enum BenchTarget {
     Soak(soak::SoakArgs),
     /// One agent, many mock targets from a target file: CPU and memory in steady state, and following the file shrinking.
     Targets(targets::TargetsBenchArgs),
+    /// The fleet status page at fleet scale: synthetic agents, a real Prometheus, each endpoint's time, RSS and the load on Prometheus.
+    StatusPage(status_page::StatusPageBenchArgs),
 }
 
 /// Run the chosen benchmark and print its numbers on stdout.
@@ -29,5 +32,6 @@ pub async fn run(target: BenchTarget) -> anyhow::Result<()> {
         BenchTarget::Agent(args) => agent::run(args).await,
         BenchTarget::Soak(args) => soak::run(args).await,
         BenchTarget::Targets(args) => targets::run(args).await,
+        BenchTarget::StatusPage(args) => status_page::run(args).await,
     }
 }

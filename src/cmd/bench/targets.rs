@@ -172,7 +172,11 @@ pub(super) async fn run(args: TargetsBenchArgs) -> anyhow::Result<()> {
 }
 
 /// Polls `check` every [`POLL`] until it says yes, for at most `limit`.
-async fn wait_until<F, Fut>(what: &str, limit: Duration, mut check: F) -> anyhow::Result<()>
+pub(super) async fn wait_until<F, Fut>(
+    what: &str,
+    limit: Duration,
+    mut check: F,
+) -> anyhow::Result<()>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<bool>>,
@@ -228,7 +232,7 @@ fn agent_config(dir: &BenchDir, interval: Duration) -> anyhow::Result<PathBuf> {
     Ok(config)
 }
 
-fn client() -> anyhow::Result<reqwest::Client> {
+pub(super) fn client() -> anyhow::Result<reqwest::Client> {
     crate::client::init_tls();
     Ok(reqwest::Client::builder()
         .timeout(Duration::from_secs(60))

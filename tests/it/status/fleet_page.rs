@@ -26,18 +26,18 @@ use crate::harness::prometheus::Prometheus;
 use crate::harness::webdriver::WebDriver;
 
 const REGIONS: [&str; 3] = ["eu-west", "us-east", "ap-south"];
-const FAULTED: &str = "ap-south";
+pub(super) const FAULTED: &str = "ap-south";
 const PROBES: [&str; 2] = ["group_message", "edit_settings"];
 /// The operators' token the page is given.
 const OPERATOR_TOKEN: &str = "the-fleet-page-operator-token";
 /// Longest wait for any one state change of the stack.
-const PATIENCE: Duration = Duration::from_secs(60);
+pub(super) const PATIENCE: Duration = Duration::from_secs(60);
 /// How often the test looks.
-const POLL: Duration = Duration::from_millis(500);
+pub(super) const POLL: Duration = Duration::from_millis(500);
 
 /// The whole stack; every process is killed when it drops.
-struct Stack {
-    backend: Running,
+pub(super) struct Stack {
+    pub(super) backend: Running,
     page: Running,
     prometheus: Option<Prometheus>,
     _agents: Vec<Running>,
@@ -45,7 +45,8 @@ struct Stack {
 }
 
 impl Stack {
-    fn url(&self, path: &str) -> String {
+    /// The page's URL of `path`.
+    pub(super) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.page.url())
     }
 }
@@ -72,7 +73,8 @@ fn feature_states(
     Some((feature["state"].as_str()?.to_owned(), regions))
 }
 
-fn start_stack() -> Option<Stack> {
+/// The stack, the page started with `--incident-step STEP` (and notes).
+pub(super) fn start_stack(incident_step: &str) -> Option<Stack> {
     let prometheus = crate::harness::tool(
         "CHATPROBE_PROMETHEUS",
         "prometheus",
@@ -114,7 +116,7 @@ fn start_stack() -> Option<Stack> {
             OsStr::new("--store"),
             OsStr::new(&store),
             OsStr::new("--incident-step"),
-            OsStr::new("1s"),
+            OsStr::new(incident_step),
             OsStr::new("--title"),
             OsStr::new("Example chat: status"),
             OsStr::new("--notes"),
@@ -153,7 +155,7 @@ fn cells(status: &Value) -> Result<Vec<(String, String, String)>, String> {
 }
 
 /// Waits for `/api/status` to pass `check`; the answer.
-async fn wait_status(
+pub(super) async fn wait_status(
     http: &reqwest::Client,
     stack: &Stack,
     what: &str,
@@ -168,7 +170,7 @@ async fn wait_status(
 }
 
 /// The incidents of `probe` in `/api/incidents`.
-async fn incidents_of(
+pub(super) async fn incidents_of(
     http: &reqwest::Client,
     stack: &Stack,
     probe: &str,
@@ -203,7 +205,7 @@ fn trends_have_runs(status: &Value) -> Result<(), String> {
     }
 }
 
-fn all_green(status: &Value) -> Result<(), String> {
+pub(super) fn all_green(status: &Value) -> Result<(), String> {
     let cells = cells(status)?;
     match cells.iter().all(|(_, _, state)| state == "green") && status["overall"] == "green" {
         true => Ok(()),
@@ -213,7 +215,7 @@ fn all_green(status: &Value) -> Result<(), String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_region_outage_opens_and_ends_an_incident_and_a_blind_page_is_not_green() {
-    let Some(mut stack) = start_stack() else {
+    let Some(mut stack) = start_stack("1s") else {
         return;
     };
     let http = http_client();

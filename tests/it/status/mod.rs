@@ -5,5 +5,6 @@
 mod board;
 mod browser;
 mod config;
+mod fleet_live;
 mod fleet_page;
 mod http;
