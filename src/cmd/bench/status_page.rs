@@ -152,6 +152,7 @@ pub(super) async fn run(args: StatusPageBenchArgs) -> anyhow::Result<()> {
     let region = shape.regions[shape.regions.len() - 1].as_str();
     let endpoints = [
         "/".to_owned(),
+        "/operators".to_owned(),
         "/api/status".to_owned(),
         "/api/incidents".to_owned(),
         "/feed.atom".to_owned(),
