@@ -132,6 +132,18 @@ pub(crate) struct Feature {
 }
 
 impl PublicWording {
+    /// The feature `probe` checks, by its name for users (else the probe's name).
+    pub(crate) fn feature_name<'a>(&'a self, probe: &'a str) -> &'a str {
+        self.features
+            .get(probe)
+            .map_or(probe, |feature| feature.name.as_str())
+    }
+
+    /// `region`'s display name (else its label).
+    pub(crate) fn region_name<'a>(&'a self, region: &'a str) -> &'a str {
+        self.regions.get(region).map_or(region, String::as_str)
+    }
+
     /// The shipped words: each kind's feature for the probe named after it.
     fn shipped() -> PublicWording {
         let features = ProbeKind::ALL

@@ -35,6 +35,8 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
+use crate::notify::config::Publish;
+
 use crate::config::status_page::{PublicWording, StoreLocation};
 use crate::credentials::{Auth, Secret};
 use incidents::IncidentRule;
@@ -132,9 +134,11 @@ pub(crate) async fn run(
         step: options.step,
         stale_after: options.stale_after,
     };
+    let shown = refresher::spawn(source);
+    let wording = options.public.clone();
     let page = routes::Page {
         prometheus,
-        shown: refresher::spawn(source),
+        shown: shown.clone(),
         title: options.title,
         notes: options.notes.map(notes::NotesFile::new),
         public: options.public,
@@ -153,6 +157,17 @@ pub(crate) async fn run(
         router = router.merge(crate::notify::routes::routes(Arc::clone(notify)));
         background.push(tokio::spawn(notify.sender()?.run()));
         background.push(tokio::spawn(crate::notify::upkeep::run(Arc::clone(notify))));
+        match notify.config.publish {
+            Publish::Auto => background.push(tokio::spawn(statements::publish(
+                shown,
+                Arc::clone(notify),
+                wording,
+                notify.config.hold,
+            ))),
+            Publish::Manual => {
+                tracing::warn!("notify.publish is manual: drafted statements are not published")
+            }
+        }
     }
     let listener = crate::endpoints::bind(options.listen)
         .await

@@ -2,8 +2,27 @@
 //! who use the chat service: which feature, where, since when, and what a
 //! user will notice (from each reason's [`Reason::user_effect`], the one
 //! table of those words), and when it is working again.
+//!
+//! With `notify.publish: auto`, [`publish`] follows the incidents the page
+//! reads and records each statement through the outbox (so subscribers and
+//! webhooks hear of it): the drafted one once an incident has been open for
+//! `hold`, a newer one when its words change (regions or effects join),
+//! none while an operator's statement is the newest, and the resolved one
+//! when it ends. What was said is read back from the store, so a restart
+//! says nothing twice.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use super::refresher::{Shown, unix_now};
+use crate::config::status_page::PublicWording;
+use crate::metrics::Event;
+use crate::notify::Notify;
+use crate::notify::outbox::{self, IncidentRef, Kind, NewStatement, Statement};
+use crate::store::StoreError;
 
 use super::feed::duration_words;
 use super::incidents::Incident;
@@ -26,6 +45,110 @@ pub(crate) fn drafted(incident: &Incident, feature: &str, regions: &[String]) ->
             minutes(end),
             duration_words(incident.duration_seconds)
         ),
+    }
+}
+
+/// How long after its end an incident may still get its resolved statement
+/// (older ones, read at start, are history: nothing is said of them).
+const RESOLVED_WITHIN_SECONDS: u64 = 3600;
+
+/// Records the statements of the incidents `shown` publishes, until it closes.
+pub(crate) async fn publish(
+    mut shown: watch::Receiver<Arc<Shown>>,
+    notify: Arc<Notify>,
+    wording: PublicWording,
+    hold: Duration,
+) {
+    while shown.changed().await.is_ok() {
+        let reading = Arc::clone(&shown.borrow_and_update());
+        if reading.error.is_some() {
+            continue;
+        }
+        let now = unix_now();
+        for incident in reading.view.incidents.iter().filter(|incident| {
+            incident
+                .ended_at
+                .is_none_or(|end| end.unix_seconds() + RESOLVED_WITHIN_SECONDS >= now)
+        }) {
+            if let Err(error) = state(&notify, &wording, incident, hold, now).await {
+                tracing::warn!("cannot record the statement of {}: {error}", incident.probe);
+            }
+        }
+    }
+}
+
+/// Records what `incident` calls for now, if anything.
+async fn state(
+    notify: &Notify,
+    wording: &PublicWording,
+    incident: &Incident,
+    hold: Duration,
+    now: u64,
+) -> Result<(), StoreError> {
+    let key = IncidentRef::key_of(&incident.probe, incident.started_at);
+    let said = outbox::timelines(&notify.store, std::slice::from_ref(&key))
+        .await?
+        .remove(&key)
+        .unwrap_or_default();
+    let regions: Vec<String> = incident
+        .regions
+        .iter()
+        .map(|region| wording.region_name(region).to_owned())
+        .collect();
+    let text = drafted(incident, wording.feature_name(&incident.probe), &regions);
+    let Some((event, kind)) = due(incident, &said, &text, hold, now) else {
+        return Ok(());
+    };
+    let reference = IncidentRef {
+        key,
+        probe: incident.probe.clone(),
+        started_at: incident.started_at,
+        ended_at: incident.ended_at,
+        regions: incident.regions.iter().cloned().collect(),
+    };
+    let statement = NewStatement {
+        incident: &reference,
+        event,
+        kind,
+        text: &text,
+        at: i64::try_from(now).unwrap_or(i64::MAX),
+    };
+    notify.record_statement(&statement).await.map(|_| ())
+}
+
+/// The statement `incident` is due, given what was `said` of it and what
+/// would be said now (`text`): none, its first, a newer one, or its end.
+fn due(
+    incident: &Incident,
+    said: &[Statement],
+    text: &str,
+    hold: Duration,
+    now: u64,
+) -> Option<(Event, Kind)> {
+    if said
+        .iter()
+        .any(|statement| statement.event == Event::IncidentResolved)
+    {
+        return None;
+    }
+    if incident.ended_at.is_some() {
+        return (!said.is_empty()).then_some((Event::IncidentResolved, Kind::Resolved));
+    }
+    if now < incident.started_at.unix_seconds() + hold.as_secs() {
+        return None;
+    }
+    match said.last() {
+        None => Some((Event::IncidentOpened, Kind::Drafted)),
+        Some(newest) if newest.kind == Kind::Operator => None,
+        Some(_) => {
+            let last_drafted = said
+                .iter()
+                .rev()
+                .find(|statement| statement.kind == Kind::Drafted);
+            last_drafted
+                .is_none_or(|drafted| drafted.text != text)
+                .then_some((Event::Statement, Kind::Drafted))
+        }
     }
 }
 
@@ -108,6 +231,63 @@ mod tests {
             ),
             "Your devices staying in sync is working again in ap-south, eu-west since 16:41 UTC, after 16 min."
         );
+    }
+
+    fn said(kind: Kind, event: Event, text: &str) -> Statement {
+        Statement {
+            id: 1,
+            incident: "group_message@1795451100".into(),
+            probe: "group_message".into(),
+            at: 1_795_451_100,
+            kind,
+            event,
+            text: text.into(),
+            incident_json: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_statement_is_due_after_the_hold_when_words_change_and_at_the_end() {
+        let open = incident(&[(Reason::HttpError, Operation::Send)], None);
+        let start = open.started_at.unix_seconds();
+        let hold = Duration::from_secs(60);
+        assert_eq!(due(&open, &[], "a", hold, start + 30), None, "held");
+        assert_eq!(
+            due(&open, &[], "a", hold, start + 60),
+            Some((Event::IncidentOpened, Kind::Drafted))
+        );
+        let first = [said(Kind::Drafted, Event::IncidentOpened, "a")];
+        assert_eq!(
+            due(&open, &first, "a", hold, start + 90),
+            None,
+            "said already"
+        );
+        assert_eq!(
+            due(&open, &first, "b", hold, start + 90),
+            Some((Event::Statement, Kind::Drafted)),
+            "a region joined"
+        );
+        let operator = [
+            first[0].clone(),
+            said(Kind::Operator, Event::Statement, "we know"),
+        ];
+        assert_eq!(
+            due(&open, &operator, "b", hold, start + 90),
+            None,
+            "the operator speaks"
+        );
+        let ended = incident(&[(Reason::HttpError, Operation::Send)], Some(start + 600));
+        assert_eq!(
+            due(&ended, &operator, "c", hold, start + 700),
+            Some((Event::IncidentResolved, Kind::Resolved))
+        );
+        assert_eq!(
+            due(&ended, &[], "c", hold, start + 700),
+            None,
+            "a flap nobody heard of"
+        );
+        let closed = [said(Kind::Resolved, Event::IncidentResolved, "c")];
+        assert_eq!(due(&ended, &closed, "c", hold, start + 800), None);
     }
 
     #[test]
