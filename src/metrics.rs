@@ -144,14 +144,12 @@ impl StatusPageMetrics {
 
 impl Exposed for StatusPageMetrics {
     fn render(&self) -> String {
-        let mut text = String::new();
-        let mut sink = TextSink::new(&mut text);
-        let mut out = Exposition::new(&mut sink);
-        write_build_info(&mut out);
-        write_process(&mut out, &self.process);
-        self.reports.render(&mut out);
-        self.notify.render(&mut out);
-        text
+        exposition::text(|out| {
+            write_build_info(out);
+            write_process(out, &self.process);
+            self.reports.render(out);
+            self.notify.render(out);
+        })
     }
 }
 

@@ -162,6 +162,13 @@ impl<'a> TextSink<'a> {
     }
 }
 
+/// What `write` writes, in the text format.
+pub(crate) fn text(write: impl FnOnce(&mut Exposition<'_>)) -> String {
+    let mut text = String::new();
+    write(&mut Exposition::new(&mut TextSink::new(&mut text)));
+    text
+}
+
 impl SampleSink for TextSink<'_> {
     /// `# HELP` and `# TYPE` lines.
     fn family(&mut self, name: &str, help: &str, kind: &str) {

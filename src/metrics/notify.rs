@@ -124,16 +124,12 @@ impl NotifyMetrics {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::exposition::TextSink;
+    use crate::metrics::exposition::text;
 
     #[test]
     fn every_series_exists_from_the_start_and_counts() {
         let metrics = NotifyMetrics::default();
-        let render = || {
-            let mut text = String::new();
-            metrics.render(&mut Exposition::new(&mut TextSink::new(&mut text)));
-            text
-        };
+        let render = || text(|out| metrics.render(out));
         let text = render();
         assert!(text.contains("chatprobe_notifications_sent_total{channel=\"webhook\",event=\"incident_resolved\"} 0\n"), "{text}");
         assert!(

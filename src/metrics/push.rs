@@ -126,16 +126,12 @@ impl PushMetrics {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::exposition::TextSink;
+    use crate::metrics::exposition::text;
 
     #[test]
     fn a_receiver_has_every_result_at_zero_and_counts_what_happened() {
         let metrics = PushMetrics::default();
-        let render = || {
-            let mut text = String::new();
-            metrics.render(&mut Exposition::new(&mut TextSink::new(&mut text)));
-            text
-        };
+        let render = || text(|out| metrics.render(out));
         assert_eq!(render(), "");
         metrics.init_url("http://r/api/v1/write");
         metrics.count("http://r/api/v1/write", result::SENT, 7);

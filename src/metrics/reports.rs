@@ -136,17 +136,12 @@ impl ReportMetrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metrics::exposition::text;
 
     #[test]
     fn every_reason_starts_at_zero_and_crowded_cells_have_counts() {
         let metrics = ReportMetrics::default();
-        let render = || {
-            let mut text = String::new();
-            metrics.render(&mut Exposition::new(
-                &mut super::super::exposition::TextSink::new(&mut text),
-            ));
-            text
-        };
+        let render = || text(|out| metrics.render(out));
         let text = render();
         for reason in Refused::ALL {
             let series = format!("chatprobe_user_reports_refused_total{{reason=\"{reason}\"}} 0\n");

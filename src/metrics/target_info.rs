@@ -70,7 +70,7 @@ impl TargetInfo {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::exposition::TextSink;
+    use crate::metrics::exposition::text;
 
     #[test]
     fn each_target_has_its_own_labels_and_a_region_is_replaced_whole() {
@@ -78,11 +78,7 @@ mod tests {
         let shard = BTreeMap::from([("shard".to_string(), "s1".to_string())]);
         let none = BTreeMap::new();
         info.set_region("eu-west", [("a", &shard), ("b", &none)]);
-        let render = || {
-            let mut text = String::new();
-            info.render(&mut Exposition::new(&mut TextSink::new(&mut text)));
-            text
-        };
+        let render = || text(|out| info.render(out));
         let text = render();
         assert!(
             text.contains("chatprobe_target_info{region=\"eu-west\",target=\"a\",shard=\"s1\"} 1"),
