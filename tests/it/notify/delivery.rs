@@ -76,21 +76,7 @@ async fn a_killed_page_resumes_its_batch_after_a_restart() {
     for (index, address) in addresses.iter().enumerate() {
         super::subscribe_patiently(&http, &page, address, &format!("ua-{index}")).await;
     }
-    let confirmations = wait_for(
-        &format!("{SUBSCRIBERS} confirmations"),
-        PATIENCE,
-        POLL,
-        || {
-            let mails = smtp.mails();
-            async move {
-                match mails.len() >= SUBSCRIBERS {
-                    true => Ok(mails),
-                    false => Err(format!("{}", mails.len())),
-                }
-            }
-        },
-    )
-    .await;
+    let confirmations = super::wait_for_any_mails(|| smtp.mails(), SUBSCRIBERS).await;
     confirm_all(&http, &page, &confirmations).await;
     let answer = statement(
         &http,

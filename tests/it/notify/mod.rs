@@ -151,12 +151,28 @@ pub fn on_page(page: &Running, link: &str) -> String {
 
 /// Waits until `mails()` holds at least `count` mails to `to`; those mails.
 pub async fn wait_for_mails(mails: impl Fn() -> Vec<Mail>, to: &str, count: usize) -> Vec<Mail> {
-    wait_for(&format!("{count} mails to {to}"), PATIENCE, POLL, || {
-        let theirs: Vec<Mail> = mails().into_iter().filter(|mail| mail.to() == to).collect();
+    let what = format!("{count} mails to {to}");
+    mails_matching(mails, &what, |mail| mail.to() == to, count).await
+}
+
+/// Waits until the server holds at least `count` mails; all of them.
+pub async fn wait_for_any_mails(mails: impl Fn() -> Vec<Mail>, count: usize) -> Vec<Mail> {
+    mails_matching(mails, &format!("{count} mails"), |_| true, count).await
+}
+
+/// Waits until at least `count` of the mails `keep` keeps are there; those.
+async fn mails_matching(
+    mails: impl Fn() -> Vec<Mail>,
+    what: &str,
+    keep: impl Fn(&Mail) -> bool,
+    count: usize,
+) -> Vec<Mail> {
+    wait_for(what, PATIENCE, POLL, || {
+        let kept: Vec<Mail> = mails().into_iter().filter(|mail| keep(mail)).collect();
         async move {
-            match theirs.len() >= count {
-                true => Ok(theirs),
-                false => Err(format!("{} so far", theirs.len())),
+            match kept.len() >= count {
+                true => Ok(kept),
+                false => Err(format!("{} so far", kept.len())),
             }
         }
     })

@@ -40,21 +40,7 @@ async fn two_replicas_on_one_postgresql_send_each_notice_once() {
         )
         .await;
     }
-    let confirmations = wait_for(
-        &format!("{SUBSCRIBERS} confirmations"),
-        PATIENCE,
-        POLL,
-        || {
-            let mails = smtp.mails();
-            async move {
-                match mails.len() >= SUBSCRIBERS {
-                    true => Ok(mails),
-                    false => Err(format!("{}", mails.len())),
-                }
-            }
-        },
-    )
-    .await;
+    let confirmations = super::wait_for_any_mails(|| smtp.mails(), SUBSCRIBERS).await;
     confirm_all(&http, &pages[1], &confirmations).await;
     for (round, page) in pages.iter().enumerate() {
         let answer = statement(
