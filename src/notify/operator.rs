@@ -65,14 +65,15 @@ impl OperatorToken {
 
     /// Whether `headers` carry `Authorization: Bearer TOKEN` with this token.
     fn admits(&self, headers: &HeaderMap) -> bool {
-        let given = headers
+        headers
             .get(AUTHORIZATION)
             .and_then(|value| value.to_str().ok())
             .and_then(|value| value.strip_prefix("Bearer "))
-            .map(str::trim);
-        let Some(given) = given else {
-            return false;
-        };
+            .is_some_and(|given| self.is(given.trim()))
+    }
+
+    /// Whether `given` is this token (compared in constant time).
+    pub(crate) fn is(&self, given: &str) -> bool {
         let digest: [u8; 32] = Sha256::digest(given.as_bytes()).into();
         digest
             .iter()

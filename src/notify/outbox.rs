@@ -231,24 +231,36 @@ pub(crate) async fn statement(store: &Store, id: i64) -> Result<Option<Statement
     row.as_ref().map(statement_of).transpose()
 }
 
-/// Every statement of the incidents `keys`, oldest first, by incident key.
+/// How many incidents one timelines query asks for.
+const TIMELINES_PER_QUERY: usize = 200;
+
+/// Every statement of the incidents `keys`, oldest first, by incident key
+/// (incidents without statements are left out): one query per
+/// [`TIMELINES_PER_QUERY`] incidents, not one each.
 pub(crate) async fn timelines(
     store: &Store,
     keys: &[String],
 ) -> Result<BTreeMap<String, Vec<Statement>>, StoreError> {
     let mut timelines: BTreeMap<String, Vec<Statement>> = BTreeMap::new();
-    let sql =
-        format!("SELECT {STATEMENT_COLUMNS} FROM statements WHERE incident = $1 ORDER BY at, id");
-    for key in keys {
-        let select = sqlx::query(&sql).bind(key);
-        let rows = store
-            .timed("reading a timeline", select.fetch_all(store.pool()))
-            .await?;
-        let statements = rows
+    for chunk in keys.chunks(TIMELINES_PER_QUERY) {
+        let placeholders: Vec<String> = (1..=chunk.len()).map(|n| format!("${n}")).collect();
+        let sql = format!(
+            "SELECT {STATEMENT_COLUMNS} FROM statements WHERE incident IN ({}) ORDER BY at, id",
+            placeholders.join(", ")
+        );
+        let select = chunk
             .iter()
-            .map(statement_of)
-            .collect::<Result<Vec<_>, _>>()?;
-        timelines.insert(key.clone(), statements);
+            .fold(sqlx::query(&sql), |select, key| select.bind(key));
+        let rows = store
+            .timed("reading timelines", select.fetch_all(store.pool()))
+            .await?;
+        for row in &rows {
+            let statement = statement_of(row)?;
+            timelines
+                .entry(statement.incident.clone())
+                .or_default()
+                .push(statement);
+        }
     }
     Ok(timelines)
 }

@@ -1,11 +1,15 @@
 //! `/feed.atom`: an Atom feed (RFC 4287) with one entry per incident,
-//! updated when it ends, and the operator's statement as an entry of its
-//! own, for feed readers, chat integrations and mail gateways.
+//! updated when it ends, one per statement published of it, and the
+//! operator's statement as an entry of its own, for feed readers, chat
+//! integrations and mail gateways.
 
 use std::fmt::Write as _;
 
 use super::incidents::Incident;
 use super::notes::Note;
+use super::sections::from_words;
+use super::statements::Timelines;
+use crate::notify::outbox::Statement;
 use crate::status::Timestamp;
 use crate::status::html::Escaped;
 
@@ -17,12 +21,17 @@ const ID_PREFIX: &str = "tag:chatprobe.invalid,2026:status-page";
 pub(crate) fn render(
     title: &str,
     incidents: &[Incident],
+    timelines: &Timelines,
     note: Option<&Note>,
     now: Timestamp,
 ) -> String {
+    let said = incidents
+        .iter()
+        .flat_map(|incident| timelines.said_of(incident).iter().map(statement_at));
     let updated = incidents
         .iter()
         .map(last_change)
+        .chain(said)
         .chain(note.map(|note| note.updated))
         .max()
         .unwrap_or(now);
@@ -47,9 +56,39 @@ pub(crate) fn render(
     }
     for incident in incidents {
         incident_entry(&mut xml, incident);
+        for statement in timelines.said_of(incident) {
+            statement_entry(&mut xml, incident, statement);
+        }
     }
     xml.push_str("</feed>\n");
     xml
+}
+
+/// When `statement` was published.
+fn statement_at(statement: &Statement) -> Timestamp {
+    Timestamp::from_unix_seconds(u64::try_from(statement.at).unwrap_or(0))
+}
+
+/// A published statement of `incident`.
+fn statement_entry(xml: &mut String, incident: &Incident, statement: &Statement) {
+    let at = statement_at(statement).rfc3339();
+    let _ = write!(
+        xml,
+        r#"<entry>
+<id>{ID_PREFIX}/statement/{}</id>
+<title>{}: {}</title>
+<published>{at}</published>
+<updated>{at}</updated>
+<category term="{}"/>
+<content type="text">{}</content>
+</entry>
+"#,
+        statement.id,
+        from_words(statement.kind),
+        Escaped(&incident_title(incident)),
+        statement.kind.as_str(),
+        Escaped(&statement.text),
+    );
 }
 
 /// When an incident last changed: its end, or its start while ongoing.
@@ -159,8 +198,9 @@ mod tests {
     #[test]
     fn each_incident_is_an_entry_updated_when_it_ends() {
         let now = Timestamp::from_unix_seconds(1_795_452_000);
-        let ongoing = render("fleet", &[incident(None)], None, now);
-        let ended = render("fleet", &[incident(Some(1_795_451_700))], None, now);
+        let none = Timelines::default();
+        let ongoing = render("fleet", &[incident(None)], &none, None, now);
+        let ended = render("fleet", &[incident(Some(1_795_451_700))], &none, None, now);
         let id =
             "<id>tag:chatprobe.invalid,2026:status-page/incident/group_message/1795451100</id>";
         for feed in [&ongoing, &ended] {
@@ -186,7 +226,13 @@ mod tests {
             text: "Sends <fail> & we know".into(),
             updated: Timestamp::from_unix_seconds(1_795_451_200),
         };
-        let feed = render("a <b>", &[], Some(&note), Timestamp::from_unix_seconds(0));
+        let feed = render(
+            "a <b>",
+            &[],
+            &Timelines::default(),
+            Some(&note),
+            Timestamp::from_unix_seconds(0),
+        );
         assert!(feed.contains("<title>a &lt;b&gt;</title>"));
         assert!(feed.contains("Sends &lt;fail&gt; &amp; we know"));
         assert!(feed.contains("<updated>2026-11-23T16:26:40Z</updated>"));

@@ -15,6 +15,7 @@ pub(crate) mod aggregate;
 pub(crate) mod feed;
 pub(crate) mod incidents;
 pub(crate) mod last_hour;
+mod manual;
 pub(crate) mod notes;
 pub(crate) mod prometheus;
 pub(crate) mod public;
@@ -146,6 +147,7 @@ pub(crate) async fn run(
         store: reports_store.clone(),
         reports: Arc::clone(&reports),
         notify_me,
+        notify: notify.clone(),
     };
     let mut router = routes::router(page)
         .merge(crate::reports::routes::routes(Arc::clone(&reports)))
@@ -164,9 +166,9 @@ pub(crate) async fn run(
                 wording,
                 notify.config.hold,
             ))),
-            Publish::Manual => {
-                tracing::warn!("notify.publish is manual: drafted statements are not published")
-            }
+            Publish::Manual => tracing::info!(
+                "notify.publish is manual: drafted statements wait on /operators for an operator to publish them"
+            ),
         }
     }
     let listener = crate::endpoints::bind(options.listen)

@@ -10,13 +10,14 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{Html, IntoResponse, Json, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
@@ -28,16 +29,18 @@ use super::public::features::{self, Evidence, Feature};
 use super::public::page::{Choice, PublicPage};
 use super::public::{CrowdNow, region_choices};
 use super::refresher::{Shown, unix_now};
-use super::sections;
+use super::statements::{self, Timelines};
+use super::{manual, sections};
 use crate::config::status_page::PublicWording;
-use crate::notify::outbox::{self, IncidentRef, Kind};
+use crate::notify::Notify;
+use crate::notify::config::Publish;
+use crate::notify::outbox::{self, Kind};
 use crate::reports::Reports;
 use crate::reports::regions::KnownRegions;
 use crate::status::{CellView, Frame, HEADERS, Health, StatusSnapshot, Timestamp, render_framed};
 use crate::store::Store;
 
 /// What the page serves.
-#[derive(Debug)]
 pub(crate) struct Page {
     /// The query API's base URL, as `source.prometheus` says.
     pub(crate) prometheus: String,
@@ -57,6 +60,8 @@ pub(crate) struct Page {
     pub(crate) reports: Arc<Reports>,
     /// Whether the public page offers "Notify me" (mail can be sent).
     pub(crate) notify_me: bool,
+    /// Notifications, when configured: statements are then published.
+    pub(crate) notify: Option<Arc<Notify>>,
 }
 
 /// The routes over `page`.
@@ -64,6 +69,7 @@ pub(crate) fn router(page: Page) -> Router {
     Router::new()
         .route("/", get(public_html))
         .route("/operators", get(html))
+        .route("/operators/publish", post(manual::publish))
         .route("/cells", get(cells_html))
         .route("/api/status", get(status_json))
         .route("/api/incidents", get(incidents_json))
@@ -94,6 +100,39 @@ impl Page {
             crowd: &crowd.readings,
         };
         features::derive(&self.public, evidence)
+    }
+
+    /// What was said of `incidents` and, with `publish: manual`, the
+    /// drafts waiting for an operator (nothing when the store cannot be read).
+    pub(crate) async fn timelines(&self, incidents: &[Incident]) -> Timelines {
+        let Some(notify) = &self.notify else {
+            return Timelines::default();
+        };
+        let keys: Vec<String> = incidents.iter().map(statements::key_of).collect();
+        let said = outbox::timelines(&self.store, &keys)
+            .await
+            .unwrap_or_else(|error| {
+                tracing::warn!("cannot read the incidents' statements: {error}");
+                Default::default()
+            });
+        let now = unix_now();
+        let drafts = match notify.config.publish {
+            Publish::Auto => Default::default(),
+            Publish::Manual => statements::open_to_statements(incidents, now)
+                .filter_map(|incident| {
+                    let key = statements::key_of(incident);
+                    let said = said.get(&key).map_or(&[][..], Vec::as_slice);
+                    let draft =
+                        statements::pending(incident, said, &self.public, Duration::ZERO, now);
+                    draft.map(|draft| (key, draft))
+                })
+                .collect(),
+        };
+        Timelines {
+            published: true,
+            said,
+            drafts,
+        }
     }
 
     /// The crowd now.
@@ -139,14 +178,18 @@ async fn html(State(page): State<Arc<Page>>) -> impl IntoResponse {
     let shown = page.shown();
     let note = page.notes.as_ref().and_then(NotesFile::current);
     let incidents = &shown.view.incidents;
-    let top: Vec<String> = [sections::notes(note.as_ref()), sections::ongoing(incidents)]
-        .into_iter()
-        .flatten()
-        .collect();
+    let timelines = page.timelines(incidents).await;
+    let top: Vec<String> = [
+        sections::notes(note.as_ref()),
+        sections::ongoing(incidents, &timelines),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
     let grid = sections::groups(&aggregate::groups(&shown.view.snapshot.cells));
     let middle = [
         sections::uptime(&shown.view.uptime, incidents, &sections::OPERATOR_UPTIME),
-        sections::history(incidents),
+        sections::history(incidents, &timelines),
     ];
     let html = render_framed(
         &shown.view.snapshot,
@@ -232,11 +275,13 @@ async fn public_html(
     }
     let regions = region_choices(&page.public, &shown.view.snapshot.cells);
     let note = page.notes.as_ref().and_then(NotesFile::current);
+    let timelines = page.timelines(&shown.view.incidents).await;
     let public = PublicPage {
         title: &page.title,
         generated_at: shown.view.snapshot.generated_at,
         features: &features,
         incidents: &shown.view.incidents,
+        timelines: &timelines,
         uptime: &shown.view.uptime,
         problems: &problems,
         regions: &regions,
@@ -357,31 +402,19 @@ struct TimelineEntry {
     text: String,
 }
 
-/// `incidents` with their timelines from `store` (empty ones when it cannot be read).
-async fn with_timelines<'a>(store: &Store, incidents: &'a [Incident]) -> Vec<WithTimeline<'a>> {
-    let keys: Vec<String> = incidents
-        .iter()
-        .map(|incident| IncidentRef::key_of(&incident.probe, incident.started_at))
-        .collect();
-    let mut timelines = outbox::timelines(store, &keys)
-        .await
-        .unwrap_or_else(|error| {
-            tracing::warn!("cannot read the incidents' statements: {error}");
-            Default::default()
-        });
+/// `incidents` with what was said of each, oldest first.
+fn with_timelines<'a>(incidents: &'a [Incident], timelines: &Timelines) -> Vec<WithTimeline<'a>> {
     incidents
         .iter()
-        .zip(keys)
-        .map(|(incident, key)| WithTimeline {
+        .map(|incident| WithTimeline {
             incident,
             statements: timelines
-                .remove(&key)
-                .unwrap_or_default()
-                .into_iter()
+                .said_of(incident)
+                .iter()
                 .map(|statement| TimelineEntry {
                     at: Timestamp::from_unix_seconds(u64::try_from(statement.at).unwrap_or(0)),
                     kind: statement.kind,
-                    text: statement.text,
+                    text: statement.text.clone(),
                 })
                 .collect(),
         })
@@ -391,7 +424,10 @@ async fn with_timelines<'a>(store: &Store, incidents: &'a [Incident]) -> Vec<Wit
 async fn incidents_json(State(page): State<Arc<Page>>) -> Response {
     let shown = page.shown();
     let body = Incidents {
-        incidents: with_timelines(&page.store, &shown.view.incidents).await,
+        incidents: with_timelines(
+            &shown.view.incidents,
+            &page.timelines(&shown.view.incidents).await,
+        ),
         source: page.source(&shown),
     };
     (HEADERS, Json(body)).into_response()
@@ -401,7 +437,14 @@ async fn atom(State(page): State<Arc<Page>>) -> impl IntoResponse {
     let shown = page.shown();
     let note = page.notes.as_ref().and_then(NotesFile::current);
     let now = Timestamp::from_unix_seconds(unix_now());
-    let xml = feed::render(&page.title, &shown.view.incidents, note.as_ref(), now);
+    let timelines = page.timelines(&shown.view.incidents).await;
+    let xml = feed::render(
+        &page.title,
+        &shown.view.incidents,
+        &timelines,
+        note.as_ref(),
+        now,
+    );
     (
         HEADERS,
         [(CONTENT_TYPE, "application/atom+xml; charset=utf-8")],

@@ -9,9 +9,11 @@ use super::aggregate::Group;
 use super::feed::{duration_words, incident_title};
 use super::incidents::Incident;
 use super::notes::{Note, to_html};
+use super::statements::{Draft, Timelines, key_of};
 use super::uptime::{DAYS, Day, UptimeRow};
+use crate::notify::outbox::{Kind, Statement};
 use crate::status::html::Escaped;
-use crate::status::{CellHtml, CellView, Health};
+use crate::status::{CellHtml, CellView, Health, Timestamp};
 
 /// How many targets a group row names before it says how many more.
 const NOT_PASSING_NAMED: usize = 20;
@@ -29,33 +31,35 @@ pub(crate) fn notes(note: Option<&Note>) -> Option<String> {
 }
 
 /// The ongoing incidents, or nothing when there are none.
-pub(crate) fn ongoing(incidents: &[Incident]) -> Option<String> {
+pub(crate) fn ongoing(incidents: &[Incident], timelines: &Timelines) -> Option<String> {
     let ongoing: Vec<&Incident> = incidents.iter().filter(|i| i.ongoing()).collect();
     if ongoing.is_empty() {
         return None;
     }
     let mut html = String::from(r#"<section class="incidents"><h2>Ongoing incidents</h2>"#);
     for incident in ongoing {
-        write_incident(&mut html, incident);
+        write_incident(&mut html, incident, timelines);
     }
     html.push_str("</section>\n");
     Some(html)
 }
 
 /// Every incident of the history, newest first.
-pub(crate) fn history(incidents: &[Incident]) -> String {
+pub(crate) fn history(incidents: &[Incident], timelines: &Timelines) -> String {
     let mut html = format!(r#"<section class="incidents"><h2>Incidents, last {DAYS} days</h2>"#);
     if incidents.is_empty() {
         html.push_str(r#"<p class="empty">No incidents.</p>"#);
     }
     for incident in incidents {
-        write_incident(&mut html, incident);
+        write_incident(&mut html, incident, timelines);
     }
     html.push_str("</section>\n");
     html
 }
 
-fn write_incident(html: &mut String, incident: &Incident) {
+/// One incident: what failed, where and since when, what was said of it,
+/// and the draft waiting to be published, if any.
+fn write_incident(html: &mut String, incident: &Incident, timelines: &Timelines) {
     let state = if incident.ongoing() {
         "ongoing"
     } else {
@@ -75,7 +79,7 @@ fn write_incident(html: &mut String, incident: &Incident) {
     );
     let _ = write!(
         html,
-        r#"<article class="incident" data-state="{state}" data-probe="{}" data-regions="{}"><h3>{}</h3><p>{}</p><p class="sub">Started {} UTC · {} · against {}</p></article>"#,
+        r#"<article class="incident" data-state="{state}" data-probe="{}" data-regions="{}"><h3>{}</h3><p>{}</p><p class="sub">Started {} UTC · {} · against {}</p>"#,
         Escaped(&incident.probe),
         Escaped(&regions.join(" ")),
         Escaped(&incident_title(incident)),
@@ -88,6 +92,57 @@ fn write_incident(html: &mut String, incident: &Incident) {
         Escaped(&ended),
         Escaped(&targets.join(", ")),
     );
+    timeline(html, timelines.said_of(incident));
+    if let Some(draft) = timelines.draft_of(incident) {
+        publish_form(html, incident, draft);
+    }
+    html.push_str("</article>");
+}
+
+/// The draft of `incident` and the form that publishes it (`POST
+/// operators/publish`, with the operator token).
+fn publish_form(html: &mut String, incident: &Incident, draft: &Draft) {
+    let _ = write!(
+        html,
+        r#"<form class="publish" method="post" action="operators/publish"><p class="draft"><b>Draft, not published:</b> {}</p><input type="hidden" name="incident" value="{}"><label>Operator token <input type="password" name="token" autocomplete="current-password" required></label> <button type="submit">Publish</button></form>"#,
+        Escaped(&draft.text),
+        Escaped(&key_of(incident)),
+    );
+}
+
+/// An incident's statements, newest first, each with when and from whom.
+pub(crate) fn timeline(html: &mut String, said: &[Statement]) {
+    if said.is_empty() {
+        return;
+    }
+    html.push_str(r#"<ol class="timeline">"#);
+    for statement in said.iter().rev() {
+        let at = Timestamp::from_unix_seconds(u64::try_from(statement.at).unwrap_or(0));
+        let _ = write!(
+            html,
+            r#"<li data-kind="{}"><span class="sub">{} UTC · {}</span> {}</li>"#,
+            statement.kind.as_str(),
+            minutes_utc(at),
+            from_words(statement.kind),
+            Escaped(&statement.text)
+        );
+    }
+    html.push_str("</ol>");
+}
+
+/// Who a statement of `kind` is from, in words.
+pub(crate) fn from_words(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Drafted => "Update from our checks",
+        Kind::Operator => "Update from the operators",
+        Kind::Resolved => "Resolved",
+    }
+}
+
+/// `2026-12-02 16:25`.
+fn minutes_utc(at: Timestamp) -> String {
+    let full = at.rfc3339().replace('T', " ");
+    full.get(..16).unwrap_or(&full).to_owned()
 }
 
 /// How uptime rows are worded: each row's name (and a smaller second
@@ -326,6 +381,10 @@ article.incident[data-state="ongoing"] { border-left-color: var(--red); backgrou
 article.incident[data-state="resolved"] { border-left-color: var(--green); }
 article.incident h3 { margin: 2px 0; font-size: 15px; }
 article.incident p { margin: 2px 0; }
+ol.timeline { margin: 4px 0; padding-left: 18px; }
+ol.timeline li { margin: 2px 0; }
+form.publish { margin: 6px 0; padding: 6px; border: 1px dashed var(--line); }
+form.publish input[type=password] { max-width: 100%; }
 div.uptime { background: #fff; border: 1px solid var(--line); padding: 6px 12px; max-width: 1100px; }
 div.uprow { display: flex; align-items: center; gap: 10px; margin: 4px 0; }
 div.uprow .who { width: 190px; flex: none; }
@@ -408,12 +467,41 @@ mod tests {
             incident("<ap>", None),
             incident("eu-west", Some(1_795_451_220)),
         ];
-        let top = ongoing(&incidents).expect("one is ongoing");
+        let none = Timelines::default();
+        let top = ongoing(&incidents, &none).expect("one is ongoing");
         assert_eq!(top.matches("<article").count(), 1);
         assert!(top.contains(r#"data-regions="&lt;ap&gt;""#), "{top}");
         assert!(!top.contains("<ap>"));
-        assert_eq!(history(&incidents).matches("<article").count(), 2);
-        assert_eq!(ongoing(&incidents[1..]), None);
+        assert_eq!(history(&incidents, &none).matches("<article").count(), 2);
+        assert_eq!(ongoing(&incidents[1..], &none), None);
+        assert!(!top.contains("<form"), "nothing to publish: {top}");
+    }
+
+    #[test]
+    fn a_draft_waiting_for_an_operator_has_its_publish_form() {
+        let waiting = incident("ap-south", None);
+        let timelines = Timelines {
+            published: true,
+            said: Default::default(),
+            drafts: [(
+                key_of(&waiting),
+                Draft {
+                    event: crate::metrics::Event::IncidentOpened,
+                    kind: Kind::Drafted,
+                    text: "Sending <fails>.".into(),
+                },
+            )]
+            .into(),
+        };
+        let top = ongoing(&[waiting], &timelines).expect("one is ongoing");
+        assert!(
+            top.contains(r#"<form class="publish" method="post" action="operators/publish"><p class="draft"><b>Draft, not published:</b> Sending &lt;fails&gt;.</p><input type="hidden" name="incident" value="group_message@1795451100">"#),
+            "{top}"
+        );
+        assert!(
+            top.contains(r#"<input type="password" name="token""#),
+            "{top}"
+        );
     }
 
     #[test]

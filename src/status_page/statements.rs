@@ -11,7 +11,7 @@
 //! when it ends. What was said is read back from the store, so a restart
 //! says nothing twice.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,7 +21,7 @@ use super::refresher::{Shown, unix_now};
 use crate::config::status_page::PublicWording;
 use crate::metrics::Event;
 use crate::notify::Notify;
-use crate::notify::outbox::{self, IncidentRef, Kind, NewStatement, Statement};
+use crate::notify::outbox::{self, IncidentRef, Kind, NewStatement, Recorded, Statement};
 use crate::store::StoreError;
 
 use super::feed::duration_words;
@@ -52,6 +52,55 @@ pub(crate) fn drafted(incident: &Incident, feature: &str, regions: &[String]) ->
 /// (older ones, read at start, are history: nothing is said of them).
 const RESOLVED_WITHIN_SECONDS: u64 = 3600;
 
+/// A statement an incident is due and not yet given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Draft {
+    /// The event it is.
+    pub(crate) event: Event,
+    /// Drafted, or resolved.
+    pub(crate) kind: Kind,
+    /// Its words.
+    pub(crate) text: String,
+}
+
+/// The incidents of `incidents` that may still get a statement at `now`:
+/// ongoing, or ended within [`RESOLVED_WITHIN_SECONDS`].
+pub(crate) fn open_to_statements(
+    incidents: &[Incident],
+    now: u64,
+) -> impl Iterator<Item = &Incident> {
+    incidents.iter().filter(move |incident| {
+        incident
+            .ended_at
+            .is_none_or(|end| end.unix_seconds() + RESOLVED_WITHIN_SECONDS >= now)
+    })
+}
+
+/// Each incident's statements, as the pages show them.
+#[derive(Debug, Default)]
+pub(crate) struct Timelines {
+    /// Whether this page publishes statements (`notify` is configured): the
+    /// public page then shows an incident once something was published of it.
+    pub(crate) published: bool,
+    /// Each incident's statements, oldest first, by [`key_of`].
+    pub(crate) said: BTreeMap<String, Vec<Statement>>,
+    /// With `publish: manual`: the statement each incident is due, waiting
+    /// for an operator to publish it, by [`key_of`].
+    pub(crate) drafts: BTreeMap<String, Draft>,
+}
+
+impl Timelines {
+    /// What was said of `incident`, oldest first.
+    pub(crate) fn said_of(&self, incident: &Incident) -> &[Statement] {
+        self.said.get(&key_of(incident)).map_or(&[], Vec::as_slice)
+    }
+
+    /// The draft of `incident` waiting for an operator, if any.
+    pub(crate) fn draft_of(&self, incident: &Incident) -> Option<&Draft> {
+        self.drafts.get(&key_of(incident))
+    }
+}
+
 /// Records the statements of the incidents `shown` publishes, until it closes.
 pub(crate) async fn publish(
     mut shown: watch::Receiver<Arc<Shown>>,
@@ -65,42 +114,64 @@ pub(crate) async fn publish(
             continue;
         }
         let now = unix_now();
-        for incident in reading.view.incidents.iter().filter(|incident| {
-            incident
-                .ended_at
-                .is_none_or(|end| end.unix_seconds() + RESOLVED_WITHIN_SECONDS >= now)
-        }) {
-            if let Err(error) = state(&notify, &wording, incident, hold, now).await {
-                tracing::warn!("cannot record the statement of {}: {error}", incident.probe);
-            }
+        let incidents: Vec<&Incident> = open_to_statements(&reading.view.incidents, now).collect();
+        if let Err(error) = publish_due(&notify, &wording, &incidents, hold, now).await {
+            tracing::warn!("cannot record the incidents' statements: {error}");
         }
     }
 }
 
-/// Records what `incident` calls for now, if anything.
-async fn state(
+/// Records the statement each of `incidents` is due, if any.
+async fn publish_due(
     notify: &Notify,
     wording: &PublicWording,
-    incident: &Incident,
+    incidents: &[&Incident],
     hold: Duration,
     now: u64,
 ) -> Result<(), StoreError> {
-    let key = IncidentRef::key_of(&incident.probe, incident.started_at);
-    let said = outbox::timelines(&notify.store, std::slice::from_ref(&key))
-        .await?
-        .remove(&key)
-        .unwrap_or_default();
+    let keys: Vec<String> = incidents.iter().map(|incident| key_of(incident)).collect();
+    let mut said = outbox::timelines(&notify.store, &keys).await?;
+    for (incident, key) in incidents.iter().zip(keys) {
+        let said = said.remove(&key).unwrap_or_default();
+        if let Some(draft) = pending(incident, &said, wording, hold, now) {
+            record(notify, incident, &draft, now).await?;
+        }
+    }
+    Ok(())
+}
+
+/// The store's key of `incident`.
+pub(crate) fn key_of(incident: &Incident) -> String {
+    IncidentRef::key_of(&incident.probe, incident.started_at)
+}
+
+/// The statement `incident` is due at `now`, given what was `said` of it,
+/// in `wording`'s names; none before `hold` has passed.
+pub(crate) fn pending(
+    incident: &Incident,
+    said: &[Statement],
+    wording: &PublicWording,
+    hold: Duration,
+    now: u64,
+) -> Option<Draft> {
     let regions: Vec<String> = incident
         .regions
         .iter()
         .map(|region| wording.region_name(region).to_owned())
         .collect();
     let text = drafted(incident, wording.feature_name(&incident.probe), &regions);
-    let Some((event, kind)) = due(incident, &said, &text, hold, now) else {
-        return Ok(());
-    };
+    due(incident, said, &text, hold, now).map(|(event, kind)| Draft { event, kind, text })
+}
+
+/// Records `draft`, the statement of `incident`, at `now`, with its notifications.
+pub(crate) async fn record(
+    notify: &Notify,
+    incident: &Incident,
+    draft: &Draft,
+    now: u64,
+) -> Result<Recorded, StoreError> {
     let reference = IncidentRef {
-        key,
+        key: key_of(incident),
         probe: incident.probe.clone(),
         started_at: incident.started_at,
         ended_at: incident.ended_at,
@@ -108,12 +179,12 @@ async fn state(
     };
     let statement = NewStatement {
         incident: &reference,
-        event,
-        kind,
-        text: &text,
+        event: draft.event,
+        kind: draft.kind,
+        text: &draft.text,
         at: i64::try_from(now).unwrap_or(i64::MAX),
     };
-    notify.record_statement(&statement).await.map(|_| ())
+    notify.record_statement(&statement).await
 }
 
 /// The statement `incident` is due, given what was `said` of it and what
@@ -176,8 +247,6 @@ fn minutes(at: Timestamp) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
     use super::*;
 
     fn incident(reasons: &[(Reason, Operation)], ended: Option<u64>) -> Incident {

@@ -15,7 +15,7 @@ use crate::status::html::Escaped;
 use crate::status_page::incidents::Incident;
 use crate::status_page::notes::Note;
 use crate::status_page::sections::{self, UptimeLabels};
-use crate::status_page::statements;
+use crate::status_page::statements::{self, Timelines};
 use crate::status_page::uptime::UptimeRow;
 
 /// How far back resolved incidents are listed.
@@ -41,6 +41,8 @@ pub(crate) struct PublicPage<'a> {
     pub(crate) features: &'a [Feature],
     /// Every incident of the history, newest first.
     pub(crate) incidents: &'a [Incident],
+    /// What was published of them.
+    pub(crate) timelines: &'a Timelines,
     /// Day bars per probe and region.
     pub(crate) uptime: &'a [UptimeRow],
     /// What users can report.
@@ -179,6 +181,10 @@ impl PublicPage<'_> {
         html.push_str("</section>\n");
     }
 
+    /// The incidents of the last 7 days: with what was published of each,
+    /// newest first, when this page publishes statements (one nothing was
+    /// published of, held or waiting for an operator, is left out); else
+    /// their drafted words as the probes see them now.
     fn write_incidents(&self, html: &mut String) {
         let now = self.generated_at.unix_seconds();
         let shown: Vec<&Incident> = self
@@ -188,6 +194,9 @@ impl PublicPage<'_> {
                 incident
                     .ended_at
                     .is_none_or(|end| end.unix_seconds() + RECENT_INCIDENTS_SECONDS >= now)
+            })
+            .filter(|incident| {
+                !self.timelines.published || !self.timelines.said_of(incident).is_empty()
             })
             .collect();
         html.push_str(r#"<section class="incidents"><h2>Incidents, last 7 days</h2>"#);
@@ -202,11 +211,16 @@ impl PublicPage<'_> {
             };
             let _ = write!(
                 html,
-                r#"<article class="incident" data-state="{state}" data-probe="{}"><h3>{}</h3><p>{}</p></article>"#,
+                r#"<article class="incident" data-state="{state}" data-probe="{}"><h3>{}</h3>"#,
                 Escaped(&incident.probe),
                 Escaped(&self.feature_name(&incident.probe)),
-                Escaped(&self.incident_words(incident)),
             );
+            if self.timelines.published {
+                sections::timeline(html, self.timelines.said_of(incident));
+            } else {
+                let _ = write!(html, "<p>{}</p>", Escaped(&self.incident_words(incident)));
+            }
+            html.push_str("</article>");
         }
         html.push_str("</section>\n");
     }
@@ -391,6 +405,8 @@ article.incident { background: #fff; border: 1px solid var(--line); border-left:
 article.incident[data-state="ongoing"] { border-left-color: var(--red); background: #fce8e6; }
 article.incident h3 { margin: 2px 0; font-size: 15px; }
 article.incident p { margin: 2px 0; }
+ol.timeline { margin: 4px 0; padding-left: 18px; }
+ol.timeline li { margin: 2px 0; }
 section.trend figure { margin: 0; background: #fff; border: 1px solid var(--line); padding: 6px 8px; }
 section.report form { background: #fff; border: 1px solid var(--line); padding: 8px 12px; }
 section.report fieldset { border: 0; margin: 0 0 8px; padding: 0; }
@@ -417,6 +433,8 @@ mod tests {
     use std::collections::{BTreeMap, BTreeSet};
 
     use super::*;
+    use crate::metrics::Event;
+    use crate::notify::outbox::{Kind, Statement};
     use crate::outcome::{Operation, Reason};
     use crate::status_page::public::features::RegionState;
     use crate::status_page::uptime::Day;
@@ -455,6 +473,7 @@ mod tests {
     fn render(
         features: &[Feature],
         incidents: &[Incident],
+        timelines: &Timelines,
         notices: &[String],
         blind: bool,
     ) -> String {
@@ -472,6 +491,7 @@ mod tests {
             generated_at: Timestamp::from_unix_seconds(NOW),
             features,
             incidents,
+            timelines,
             uptime: &uptime,
             problems: &[
                 Choice {
@@ -503,7 +523,13 @@ mod tests {
             FeatureState::Outage,
             Some(41),
         )];
-        let html = render(&features, &[incident(None)], &[], false);
+        let html = render(
+            &features,
+            &[incident(None)],
+            &Timelines::default(),
+            &[],
+            false,
+        );
         assert!(
             html.contains(r#"<header class="overall" data-state="outage">"#),
             "{html}"
@@ -548,6 +574,7 @@ mod tests {
         let html = render(
             &[feature("Messages", FeatureState::Operational, None)],
             &[],
+            &Timelines::default(),
             &[],
             false,
         );
@@ -582,6 +609,7 @@ mod tests {
         let html = render(
             &[feature("Messages", FeatureState::Operational, None)],
             &[old],
+            &Timelines::default(),
             &notice,
             true,
         );
@@ -595,5 +623,57 @@ mod tests {
             "{html}"
         );
         assert!(html.contains("No incidents."), "{html}");
+    }
+
+    fn said(id: i64, at: u64, kind: Kind, text: &str) -> Statement {
+        Statement {
+            id,
+            incident: statements::key_of(&incident(None)),
+            probe: "group_message".into(),
+            at: i64::try_from(at).unwrap_or(0),
+            kind,
+            event: Event::Statement,
+            text: text.into(),
+            incident_json: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_page_that_publishes_shows_what_was_published_newest_first_and_nothing_held() {
+        let ongoing = incident(None);
+        let mut held = incident(None);
+        held.probe = "leave_group".into();
+        held.started_at = Timestamp::from_unix_seconds(NOW - 60);
+        let timelines = Timelines {
+            published: true,
+            said: BTreeMap::from([(
+                statements::key_of(&ongoing),
+                vec![
+                    said(1, NOW - 700, Kind::Drafted, "Drafted first."),
+                    said(2, NOW - 300, Kind::Operator, "We <know> & fix it."),
+                ],
+            )]),
+            drafts: BTreeMap::new(),
+        };
+        let html = render(
+            &[feature("Messages", FeatureState::Outage, None)],
+            &[ongoing, held],
+            &timelines,
+            &[],
+            false,
+        );
+        assert_eq!(
+            html.matches(r#"<article class="incident""#).count(),
+            1,
+            "{html}"
+        );
+        let operator = html
+            .find("2026-11-23 16:20 UTC · Update from the operators</span> We &lt;know&gt; &amp; fix it.")
+            .expect("the operator's statement");
+        let drafted = html
+            .find("2026-11-23 16:13 UTC · Update from our checks</span> Drafted first.")
+            .expect("the drafted statement");
+        assert!(operator < drafted, "newest first: {html}");
+        assert!(!html.contains("is not working as it should"), "{html}");
     }
 }

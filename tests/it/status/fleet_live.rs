@@ -5,11 +5,15 @@
 //! the history's), inside a wait far shorter than that step. And the fleet
 //! at a glance: the aggregate per probe and region in `/api/status` and on
 //! the page, each row linking its drill-down `/cells?probe=P&region=R`.
+//! With `notify.publish: manual`, the incident's drafted statement waits on
+//! `/operators` until an operator publishes it with the token; only then is
+//! it on `/`.
 
 use serde_json::{Value, json};
 
 use super::fleet_page::{
-    FAULTED, PATIENCE, POLL, Stack, all_green, incidents_of, start_stack, wait_status,
+    FAULTED, OPERATOR_TOKEN, PATIENCE, POLL, Stack, all_green, incidents_of, start_stack,
+    wait_status,
 };
 use crate::harness::backend::{put_faults, send_outage};
 use crate::harness::http::{get_json, get_text, http_client, wait_for};
@@ -45,7 +49,7 @@ async fn incident_with_red_cell(http: &reqwest::Client, stack: &Stack) -> Result
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_fleet_aggregates_per_probe_and_region_and_an_incident_opens_with_its_red_cell() {
-    let Some(stack) = start_stack("5m") else {
+    let Some(stack) = start_stack("5m", "manual") else {
         return;
     };
     let http = http_client();
@@ -157,4 +161,94 @@ async fn the_fleet_aggregates_per_probe_and_region_and_an_incident_opens_with_it
         .await
         .expect("the page answers");
     assert_eq!(response.status(), 400);
+
+    publish_the_draft(&http, &stack).await;
+}
+
+/// The incident key of the draft waiting on `/operators`.
+async fn waiting_draft(http: &reqwest::Client, stack: &Stack) -> Result<String, String> {
+    let page = get_text(http, &stack.url("/operators")).await?;
+    let form = page
+        .split_once(r#"<form class="publish""#)
+        .map(|(_, form)| form)
+        .ok_or_else(|| "no draft waiting".to_owned())?;
+    form.split_once(r#"name="incident" value=""#)
+        .and_then(|(_, rest)| rest.split_once('"'))
+        .map(|(key, _)| key.to_owned())
+        .ok_or_else(|| format!("a publish form without its incident: {form}"))
+}
+
+/// `POST /operators/publish` of `incident` with `token` (and `origin`),
+/// its redirect not followed.
+async fn post_publish(stack: &Stack, incident: &str, token: &str, origin: Option<&str>) -> u16 {
+    let mut post = crate::reports::client()
+        .post(stack.url("/operators/publish"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!(
+            "incident={}&token={token}",
+            incident.replace('@', "%40")
+        ));
+    if let Some(origin) = origin {
+        post = post.header("origin", origin);
+    }
+    match post.send().await {
+        Ok(answer) => answer.status().as_u16(),
+        Err(error) => panic!("POST /operators/publish: {error}"),
+    }
+}
+
+/// With `publish: manual` the ongoing incident's draft waits on
+/// `/operators`, off `/`, until an operator publishes it.
+async fn publish_the_draft(http: &reqwest::Client, stack: &Stack) {
+    let incident = wait_for("a draft waiting on /operators", PATIENCE, POLL, || {
+        waiting_draft(http, stack)
+    })
+    .await;
+    assert!(incident.starts_with("group_message@"), "{incident}");
+    let public = get_text(http, &stack.url("/")).await.unwrap_or_default();
+    assert!(
+        !public.contains(r#"<article class="incident""#),
+        "nothing is published yet: {public}"
+    );
+    let refused = [
+        (
+            post_publish(stack, &incident, "not-the-token-at-all", None).await,
+            401,
+        ),
+        (
+            post_publish(
+                stack,
+                &incident,
+                OPERATOR_TOKEN,
+                Some("https://elsewhere.example"),
+            )
+            .await,
+            403,
+        ),
+        (
+            post_publish(stack, "group_message@1", OPERATOR_TOKEN, None).await,
+            404,
+        ),
+    ];
+    for (status, expected) in refused {
+        assert_eq!(status, expected);
+    }
+    assert_eq!(
+        post_publish(stack, &incident, OPERATOR_TOKEN, None).await,
+        303
+    );
+    let public = get_text(http, &stack.url("/")).await.unwrap_or_default();
+    assert!(
+        public.contains("Update from our checks</span> Sending and receiving group messages is not working as it should in ap-south since"),
+        "published, it is on the public page: {public}"
+    );
+    let incidents = incidents_of(http, stack, "group_message")
+        .await
+        .unwrap_or_default();
+    let drafted = incidents.iter().any(|incident| {
+        incident["statements"]
+            .as_array()
+            .is_some_and(|said| said.iter().any(|statement| statement["kind"] == "drafted"))
+    });
+    assert!(drafted, "{incidents:?}");
 }

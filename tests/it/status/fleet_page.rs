@@ -29,7 +29,7 @@ const REGIONS: [&str; 3] = ["eu-west", "us-east", "ap-south"];
 pub(super) const FAULTED: &str = "ap-south";
 const PROBES: [&str; 2] = ["group_message", "edit_settings"];
 /// The operators' token the page is given.
-const OPERATOR_TOKEN: &str = "the-fleet-page-operator-token";
+pub(super) const OPERATOR_TOKEN: &str = "the-fleet-page-operator-token";
 /// Longest wait for any one state change of the stack.
 pub(super) const PATIENCE: Duration = Duration::from_secs(60);
 /// How often the test looks.
@@ -99,8 +99,9 @@ fn feature_states(
     Some((feature["state"].as_str()?.to_owned(), regions))
 }
 
-/// The stack, the page started with `--incident-step STEP` (and notes).
-pub(super) fn start_stack(incident_step: &str) -> Option<Stack> {
+/// The stack, the page started with `--incident-step STEP`, notes and
+/// `notify.publish: PUBLISH` (`auto` or `manual`).
+pub(super) fn start_stack(incident_step: &str, publish: &str) -> Option<Stack> {
     let prometheus = crate::harness::tool(
         "CHATPROBE_PROMETHEUS",
         "prometheus",
@@ -130,7 +131,7 @@ pub(super) fn start_stack(incident_step: &str) -> Option<Stack> {
         "status-page.yaml",
         &format!(
             "prometheus: {{url: '{}'}}\noperator_token_file: operator-token\n\
-             notify: {{base_url: 'https://status.example'}}\n",
+             notify: {{base_url: 'https://status.example', publish: {publish}}}\n",
             prometheus.url
         ),
     );
@@ -241,7 +242,7 @@ pub(super) fn all_green(status: &Value) -> Result<(), String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_region_outage_opens_and_ends_an_incident_and_a_blind_page_is_not_green() {
-    let Some(mut stack) = start_stack("1s") else {
+    let Some(mut stack) = start_stack("1s", "auto") else {
         return;
     };
     let http = http_client();
@@ -375,6 +376,13 @@ async fn a_region_outage_opens_and_ends_an_incident_and_a_blind_page_is_not_gree
         "{timeline}"
     );
 
+    let page = get_text(&http, &stack.url("/")).await.unwrap_or_default();
+    assert!(
+        page.contains("Update from the operators</span> We are looking into failed sends in Asia (South).")
+            && page.contains("Update from our checks</span> Sending and receiving group messages is not working as it should in ap-south since"),
+        "the public page shows the incident's timeline: {page}"
+    );
+
     let public = wait_status(
         &http,
         &stack,
@@ -416,6 +424,11 @@ async fn a_region_outage_opens_and_ends_an_incident_and_a_blind_page_is_not_gree
     assert!(
         feed.contains("<title>Statement from the operators</title>"),
         "{feed}"
+    );
+    assert!(
+        feed.contains("<title>Update from the operators: group_message failing in ap-south since")
+            && feed.contains("We are looking into failed sends in Asia (South).</content>"),
+        "the feed carries the published statements: {feed}"
     );
 
     if let Some(browser) = Browser::find("fleet-page") {
