@@ -33,6 +33,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 
+use crate::config::status_page::PublicWording;
 use crate::metrics::NotifyMetrics;
 use crate::reports::Reports;
 use crate::reports::config::Limits;
@@ -74,6 +75,8 @@ pub(crate) struct Notify {
     pub(crate) operator: Option<OperatorToken>,
     /// The page's title.
     pub(crate) title: String,
+    /// How features are named to subscribers.
+    pub(crate) wording: PublicWording,
     /// Counts what is sent and what fails.
     pub(crate) metrics: NotifyMetrics,
 }
@@ -87,6 +90,7 @@ impl Notify {
         reports: Arc<Reports>,
         operator: Option<OperatorToken>,
         title: String,
+        wording: PublicWording,
         metrics: NotifyMetrics,
     ) -> anyhow::Result<Notify> {
         let secret = secret::named(&store, tokens::SECRET_NAME)
@@ -120,6 +124,7 @@ impl Notify {
             keys: Keys::new(None),
             operator,
             title,
+            wording,
             metrics,
         })
     }

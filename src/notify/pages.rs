@@ -6,6 +6,7 @@
 use std::fmt::Write as _;
 
 use super::choices::{Choices, When};
+use crate::config::status_page::PublicWording;
 use crate::probe::ProbeKind;
 use crate::status::html::Escaped;
 
@@ -27,11 +28,18 @@ pub(crate) fn message(heading: &str, text: &str) -> String {
     page(heading, &format!("<p>{}</p>", Escaped(text)))
 }
 
-/// The choices in words.
-fn describe(choices: &Choices) -> String {
+/// The choices in words, features by `wording`'s names.
+fn describe(choices: &Choices, wording: &PublicWording) -> String {
     let features = match choices.features.is_empty() {
         true => "every feature".to_string(),
-        false => choices.features.join(", "),
+        false => {
+            let names: Vec<&str> = choices
+                .features
+                .iter()
+                .map(|probe| wording.feature_name(probe))
+                .collect();
+            names.join(", ")
+        }
     };
     let when: Vec<&str> = choices
         .events
@@ -45,12 +53,12 @@ fn describe(choices: &Choices) -> String {
 }
 
 /// "Confirmed", with what the address will hear of.
-pub(crate) fn confirmed(choices: &Choices) -> String {
+pub(crate) fn confirmed(choices: &Choices, wording: &PublicWording) -> String {
     message(
         "Subscription confirmed",
         &format!(
             "Thank you: you will get a mail about {}. Every mail has a link to unsubscribe.",
-            describe(choices)
+            describe(choices, wording)
         ),
     )
 }
@@ -69,9 +77,23 @@ pub(crate) fn unsubscribe_form(token: &str) -> String {
     )
 }
 
-/// The manage page: the current `choices`, a form to change them (posting
-/// `token` back), and the way out (`unsubscribe`, its token).
-pub(crate) fn manage(token: &str, unsubscribe: &str, choices: &Choices, saved: bool) -> String {
+/// The links of a subscriber's manage page: its own token and the
+/// unsubscribe link's.
+pub(crate) struct ManageTokens<'a> {
+    /// Posts the form back.
+    pub(crate) manage: &'a str,
+    /// Opens the unsubscribe page.
+    pub(crate) unsubscribe: &'a str,
+}
+
+/// The manage page: the current `choices` (features by `wording`'s names),
+/// a form to change them, and the way out.
+pub(crate) fn manage(
+    tokens: &ManageTokens<'_>,
+    choices: &Choices,
+    wording: &PublicWording,
+    saved: bool,
+) -> String {
     let mut body = String::new();
     if saved {
         body.push_str("<p role=\"status\"><strong>Saved.</strong></p>");
@@ -80,8 +102,8 @@ pub(crate) fn manage(token: &str, unsubscribe: &str, choices: &Choices, saved: b
         body,
         "<p>You hear of {}.</p><form method=\"post\" action=\"/manage?token={}\">\
          <fieldset><legend>Features (none ticked: all)</legend>",
-        Escaped(&describe(choices)),
-        Escaped(token)
+        Escaped(&describe(choices, wording)),
+        Escaped(tokens.manage)
     );
     for kind in ProbeKind::ALL {
         let name = kind.as_str();
@@ -92,8 +114,9 @@ pub(crate) fn manage(token: &str, unsubscribe: &str, choices: &Choices, saved: b
         };
         let _ = write!(
             body,
-            "<label><input type=\"checkbox\" name=\"features\" value=\"{0}\"{checked}> {0}</label><br>",
-            Escaped(name)
+            "<label><input type=\"checkbox\" name=\"features\" value=\"{}\"{checked}> {}</label><br>",
+            Escaped(name),
+            Escaped(wording.feature_name(name))
         );
     }
     body.push_str("</fieldset><fieldset><legend>When</legend>");
@@ -117,7 +140,7 @@ pub(crate) fn manage(token: &str, unsubscribe: &str, choices: &Choices, saved: b
         body,
         "</fieldset><button type=\"submit\">Save</button></form>\
          <p><a href=\"/unsubscribe?token={}\">Unsubscribe</a></p>",
-        Escaped(unsubscribe)
+        Escaped(tokens.unsubscribe)
     );
     page("Your subscription", &body)
 }

@@ -314,7 +314,10 @@ async fn confirm(
         return LinkError::Unknown.response();
     }
     match subscriptions::confirm(&notify.store, subscriber.id, now).await {
-        Ok(true) => html(StatusCode::OK, pages::confirmed(&subscriber.choices)),
+        Ok(true) => html(
+            StatusCode::OK,
+            pages::confirmed(&subscriber.choices, &notify.wording),
+        ),
         Ok(false) => html(
             StatusCode::GONE,
             pages::message(
@@ -375,7 +378,15 @@ async fn manage_page(
                     .make(Purpose::Unsubscribe, subscriber.id, &subscriber.email);
             html(
                 StatusCode::OK,
-                pages::manage(&token, &unsubscribe, &subscriber.choices, saved),
+                pages::manage(
+                    &pages::ManageTokens {
+                        manage: &token,
+                        unsubscribe: &unsubscribe,
+                    },
+                    &subscriber.choices,
+                    &notify.wording,
+                    saved,
+                ),
             )
         }
         Err(error) => error.response(),

@@ -121,6 +121,7 @@ pub(crate) async fn run(
                 Arc::clone(&reports),
                 operator,
                 options.title.clone(),
+                options.public.clone(),
                 notify_metrics.clone(),
             )
             .await?;

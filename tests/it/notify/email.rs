@@ -130,6 +130,10 @@ async fn subscribe_confirm_notify_and_unsubscribe(store: Store) {
         body.contains("when a problem starts and when it is back"),
         "{body}"
     );
+    assert!(
+        body.contains(r#"value="group_message"> Sending and receiving group messages</label>"#),
+        "features by the names users read: {body}"
+    );
     let (status, body) = get(&http, &on_page(&page, &unsubscribe)).await;
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("<button"), "{body}");
