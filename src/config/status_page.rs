@@ -215,6 +215,14 @@ impl StatusPageConfig {
                 ReportsConfig::default()
             }
         };
+        let notify = file.notify.map(|notify| notify.placed(resolve));
+        let ca_file = notify
+            .as_ref()
+            .and_then(|notify| notify.smtp.as_ref())
+            .and_then(|smtp| smtp.ca_file.as_deref());
+        if let Some(Err(message)) = ca_file.map(crate::notify::smtp::ca_certificates) {
+            errors.field("notify.smtp.ca_file", message);
+        }
         errors.finish()?;
         let Some(prometheus) = file.prometheus else {
             return Err(vec![FileError::new(
@@ -244,7 +252,7 @@ impl StatusPageConfig {
             public,
             operator_token,
             reports,
-            notify: file.notify.map(|notify| notify.placed(resolve)),
+            notify,
             stale_after: duration(file.stale_after, DEFAULT_STALE_AFTER),
             incident_step: duration(file.incident_step, DEFAULT_INCIDENT_STEP),
             incident_window: duration(file.incident_window, DEFAULT_INCIDENT_WINDOW),
@@ -664,6 +672,40 @@ mod tests {
             "{shown:?}"
         );
         assert!(shown[0].contains("loopback"), "{shown:?}");
+    }
+
+    #[test]
+    fn the_smtp_ca_file_is_the_config_folders_and_must_hold_a_certificate() {
+        let dir = TempDir::new("sp-ca-file");
+        let smtp = |ca: &str| {
+            format!(
+                "prometheus: {{url: 'http://x'}}\nnotify:\n  base_url: https://status.example\n  smtp:\n    \
+                 server: 'mail.example:465'\n    tls: tls\n    from: a@example.com\n    ca_file: {ca}\n"
+            )
+        };
+        let missing = load(&dir, &smtp("ca.pem")).unwrap_err();
+        assert_eq!(missing.len(), 1, "{missing:?}");
+        assert_eq!(
+            (missing[0].field.as_deref(), missing[0].line),
+            (Some("notify.smtp.ca_file"), Some(8))
+        );
+        assert!(
+            missing[0].to_string().contains("cannot read"),
+            "{missing:?}"
+        );
+        dir.write("not-a-ca.pem", "hello\n");
+        let no_pem = load(&dir, &smtp("not-a-ca.pem")).unwrap_err();
+        assert!(
+            no_pem[0].to_string().contains("holds no PEM certificate"),
+            "{no_pem:?}"
+        );
+        dir.write(
+            "ca.pem",
+            "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+        );
+        let config = load(&dir, &smtp("ca.pem")).expect("valid");
+        let placed = config.notify.and_then(|notify| notify.smtp?.ca_file);
+        assert_eq!(placed, Some(dir.0.join("ca.pem")));
     }
 
     #[test]

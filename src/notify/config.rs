@@ -75,6 +75,9 @@ pub(crate) struct SmtpConfig {
     pub(crate) password: Option<SecretSource>,
     /// Connections kept open to the server: mails sent at the same time.
     pub(crate) connections: u32,
+    /// CA certificates (PEM) that alone are trusted for the server's
+    /// certificate; `None`: the usual public roots.
+    pub(crate) ca_file: Option<PathBuf>,
 }
 
 /// A webhook subscriber (`notify.webhooks[]`).
@@ -226,6 +229,8 @@ struct SmtpSection {
     password_file: Option<PathBuf>,
     #[serde(default = "default_connections")]
     connections: u32,
+    #[serde(default)]
+    ca_file: Option<PathBuf>,
 }
 
 /// Connections to the SMTP server unless `connections` says otherwise.
@@ -305,6 +310,11 @@ impl TryFrom<SmtpSection> for SmtpConfig {
         if !(1..=MOST_CONNECTIONS).contains(&section.connections) {
             return Err(format!("smtp.connections must be 1 to {MOST_CONNECTIONS}"));
         }
+        if section.tls == SmtpTls::Plain && section.ca_file.is_some() {
+            return Err(
+                "smtp.ca_file is for `starttls` or `tls`: `plain` has no certificate".into(),
+            );
+        }
         Ok(SmtpConfig {
             host,
             port: section.server.port,
@@ -313,6 +323,7 @@ impl TryFrom<SmtpSection> for SmtpConfig {
             username: section.username,
             password,
             connections: section.connections,
+            ca_file: section.ca_file,
         })
     }
 }
@@ -349,15 +360,18 @@ impl Webhook {
 }
 
 impl NotifyConfig {
-    /// The section with its secret files taken from the config's folder (`resolve`).
+    /// The section with its secret files and CA file taken from the config's folder (`resolve`).
     pub(crate) fn placed(mut self, resolve: impl Fn(&std::path::Path) -> PathBuf) -> NotifyConfig {
         let place = |source: &mut SecretSource| {
             if let SecretSource::File(path) = source {
                 *path = resolve(path);
             }
         };
-        if let Some(password) = self.smtp.as_mut().and_then(|smtp| smtp.password.as_mut()) {
-            place(password);
+        if let Some(smtp) = self.smtp.as_mut() {
+            if let Some(password) = smtp.password.as_mut() {
+                place(password);
+            }
+            smtp.ca_file = smtp.ca_file.as_deref().map(&resolve);
         }
         for webhook in &mut self.webhooks {
             place(&mut webhook.secret);
@@ -449,6 +463,10 @@ mod tests {
             (
                 "smtp: {server: 'mail.example:25', from: a@b.example, connections: 0}",
                 "connections",
+            ),
+            (
+                "smtp: {server: '127.0.0.1:25', tls: plain, from: a@b.example, ca_file: ca.pem}",
+                "ca_file",
             ),
             ("webhooks: [{url: 'https://h.example'}]", "secret"),
             ("webhooks: [{url: 'ftp://h.example', secret_env: S}]", "url"),

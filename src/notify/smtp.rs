@@ -1,12 +1,16 @@
 //! The SMTP side: a pooled `lettre` transport over rustls (STARTTLS
 //! required, implicit TLS, or plain only towards loopback, as the config
-//! checked), logging in with the configured credentials (never logged), and
-//! what an answer means for the mail: delivered, try again later, or never.
+//! checked; the server's certificate checked against the public roots or
+//! the configured CA file alone), logging in with the configured
+//! credentials (never logged), and what an answer means for the mail:
+//! delivered, try again later, or never.
 
+use std::path::Path;
 use std::time::Duration;
 
 use lettre::transport::smtp::PoolConfig;
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, CertificateStore, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport as _, Message, Tokio1Executor};
 
 use super::config::{SmtpConfig, SmtpTls};
@@ -46,12 +50,13 @@ impl Smtp {
     /// The transport `config` describes, logging in with `password`.
     pub(crate) fn new(config: &SmtpConfig, password: Option<String>) -> anyhow::Result<Smtp> {
         let host = config.host.as_str();
-        let builder = match config.tls {
-            SmtpTls::Starttls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(host)?,
-            SmtpTls::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(host)?,
-            SmtpTls::Plain => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host),
+        let tls = match config.tls {
+            SmtpTls::Starttls => Tls::Required(tls_parameters(config)?),
+            SmtpTls::Tls => Tls::Wrapper(tls_parameters(config)?),
+            SmtpTls::Plain => Tls::None,
         };
-        let mut builder = builder
+        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)
+            .tls(tls)
             .port(config.port)
             .timeout(Some(SMTP_TIMEOUT))
             .pool_config(PoolConfig::new().max_size(config.connections));
@@ -72,6 +77,32 @@ impl Smtp {
             Ok(Err(error)) => classify(&error),
             Err(_) => Sent::Later(Failure::Timeout, format!("no answer within {whole:?}")),
         }
+    }
+}
+
+/// How the server's certificate is checked: against the CA file alone
+/// when one is configured, else the public roots.
+fn tls_parameters(config: &SmtpConfig) -> anyhow::Result<TlsParameters> {
+    let mut builder = TlsParameters::builder(config.host.clone());
+    if let Some(path) = &config.ca_file {
+        builder = builder
+            .certificate_store(CertificateStore::None)
+            .add_root_certificate(ca_certificates(path).map_err(anyhow::Error::msg)?);
+    }
+    Ok(builder.build_rustls()?)
+}
+
+/// The CA certificates of the PEM file at `path` (at least one), or why not.
+pub(crate) fn ca_certificates(path: &Path) -> Result<Certificate, String> {
+    let pem =
+        std::fs::read(path).map_err(|error| format!("cannot read {}: {error}", path.display()))?;
+    let holds_one = String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----");
+    match Certificate::from_pem(&pem) {
+        Ok(certificates) if holds_one => Ok(certificates),
+        _ => Err(format!(
+            "{} holds no PEM certificate (`-----BEGIN CERTIFICATE-----`)",
+            path.display()
+        )),
     }
 }
 

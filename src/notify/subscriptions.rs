@@ -112,6 +112,43 @@ pub(crate) async fn subscribe(
     Ok(outcome)
 }
 
+/// Adds each of `emails` as a subscriber with `choices`, confirmed at
+/// `now`, in one transaction (an address the store has is left as it is);
+/// how many were added. Filling a store in bulk, as `chatprobe bench
+/// notify` does: no confirmation mail is queued.
+pub(crate) async fn add_confirmed(
+    store: &Store,
+    emails: &[String],
+    choices: &Choices,
+    now: i64,
+) -> Result<u64, StoreError> {
+    let mut transaction = store
+        .timed("starting to add subscribers", store.pool().begin())
+        .await?;
+    let (features, events) = (choices.features_column(), choices.events_column());
+    let mut added = 0;
+    for email in emails {
+        let insert = sqlx::query(
+            "INSERT INTO subscribers (id, email, features, events, created_at, confirmation_at, \
+             confirmed_at, bounces, bounced_at) VALUES ($1, $2, $3, $4, $5, $5, $5, 0, NULL) \
+             ON CONFLICT (email) DO NOTHING",
+        )
+        .bind(new_id())
+        .bind(email)
+        .bind(&features)
+        .bind(&events)
+        .bind(now);
+        let done = store
+            .timed("adding a subscriber", insert.execute(&mut *transaction))
+            .await?;
+        added += done.rows_affected();
+    }
+    store
+        .timed("committing subscribers", transaction.commit())
+        .await?;
+    Ok(added)
+}
+
 /// [`subscribe`] for an address the store has.
 async fn ask_again(
     store: &Store,
@@ -324,6 +361,24 @@ mod tests {
     async fn queued_confirmations(store: &Store, now: i64) -> usize {
         let claimed = outbox::claim(store, now, 1, 100).await.expect("a claim");
         claimed.iter().filter(|q| q.event == Event::Confirm).count()
+    }
+
+    #[tokio::test]
+    async fn subscribers_added_in_bulk_are_confirmed_and_queue_nothing() {
+        let test = TestStore::open().await;
+        let store = &test.store;
+        let emails: Vec<String> = ["a@example.org", "b@example.org", "a@example.org"]
+            .map(String::from)
+            .to_vec();
+        let added = add_confirmed(store, &emails, &choices(&["resolved"]), T0).await;
+        assert_eq!(added.ok(), Some(2), "the repeated address once");
+        assert_eq!(queued_confirmations(store, T0).await, 0);
+        assert_eq!(
+            subscribe(store, "b@example.org", &choices(&["opened"]), T0 + 1)
+                .await
+                .ok(),
+            Some(Subscribed::AlreadyConfirmed)
+        );
     }
 
     #[tokio::test]

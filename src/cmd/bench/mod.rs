@@ -3,6 +3,7 @@
 
 mod agent;
 pub mod backend;
+mod notify;
 mod proc;
 pub mod soak;
 mod status_page;
@@ -23,6 +24,8 @@ pub enum BenchTarget {
     Targets(targets::TargetsBenchArgs),
     /// The fleet status page at fleet scale: synthetic agents, a real Prometheus, each endpoint's time, RSS and the load on Prometheus.
     StatusPage(status_page::StatusPageBenchArgs),
+    /// "Notify me" at scale: N confirmed subscribers, an incident ends; seconds until a real SMTP server took the last mail.
+    Notify(notify::NotifyBenchArgs),
 }
 
 /// Run the chosen benchmark and print its numbers on stdout.
@@ -33,5 +36,6 @@ pub async fn run(target: BenchTarget) -> anyhow::Result<()> {
         BenchTarget::Soak(args) => soak::run(args).await,
         BenchTarget::Targets(args) => targets::run(args).await,
         BenchTarget::StatusPage(args) => status_page::run(args).await,
+        BenchTarget::Notify(args) => notify::run(args).await,
     }
 }

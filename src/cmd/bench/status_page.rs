@@ -91,7 +91,7 @@ pub(super) async fn run(args: StatusPageBenchArgs) -> anyhow::Result<()> {
         interval: args.interval,
     };
     let fleet = synthetic::start(&shape).await?;
-    let dir = BenchDir::create()?;
+    let dir = BenchDir::create("status-page")?;
     let prometheus = ChildProcess::prometheus(&args, &dir, &fleet.agents)?;
     let http = &client()?;
     wait_until("Prometheus ready", PATIENCE, || async {
@@ -330,13 +330,15 @@ impl Refresh {
 }
 
 /// The benchmark's files under `target/`, removed at the end.
-struct BenchDir {
-    path: PathBuf,
+pub(super) struct BenchDir {
+    /// Where they are.
+    pub(super) path: PathBuf,
 }
 
 impl BenchDir {
-    fn create() -> anyhow::Result<BenchDir> {
-        let path = Path::new("target").join(format!("bench-status-page-{}", std::process::id()));
+    /// `target/bench-NAME-PID`, made now.
+    pub(super) fn create(name: &str) -> anyhow::Result<BenchDir> {
+        let path = Path::new("target").join(format!("bench-{name}-{}", std::process::id()));
         std::fs::create_dir_all(&path).with_context(|| format!("creating {}", path.display()))?;
         Ok(BenchDir {
             path: std::path::absolute(&path)?,
@@ -351,20 +353,22 @@ impl Drop for BenchDir {
 }
 
 /// A free port on 127.0.0.1.
-fn free_port() -> anyhow::Result<u16> {
+pub(super) fn free_port() -> anyhow::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
 /// A child process the benchmark started, logging into a file; killed when dropped.
-struct ChildProcess {
+pub(super) struct ChildProcess {
     name: &'static str,
     child: Child,
-    base: String,
+    /// Its `http://ADDR`, or for a server of another protocol its `ADDR`.
+    pub(super) base: String,
     log: PathBuf,
 }
 
 impl ChildProcess {
-    fn spawn(
+    /// Starts `command` named `name`, its stderr into `NAME.log` of `dir`.
+    pub(super) fn spawn(
         name: &'static str,
         dir: &BenchDir,
         command: &mut Command,
@@ -437,12 +441,13 @@ impl ChildProcess {
         Self::spawn("status-page", dir, &mut command, format!("http://{addr}"))
     }
 
-    fn pid(&self) -> String {
+    /// Its process id.
+    pub(super) fn pid(&self) -> String {
         self.child.id().to_string()
     }
 
     /// An error when the process has exited (gone, or a zombie not yet waited for).
-    fn check_alive(&self) -> anyhow::Result<()> {
+    pub(super) fn check_alive(&self) -> anyhow::Result<()> {
         let stat =
             std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap_or_default();
         let state = stat

@@ -5,7 +5,9 @@
 //! ([`backend`]), probes built in-process ([`probes`]), real servers run as
 //! child processes ([`server`]): Synapse ([`synapse`]), Prosody
 //! ([`prosody`]) and PostgreSQL ([`postgres`]), SMTP servers ([`smtp`]:
-//! aiosmtpd and a scripted one), a webhook receiver ([`webhook`]), the tests every real-server
+//! aiosmtpd, also over TLS or asking for a login, and a scripted one), a
+//! test's own CA and server certificate ([`certificate`]), a webhook
+//! receiver ([`webhook`]), the tests every real-server
 //! protocol shares ([`protocol`]) and their benchmark ([`server_bench`]),
 //! headless Chromium ([`browser`]) and Chromium driven as a user drives it
 //! ([`webdriver`]), and finding and starting outside tools.
@@ -13,6 +15,7 @@
 pub mod backend;
 pub mod binary;
 pub mod browser;
+pub mod certificate;
 pub mod dir;
 pub mod fixtures;
 pub mod http;

@@ -1,11 +1,14 @@
 //! SMTP servers for the notification tests: a real one, aiosmtpd (Debian's
 //! `python3-aiosmtpd`) writing every accepted mail into a Maildir, started
-//! on a port of 127.0.0.1 and stoppable and restartable on it ([`Aiosmtpd`]);
+//! on a port of 127.0.0.1 and stoppable and restartable on it, plain or
+//! with STARTTLS or implicit TLS under a test's certificate, and asking
+//! for a login if told to ([`Aiosmtpd`]);
 //! a tiny scripted one in the test's own runtime that refuses chosen
 //! recipients with a permanent 550 ([`ScriptedSmtp`]), which aiosmtpd
 //! cannot easily do; and reading the mails both captured ([`Mail`]).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
@@ -13,8 +16,23 @@ use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
 use tokio::net::TcpListener;
 
+use super::certificate::TestCa;
 use super::dir::TempDir;
 use super::process::Process;
+
+/// aiosmtpd's own command line, its `SMTP` class made to require a login
+/// (PLAIN or LOGIN, over TLS only) checked against `$SMTP_LOGIN` and
+/// `$SMTP_PASSWORD`: its command line has no option for it.
+const WITH_LOGIN: &str = "\
+import functools, os, aiosmtpd.main as main
+from aiosmtpd.smtp import AuthResult, LoginPassword
+def check(server, session, envelope, mechanism, data):
+    ok = isinstance(data, LoginPassword) and data.login == os.environb[b'SMTP_LOGIN'] \\
+        and data.password == os.environb[b'SMTP_PASSWORD']
+    return AuthResult(success=ok)
+main.SMTP = functools.partial(main.SMTP, auth_required=True, authenticator=check)
+main.main()
+";
 
 /// The Python that has aiosmtpd: `CHATPROBE_AIOSMTPD_PYTHON` (written by
 /// `tests/setup.sh`), else `/usr/bin/python3`, if it can import it.
@@ -48,6 +66,10 @@ pub struct Aiosmtpd {
     /// Its port.
     pub port: u16,
     maildir: PathBuf,
+    /// Its TLS options.
+    tls: Vec<OsString>,
+    /// The login and password it asks for, if any.
+    login: Option<(String, String)>,
     _dir: TempDir,
 }
 
@@ -65,16 +87,51 @@ impl Aiosmtpd {
             process: None,
             port: super::free_port(),
             maildir,
+            tls: Vec::new(),
+            login: None,
             _dir: dir,
         })
+    }
+
+    /// Offers STARTTLS with `ca`'s server certificate; mail only after it
+    /// unless `required` is false (then it takes mail in clear too).
+    pub fn starttls(mut self, ca: &TestCa, required: bool) -> Aiosmtpd {
+        self.tls = vec!["--tlscert".into(), ca.certificate.clone().into()];
+        self.tls.extend(["--tlskey".into(), ca.key.clone().into()]);
+        if !required {
+            self.tls.push("--no-requiretls".into());
+        }
+        self
+    }
+
+    /// Speaks TLS from the first byte (SMTPS) with `ca`'s server certificate.
+    pub fn implicit_tls(mut self, ca: &TestCa) -> Aiosmtpd {
+        self.tls = vec!["--smtpscert".into(), ca.certificate.clone().into()];
+        self.tls
+            .extend(["--smtpskey".into(), ca.key.clone().into()]);
+        self
+    }
+
+    /// Takes mail only from a client logged in as `login` with `password` (over TLS).
+    pub fn requiring_login(mut self, login: &str, password: &str) -> Aiosmtpd {
+        self.login = Some((login.to_string(), password.to_string()));
+        self
     }
 
     /// Starts it and waits until it takes connections.
     pub fn start(&mut self) {
         let mut command = Command::new(&self.python);
+        match &self.login {
+            Some((login, password)) => command
+                .args(["-c", WITH_LOGIN])
+                .env("SMTP_LOGIN", login)
+                .env("SMTP_PASSWORD", password),
+            None => command.args(["-m", "aiosmtpd"]),
+        };
         command
-            .args(["-m", "aiosmtpd", "-n", "-l"])
+            .args(["-n", "-l"])
             .arg(format!("127.0.0.1:{}", self.port))
+            .args(&self.tls)
             .args(["-c", "aiosmtpd.handlers.Mailbox"])
             .arg(&self.maildir);
         let process = Process::spawn("aiosmtpd", &mut command);

@@ -1,13 +1,15 @@
 //! "Notify me" and webhooks end to end: the real `chatprobe status-page`
 //! binary over real sockets, with its subscribers, statements and outbox in
 //! an SQLite file or a real PostgreSQL, mailing through a real SMTP server
-//! (aiosmtpd writing a Maildir, or a scripted one that refuses), posting to
+//! (aiosmtpd writing a Maildir, also over STARTTLS or implicit TLS and
+//! asking for a login, or a scripted one that refuses), posting to
 //! a real webhook receiver. Statements come in through the operators' API
 //! (`POST /api/statements`), as an incident's would through the store.
 
 mod delivery;
 mod email;
 mod replicas;
+mod tls;
 mod webhooks;
 
 use std::ffi::OsStr;
@@ -36,8 +38,21 @@ pub const PATIENCE: Duration = Duration::from_secs(60);
 /// How often a test looks.
 pub const POLL: Duration = Duration::from_millis(200);
 
-/// The `notify:` settings mailing through 127.0.0.1:`smtp_port` over
-/// `connections`, posting to `webhook` (a URL) when given.
+/// The `notify:` settings mailing through 127.0.0.1:`smtp_port`, `smtp`
+/// the further lines of its `smtp:` (`tls: plain`, `ca_file: ...`).
+pub fn smtp_yaml(smtp_port: u16, smtp: &[&str]) -> String {
+    let mut yaml = format!(
+        "base_url: {BASE_URL}/\nsmtp:\n  server: 127.0.0.1:{smtp_port}\n  \
+         from: 'Status <status@example.com>'\n"
+    );
+    for line in smtp {
+        yaml.push_str(&format!("  {line}\n"));
+    }
+    yaml
+}
+
+/// The `notify:` settings mailing in clear through 127.0.0.1:`smtp_port`
+/// over `connections`, posting to `webhook` (a URL) when given.
 pub fn notify_yaml(
     dir: &TempDir,
     smtp_port: u16,
@@ -45,10 +60,8 @@ pub fn notify_yaml(
     webhook: Option<&str>,
 ) -> String {
     let secret = dir.write("webhook-secret", WEBHOOK_SECRET);
-    let mut yaml = format!(
-        "base_url: {BASE_URL}/\nsmtp:\n  server: 127.0.0.1:{smtp_port}\n  tls: plain\n  \
-         from: 'Status <status@example.com>'\n  connections: {connections}\n"
-    );
+    let connections = format!("connections: {connections}");
+    let mut yaml = smtp_yaml(smtp_port, &["tls: plain", &connections]);
     if let Some(url) = webhook {
         yaml.push_str(&format!(
             "webhooks:\n  - url: {url}\n    secret_file: {}\n",
