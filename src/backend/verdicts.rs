@@ -72,7 +72,9 @@ pub struct Verdict {
     /// True when it may also fire where no probe looks, by design: at the
     /// leaves of a run's cleanup (a dropped, stale or undone cleanup leave
     /// is left to a later run, unreported), or on the push connection of a
-    /// device no probe of the run waits on (a sender's own).
+    /// device no probe of the run waits on (a sender's own, or one the next
+    /// run retires before the loss of its connection has reached it: a
+    /// `disconnect` at a run's closing sync).
     pub fires_unseen: bool,
 }
 
@@ -527,7 +529,8 @@ pub const VERDICTS: &[Verdict] = &[
         E::Disconnect,
         P::Sync,
         &[(Kinds::Only(&[DeviceSync]), Op::Connect, R::ConnectError)],
-    ),
+    )
+    .fires_unseen(),
     v(
         E::Disconnect,
         P::Leave,

@@ -1,18 +1,18 @@
-//! The senders: work through the outbox until shut down. Each round claims
-//! a batch of due notifications under a lease ([`outbox::claim`]) and
-//! delivers them at most [`Sender::concurrency`] at a time (mail over the
-//! pooled SMTP connections, webhooks over HTTP); a delivered one is removed,
+//! The senders: work through the outbox until shut down, claiming due
+//! notifications under a lease ([`outbox::claim`]) as delivery slots free
+//! up and delivering at most [`Sender::concurrency`] at a time (mail over
+//! the pooled SMTP connections, webhooks over HTTP); a delivered one is removed,
 //! a temporary failure is put back with exponential backoff, one still
 //! failing 24 hours after it was queued is given up, and a permanent SMTP
 //! refusal counts a bounce against the address ([`subscriptions::bounce`]).
-//! Between rounds it waits for new rows (woken by whoever queued them) or
-//! [`POLL`], for rows other replicas queued.
+//! With a slot free it also waits for new rows (woken by whoever queued
+//! them) or [`POLL`], for rows other replicas queued.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::StreamExt as _;
+use tokio::task::JoinSet;
 
 use super::mail::Letterhead;
 use super::outbox::{self, Queued, Statement};
@@ -88,6 +88,31 @@ pub(crate) fn without_addresses(words: &str) -> String {
         .join(" ")
 }
 
+/// Statements read so far, by id (a recorded statement never changes), so
+/// that the mails of one statement read it once.
+#[derive(Default)]
+struct Statements {
+    read: BTreeMap<i64, Option<Statement>>,
+}
+
+impl Statements {
+    /// Statements kept at most; beyond, the cache starts afresh.
+    const KEPT: usize = 256;
+
+    /// The statement `id` (`None`: there is none).
+    async fn get(&mut self, store: &Store, id: i64) -> Result<Option<Statement>, StoreError> {
+        if let Some(statement) = self.read.get(&id) {
+            return Ok(statement.clone());
+        }
+        let statement = outbox::statement(store, id).await?;
+        if self.read.len() >= Self::KEPT {
+            self.read.clear();
+        }
+        self.read.insert(id, statement.clone());
+        Ok(statement)
+    }
+}
+
 /// What to do with one queued notification.
 enum Outcome {
     /// Delivered: remove it.
@@ -101,67 +126,78 @@ enum Outcome {
 }
 
 impl Sender {
-    /// Runs until the task is dropped.
+    /// Runs until the task is dropped, keeping [`Sender::concurrency`]
+    /// deliveries going: rows are claimed as slots free up, so a slow mail
+    /// holds up its own slot only, and each row is sent right after its
+    /// claim, well within the lease.
     pub(crate) async fn run(self) {
         let sender = Arc::new(self);
+        let mut statements = Statements::default();
+        let mut running = JoinSet::new();
         loop {
-            let claimed = outbox::claim(
-                &sender.store,
-                unix_now(),
-                LEASE_SECONDS,
-                sender.batch_size(),
-            )
-            .await;
-            match claimed {
-                Ok(batch) if !batch.is_empty() => sender.deliver_all(batch).await,
-                Ok(_) => sender.idle().await,
-                Err(error) => {
-                    tracing::warn!("notify: cannot read the outbox: {error}");
+            let free = sender.concurrency.saturating_sub(running.len());
+            if free > 0
+                && let Err(error) = sender.start(free, &mut statements, &mut running).await
+            {
+                tracing::warn!("notify: cannot read the outbox: {error}");
+                if running.is_empty() {
                     tokio::time::sleep(POLL).await;
+                    continue;
                 }
+            }
+            if running.is_empty() {
+                sender.idle().await;
+                continue;
+            }
+            let finished = match running.len() < sender.concurrency {
+                true => tokio::select! {
+                    finished = running.join_next() => finished,
+                    () = sender.idle() => None,
+                },
+                false => running.join_next().await,
+            };
+            if let Some(Err(error)) = finished {
+                tracing::error!("notify: a delivery task failed: {error}");
             }
         }
     }
 
-    /// Rows claimed at once: one a delivery slot, so that all are finished
-    /// (each within four SMTP timeouts) well within the lease.
-    fn batch_size(&self) -> u32 {
-        u32::try_from(self.concurrency).unwrap_or(u32::MAX)
+    /// Claims up to `free` due rows and starts delivering each. A row
+    /// whose statement cannot be read now stays leased, to be claimed
+    /// again once its lease runs out.
+    async fn start(
+        self: &Arc<Self>,
+        free: usize,
+        statements: &mut Statements,
+        running: &mut JoinSet<()>,
+    ) -> Result<(), StoreError> {
+        let limit = u32::try_from(free).unwrap_or(u32::MAX);
+        let claimed = outbox::claim(&self.store, unix_now(), LEASE_SECONDS, limit).await?;
+        for queued in claimed {
+            let statement = match queued.event {
+                Event::Confirm => None,
+                _ => match statements.get(&self.store, queued.subject).await {
+                    Ok(statement) => statement,
+                    Err(error) => {
+                        tracing::warn!("notify: cannot read a statement: {error}");
+                        continue;
+                    }
+                },
+            };
+            let sender = Arc::clone(self);
+            running.spawn(async move {
+                if let Err(error) = sender.deliver_one(&queued, statement.as_ref()).await {
+                    // The row stays leased: it is tried again once the lease runs out.
+                    tracing::warn!("notify: store: {error}");
+                }
+            });
+        }
+        Ok(())
     }
 
     /// Waits for new rows or [`POLL`].
     async fn idle(&self) {
         let _ = tokio::time::timeout(POLL, self.wake.notified()).await;
-    }
-
-    /// Delivers `batch`, [`Sender::concurrency`] at a time.
-    async fn deliver_all(self: &Arc<Self>, batch: Vec<Queued>) {
-        let mut statements: BTreeMap<i64, Option<Statement>> = BTreeMap::new();
-        for queued in batch.iter().filter(|queued| queued.event != Event::Confirm) {
-            if let std::collections::btree_map::Entry::Vacant(entry) =
-                statements.entry(queued.subject)
-            {
-                match outbox::statement(&self.store, queued.subject).await {
-                    Ok(statement) => {
-                        entry.insert(statement);
-                    }
-                    Err(error) => tracing::warn!("notify: cannot read a statement: {error}"),
-                }
-            }
-        }
-        let statements = Arc::new(statements);
-        futures_util::stream::iter(batch)
-            .for_each_concurrent(self.concurrency, |queued| {
-                let statements = Arc::clone(&statements);
-                async move {
-                    let statement = statements.get(&queued.subject).cloned().flatten();
-                    if let Err(error) = self.deliver_one(&queued, statement.as_ref()).await {
-                        // The row stays leased: it is tried again once the lease runs out.
-                        tracing::warn!("notify: store: {error}");
-                    }
-                }
-            })
-            .await;
     }
 
     /// Delivers `queued` (about `statement`, unless a confirmation) and

@@ -4,12 +4,21 @@
 # every 5 s, as dashboards/prometheus.yml ships.
 #
 #   bash tests/bench/detection.sh [ROUNDS]        # time to page, ROUNDS times (default 3)
+#   bash tests/bench/detection.sh --statement [ROUNDS]  # time to the first public word
 #   bash tests/bench/detection.sh --soak DURATION # a healthy soak: failed runs and alerts fired
 #
 # Time to page: a send outage (503 on every send) in eu-west and us-east
 # starts ONSET after the demo starts; the script polls Prometheus' alerts
 # every 100 ms and prints the seconds from onset until
 # ChatprobeProbeFailingInManyRegions (the critical page) is firing.
+#
+# First public word: a send outage (503) in ap-south starts ONSET after the
+# demo starts; beside the stack a `chatprobe status-page` reads that
+# Prometheus, with `notify` publishing drafted statements at once (`publish:
+# auto`, `hold: 0s`) and a webhook to a local receiver. The script polls `/`
+# every 100 ms and prints the seconds from onset until the drafted statement
+# is published there ("Update from our checks"), then until the receiver got
+# the `incident_opened` post.
 #
 # Soak: the healthy demo for DURATION (humantime, e.g. 30m); prints the
 # probes' failed runs and every alert that fired but the Watchdog, read from
@@ -108,6 +117,83 @@ YAML
     exit 1
 }
 
+# Starts `chatprobe status-page` on the stack's Prometheus with notify
+# publishing at once and a webhook to a receiver that appends each post's
+# arrival time and event to $work/webhook.log; sets page_url.
+start_status_page() {
+    local page_port hook_port
+    page_port=$(free_port) hook_port=$(free_port)
+    : > "$work/webhook.log"
+    python3 - "$hook_port" "$work/webhook.log" 2>"$work/webhook.err" <<'PY' &
+import http.server, json, sys, time
+port, log = int(sys.argv[1]), sys.argv[2]
+class Hook(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        event = json.loads(body).get("event", "?")
+        with open(log, "a") as out:
+            out.write(f"{time.time()} {event}\n")
+        self.send_response(204)
+        self.end_headers()
+    def log_message(self, *args):
+        pass
+http.server.HTTPServer(("127.0.0.1", port), Hook).serve_forever()
+PY
+    pids+=($!)
+    cat > "$work/status-page.yaml" <<YAML
+prometheus: {url: "$prom_url"}
+listen: 127.0.0.1:$page_port
+store: sqlite:status-page.db
+notify:
+  base_url: http://127.0.0.1:$page_port
+  publish: auto
+  hold: 0s
+  webhooks:
+    - url: http://127.0.0.1:$hook_port/
+      secret_env: DETECTION_WEBHOOK_SECRET
+YAML
+    DETECTION_WEBHOOK_SECRET=detection "$chatprobe" status-page --config "$work/status-page.yaml" \
+        2>"$work/status-page.log" &
+    pids+=($!)
+    page_url="http://127.0.0.1:$page_port"
+    wait_for "$page_url/healthz"
+}
+
+# Seconds from onset to now, as the lines print them.
+since_onset() { python3 -c "import time; print(f'{time.time() - $started - $onset:.1f}')"; }
+
+time_to_statement() {
+    cat > "$work/outage.yaml" <<YAML
+- name: send-outage
+  operations: [send]
+  regions: [ap-south]
+  effect: error
+  status: 503
+  after: ${onset}s
+YAML
+    rm -f "$work/status-page.db"*
+    start_stack "$work/outage.yaml"
+    start_status_page
+    local deadline=$(( ${started%.*} + onset + 120 )) on_page="" hooked=""
+    while (( $(date +%s) < deadline )) && [[ -z $on_page || -z $hooked ]]; do
+        if [[ -z $on_page ]] && curl -sf "$page_url/" | grep -q "Update from our checks"; then
+            on_page=$(since_onset)
+        fi
+        if [[ -z $hooked ]] && grep -q " incident_opened$" "$work/webhook.log"; then
+            hooked=$(python3 -c "
+import sys
+at = next(float(l.split()[0]) for l in open(sys.argv[1]) if l.split()[1] == 'incident_opened')
+print(f'{at - $started - $onset:.1f}')" "$work/webhook.log")
+        fi
+        sleep 0.1
+    done
+    [[ -n $on_page ]] || { echo "detection: no statement on / within 120 s of onset" >&2; exit 1; }
+    [[ -n $hooked ]] || { echo "detection: no incident_opened webhook within 120 s of onset" >&2; exit 1; }
+    echo "statement: drafted statement on / $on_page s after onset"
+    echo "statement: incident_opened webhook received $hooked s after onset"
+    stop_stack
+}
+
 soak() {
     local seconds
     seconds=$(python3 -c "
@@ -134,6 +220,8 @@ print('soak: pages', len(pages))"
 
 case ${1:-} in
 --soak) soak "${2:?--soak takes a duration}" ;;
+--statement)
+    for _ in $(seq 1 "${2:-3}"); do time_to_statement; done ;;
 *)
     rounds=${1:-3}
     for _ in $(seq 1 "$rounds"); do time_to_page; done ;;

@@ -17,7 +17,8 @@ cd "$(dirname "$0")/../.."
 
 names=(agent-devices agent-cpu agent-latency agent-failing-rss agent-leave-outage targets remote-write
     backend-fanout-100 backend-fanout-1000 backend-group-message-32 backend-group-message-4
-    soak status-board status-page status-page-10000 synapse prosody time-to-page detection soak-pages recovery)
+    soak status-board status-page status-page-10000 synapse prosody time-to-page detection soak-pages recovery
+    notify statement)
 
 command=""
 labels=() units=() decimals=() goals=() scripts=()
@@ -154,6 +155,16 @@ define() {
     detection)
         command="bash tests/bench/detection.sh 1"
         measure "first critical alert after onset" s 1 "<= 15" 's/^detection: first critical alert ([0-9.]+) s after onset$/\1/p' ;;
+    statement)
+        command="bash tests/bench/detection.sh --statement 1"
+        measure "drafted statement published on / after onset" s 1 "<= 60" 's/^statement: drafted statement on \/ ([0-9.]+) s after onset$/\1/p'
+        measure "incident_opened webhook received after onset" s 1 "" 's/^statement: incident_opened webhook received ([0-9.]+) s after onset$/\1/p' ;;
+    notify)
+        command="chatprobe bench notify --subscribers 10000"
+        measure "last back-online mail accepted after the statement" s 1 "<= 60" 's/^last mail accepted: +([0-9.]+) s after the statement$/\1/p'
+        measure "mails per second" "" 0 "" 's/^mails: +([0-9]+)\/s$/\1/p'
+        measure "mails accepted" "" 0 "== 10000" 's/^mails accepted: +([0-9]+) for .*/\1/p'
+        measure "status page RSS while sending" MiB 1 "" 's/^status page RSS: .* ([0-9.]+) MiB max while sending$/\1/p' ;;
     soak-pages)
         command="bash tests/bench/detection.sh --soak 30m"
         measure "probe runs" "" 0 "" 's/^soak: runs ([0-9]+)$/\1/p'

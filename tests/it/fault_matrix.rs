@@ -19,7 +19,8 @@
 //!   reach the fault is not reproducible anyway): counting from the first
 //!   firing makes the assertion hold whatever they are. Only where a fault
 //!   may also fire where nobody looks by design (a cleanup's leave, a
-//!   sender's push connection) is the bound a number of firing runs (see
+//!   sender's push connection, the connection of a device retired before
+//!   its loss reached it) is the bound a number of firing runs (see
 //!   [`by_chance`]).
 //!
 //! In every variant the involved kinds also run in a second region of the
