@@ -439,10 +439,19 @@ fn dashboard_has_a_reports_row_reading_every_report_metric() {
         .collect();
     let reports: BTreeSet<String> = status_page_metric_labels()
         .into_keys()
-        .filter(|name| name.starts_with("chatprobe_user_reports_") || name == "chatprobe_crowd_level")
+        .filter(|name| {
+            name.starts_with("chatprobe_user_reports_") || name == "chatprobe_crowd_level"
+        })
         .collect();
-    assert_eq!(reports.len(), 3, "docs/metrics.md names the report metrics: {reports:?}");
-    assert_eq!(read, reports, "the reports row reads every report metric, and only those");
+    assert_eq!(
+        reports.len(),
+        3,
+        "docs/metrics.md names the report metrics: {reports:?}"
+    );
+    assert_eq!(
+        read, reports,
+        "the reports row reads every report metric, and only those"
+    );
 }
 
 /// What a page's `crowd` annotation says when no status page is scraped.
@@ -466,11 +475,29 @@ fn every_page_says_what_users_report_and_its_tests_check_each_case() {
     let expected: Vec<String> = rule_tests()
         .iter()
         .flat_map(|tests| tests["tests"].as_sequence().cloned().unwrap_or_default())
-        .flat_map(|test| test["alert_rule_test"].as_sequence().cloned().unwrap_or_default())
-        .flat_map(|check| check["exp_alerts"].as_sequence().cloned().unwrap_or_default())
-        .filter_map(|alert| alert["exp_annotations"]["crowd"].as_str().map(str::to_string))
+        .flat_map(|test| {
+            test["alert_rule_test"]
+                .as_sequence()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .flat_map(|check| {
+            check["exp_alerts"]
+                .as_sequence()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .filter_map(|alert| {
+            alert["exp_annotations"]["crowd"]
+                .as_str()
+                .map(str::to_string)
+        })
         .collect();
-    for case in [CROWD_NOT_KNOWN, "Users report nothing unusual in", "Users report: "] {
+    for case in [
+        CROWD_NOT_KNOWN,
+        "Users report nothing unusual in",
+        "Users report: ",
+    ] {
         assert!(
             expected.iter().any(|crowd| crowd.starts_with(case)),
             "no promtool case expects a crowd annotation starting {case:?}: {expected:?}"

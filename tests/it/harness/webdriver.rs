@@ -11,6 +11,8 @@ use super::process::Process;
 
 /// How long one WebDriver command may take.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
+/// The key of an element reference in WebDriver's answers.
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
 /// One browser session; ChromeDriver is killed when it drops.
 pub struct WebDriver {
@@ -78,6 +80,38 @@ impl WebDriver {
     pub async fn evaluate(&self, expression: &str) -> Value {
         let body = json!({"script": format!("return {expression};"), "args": []});
         self.post("execute/sync", body).await
+    }
+
+    /// Clicks the first element the CSS `selector` matches, as a user does
+    /// (a radio button, an option of a select, a submit button); a page it
+    /// loads has loaded when this returns.
+    pub async fn click(&self, selector: &str) {
+        let found = self
+            .post(
+                "element",
+                json!({"using": "css selector", "value": selector}),
+            )
+            .await;
+        let element = found[ELEMENT]
+            .as_str()
+            .unwrap_or_else(|| panic!("no element {selector}: {found}"))
+            .to_owned();
+        self.post(&format!("element/{element}/click"), json!({}))
+            .await;
+    }
+
+    /// The text of every element the CSS `selector` matches, in page order.
+    pub async fn texts(&self, selector: &str) -> Vec<String> {
+        let script =
+            "return Array.from(document.querySelectorAll(arguments[0]), e => e.textContent);";
+        let body = json!({"script": script, "args": [selector]});
+        let found = self.post("execute/sync", body).await;
+        found
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|text| text.as_str().map(str::to_owned))
+            .collect()
     }
 
     async fn post(&self, path: &str, body: Value) -> Value {
