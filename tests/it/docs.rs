@@ -10,13 +10,22 @@ use chatprobe::outcome::{Operation, Reason};
 /// The rows of the `docs/metrics.md` table whose header row starts with
 /// `| {first} |`: each row's first cell (without backticks) and second cell.
 fn metrics_table(first: &str) -> Vec<(String, String)> {
+    section_table("", first)
+}
+
+/// As [`metrics_table`], for the first such table after the line
+/// `heading` of `docs/metrics.md` (`""`: anywhere).
+pub fn section_table(heading: &str, first: &str) -> Vec<(String, String)> {
     let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/metrics.md"))
         .expect("docs/metrics.md is readable");
     let header = format!("| {first} |");
-    let mut lines = doc.lines().skip_while(|line| !line.starts_with(&header));
+    let mut lines = doc
+        .lines()
+        .skip_while(|line| !heading.is_empty() && *line != heading)
+        .skip_while(|line| !line.starts_with(&header));
     assert!(
         lines.next().is_some(),
-        "docs/metrics.md has no table headed {header}"
+        "docs/metrics.md has no table headed {header} after {heading:?}"
     );
     lines
         .skip(1)

@@ -2,8 +2,11 @@
 //! pass their unit tests, the example configs are valid, every PromQL
 //! expression of the dashboard parses and names only metrics a real agent
 //! exposes, that agent's /metrics passes `promtool check metrics`, every panel
-//! and alert says what it is for, and every alert's runbook is a section of
-//! `docs/runbook.md`.
+//! and alert says what it is for, every alert's runbook is a section of
+//! `docs/runbook.md`, the reports row reads every report metric of
+//! `docs/metrics.md` (each expression filtering on the labels its series
+//! has), and every page says what users report (its `crowd` annotation,
+//! checked by promtool cases with no crowd, a quiet one and a raised one).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -366,21 +369,139 @@ fn dashboard_has_datasource_region_target_and_probe_variables() {
     for name in ["region", "target", "probe"] {
         assert_eq!(variables.get(name), Some(&"query"), "variable {name}");
     }
+    let status_page = status_page_metric_labels();
     for expr in dashboard_expressions(&dashboard) {
-        assert!(
-            expr.contains("region=~\"$region\""),
-            "expression ignores $region: {expr}"
-        );
+        let filters = |name: &str| expr.contains(&format!("{name}=~\"${name}\""));
+        // The status page's series carry the labels docs/metrics.md gives them.
+        let page_labels = chatprobe_names_in(&expr)
+            .iter()
+            .find_map(|name| status_page.get(name));
+        if let Some(labels) = page_labels {
+            for name in ["region", "target", "probe"] {
+                assert_eq!(
+                    filters(name),
+                    labels.contains(name),
+                    "a status page expression filters on ${name} exactly when its series has it: {expr}"
+                );
+            }
+            continue;
+        }
+        assert!(filters("region"), "expression ignores $region: {expr}");
         // Agent-wide series (`up`, build info) have no target or probe.
         let agent_wide = expr.contains("chatprobe_build_info") || expr.contains("up{");
         if !agent_wide {
             for name in ["target", "probe"] {
-                assert!(
-                    expr.contains(&format!("{name}=~\"${name}\"")),
-                    "expression ignores ${name}: {expr}"
-                );
+                assert!(filters(name), "expression ignores ${name}: {expr}");
             }
         }
+    }
+}
+
+/// The metrics of docs/metrics.md's status page section, each with its
+/// labels (`chatprobe_crowd_level{problem,region}`: problem and region).
+fn status_page_metric_labels() -> BTreeMap<String, BTreeSet<String>> {
+    crate::docs::section_table("## The status page's metrics", "metric")
+        .into_iter()
+        .map(|(metric, _)| {
+            let (name, labels) = metric.split_once('{').unwrap_or((&metric, ""));
+            let labels = labels
+                .trim_end_matches('}')
+                .split(',')
+                .filter(|label| !label.is_empty())
+                .map(str::to_string)
+                .collect();
+            (name.to_string(), labels)
+        })
+        .collect()
+}
+
+/// The data panels of the row titled `title`: those after it, up to the next row.
+fn row_panels<'a>(dashboard: &'a Value, title: &str) -> Vec<&'a Value> {
+    dashboard["panels"]
+        .as_array()
+        .expect("the dashboard has panels")
+        .iter()
+        .skip_while(|panel| !(panel["type"] == "row" && panel["title"] == title))
+        .skip(1)
+        .take_while(|panel| panel["type"] != "row")
+        .collect()
+}
+
+#[test]
+fn dashboard_has_a_reports_row_reading_every_report_metric() {
+    let dashboard = dashboard();
+    let panels = row_panels(&dashboard, "What do users report?");
+    let read: BTreeSet<String> = panels
+        .iter()
+        .flat_map(|panel| panel["targets"].as_array().into_iter().flatten())
+        .filter_map(|target| target["expr"].as_str())
+        .flat_map(chatprobe_names_in)
+        .collect();
+    let reports: BTreeSet<String> = status_page_metric_labels()
+        .into_keys()
+        .filter(|name| {
+            name.starts_with("chatprobe_user_reports_") || name == "chatprobe_crowd_level"
+        })
+        .collect();
+    assert_eq!(
+        reports.len(),
+        3,
+        "docs/metrics.md names the report metrics: {reports:?}"
+    );
+    assert_eq!(
+        read, reports,
+        "the reports row reads every report metric, and only those"
+    );
+}
+
+/// What a page's `crowd` annotation says when no status page is scraped.
+const CROWD_NOT_KNOWN: &str = "No status page is scraped: what users report is not known.";
+
+#[test]
+fn every_page_says_what_users_report_and_its_tests_check_each_case() {
+    let pages: Vec<Rule> = shipped_alerts()
+        .into_iter()
+        .filter(|rule| rule.labels.get("severity").map(String::as_str) == Some("critical"))
+        .collect();
+    assert!(pages.len() >= 4, "{pages:?}");
+    for rule in &pages {
+        let crowd = rule.annotations.get("crowd").cloned().unwrap_or_default();
+        assert!(
+            crowd.contains("chatprobe_crowd_level") && crowd.contains(CROWD_NOT_KNOWN),
+            "{:?} has no crowd annotation reading chatprobe_crowd_level: {crowd:?}",
+            rule.alert
+        );
+    }
+    let expected: Vec<String> = rule_tests()
+        .iter()
+        .flat_map(|tests| tests["tests"].as_sequence().cloned().unwrap_or_default())
+        .flat_map(|test| {
+            test["alert_rule_test"]
+                .as_sequence()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .flat_map(|check| {
+            check["exp_alerts"]
+                .as_sequence()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .filter_map(|alert| {
+            alert["exp_annotations"]["crowd"]
+                .as_str()
+                .map(str::to_string)
+        })
+        .collect();
+    for case in [
+        CROWD_NOT_KNOWN,
+        "Users report nothing unusual in",
+        "Users report: ",
+    ] {
+        assert!(
+            expected.iter().any(|crowd| crowd.starts_with(case)),
+            "no promtool case expects a crowd annotation starting {case:?}: {expected:?}"
+        );
     }
 }
 

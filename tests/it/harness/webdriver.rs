@@ -11,6 +11,10 @@ use super::process::Process;
 
 /// How long one WebDriver command may take.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
+/// Viewports narrower than this are phones'.
+const PHONE_WIDTH: u32 = 768;
+/// The key of an element reference in WebDriver's answers.
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
 /// One browser session; ChromeDriver is killed when it drops.
 pub struct WebDriver {
@@ -21,7 +25,10 @@ pub struct WebDriver {
 
 impl WebDriver {
     /// A session in a `width` × `height` window, or `None` to skip when
-    /// Chromium or ChromeDriver is missing.
+    /// Chromium or ChromeDriver is missing. The page's viewport is exactly
+    /// that size (emulated: a window is never narrower than 500 px), and
+    /// below [`PHONE_WIDTH`] it is a phone's (it honours the page's
+    /// `<meta name="viewport">`).
     pub async fn start(width: u32, height: u32) -> Option<WebDriver> {
         let chromium = super::tool("CHATPROBE_CHROMIUM", "chromium", "apt-get install chromium")?;
         let driver = super::tool(
@@ -35,6 +42,7 @@ impl WebDriver {
             Command::new(driver).args([format!("--port={port}"), "--allowed-ips=".into()]),
         );
         process.wait_for_line(|line| line.contains("started successfully"));
+        chatprobe::client::init_tls();
         let http = reqwest::Client::builder()
             .timeout(COMMAND_TIMEOUT)
             .build()
@@ -46,6 +54,10 @@ impl WebDriver {
                 "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                          "--disable-background-networking", "--no-first-run",
                          format!("--window-size={width},{height}")],
+                "mobileEmulation": {"deviceMetrics": {
+                    "width": width, "height": height, "pixelRatio": 1,
+                    "mobile": width < PHONE_WIDTH, "touch": width < PHONE_WIDTH,
+                }},
             },
         }}});
         let base = format!("http://127.0.0.1:{port}/session");
@@ -80,6 +92,38 @@ impl WebDriver {
         self.post("execute/sync", body).await
     }
 
+    /// Clicks the first element the CSS `selector` matches, as a user does
+    /// (a radio button, an option of a select, a submit button); a page it
+    /// loads has loaded when this returns.
+    pub async fn click(&self, selector: &str) {
+        let found = self
+            .post(
+                "element",
+                json!({"using": "css selector", "value": selector}),
+            )
+            .await;
+        let element = found[ELEMENT]
+            .as_str()
+            .unwrap_or_else(|| panic!("no element {selector}: {found}"))
+            .to_owned();
+        self.post(&format!("element/{element}/click"), json!({}))
+            .await;
+    }
+
+    /// The text of every element the CSS `selector` matches, in page order.
+    pub async fn texts(&self, selector: &str) -> Vec<String> {
+        let script =
+            "return Array.from(document.querySelectorAll(arguments[0]), e => e.textContent);";
+        let body = json!({"script": script, "args": [selector]});
+        let found = self.post("execute/sync", body).await;
+        found
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|text| text.as_str().map(str::to_owned))
+            .collect()
+    }
+
     async fn post(&self, path: &str, body: Value) -> Value {
         let url = format!("{}/{path}", self.session);
         command(&self.http, reqwest::Method::POST, &url, Some(body)).await
@@ -96,12 +140,14 @@ impl Drop for WebDriver {
                 .enable_all()
                 .build();
             if let Ok(runtime) = runtime {
-                let http = reqwest::Client::new();
-                let _ = runtime.block_on(
-                    http.delete(&session)
+                // The client is made within the runtime, which it needs.
+                let _ = runtime.block_on(async {
+                    reqwest::Client::new()
+                        .delete(&session)
                         .timeout(Duration::from_secs(10))
-                        .send(),
-                );
+                        .send()
+                        .await
+                });
             }
         });
         let _ = ended.join();

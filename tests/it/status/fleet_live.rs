@@ -1,4 +1,4 @@
-//! The fleet page read live, against the same stack as `fleet_page` (the
+//! The fleet page read live, against the stack of [`super::stack`] (the
 //! mock backend, three agent processes, a real Prometheus scraping them
 //! every second) but with `--incident-step 5m`: the ongoing incident still
 //! opens with its red cell (it comes from the last hour's 10 s steps, not
@@ -11,8 +11,8 @@
 
 use serde_json::{Value, json};
 
-use super::fleet_page::{
-    FAULTED, OPERATOR_TOKEN, PATIENCE, POLL, Stack, all_green, incidents_of, start_stack,
+use super::stack::{
+    FAULTED, OPERATOR_TOKEN, PATIENCE, POLL, Stack, all_green, incidents_of, notify, start_stack,
     wait_status,
 };
 use crate::harness::backend::{put_faults, send_outage};
@@ -49,7 +49,7 @@ async fn incident_with_red_cell(http: &reqwest::Client, stack: &Stack) -> Result
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_fleet_aggregates_per_probe_and_region_and_an_incident_opens_with_its_red_cell() {
-    let Some(stack) = start_stack("5m", "manual") else {
+    let Some(stack) = start_stack("5m", &notify("manual")) else {
         return;
     };
     let http = http_client();

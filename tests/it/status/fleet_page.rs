@@ -1,7 +1,7 @@
-//! The fleet status page end to end: the mock backend, one agent process
-//! per region (`eu-west`, `us-east`, `ap-south`, probe interval 1 s), a real
-//! Prometheus scraping them every second with no rules at all, and
-//! `chatprobe status-page` reading it. A send outage in ap-south opens an
+//! The fleet status page end to end, on the stack of [`super::stack`]: the
+//! mock backend, one agent process per region (`eu-west`, `us-east`,
+//! `ap-south`, probe interval 1 s), a real Prometheus scraping them every
+//! second with no rules at all, and `chatprobe status-page` reading it. A send outage in ap-south opens an
 //! incident (on `/api/incidents`, `/feed.atom` and the page in headless
 //! Chromium, screenshot included) while the other regions stay green;
 //! removing it ends the incident; an operator's statement posted through
@@ -11,45 +11,16 @@
 //! Set `CHATPROBE_UPDATE_SCREENSHOT=1` to copy the screenshot to
 //! `docs/fleet-status.png` (the one `docs/status-page.md` shows).
 
-use std::ffi::OsStr;
-use std::time::Duration;
-
 use serde_json::Value;
 
+use super::stack::{
+    FAULTED, OPERATOR_TOKEN, PATIENCE, POLL, PROBES, REGIONS, Stack, all_green, cells,
+    feature_states, incidents_of, notify, start_stack, wait_status,
+};
 use crate::harness::backend::{put_faults, send_outage};
-use crate::harness::binary::{Running, start_agent, start_backend, start_status_page};
 use crate::harness::browser::Browser;
-use crate::harness::dir::TempDir;
-use crate::harness::fixtures::{AgentConfig, fixture_path};
-use crate::harness::http::{get_json, get_text, http_client, wait_for};
-use crate::harness::prometheus::Prometheus;
+use crate::harness::http::{get_text, http_client, wait_for};
 use crate::harness::webdriver::WebDriver;
-
-const REGIONS: [&str; 3] = ["eu-west", "us-east", "ap-south"];
-pub(super) const FAULTED: &str = "ap-south";
-const PROBES: [&str; 2] = ["group_message", "edit_settings"];
-/// The operators' token the page is given.
-pub(super) const OPERATOR_TOKEN: &str = "the-fleet-page-operator-token";
-/// Longest wait for any one state change of the stack.
-pub(super) const PATIENCE: Duration = Duration::from_secs(60);
-/// How often the test looks.
-pub(super) const POLL: Duration = Duration::from_millis(500);
-
-/// The whole stack; every process is killed when it drops.
-pub(super) struct Stack {
-    pub(super) backend: Running,
-    page: Running,
-    prometheus: Option<Prometheus>,
-    _agents: Vec<Running>,
-    _dir: TempDir,
-}
-
-impl Stack {
-    /// The page's URL of `path`.
-    pub(super) fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.page.url())
-    }
-}
 
 /// The statements of `incident` once one of them is of `kind`.
 async fn timeline_with(
@@ -77,141 +48,6 @@ async fn timeline_with(
     .await
 }
 
-/// A feature's state and its regions' states, from `/api/status`.
-fn feature_states(
-    status: &Value,
-    probe: &str,
-) -> Option<(String, std::collections::BTreeMap<String, String>)> {
-    let feature = status["features"]
-        .as_array()?
-        .iter()
-        .find(|feature| feature["probe"] == probe)?;
-    let regions = feature["regions"]
-        .as_array()?
-        .iter()
-        .map(|region| {
-            (
-                region["region"].as_str().unwrap_or_default().to_owned(),
-                region["state"].as_str().unwrap_or_default().to_owned(),
-            )
-        })
-        .collect();
-    Some((feature["state"].as_str()?.to_owned(), regions))
-}
-
-/// The stack, the page started with `--incident-step STEP`, notes and
-/// `notify.publish: PUBLISH` (`auto` or `manual`).
-pub(super) fn start_stack(incident_step: &str, publish: &str) -> Option<Stack> {
-    let prometheus = crate::harness::tool(
-        "CHATPROBE_PROMETHEUS",
-        "prometheus",
-        "apt-get install prometheus",
-    )?;
-    let dir = TempDir::new("fleet-page");
-    let backend = start_backend(&fixture_path("backend.yaml"), &[]);
-    let agents: Vec<Running> = REGIONS
-        .iter()
-        .map(|region| {
-            start_agent(&AgentConfig::write(&dir, region, &backend.url(), "1s", &PROBES).path)
-        })
-        .collect();
-    let targets: Vec<(&str, String)> = REGIONS
-        .iter()
-        .zip(&agents)
-        .map(|(region, agent)| (*region, agent.addr.to_string()))
-        .collect();
-    let prometheus = Prometheus::scraping(&prometheus, &dir, &targets, "1s");
-    let notes = dir.write(
-        "notes.md",
-        "# Rehearsal\n\nSends in **ap-south** fail on purpose: this is `chatprobe`'s end-to-end test.",
-    );
-    let store = format!("sqlite:{}", dir.join("status.db").display());
-    dir.write("operator-token", OPERATOR_TOKEN);
-    let config = dir.write(
-        "status-page.yaml",
-        &format!(
-            "prometheus: {{url: '{}'}}\noperator_token_file: operator-token\n\
-             notify: {{base_url: 'https://status.example', publish: {publish}}}\n",
-            prometheus.url
-        ),
-    );
-    let page = start_status_page(
-        &prometheus.url,
-        &[
-            OsStr::new("--config"),
-            config.as_os_str(),
-            OsStr::new("--store"),
-            OsStr::new(&store),
-            OsStr::new("--incident-step"),
-            OsStr::new(incident_step),
-            OsStr::new("--title"),
-            OsStr::new("Example chat: status"),
-            OsStr::new("--notes"),
-            notes.as_os_str(),
-        ],
-    );
-    Some(Stack {
-        backend,
-        page,
-        prometheus: Some(prometheus),
-        _agents: agents,
-        _dir: dir,
-    })
-}
-
-fn text(value: &Value) -> &str {
-    value.as_str().unwrap_or_default()
-}
-
-/// The state of each cell as `(region, probe, state)`, once every probe
-/// has a cell in every region.
-fn cells(status: &Value) -> Result<Vec<(String, String, String)>, String> {
-    let cells: Vec<(String, String, String)> = status["cells"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|cell| {
-            let field = |name: &str| text(&cell[name]).to_owned();
-            (field("region"), field("probe"), field("state"))
-        })
-        .collect();
-    match cells.len() == REGIONS.len() * PROBES.len() {
-        true => Ok(cells),
-        false => Err(format!("not every cell is there yet: {status}")),
-    }
-}
-
-/// Waits for `/api/status` to pass `check`; the answer.
-pub(super) async fn wait_status(
-    http: &reqwest::Client,
-    stack: &Stack,
-    what: &str,
-    check: impl Fn(&Value) -> Result<(), String>,
-) -> Value {
-    let url = stack.url("/api/status");
-    wait_for(what, PATIENCE, POLL, || async {
-        let status = get_json(http, &url).await?;
-        check(&status).map(|()| status)
-    })
-    .await
-}
-
-/// The incidents of `probe` in `/api/incidents`.
-pub(super) async fn incidents_of(
-    http: &reqwest::Client,
-    stack: &Stack,
-    probe: &str,
-) -> Result<Vec<Value>, String> {
-    let answer = get_json(http, &stack.url("/api/incidents")).await?;
-    Ok(answer["incidents"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|incident| incident["probe"] == probe)
-        .cloned()
-        .collect())
-}
-
 /// Every probe's trend counts runs.
 fn trends_have_runs(status: &Value) -> Result<(), String> {
     let trends = status["trends"]
@@ -232,17 +68,9 @@ fn trends_have_runs(status: &Value) -> Result<(), String> {
     }
 }
 
-pub(super) fn all_green(status: &Value) -> Result<(), String> {
-    let cells = cells(status)?;
-    match cells.iter().all(|(_, _, state)| state == "green") && status["overall"] == "green" {
-        true => Ok(()),
-        false => Err(format!("not all green: {cells:?}")),
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_region_outage_opens_and_ends_an_incident_and_a_blind_page_is_not_green() {
-    let Some(mut stack) = start_stack("1s", "auto") else {
+    let Some(mut stack) = start_stack("1s", &notify("auto")) else {
         return;
     };
     let http = http_client();

@@ -1,6 +1,7 @@
 //! The status pages: the agent's board, page and HTTP endpoints, the page in
-//! headless Chromium, the fleet status page over a real Prometheus, and its
-//! config file.
+//! headless Chromium, the fleet status page over a real Prometheus (its
+//! stack in [`stack`]), a user's report on the public page confirming an
+//! outage ([`report_flow`]), and its config file.
 
 mod board;
 mod browser;
@@ -8,3 +9,5 @@ mod config;
 mod fleet_live;
 mod fleet_page;
 mod http;
+mod report_flow;
+mod stack;
