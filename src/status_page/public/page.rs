@@ -380,7 +380,7 @@ header.overall[data-state="degraded"] { background: var(--amber); }
 header.overall[data-state="outage"] { background: var(--red); }
 header h1 { margin: 0; font-size: 16px; font-weight: 500; opacity: .9; }
 header .headline { margin: 4px 0 0; font-size: 24px; font-weight: 600; overflow-wrap: anywhere; }
-header .sub { margin: 2px 0 0; font-size: 13px; }
+header .sub { margin: 2px 0 0; font-size: 13px; color: inherit; opacity: 0.9; }
 section { margin: 18px auto; padding: 0 16px; max-width: 960px; }
 h2 { font-size: 18px; margin: 0 0 8px; }
 p.notice { max-width: 928px; margin: 12px auto; padding: 8px 12px; background: #e8f0fe; border-left: 6px solid var(--blue); overflow-wrap: anywhere; }

@@ -4,8 +4,10 @@
 
 use std::collections::BTreeMap;
 
+use futures_util::StreamExt as _;
+
 use super::{
-    PATIENCE, POLL, STARTED, confirm_all, page_metric, start_page, statement, subscribe,
+    POLL, STARTED, confirm_all, page_metric, start_page, statement, subscribe,
     wait_for_empty_outbox, wait_for_mails, wait_for_metric,
 };
 use crate::harness::dir::TempDir;
@@ -54,11 +56,19 @@ async fn mail_waits_for_a_server_that_is_down_and_arrives_once_it_is_up() {
 }
 
 /// Subscribers the kill test notifies.
-const SUBSCRIBERS: usize = 300;
+const SUBSCRIBERS: usize = 2000;
+/// Subscriptions and confirmations the kill test makes at once.
+const AT_ONCE: usize = 16;
+/// SMTP connections while the kill test's subscribers confirm.
+const CONFIRMING_CONNECTIONS: u32 = 8;
+/// Longest wait for a phase of the kill test's mail (one connection).
+const KILL_PATIENCE: std::time::Duration = std::time::Duration::from_secs(240);
 
 /// `kill -9` with half the notices out: after a restart every subscriber
 /// has its notice; the only possible repeat is the one mail in flight (one
-/// SMTP connection), with the same `Message-ID`.
+/// SMTP connection), with the same `Message-ID`. The subscribers subscribe
+/// and confirm through a page with more connections, stopped before the
+/// statement.
 #[tokio::test]
 async fn a_killed_page_resumes_its_batch_after_a_restart() {
     let Some(mut smtp) = Aiosmtpd::new() else {
@@ -67,17 +77,31 @@ async fn a_killed_page_resumes_its_batch_after_a_restart() {
     smtp.start();
     let dir = TempDir::new("notify-kill");
     let store = Store::Sqlite.url(&dir);
-    let yaml = super::notify_yaml(&dir, smtp.port, 1, None);
-    let mut page = start_page(&dir, &store, &yaml);
     let http = client();
+    let mut confirming = start_page(
+        &dir,
+        &store,
+        &super::notify_yaml(&dir, smtp.port, CONFIRMING_CONNECTIONS, None),
+    );
     let addresses: Vec<String> = (0..SUBSCRIBERS)
         .map(|i| format!("s{i:04}@example.org"))
         .collect();
-    for (index, address) in addresses.iter().enumerate() {
-        super::subscribe_patiently(&http, &page, address, &format!("ua-{index}")).await;
-    }
-    let confirmations = super::wait_for_any_mails(|| smtp.mails(), SUBSCRIBERS).await;
-    confirm_all(&http, &page, &confirmations).await;
+    futures_util::stream::iter(addresses.iter().enumerate())
+        .for_each_concurrent(AT_ONCE, |(index, address)| {
+            let (http, confirming) = (&http, &confirming);
+            async move {
+                let user_agent = format!("ua-{index}");
+                super::subscribe_patiently(http, confirming, address, &user_agent).await;
+            }
+        })
+        .await;
+    let confirmations = wait_for_count(&smtp, "confirmations", |_| true, SUBSCRIBERS).await;
+    futures_util::stream::iter(confirmations.chunks(SUBSCRIBERS / AT_ONCE))
+        .for_each_concurrent(AT_ONCE, |mails| confirm_all(&http, &confirming, mails))
+        .await;
+    confirming.stop_cleanly("TERM");
+    let yaml = super::notify_yaml(&dir, smtp.port, 1, None);
+    let mut page = start_page(&dir, &store, &yaml);
     let answer = statement(
         &http,
         &page,
@@ -90,16 +114,7 @@ async fn a_killed_page_resumes_its_batch_after_a_restart() {
     assert_eq!(answer["notifications"], SUBSCRIBERS, "{answer}");
     let is_notice =
         |mail: &crate::harness::smtp::Mail| mail.message_id().contains(".incident_opened@");
-    wait_for("half the notices", PATIENCE, POLL, || {
-        let sent = smtp.mails().iter().filter(|mail| is_notice(mail)).count();
-        async move {
-            match sent >= SUBSCRIBERS / 2 {
-                true => Ok(()),
-                false => Err(format!("{sent}")),
-            }
-        }
-    })
-    .await;
+    wait_for_count(&smtp, "half the notices", is_notice, SUBSCRIBERS / 2).await;
     page.signal("KILL");
     assert!(
         page.wait_exit(std::time::Duration::from_secs(10)).is_some(),
@@ -111,21 +126,26 @@ async fn a_killed_page_resumes_its_batch_after_a_restart() {
         "the kill came mid-batch ({at_kill} of {SUBSCRIBERS} out)"
     );
     let page = start_page(&dir, &store, &yaml);
-    let notices = wait_for("every notice after the restart", PATIENCE * 2, POLL, || {
-        let mut by_address: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for mail in smtp.mails().into_iter().filter(|mail| is_notice(mail)) {
-            by_address
-                .entry(mail.to())
-                .or_default()
-                .push(mail.message_id());
-        }
-        async move {
-            match by_address.len() == SUBSCRIBERS {
-                true => Ok(by_address),
-                false => Err(format!("{} of {SUBSCRIBERS} addresses", by_address.len())),
+    let notices = wait_for(
+        "every notice after the restart",
+        KILL_PATIENCE,
+        POLL,
+        || {
+            let mut by_address: BTreeMap<String, Vec<String>> = BTreeMap::new();
+            for mail in smtp.mails().into_iter().filter(|mail| is_notice(mail)) {
+                by_address
+                    .entry(mail.to())
+                    .or_default()
+                    .push(mail.message_id());
             }
-        }
-    })
+            async move {
+                match by_address.len() == SUBSCRIBERS {
+                    true => Ok(by_address),
+                    false => Err(format!("{} of {SUBSCRIBERS} addresses", by_address.len())),
+                }
+            }
+        },
+    )
     .await;
     wait_for_empty_outbox(&http, &page).await;
     let repeated: Vec<(&String, &Vec<String>)> =
@@ -140,6 +160,26 @@ async fn a_killed_page_resumes_its_batch_after_a_restart() {
             "a repeat has the same Message-ID: {ids:?}"
         );
     }
+}
+
+/// Waits up to [`KILL_PATIENCE`] until `smtp` holds `count` mails that
+/// `keep` keeps; those.
+async fn wait_for_count(
+    smtp: &Aiosmtpd,
+    what: &str,
+    keep: impl Fn(&crate::harness::smtp::Mail) -> bool,
+    count: usize,
+) -> Vec<crate::harness::smtp::Mail> {
+    wait_for(what, KILL_PATIENCE, POLL, || {
+        let kept: Vec<_> = smtp.mails().into_iter().filter(|mail| keep(mail)).collect();
+        async move {
+            match kept.len() >= count {
+                true => Ok(kept),
+                false => Err(format!("{} of {count}", kept.len())),
+            }
+        }
+    })
+    .await
 }
 
 /// An address refused for good three times is mailed no more; the others are.
