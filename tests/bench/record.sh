@@ -15,7 +15,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-names=(agent-devices agent-cpu agent-latency agent-failing-rss agent-leave-outage targets remote-write
+names=(agent-devices agent-cpu agent-latency agent-failing-rss agent-leave-outage targets remote-write remote-write-outage
     backend-fanout-100 backend-fanout-1000 backend-group-message-32 backend-group-message-4
     soak status-board status-page status-page-10000 synapse prosody time-to-page detection soak-pages recovery
     notify statement)
@@ -90,6 +90,12 @@ define() {
         measure "on the wire" kB/s 0 "" 's/^on the wire: +([0-9.]+) kB\/s.*/\1/p'
         measure "receiver answering 503 for 3 min: RSS max" MiB 1 "" 's/^receiver answering 503 for [^:]*: RSS max ([0-9.]+) MiB.*/\1/p'
         measure "receiver answering 503 for 3 min: queue" MiB 1 "<= 64" 's/^receiver answering 503 .*, queue ([0-9.]+) MiB at its end$/\1/p'
+        measure "receiver back: queue empty" s 1 "" 's/^receiver back: queue empty after ([0-9.]+) s$/\1/p' ;;
+    remote-write-outage)
+        command="chatprobe bench targets --targets 1000 --remote-write --outage 10m"
+        measure "receiver answering 503 for 10 min: RSS max" MiB 1 "" 's/^receiver answering 503 for [^:]*: RSS max ([0-9.]+) MiB.*/\1/p'
+        measure "receiver answering 503 for 10 min: queue" MiB 1 "<= 64" 's/^receiver answering 503 .*, queue ([0-9.]+) MiB at its end$/\1/p'
+        measure "samples dropped with the queue full" "" 0 "" 's/^samples dropped, queue full: ([0-9]+) .*/\1/p'
         measure "receiver back: queue empty" s 1 "" 's/^receiver back: queue empty after ([0-9.]+) s$/\1/p' ;;
     backend-fanout-100 | backend-fanout-1000)
         local size=${1#backend-fanout-} senders=32

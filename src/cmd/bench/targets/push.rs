@@ -140,6 +140,13 @@ pub(super) async fn run(
         outage.max_rss_kib as f64 / 1024.0,
         queued as f64 / (1024.0 * 1024.0)
     );
+    let dropped = agent
+        .metric(
+            http,
+            "chatprobe_remote_write_samples_total{result=\"dropped_queue_full\"",
+        )
+        .await?;
+    println!("samples dropped, queue full: {dropped:.0} (the oldest first)");
     receiver.set_down(false);
     let back = Instant::now();
     wait_until(
@@ -201,8 +208,9 @@ impl ChildAgent {
             .context("sending SIGHUP to the agent")
     }
 
-    /// `chatprobe_remote_write_queue_bytes` of its `/metrics`.
-    async fn queue_bytes(&self, http: &reqwest::Client) -> anyhow::Result<u64> {
+    /// The value of the first series of its `/metrics` that starts with
+    /// `series` (a name and the start of its labels).
+    async fn metric(&self, http: &reqwest::Client, series: &str) -> anyhow::Result<f64> {
         let text = http
             .get(format!("{}/metrics", self.base))
             .send()
@@ -210,9 +218,17 @@ impl ChildAgent {
             .text()
             .await?;
         text.lines()
-            .find_map(|line| line.strip_prefix("chatprobe_remote_write_queue_bytes{"))
+            .find_map(|line| line.strip_prefix(series))
             .and_then(|rest| rest.rsplit(' ').next())
             .and_then(|value| value.parse().ok())
-            .context("no chatprobe_remote_write_queue_bytes in /metrics")
+            .with_context(|| format!("no {series}...}} in /metrics"))
+    }
+
+    /// `chatprobe_remote_write_queue_bytes` of its `/metrics`.
+    async fn queue_bytes(&self, http: &reqwest::Client) -> anyhow::Result<u64> {
+        let bytes = self
+            .metric(http, "chatprobe_remote_write_queue_bytes{")
+            .await?;
+        Ok(bytes as u64)
     }
 }
