@@ -3,23 +3,28 @@
 //! cap of reports stored per hour), the window's distinct reporters, the
 //! hourly counts, and pruning what is past retention.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::crowd::{HourCount, WindowCount, hour_start};
 use crate::store::{Store, StoreError, column};
 
 /// A report about to be recorded.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct NewReport<'a> {
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct NewReport {
     /// When, in seconds since the epoch.
     pub(crate) at: i64,
     /// The problem's id.
-    pub(crate) problem: &'a str,
+    pub(crate) problem: String,
     /// The region.
-    pub(crate) region: &'a str,
+    pub(crate) region: String,
     /// The reporter's key (hex HMAC).
-    pub(crate) reporter: &'a str,
+    pub(crate) reporter: String,
 }
+
+/// Rows one multi-row statement writes at most (4 parameters a row: well
+/// under both databases' limits on parameters).
+const ROWS_PER_STATEMENT: usize = 256;
 
 /// What became of a report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,7 +43,7 @@ pub(crate) enum Recorded {
 /// trace, and replicas sharing the store count a reporter once.
 pub(crate) async fn record(
     store: &Store,
-    report: NewReport<'_>,
+    report: &NewReport,
     window: Duration,
     stored_per_hour: u32,
 ) -> Result<Recorded, StoreError> {
@@ -51,8 +56,8 @@ pub(crate) async fn record(
          ON CONFLICT (reporter, problem) DO UPDATE SET counted_at = excluded.counted_at \
          WHERE report_reporters.counted_at <= $4",
     )
-    .bind(report.reporter)
-    .bind(report.problem)
+    .bind(&report.reporter)
+    .bind(&report.problem)
     .bind(report.at)
     .bind(cutoff);
     let claimed = store
@@ -77,29 +82,87 @@ pub(crate) async fn record(
     if within.rows_affected() == 0 {
         return Ok(Recorded::Sampled);
     }
-    let insert =
-        sqlx::query("INSERT INTO reports (at, problem, region, reporter) VALUES ($1, $2, $3, $4)")
-            .bind(report.at)
-            .bind(report.problem)
-            .bind(report.region)
-            .bind(report.reporter);
-    store
-        .timed("storing the report", insert.execute(&mut *transaction))
-        .await?;
-    let count = sqlx::query(
-        "INSERT INTO report_hours (hour, problem, region, reports) VALUES ($1, $2, $3, 1) \
-         ON CONFLICT (hour, problem, region) DO UPDATE SET reports = report_hours.reports + 1",
-    )
-    .bind(hour)
-    .bind(report.problem)
-    .bind(report.region);
-    store
-        .timed("counting the report", count.execute(&mut *transaction))
-        .await?;
+    store_counted(store, &mut transaction, &[report]).await?;
     store
         .timed("committing the report", transaction.commit())
         .await?;
     Ok(Recorded::Counted)
+}
+
+/// Stores `reports` as counted, in one transaction, without claiming their
+/// reporters or checking the hourly cap: the rows and hourly counts that
+/// counted reports leave, for loading a store with past reports (the
+/// reports benchmark fills one so).
+pub(crate) async fn load_counted(store: &Store, reports: &[NewReport]) -> Result<(), StoreError> {
+    let mut transaction = store
+        .timed("starting to load reports", store.pool().begin())
+        .await?;
+    let all: Vec<&NewReport> = reports.iter().collect();
+    store_counted(store, &mut transaction, &all).await?;
+    store
+        .timed("committing the loaded reports", transaction.commit())
+        .await
+}
+
+/// `rows` groups of `columns` placeholders, numbered from `$first`:
+/// `($1, $2), ($3, $4)` for 2, 2, 1.
+fn placeholders(rows: usize, columns: usize, first: usize) -> String {
+    let row = |index: usize| {
+        let numbers: Vec<String> = (0..columns)
+            .map(|column| format!("${}", first + index * columns + column))
+            .collect();
+        format!("({})", numbers.join(", "))
+    };
+    (0..rows).map(row).collect::<Vec<_>>().join(", ")
+}
+
+/// Writes the raw rows of counted `reports` and adds them to their hours'
+/// counts, in `connection`'s transaction: a few multi-row statements
+/// whatever their number.
+async fn store_counted(
+    store: &Store,
+    connection: &mut sqlx::AnyConnection,
+    reports: &[&NewReport],
+) -> Result<(), StoreError> {
+    for chunk in reports.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "INSERT INTO reports (at, problem, region, reporter) VALUES {}",
+            placeholders(chunk.len(), 4, 1)
+        );
+        let mut insert = sqlx::query(&sql).persistent(false);
+        for report in chunk {
+            insert = insert
+                .bind(report.at)
+                .bind(&report.problem)
+                .bind(&report.region)
+                .bind(&report.reporter);
+        }
+        store
+            .timed("storing reports", insert.execute(&mut *connection))
+            .await?;
+    }
+    let mut hours: BTreeMap<(i64, &str, &str), i64> = BTreeMap::new();
+    for report in reports {
+        let key = (hour_start(report.at), &*report.problem, &*report.region);
+        *hours.entry(key).or_default() += 1;
+    }
+    let hours: Vec<_> = hours.into_iter().collect();
+    for chunk in hours.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "INSERT INTO report_hours (hour, problem, region, reports) VALUES {} \
+             ON CONFLICT (hour, problem, region) DO UPDATE \
+             SET reports = report_hours.reports + excluded.reports",
+            placeholders(chunk.len(), 4, 1)
+        );
+        let mut count = sqlx::query(&sql).persistent(false);
+        for ((hour, problem, region), reports) in chunk {
+            count = count.bind(*hour).bind(*problem).bind(*region).bind(*reports);
+        }
+        store
+            .timed("counting reports", count.execute(&mut *connection))
+            .await?;
+    }
+    Ok(())
 }
 
 /// Distinct reporters per problem and region of the reports after `since`.
@@ -236,12 +299,12 @@ mod tests {
         )
     }
 
-    fn report<'a>(at: i64, reporter: &'a str) -> NewReport<'a> {
+    fn report(at: i64, reporter: &str) -> NewReport {
         NewReport {
             at,
-            problem: "not_sending",
-            region: "eu-west",
-            reporter,
+            problem: "not_sending".to_owned(),
+            region: "eu-west".to_owned(),
+            reporter: reporter.to_owned(),
         }
     }
 
@@ -294,8 +357,8 @@ mod tests {
     }
 
     /// Records with a cap of 3 stored reports an hour.
-    async fn ledger_record(store: &Store, report: NewReport<'_>) -> Recorded {
-        record(store, report, WINDOW, 3)
+    async fn ledger_record(store: &Store, report: NewReport) -> Recorded {
+        record(store, &report, WINDOW, 3)
             .await
             .expect("the store records")
     }

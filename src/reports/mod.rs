@@ -221,14 +221,14 @@ impl Reports {
         let reporter = key.hex();
         let report = NewReport {
             at: now,
-            problem: &problem.id.0,
-            region: &region,
-            reporter: &reporter,
+            problem: problem.id.0.clone(),
+            region: region.clone(),
+            reporter,
         };
         let limits = &self.config.limits;
         let recorded = ledger::record(
             &self.store,
-            report,
+            &report,
             self.config.window,
             limits.stored_per_hour,
         )
