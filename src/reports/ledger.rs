@@ -3,8 +3,10 @@
 //! cap of reports stored per hour), the window's distinct reporters, the
 //! hourly counts, and pruning what is past retention.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
+
+use sqlx::AnyConnection;
 
 use super::crowd::{HourCount, WindowCount, hour_start};
 use crate::store::{Store, StoreError, column};
@@ -37,56 +39,235 @@ pub(crate) enum Recorded {
     Sampled,
 }
 
-/// Records `report`: counted unless the same reporter's report of the same
-/// problem counted within `window`, or `stored_per_hour` reports are
-/// already stored this hour. One transaction: a refused report leaves no
-/// trace, and replicas sharing the store count a reporter once.
-pub(crate) async fn record(
+/// Records `reports`, each as if recorded alone in their order: counted
+/// unless the same reporter's report of the same problem counted within
+/// `window` (in the store or earlier in `reports`), or `stored_per_hour`
+/// reports are already stored in its hour. One transaction, of a few
+/// statements whatever the reports' number: a refused report leaves no
+/// trace, nothing is counted unless all is committed, and replicas sharing
+/// the store count a reporter once (each hour's row of `report_budget` is
+/// locked first, so their batches of one hour take turns).
+pub(crate) async fn record_batch(
     store: &Store,
-    report: &NewReport,
+    reports: &[NewReport],
     window: Duration,
     stored_per_hour: u32,
-) -> Result<Recorded, StoreError> {
+) -> Result<Vec<Recorded>, StoreError> {
     let mut transaction = store
-        .timed("starting a report", store.pool().begin())
+        .timed("starting a batch of reports", store.pool().begin())
         .await?;
-    let cutoff = report.at - seconds(window);
-    let claim = sqlx::query(
-        "INSERT INTO report_reporters (reporter, problem, counted_at) VALUES ($1, $2, $3) \
-         ON CONFLICT (reporter, problem) DO UPDATE SET counted_at = excluded.counted_at \
-         WHERE report_reporters.counted_at <= $4",
-    )
-    .bind(&report.reporter)
-    .bind(&report.problem)
-    .bind(report.at)
-    .bind(cutoff);
-    let claimed = store
-        .timed("claiming the reporter", claim.execute(&mut *transaction))
-        .await?;
-    if claimed.rows_affected() == 0 {
-        return Ok(Recorded::Duplicate);
+    let mut outcomes = vec![Recorded::Duplicate; reports.len()];
+    for (hour, indices) in by_hour(reports) {
+        let stored = lock_budget(store, &mut transaction, hour).await?;
+        let mut room = u64::from(stored_per_hour).saturating_sub(stored);
+        let mut counted: Vec<&NewReport> = Vec::new();
+        for round in rounds(reports, &indices) {
+            let batch = Claims {
+                reports,
+                round: &round,
+                window,
+            };
+            for (index, outcome) in batch.claim(store, &mut transaction, &mut room).await? {
+                outcomes[index] = outcome;
+                if outcome == Recorded::Counted {
+                    counted.push(&reports[index]);
+                }
+            }
+        }
+        store_counted(store, &mut transaction, &counted).await?;
+        add_to_budget(store, &mut transaction, hour, counted.len()).await?;
     }
-    let hour = hour_start(report.at);
-    let budget = sqlx::query(
-        "INSERT INTO report_budget (hour, stored) VALUES ($1, 1) ON CONFLICT (hour) \
-         DO UPDATE SET stored = report_budget.stored + 1 WHERE report_budget.stored < $2",
-    )
-    .bind(hour)
-    .bind(i64::from(stored_per_hour));
-    let within = store
-        .timed(
-            "counting the hour's reports",
-            budget.execute(&mut *transaction),
-        )
-        .await?;
-    if within.rows_affected() == 0 {
-        return Ok(Recorded::Sampled);
-    }
-    store_counted(store, &mut transaction, &[report]).await?;
     store
-        .timed("committing the report", transaction.commit())
+        .timed("committing a batch of reports", transaction.commit())
         .await?;
-    Ok(Recorded::Counted)
+    Ok(outcomes)
+}
+
+/// The indices of `reports` by the hour they fall in, hours in the order
+/// they first appear, indices in order.
+fn by_hour(reports: &[NewReport]) -> Vec<(i64, Vec<usize>)> {
+    let mut hours: Vec<(i64, Vec<usize>)> = Vec::new();
+    for (index, report) in reports.iter().enumerate() {
+        let hour = hour_start(report.at);
+        match hours.iter_mut().find(|(of, _)| *of == hour) {
+            Some((_, indices)) => indices.push(index),
+            None => hours.push((hour, vec![index])),
+        }
+    }
+    hours
+}
+
+/// `indices` of `reports` in rounds: the first report of each reporter
+/// and problem in the first, the second in the second, and so on, each
+/// round in order. A round names a reporter and problem once, so one
+/// statement can claim it (a multi-row upsert may touch a row once).
+fn rounds(reports: &[NewReport], indices: &[usize]) -> Vec<Vec<usize>> {
+    let mut seen: HashMap<(&str, &str), usize> = HashMap::new();
+    let mut rounds: Vec<Vec<usize>> = Vec::new();
+    for &index in indices {
+        let report = &reports[index];
+        let earlier = seen.entry((&report.reporter, &report.problem)).or_default();
+        if rounds.len() <= *earlier {
+            rounds.push(Vec::new());
+        }
+        rounds[*earlier].push(index);
+        *earlier += 1;
+    }
+    rounds
+}
+
+/// Takes the row of `hour` in `report_budget` (made at 0 if missing) for
+/// the rest of the transaction; the reports stored in that hour so far.
+async fn lock_budget(
+    store: &Store,
+    connection: &mut AnyConnection,
+    hour: i64,
+) -> Result<u64, StoreError> {
+    let what = "counting the hour's reports";
+    let lock = sqlx::query(
+        "INSERT INTO report_budget (hour, stored) VALUES ($1, 0) ON CONFLICT (hour) \
+         DO UPDATE SET stored = report_budget.stored RETURNING stored",
+    )
+    .bind(hour);
+    let row = store.timed(what, lock.fetch_one(&mut *connection)).await?;
+    Ok(count(column(&row, 0, what)?))
+}
+
+/// Adds `counted` reports to the row of `hour` in `report_budget`.
+async fn add_to_budget(
+    store: &Store,
+    connection: &mut AnyConnection,
+    hour: i64,
+    counted: usize,
+) -> Result<(), StoreError> {
+    if counted == 0 {
+        return Ok(());
+    }
+    let add = sqlx::query("UPDATE report_budget SET stored = stored + $2 WHERE hour = $1")
+        .bind(hour)
+        .bind(i64::try_from(counted).unwrap_or(i64::MAX));
+    store
+        .timed("counting the hour's reports", add.execute(&mut *connection))
+        .await?;
+    Ok(())
+}
+
+/// One round of a batch to claim: reports naming a reporter and problem once.
+struct Claims<'a> {
+    /// The batch.
+    reports: &'a [NewReport],
+    /// The indices of this round's reports.
+    round: &'a [usize],
+    /// The dedup window.
+    window: Duration,
+}
+
+impl Claims<'_> {
+    /// Each report's outcome, `room` (reports the hour may still store)
+    /// taken from: all claimed in one statement when there is room for
+    /// all; else one at a time while there is room, and past it only told
+    /// apart (duplicate or sampled) without a write.
+    async fn claim(
+        &self,
+        store: &Store,
+        connection: &mut AnyConnection,
+        room: &mut u64,
+    ) -> Result<Vec<(usize, Recorded)>, StoreError> {
+        if self.round.len() as u64 <= *room {
+            let outcomes = self.claim_all(store, connection, self.round).await?;
+            *room -= outcomes
+                .iter()
+                .filter(|(_, o)| *o == Recorded::Counted)
+                .count() as u64;
+            return Ok(outcomes);
+        }
+        let mut outcomes = Vec::with_capacity(self.round.len());
+        for &index in self.round {
+            let outcome = match *room {
+                0 => self.sampled_or_duplicate(store, connection, index).await?,
+                _ => self.claim_all(store, connection, &[index]).await?[0].1,
+            };
+            if outcome == Recorded::Counted {
+                *room -= 1;
+            }
+            outcomes.push((index, outcome));
+        }
+        Ok(outcomes)
+    }
+
+    /// Claims the reporters of `indices` (a reporter's claim is taken when
+    /// it has none for the problem or its last counted before the window):
+    /// counted if claimed, else a duplicate.
+    async fn claim_all(
+        &self,
+        store: &Store,
+        connection: &mut AnyConnection,
+        indices: &[usize],
+    ) -> Result<Vec<(usize, Recorded)>, StoreError> {
+        let what = "claiming reporters";
+        let mut claimed: HashSet<(String, String)> = HashSet::new();
+        for chunk in indices.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "INSERT INTO report_reporters (reporter, problem, counted_at) VALUES {} \
+                 ON CONFLICT (reporter, problem) DO UPDATE SET counted_at = excluded.counted_at \
+                 WHERE report_reporters.counted_at <= excluded.counted_at - $1 \
+                 RETURNING reporter, problem",
+                placeholders(chunk.len(), 3, 2)
+            );
+            let mut claim = sqlx::query(&sql)
+                .persistent(chunk.len() == 1)
+                .bind(seconds(self.window));
+            for &index in chunk {
+                let report = &self.reports[index];
+                claim = claim
+                    .bind(&report.reporter)
+                    .bind(&report.problem)
+                    .bind(report.at);
+            }
+            for row in store.timed(what, claim.fetch_all(&mut *connection)).await? {
+                claimed.insert((column(&row, 0, what)?, column(&row, 1, what)?));
+            }
+        }
+        Ok(indices
+            .iter()
+            .map(|&index| {
+                let report = &self.reports[index];
+                let key = (report.reporter.clone(), report.problem.clone());
+                match claimed.contains(&key) {
+                    true => (index, Recorded::Counted),
+                    false => (index, Recorded::Duplicate),
+                }
+            })
+            .collect())
+    }
+
+    /// The outcome of report `index` when its hour has no room: a
+    /// duplicate when its reporter's report of the problem counted within
+    /// the window, else sampled out.
+    async fn sampled_or_duplicate(
+        &self,
+        store: &Store,
+        connection: &mut AnyConnection,
+        index: usize,
+    ) -> Result<Recorded, StoreError> {
+        let what = "looking for the reporter";
+        let report = &self.reports[index];
+        let select = sqlx::query(
+            "SELECT CAST(COUNT(*) AS BIGINT) FROM report_reporters \
+             WHERE reporter = $1 AND problem = $2 AND counted_at > $3",
+        )
+        .bind(&report.reporter)
+        .bind(&report.problem)
+        .bind(report.at - seconds(self.window));
+        let row = store
+            .timed(what, select.fetch_one(&mut *connection))
+            .await?;
+        let counted: i64 = column(&row, 0, what)?;
+        Ok(match counted {
+            0 => Recorded::Sampled,
+            _ => Recorded::Duplicate,
+        })
+    }
 }
 
 /// Stores `reports` as counted, in one transaction, without claiming their
@@ -121,7 +302,7 @@ fn placeholders(rows: usize, columns: usize, first: usize) -> String {
 /// whatever their number.
 async fn store_counted(
     store: &Store,
-    connection: &mut sqlx::AnyConnection,
+    connection: &mut AnyConnection,
     reports: &[&NewReport],
 ) -> Result<(), StoreError> {
     for chunk in reports.chunks(ROWS_PER_STATEMENT) {
@@ -156,7 +337,11 @@ async fn store_counted(
         );
         let mut count = sqlx::query(&sql).persistent(false);
         for ((hour, problem, region), reports) in chunk {
-            count = count.bind(*hour).bind(*problem).bind(*region).bind(*reports);
+            count = count
+                .bind(*hour)
+                .bind(*problem)
+                .bind(*region)
+                .bind(*reports);
         }
         store
             .timed("counting reports", count.execute(&mut *connection))
@@ -188,18 +373,33 @@ pub(crate) async fn reporters_since(
         .collect()
 }
 
-/// The hourly counts of the hours from `first` to `last` (hour starts), inclusive.
-pub(crate) async fn hours_between(
+/// The hourly counts of the hours in `spans` (first and last hour start,
+/// inclusive, each), in one query.
+pub(crate) async fn hours_in(
     store: &Store,
-    first: i64,
-    last: i64,
+    spans: &[(i64, i64)],
 ) -> Result<Vec<HourCount>, StoreError> {
+    if spans.is_empty() {
+        return Ok(Vec::new());
+    }
     let what = "reading hourly counts";
-    let select = sqlx::query(
-        "SELECT hour, problem, region, reports FROM report_hours WHERE hour >= $1 AND hour <= $2",
-    )
-    .bind(first)
-    .bind(last);
+    let ranges: Vec<String> = (0..spans.len())
+        .map(|index| {
+            format!(
+                "(hour >= ${} AND hour <= ${})",
+                2 * index + 1,
+                2 * index + 2
+            )
+        })
+        .collect();
+    let sql = format!(
+        "SELECT hour, problem, region, reports FROM report_hours WHERE {}",
+        ranges.join(" OR ")
+    );
+    let mut select = sqlx::query(&sql);
+    for (first, last) in spans {
+        select = select.bind(*first).bind(*last);
+    }
     let rows = store.timed(what, select.fetch_all(store.pool())).await?;
     rows.iter()
         .map(|row| {
@@ -347,7 +547,7 @@ mod tests {
             .expect("the window");
         assert_eq!(window.len(), 1);
         assert_eq!(window[0].reporters, 2);
-        let hours = hours_between(&store, hour_start(NOW), hour_start(NOW))
+        let hours = hours_in(&store, &[(hour_start(NOW), hour_start(NOW))])
             .await
             .expect("hours");
         assert_eq!(hours.len(), 1);
@@ -356,11 +556,57 @@ mod tests {
         let _ = std::fs::remove_dir_all(dir);
     }
 
-    /// Records with a cap of 3 stored reports an hour.
-    async fn ledger_record(store: &Store, report: NewReport) -> Recorded {
-        record(store, &report, WINDOW, 3)
+    #[tokio::test]
+    async fn a_batch_records_as_its_reports_would_one_by_one() {
+        let (store, dir) = store("batch").await;
+        assert_eq!(
+            ledger_record(&store, report(NOW, "a")).await,
+            Recorded::Counted
+        );
+        // One stored, room for two more this hour: more claims than room,
+        // so one at a time; repeats of a reporter wait for a later round.
+        let batch: Vec<NewReport> = [(1, "a"), (2, "b"), (3, "b"), (4, "c"), (5, "d"), (6, "a")]
+            .iter()
+            .map(|(after, reporter)| report(NOW + after, reporter))
+            .collect();
+        let outcomes = record_batch(&store, &batch, WINDOW, 3)
             .await
-            .expect("the store records")
+            .expect("the batch records");
+        use Recorded::{Counted, Duplicate, Sampled};
+        assert_eq!(
+            outcomes,
+            [Duplicate, Counted, Duplicate, Counted, Sampled, Duplicate]
+        );
+        // Room for all: claimed in one statement; two hours in one batch.
+        let next_hour = hour_start(NOW) + 3600;
+        let batch: Vec<NewReport> = [(0, "e"), (1, "f"), (2, "e")]
+            .iter()
+            .map(|(after, reporter)| report(next_hour + after, reporter))
+            .chain([report(NOW + 7, "g")])
+            .collect();
+        let outcomes = record_batch(&store, &batch, WINDOW, 3)
+            .await
+            .expect("the batch records");
+        assert_eq!(outcomes, [Counted, Counted, Duplicate, Sampled]);
+        assert_eq!(stored_in_hour(&store, hour_start(NOW)).await.ok(), Some(3));
+        assert_eq!(stored_in_hour(&store, next_hour).await.ok(), Some(2));
+        let hours = hours_in(&store, &[(hour_start(NOW), next_hour)])
+            .await
+            .expect("hours");
+        let counts: Vec<(i64, u64)> = hours.iter().map(|h| (h.hour, h.reports)).collect();
+        assert_eq!(counts, [(hour_start(NOW), 3), (next_hour, 2)]);
+        let window = reporters_since(&store, NOW - 1).await.expect("the window");
+        assert_eq!(window[0].reporters, 5);
+        store.close().await;
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// Records `report` alone with a cap of 3 stored reports an hour.
+    async fn ledger_record(store: &Store, report: NewReport) -> Recorded {
+        let outcomes = record_batch(store, &[report], WINDOW, 3)
+            .await
+            .expect("the store records");
+        outcomes[0]
     }
 
     #[tokio::test]
@@ -383,7 +629,7 @@ mod tests {
         assert!(removed >= 4, "{removed}");
         let raw = reporters_since(&store, ancient - 1).await.expect("reports");
         assert_eq!(raw.iter().map(|count| count.reporters).sum::<u64>(), 1);
-        let hours = hours_between(&store, ancient - DAY, NOW)
+        let hours = hours_in(&store, &[(ancient - DAY, NOW)])
             .await
             .expect("hours");
         let kept: Vec<i64> = hours.iter().map(|count| count.hour).collect();

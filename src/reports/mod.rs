@@ -23,6 +23,7 @@ pub(crate) mod origin;
 pub(crate) mod regions;
 pub(crate) mod routes;
 pub(crate) mod upkeep;
+pub(crate) mod writer;
 
 use std::time::{Duration, SystemTime};
 
@@ -38,13 +39,15 @@ use key::Keys;
 use ledger::{NewReport, Recorded};
 use limits::RateLimits;
 use regions::{KnownRegions, UNKNOWN};
+use writer::Writer;
 
-/// The reports side of the status page: its config, store, limits, keys,
-/// known regions and metrics.
+/// The reports side of the status page: its config, store (read here,
+/// written by its writer), limits, keys, known regions and metrics.
 #[derive(Debug)]
 pub(crate) struct Reports {
     config: ReportsConfig,
     store: Store,
+    writer: Writer,
     regions: KnownRegions,
     limits: RateLimits,
     keys: Keys,
@@ -141,7 +144,7 @@ fn read_secret(source: &SecretSource) -> anyhow::Result<Vec<u8>> {
 
 impl Reports {
     /// The reports of `config` on `store`, for the regions `regions` holds,
-    /// counted in `metrics`.
+    /// counted in `metrics`; starts their writer (within a Tokio runtime).
     pub(crate) fn new(
         config: ReportsConfig,
         store: Store,
@@ -150,6 +153,7 @@ impl Reports {
     ) -> anyhow::Result<Reports> {
         let configured = config.secret.as_ref().map(read_secret).transpose()?;
         Ok(Reports {
+            writer: Writer::start(store.clone(), config.window, config.limits.stored_per_hour),
             limits: RateLimits::new(&config.limits),
             keys: Keys::new(configured),
             config,
@@ -225,15 +229,11 @@ impl Reports {
             region: region.clone(),
             reporter,
         };
-        let limits = &self.config.limits;
-        let recorded = ledger::record(
-            &self.store,
-            &report,
-            self.config.window,
-            limits.stored_per_hour,
-        )
-        .await
-        .map_err(|error| self.store_down(&error))?;
+        let recorded = self
+            .writer
+            .record(report)
+            .await
+            .map_err(|error| self.store_down(&error))?;
         if recorded == Recorded::Counted {
             self.metrics.count(&problem.id.0, &region);
         }
@@ -271,10 +271,7 @@ impl Reports {
         let window_seconds = self.config.window.as_secs();
         let since = now - i64::try_from(window_seconds).unwrap_or(i64::MAX);
         let window = ledger::reporters_since(&self.store, since).await?;
-        let hours = crowd::baseline_hours(crowd::hour_start(now));
-        let first = hours.iter().copied().min().unwrap_or(now);
-        let last = hours.iter().copied().max().unwrap_or(now);
-        let counts = ledger::hours_between(&self.store, first, last).await?;
+        let counts = ledger::hours_in(&self.store, &crowd::baseline_spans(now)).await?;
         let stored = ledger::stored_in_hour(&self.store, crowd::hour_start(now)).await?;
         let regions = self.regions.all();
         let signal = Signal {
@@ -292,8 +289,7 @@ impl Reports {
 
     /// The last `hours` hours of counted reports and their baselines, up to now.
     pub(crate) async fn trend(&self, now: i64, hours: u32) -> Result<Vec<TrendHour>, StoreError> {
-        let first = crowd::trend_reads_from(now, hours);
-        let counts = ledger::hours_between(&self.store, first, crowd::hour_start(now)).await?;
+        let counts = ledger::hours_in(&self.store, &crowd::trend_spans(now, hours)).await?;
         Ok(crowd::trend(&self.config.problems, &counts, now, hours))
     }
 }

@@ -41,7 +41,8 @@ impl Postgres {
             Some(bin) => bin.to_path_buf(),
             None => binaries()?,
         };
-        let folder = std::env::temp_dir().join(format!("chatprobe-bench-pg-{}", std::process::id()));
+        let folder =
+            std::env::temp_dir().join(format!("chatprobe-bench-pg-{}", std::process::id()));
         let data = folder.join("data");
         std::fs::create_dir_all(&data).with_context(|| format!("creating {}", data.display()))?;
         let owner = unprivileged()?;
@@ -60,7 +61,9 @@ impl Postgres {
             "initdb failed: {}",
             String::from_utf8_lossy(&made.stderr)
         );
-        let version = Command::new(bin.join("postgres")).arg("--version").output()?;
+        let version = Command::new(bin.join("postgres"))
+            .arg("--version")
+            .output()?;
         let port = free_port()?;
         let log = std::fs::File::create(folder.join("postgres.log"))?;
         let mut server = Command::new(bin.join("postgres"));
@@ -68,7 +71,12 @@ impl Postgres {
             .arg("-D")
             .arg(&data)
             .args(["-p", &port.to_string()])
-            .args(["-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories="])
+            .args([
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+                "unix_socket_directories=",
+            ])
             .stdout(Stdio::null())
             .stderr(log);
         run_as(&mut server, owner);
@@ -112,8 +120,9 @@ fn binaries() -> anyhow::Result<PathBuf> {
     if let Some(bin) = std::env::var_os("CHATPROBE_POSTGRES_BIN").map(PathBuf::from) {
         return Ok(bin);
     }
-    let versions = std::fs::read_dir(DEBIAN_BINARIES)
-        .with_context(|| format!("no PostgreSQL in {DEBIAN_BINARIES}: apt-get install postgresql, or --postgres-bin"))?;
+    let versions = std::fs::read_dir(DEBIAN_BINARIES).with_context(|| {
+        format!("no PostgreSQL in {DEBIAN_BINARIES}: apt-get install postgresql, or --postgres-bin")
+    })?;
     let mut found: Vec<PathBuf> = versions
         .filter_map(Result::ok)
         .map(|entry| entry.path().join("bin"))
@@ -128,7 +137,10 @@ fn binaries() -> anyhow::Result<PathBuf> {
 /// The `postgres` system user's ids, when the benchmark runs as root.
 fn unprivileged() -> anyhow::Result<Option<(u32, u32)>> {
     let id = |args: &[&str]| -> anyhow::Result<u32> {
-        let output = Command::new("id").args(args).output().context("running id")?;
+        let output = Command::new("id")
+            .args(args)
+            .output()
+            .context("running id")?;
         let text = String::from_utf8_lossy(&output.stdout);
         text.trim()
             .parse()

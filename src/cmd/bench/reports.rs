@@ -134,7 +134,10 @@ async fn store_of(
 ) -> anyhow::Result<(StoreLocation, Option<Postgres>)> {
     match args.store.as_str() {
         "sqlite" => {
-            println!("store:                       SQLite, a file in {}", dir.path.display());
+            println!(
+                "store:                       SQLite, a file in {}",
+                dir.path.display()
+            );
             Ok((StoreLocation::Sqlite(dir.path.join("store.db")), None))
         }
         "postgres" => {
@@ -267,7 +270,12 @@ async fn post_reports(base: &str, clients: usize, duration: Duration) -> anyhow:
         .collect();
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..clients {
-        let (http, next, url, problems) = (http.clone(), Arc::clone(&next), url.clone(), problems.clone());
+        let (http, next, url, problems) = (
+            http.clone(),
+            Arc::clone(&next),
+            url.clone(),
+            problems.clone(),
+        );
         tasks.spawn(async move {
             let mut tally = Tally::default();
             while Instant::now() < until {

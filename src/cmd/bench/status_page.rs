@@ -274,7 +274,11 @@ pub(super) struct Timed {
 }
 
 /// Times `count` GETs of `url` (whole body read) after two of warm-up.
-pub(super) async fn time_requests(http: &reqwest::Client, url: &str, count: usize) -> anyhow::Result<Timed> {
+pub(super) async fn time_requests(
+    http: &reqwest::Client,
+    url: &str,
+    count: usize,
+) -> anyhow::Result<Timed> {
     let mut times = Vec::with_capacity(count);
     let mut bytes = 0;
     for index in 0..count.max(1) + 2 {
