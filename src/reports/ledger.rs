@@ -271,8 +271,8 @@ impl Claims<'_> {
 }
 
 /// Stores `reports` as counted, in one transaction, without claiming their
-/// reporters or checking the hourly cap: the rows and hourly counts that
-/// counted reports leave, for loading a store with past reports (the
+/// reporters or checking the hourly cap: the rows and counts that counted
+/// reports leave, for loading a store with past reports (the
 /// reports benchmark fills one so).
 pub(crate) async fn load_counted(store: &Store, reports: &[NewReport]) -> Result<(), StoreError> {
     let mut transaction = store
@@ -297,9 +297,9 @@ fn placeholders(rows: usize, columns: usize, first: usize) -> String {
     (0..rows).map(row).collect::<Vec<_>>().join(", ")
 }
 
-/// Writes the raw rows of counted `reports` and adds them to their hours'
-/// counts, in `connection`'s transaction: a few multi-row statements
-/// whatever their number.
+/// Writes the raw rows of counted `reports` and adds them to the counts of
+/// their hours and seconds, in `connection`'s transaction: a few multi-row
+/// statements whatever their number.
 async fn store_counted(
     store: &Store,
     connection: &mut AnyConnection,
@@ -322,42 +322,76 @@ async fn store_counted(
             .timed("storing reports", insert.execute(&mut *connection))
             .await?;
     }
-    let mut hours: BTreeMap<(i64, &str, &str), i64> = BTreeMap::new();
-    for report in reports {
-        let key = (hour_start(report.at), &*report.problem, &*report.region);
-        *hours.entry(key).or_default() += 1;
+    let tally = |key: fn(i64) -> i64| {
+        let mut counts: BTreeMap<(i64, &str, &str), i64> = BTreeMap::new();
+        for report in reports {
+            let at = (key(report.at), &*report.problem, &*report.region);
+            *counts.entry(at).or_default() += 1;
+        }
+        counts
+    };
+    add_counts(store, connection, Counts::Hours, tally(hour_start)).await?;
+    add_counts(store, connection, Counts::Seconds, tally(|at| at)).await
+}
+
+/// A table of counted reports per problem, region and span of time.
+#[derive(Debug, Clone, Copy)]
+enum Counts {
+    /// `report_hours`, by the hour's start: the baseline and the trend.
+    Hours,
+    /// `report_seconds`, by the second: the window's reporters.
+    Seconds,
+}
+
+impl Counts {
+    /// The table and its time column.
+    fn table(self) -> (&'static str, &'static str) {
+        match self {
+            Counts::Hours => ("report_hours", "hour"),
+            Counts::Seconds => ("report_seconds", "at"),
+        }
     }
-    let hours: Vec<_> = hours.into_iter().collect();
-    for chunk in hours.chunks(ROWS_PER_STATEMENT) {
+}
+
+/// Adds `counts` (reports by time, problem and region) to the table `into`.
+async fn add_counts(
+    store: &Store,
+    connection: &mut AnyConnection,
+    into: Counts,
+    counts: BTreeMap<(i64, &str, &str), i64>,
+) -> Result<(), StoreError> {
+    let (table, time) = into.table();
+    let counts: Vec<_> = counts.into_iter().collect();
+    for chunk in counts.chunks(ROWS_PER_STATEMENT) {
         let sql = format!(
-            "INSERT INTO report_hours (hour, problem, region, reports) VALUES {} \
-             ON CONFLICT (hour, problem, region) DO UPDATE \
-             SET reports = report_hours.reports + excluded.reports",
+            "INSERT INTO {table} ({time}, problem, region, reports) VALUES {} \
+             ON CONFLICT ({time}, problem, region) DO UPDATE \
+             SET reports = {table}.reports + excluded.reports",
             placeholders(chunk.len(), 4, 1)
         );
-        let mut count = sqlx::query(&sql).persistent(false);
-        for ((hour, problem, region), reports) in chunk {
-            count = count
-                .bind(*hour)
-                .bind(*problem)
-                .bind(*region)
-                .bind(*reports);
+        let mut add = sqlx::query(&sql).persistent(false);
+        for ((at, problem, region), reports) in chunk {
+            add = add.bind(*at).bind(*problem).bind(*region).bind(*reports);
         }
         store
-            .timed("counting reports", count.execute(&mut *connection))
+            .timed("counting reports", add.execute(&mut *connection))
             .await?;
     }
     Ok(())
 }
 
-/// Distinct reporters per problem and region of the reports after `since`.
+/// Distinct reporters per problem and region of the reports after `since`
+/// (up to a window before now): the counted reports of those seconds, as
+/// a reporter's report of a problem counts once a window. Read from the
+/// counts per second, never from the raw reports, so a storm of reports
+/// does not slow the page down.
 pub(crate) async fn reporters_since(
     store: &Store,
     since: i64,
 ) -> Result<Vec<WindowCount>, StoreError> {
     let what = "counting the window's reporters";
     let select = sqlx::query(
-        "SELECT problem, region, CAST(COUNT(DISTINCT reporter) AS BIGINT) FROM reports \
+        "SELECT problem, region, CAST(SUM(reports) AS BIGINT) FROM report_seconds \
          WHERE at > $1 GROUP BY problem, region",
     )
     .bind(since);
@@ -372,7 +406,6 @@ pub(crate) async fn reporters_since(
         })
         .collect()
 }
-
 /// The hourly counts of the hours in `spans` (first and last hour start,
 /// inclusive, each), in one query.
 pub(crate) async fn hours_in(
@@ -449,6 +482,10 @@ pub(crate) async fn prune(
         ("DELETE FROM report_budget WHERE hour < $1", hour_start(now)),
         (
             "DELETE FROM report_reporters WHERE counted_at <= $1",
+            now - seconds(retention.window),
+        ),
+        (
+            "DELETE FROM report_seconds WHERE at <= $1",
             now - seconds(retention.window),
         ),
     ];

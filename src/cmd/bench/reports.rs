@@ -28,9 +28,9 @@ use super::status_page::{BenchDir, ChildProcess, free_port, time_requests};
 use super::targets::{client, wait_until};
 use crate::config::status_page::{StoreLocation, store_flag};
 use crate::metrics::ReportMetrics;
-use crate::reports::config::ReportsConfig;
+use crate::reports::config::{HOURLY_RETENTION, ReportsConfig};
 use crate::reports::crowd::HOUR;
-use crate::reports::ledger::{self, NewReport};
+use crate::reports::ledger::{self, NewReport, Retention};
 use crate::store::Store;
 
 /// The regions the page is told of; reports name them in turn.
@@ -352,7 +352,8 @@ struct Filled {
 
 /// Loads `count` past reports into the store at `location` through the
 /// store's code, spread evenly over the last [`FILL_SPAN`] before the
-/// current hour, problems and regions in turn, each from its own reporter.
+/// current hour, problems and regions in turn, each from its own reporter;
+/// then prunes it as the page's upkeep does (what is past the window).
 async fn fill(location: &StoreLocation, count: usize) -> anyhow::Result<Filled> {
     let started = Instant::now();
     let store = Store::open(location, ReportMetrics::default())
@@ -376,6 +377,16 @@ async fn fill(location: &StoreLocation, count: usize) -> anyhow::Result<Filled> 
             .context("filling the store")?;
         index += chunk.len();
     }
+    // What the page's upkeep removes at its start and every hour.
+    let config = ReportsConfig::default();
+    let retention = Retention {
+        reports: config.retention,
+        hours: HOURLY_RETENTION,
+        window: config.window,
+    };
+    ledger::prune(&store, crate::reports::unix_now(), retention)
+        .await
+        .context("pruning the filled store")?;
     store.close().await;
     Ok(Filled {
         reports: count,
