@@ -84,9 +84,11 @@ const MIGRATIONS: &[Migration] = &[
             // report of a problem counting once a window.
             "CREATE TABLE report_seconds (at BIGINT NOT NULL, problem TEXT NOT NULL, \
              region TEXT NOT NULL, reports BIGINT NOT NULL, PRIMARY KEY (at, problem, region))",
-            // From the raw reports kept so far (pruned to the window within the hour).
+            // From the raw reports of the last hour before the newest (a
+            // window is at most an hour; the index on `at` finds them).
             "INSERT INTO report_seconds (at, problem, region, reports) \
-             SELECT at, problem, region, COUNT(*) FROM reports GROUP BY at, problem, region",
+             SELECT at, problem, region, COUNT(*) FROM reports \
+             WHERE at > (SELECT MAX(at) FROM reports) - 3600 GROUP BY at, problem, region",
         ],
     },
 ];
