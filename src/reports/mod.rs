@@ -5,7 +5,8 @@
 //! ([`config`]), from one reporter: a key made of the client's address
 //! ([`client`]) and User-Agent under a daily secret ([`key`]), never the
 //! address itself. One report per reporter, problem and window counts
-//! ([`ledger`], in the [`crate::store`]); rate limits ([`limits`]), a body
+//! ([`ledger`], in the [`crate::store`], written in batches by [`writer`]
+//! and [`batch`]); rate limits ([`limits`]), a body
 //! cap, same-origin posts ([`origin`]) and a cap of reports stored per hour
 //! keep abuse out. The crowd signal ([`crowd`]) compares each problem's
 //! distinct reporters in a region with the same hour of past weeks;
@@ -13,6 +14,7 @@
 //! serves it with the hourly trend ([`routes`]), and [`upkeep`] refreshes
 //! `chatprobe_crowd_level` and prunes what is past retention.
 
+pub(crate) mod batch;
 pub(crate) mod client;
 pub(crate) mod config;
 pub(crate) mod crowd;

@@ -1,7 +1,7 @@
 //! One writer for the reports: requests hand their report to a task over a
 //! bounded queue and wait for its answer; the task takes whatever has
 //! queued (up to [`MOST_IN_A_BATCH`]) and records it in one transaction
-//! ([`ledger::record_batch`]), then answers each request. While one batch
+//! ([`batch::record_batch`]), then answers each request. While one batch
 //! commits the next one queues, so a busy page makes a few transactions a
 //! second of many reports each, where a report a transaction would make as
 //! many transactions as reports (each of several round trips to the store,
@@ -14,7 +14,8 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::ledger::{self, NewReport, Recorded};
+use super::batch;
+use super::ledger::{NewReport, Recorded};
 use crate::store::{Store, StoreError};
 
 /// Reports recorded in one transaction at most.
@@ -68,7 +69,7 @@ async fn run(store: Store, mut jobs: mpsc::Receiver<Job>, window: Duration, stor
     while jobs.recv_many(&mut batch, MOST_IN_A_BATCH).await > 0 {
         let (reports, answers): (Vec<NewReport>, Vec<oneshot::Sender<Answer>>) =
             batch.drain(..).map(|job| (job.report, job.answer)).unzip();
-        let outcomes = ledger::record_batch(&store, &reports, window, stored_per_hour)
+        let outcomes = batch::record_batch(&store, &reports, window, stored_per_hour)
             .await
             .map_err(Arc::new);
         for (index, answer) in answers.into_iter().enumerate() {
