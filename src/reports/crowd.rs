@@ -248,14 +248,38 @@ pub(crate) struct TrendHour {
     pub(crate) baseline: BTreeMap<String, f64>,
 }
 
-/// The first hour whose counts [`trend`] reads, for `hours` hours up to
-/// the one `now` falls in.
-pub(crate) fn trend_reads_from(now: i64, hours: u32) -> i64 {
-    hour_start(now) - HOUR * (i64::from(hours) - 1) - WEEK * BASELINE_WEEKS
+/// The hours (spans of hour starts, first and last inclusive) the
+/// baseline of `now` reads: its [`baseline_hours`].
+pub(crate) fn baseline_spans(now: i64) -> Vec<(i64, i64)> {
+    baseline_hours(hour_start(now))
+        .iter()
+        .map(|hour| (*hour, *hour))
+        .collect()
+}
+
+/// The hours (spans of hour starts, first and last inclusive) [`trend`]
+/// reads for `hours` hours up to the one `now` falls in: those hours and
+/// the same hours of each of the [`BASELINE_WEEKS`] weeks before, spans
+/// that meet merged, oldest first.
+pub(crate) fn trend_spans(now: i64, hours: u32) -> Vec<(i64, i64)> {
+    let last = hour_start(now);
+    let first = last - HOUR * (i64::from(hours.max(1)) - 1);
+    let mut spans: Vec<(i64, i64)> = (0..=BASELINE_WEEKS)
+        .rev()
+        .map(|weeks| (first - WEEK * weeks, last - WEEK * weeks))
+        .collect();
+    spans.dedup_by(|later, earlier| {
+        let meets = later.0 <= earlier.1 + HOUR;
+        if meets {
+            earlier.1 = earlier.1.max(later.1);
+        }
+        meets
+    });
+    spans
 }
 
 /// The last `hours` hours up to the one `now` falls in, oldest first, from
-/// `counts` (which should reach back to [`trend_reads_from`]).
+/// `counts` (which should hold the hours of [`trend_spans`]).
 pub(crate) fn trend(
     problems: &[Problem],
     counts: &[HourCount],
@@ -418,7 +442,16 @@ mod tests {
             count(last - WEEK, "not_sending", "eu-west", 8),
             count(last - HOUR - 2 * WEEK, "not_sending", "eu-west", 12),
         ];
-        assert!(trend_reads_from(NOW, 3) <= last - 2 * HOUR - 4 * WEEK);
+        let spans = trend_spans(NOW, 3);
+        assert_eq!(spans.len(), 5);
+        assert_eq!(spans[0], (last - 2 * HOUR - 4 * WEEK, last - 4 * WEEK));
+        assert_eq!(spans[4], (last - 2 * HOUR, last));
+        // A month of hours meets the weeks before it: one span.
+        assert_eq!(
+            trend_spans(NOW, 720),
+            [(last - 719 * HOUR - 4 * WEEK, last)]
+        );
+        assert_eq!(baseline_spans(NOW)[0], (last - WEEK, last - WEEK));
         let hours = trend(&config.problems, &counts, NOW, 3);
         let starts: Vec<u64> = hours.iter().map(|h| h.start.unix_seconds()).collect();
         let last_u = u64::try_from(last).expect("after the epoch");

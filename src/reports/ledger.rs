@@ -1,25 +1,32 @@
 //! The reports' queries on the store, each written once for both databases:
-//! recording one (counted once per reporter, problem and window; within the
-//! cap of reports stored per hour), the window's distinct reporters, the
-//! hourly counts, and pruning what is past retention.
+//! storing counted reports (their raw rows and their counts per hour and per
+//! second; [`batch`](super::batch) decides which count), the window's
+//! distinct reporters, the hourly counts, and pruning what is past retention.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
+
+use sqlx::AnyConnection;
 
 use super::crowd::{HourCount, WindowCount, hour_start};
 use crate::store::{Store, StoreError, column};
 
 /// A report about to be recorded.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct NewReport<'a> {
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct NewReport {
     /// When, in seconds since the epoch.
     pub(crate) at: i64,
     /// The problem's id.
-    pub(crate) problem: &'a str,
+    pub(crate) problem: String,
     /// The region.
-    pub(crate) region: &'a str,
+    pub(crate) region: String,
     /// The reporter's key (hex HMAC).
-    pub(crate) reporter: &'a str,
+    pub(crate) reporter: String,
 }
+
+/// Rows one multi-row statement writes at most (4 parameters a row: well
+/// under both databases' limits on parameters).
+pub(super) const ROWS_PER_STATEMENT: usize = 256;
 
 /// What became of a report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,84 +39,128 @@ pub(crate) enum Recorded {
     Sampled,
 }
 
-/// Records `report`: counted unless the same reporter's report of the same
-/// problem counted within `window`, or `stored_per_hour` reports are
-/// already stored this hour. One transaction: a refused report leaves no
-/// trace, and replicas sharing the store count a reporter once.
-pub(crate) async fn record(
-    store: &Store,
-    report: NewReport<'_>,
-    window: Duration,
-    stored_per_hour: u32,
-) -> Result<Recorded, StoreError> {
+/// Stores `reports` as counted, in one transaction, without claiming their
+/// reporters or checking the hourly cap: the rows and counts that counted
+/// reports leave, for loading a store with past reports (the
+/// reports benchmark fills one so).
+pub(crate) async fn load_counted(store: &Store, reports: &[NewReport]) -> Result<(), StoreError> {
     let mut transaction = store
-        .timed("starting a report", store.pool().begin())
+        .timed("starting to load reports", store.pool().begin())
         .await?;
-    let cutoff = report.at - seconds(window);
-    let claim = sqlx::query(
-        "INSERT INTO report_reporters (reporter, problem, counted_at) VALUES ($1, $2, $3) \
-         ON CONFLICT (reporter, problem) DO UPDATE SET counted_at = excluded.counted_at \
-         WHERE report_reporters.counted_at <= $4",
-    )
-    .bind(report.reporter)
-    .bind(report.problem)
-    .bind(report.at)
-    .bind(cutoff);
-    let claimed = store
-        .timed("claiming the reporter", claim.execute(&mut *transaction))
-        .await?;
-    if claimed.rows_affected() == 0 {
-        return Ok(Recorded::Duplicate);
-    }
-    let hour = hour_start(report.at);
-    let budget = sqlx::query(
-        "INSERT INTO report_budget (hour, stored) VALUES ($1, 1) ON CONFLICT (hour) \
-         DO UPDATE SET stored = report_budget.stored + 1 WHERE report_budget.stored < $2",
-    )
-    .bind(hour)
-    .bind(i64::from(stored_per_hour));
-    let within = store
-        .timed(
-            "counting the hour's reports",
-            budget.execute(&mut *transaction),
-        )
-        .await?;
-    if within.rows_affected() == 0 {
-        return Ok(Recorded::Sampled);
-    }
-    let insert =
-        sqlx::query("INSERT INTO reports (at, problem, region, reporter) VALUES ($1, $2, $3, $4)")
-            .bind(report.at)
-            .bind(report.problem)
-            .bind(report.region)
-            .bind(report.reporter);
+    let all: Vec<&NewReport> = reports.iter().collect();
+    store_counted(store, &mut transaction, &all).await?;
     store
-        .timed("storing the report", insert.execute(&mut *transaction))
-        .await?;
-    let count = sqlx::query(
-        "INSERT INTO report_hours (hour, problem, region, reports) VALUES ($1, $2, $3, 1) \
-         ON CONFLICT (hour, problem, region) DO UPDATE SET reports = report_hours.reports + 1",
-    )
-    .bind(hour)
-    .bind(report.problem)
-    .bind(report.region);
-    store
-        .timed("counting the report", count.execute(&mut *transaction))
-        .await?;
-    store
-        .timed("committing the report", transaction.commit())
-        .await?;
-    Ok(Recorded::Counted)
+        .timed("committing the loaded reports", transaction.commit())
+        .await
 }
 
-/// Distinct reporters per problem and region of the reports after `since`.
+/// `rows` groups of `columns` placeholders, numbered from `$first`:
+/// `($1, $2), ($3, $4)` for 2, 2, 1.
+pub(super) fn placeholders(rows: usize, columns: usize, first: usize) -> String {
+    let row = |index: usize| {
+        let numbers: Vec<String> = (0..columns)
+            .map(|column| format!("${}", first + index * columns + column))
+            .collect();
+        format!("({})", numbers.join(", "))
+    };
+    (0..rows).map(row).collect::<Vec<_>>().join(", ")
+}
+
+/// Writes the raw rows of counted `reports` and adds them to the counts of
+/// their hours and seconds, in `connection`'s transaction: a few multi-row
+/// statements whatever their number.
+pub(super) async fn store_counted(
+    store: &Store,
+    connection: &mut AnyConnection,
+    reports: &[&NewReport],
+) -> Result<(), StoreError> {
+    for chunk in reports.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "INSERT INTO reports (at, problem, region, reporter) VALUES {}",
+            placeholders(chunk.len(), 4, 1)
+        );
+        let mut insert = sqlx::query(&sql).persistent(false);
+        for report in chunk {
+            insert = insert
+                .bind(report.at)
+                .bind(&report.problem)
+                .bind(&report.region)
+                .bind(&report.reporter);
+        }
+        store
+            .timed("storing reports", insert.execute(&mut *connection))
+            .await?;
+    }
+    let tally = |key: fn(i64) -> i64| {
+        let mut counts: BTreeMap<(i64, &str, &str), i64> = BTreeMap::new();
+        for report in reports {
+            let at = (key(report.at), &*report.problem, &*report.region);
+            *counts.entry(at).or_default() += 1;
+        }
+        counts
+    };
+    add_counts(store, connection, Counts::Hours, tally(hour_start)).await?;
+    add_counts(store, connection, Counts::Seconds, tally(|at| at)).await
+}
+
+/// A table of counted reports per problem, region and span of time.
+#[derive(Debug, Clone, Copy)]
+enum Counts {
+    /// `report_hours`, by the hour's start: the baseline and the trend.
+    Hours,
+    /// `report_seconds`, by the second: the window's reporters.
+    Seconds,
+}
+
+impl Counts {
+    /// The table and its time column.
+    fn table(self) -> (&'static str, &'static str) {
+        match self {
+            Counts::Hours => ("report_hours", "hour"),
+            Counts::Seconds => ("report_seconds", "at"),
+        }
+    }
+}
+
+/// Adds `counts` (reports by time, problem and region) to the table `into`.
+async fn add_counts(
+    store: &Store,
+    connection: &mut AnyConnection,
+    into: Counts,
+    counts: BTreeMap<(i64, &str, &str), i64>,
+) -> Result<(), StoreError> {
+    let (table, time) = into.table();
+    let counts: Vec<_> = counts.into_iter().collect();
+    for chunk in counts.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "INSERT INTO {table} ({time}, problem, region, reports) VALUES {} \
+             ON CONFLICT ({time}, problem, region) DO UPDATE \
+             SET reports = {table}.reports + excluded.reports",
+            placeholders(chunk.len(), 4, 1)
+        );
+        let mut add = sqlx::query(&sql).persistent(false);
+        for ((at, problem, region), reports) in chunk {
+            add = add.bind(*at).bind(*problem).bind(*region).bind(*reports);
+        }
+        store
+            .timed("counting reports", add.execute(&mut *connection))
+            .await?;
+    }
+    Ok(())
+}
+
+/// Distinct reporters per problem and region of the reports after `since`
+/// (up to a window before now): the counted reports of those seconds, as
+/// a reporter's report of a problem counts once a window. Read from the
+/// counts per second, never from the raw reports, so a storm of reports
+/// does not slow the page down.
 pub(crate) async fn reporters_since(
     store: &Store,
     since: i64,
 ) -> Result<Vec<WindowCount>, StoreError> {
     let what = "counting the window's reporters";
     let select = sqlx::query(
-        "SELECT problem, region, CAST(COUNT(DISTINCT reporter) AS BIGINT) FROM reports \
+        "SELECT problem, region, CAST(SUM(reports) AS BIGINT) FROM report_seconds \
          WHERE at > $1 GROUP BY problem, region",
     )
     .bind(since);
@@ -124,19 +175,33 @@ pub(crate) async fn reporters_since(
         })
         .collect()
 }
-
-/// The hourly counts of the hours from `first` to `last` (hour starts), inclusive.
-pub(crate) async fn hours_between(
+/// The hourly counts of the hours in `spans` (first and last hour start,
+/// inclusive, each), in one query.
+pub(crate) async fn hours_in(
     store: &Store,
-    first: i64,
-    last: i64,
+    spans: &[(i64, i64)],
 ) -> Result<Vec<HourCount>, StoreError> {
+    if spans.is_empty() {
+        return Ok(Vec::new());
+    }
     let what = "reading hourly counts";
-    let select = sqlx::query(
-        "SELECT hour, problem, region, reports FROM report_hours WHERE hour >= $1 AND hour <= $2",
-    )
-    .bind(first)
-    .bind(last);
+    let ranges: Vec<String> = (0..spans.len())
+        .map(|index| {
+            format!(
+                "(hour >= ${} AND hour <= ${})",
+                2 * index + 1,
+                2 * index + 2
+            )
+        })
+        .collect();
+    let sql = format!(
+        "SELECT hour, problem, region, reports FROM report_hours WHERE {}",
+        ranges.join(" OR ")
+    );
+    let mut select = sqlx::query(&sql);
+    for (first, last) in spans {
+        select = select.bind(*first).bind(*last);
+    }
     let rows = store.timed(what, select.fetch_all(store.pool())).await?;
     rows.iter()
         .map(|row| {
@@ -188,6 +253,10 @@ pub(crate) async fn prune(
             "DELETE FROM report_reporters WHERE counted_at <= $1",
             now - seconds(retention.window),
         ),
+        (
+            "DELETE FROM report_seconds WHERE at <= $1",
+            now - seconds(retention.window),
+        ),
     ];
     let mut removed = 0;
     for (statement, before) in deletions {
@@ -201,12 +270,12 @@ pub(crate) async fn prune(
 }
 
 /// A duration in whole seconds, as the store's times are.
-fn seconds(duration: Duration) -> i64 {
+pub(super) fn seconds(duration: Duration) -> i64 {
     i64::try_from(duration.as_secs()).unwrap_or(i64::MAX)
 }
 
 /// A count the database returned (never negative).
-fn count(value: i64) -> u64 {
+pub(super) fn count(value: i64) -> u64 {
     u64::try_from(value).unwrap_or(0)
 }
 
@@ -215,6 +284,7 @@ mod tests {
     use super::*;
     use crate::config::status_page::StoreLocation;
     use crate::metrics::ReportMetrics;
+    use crate::reports::batch::record_batch;
 
     const DAY: i64 = 24 * 3600;
     const WINDOW: Duration = Duration::from_secs(900);
@@ -236,12 +306,12 @@ mod tests {
         )
     }
 
-    fn report<'a>(at: i64, reporter: &'a str) -> NewReport<'a> {
+    fn report(at: i64, reporter: &str) -> NewReport {
         NewReport {
             at,
-            problem: "not_sending",
-            region: "eu-west",
-            reporter,
+            problem: "not_sending".to_owned(),
+            region: "eu-west".to_owned(),
+            reporter: reporter.to_owned(),
         }
     }
 
@@ -284,7 +354,7 @@ mod tests {
             .expect("the window");
         assert_eq!(window.len(), 1);
         assert_eq!(window[0].reporters, 2);
-        let hours = hours_between(&store, hour_start(NOW), hour_start(NOW))
+        let hours = hours_in(&store, &[(hour_start(NOW), hour_start(NOW))])
             .await
             .expect("hours");
         assert_eq!(hours.len(), 1);
@@ -293,11 +363,57 @@ mod tests {
         let _ = std::fs::remove_dir_all(dir);
     }
 
-    /// Records with a cap of 3 stored reports an hour.
-    async fn ledger_record(store: &Store, report: NewReport<'_>) -> Recorded {
-        record(store, report, WINDOW, 3)
+    #[tokio::test]
+    async fn a_batch_records_as_its_reports_would_one_by_one() {
+        let (store, dir) = store("batch").await;
+        assert_eq!(
+            ledger_record(&store, report(NOW, "a")).await,
+            Recorded::Counted
+        );
+        // One stored, room for two more this hour: more claims than room,
+        // so one at a time; repeats of a reporter wait for a later round.
+        let batch: Vec<NewReport> = [(1, "a"), (2, "b"), (3, "b"), (4, "c"), (5, "d"), (6, "a")]
+            .iter()
+            .map(|(after, reporter)| report(NOW + after, reporter))
+            .collect();
+        let outcomes = record_batch(&store, &batch, WINDOW, 3)
             .await
-            .expect("the store records")
+            .expect("the batch records");
+        use Recorded::{Counted, Duplicate, Sampled};
+        assert_eq!(
+            outcomes,
+            [Duplicate, Counted, Duplicate, Counted, Sampled, Duplicate]
+        );
+        // Room for all: claimed in one statement; two hours in one batch.
+        let next_hour = hour_start(NOW) + 3600;
+        let batch: Vec<NewReport> = [(0, "e"), (1, "f"), (2, "e")]
+            .iter()
+            .map(|(after, reporter)| report(next_hour + after, reporter))
+            .chain([report(NOW + 7, "g")])
+            .collect();
+        let outcomes = record_batch(&store, &batch, WINDOW, 3)
+            .await
+            .expect("the batch records");
+        assert_eq!(outcomes, [Counted, Counted, Duplicate, Sampled]);
+        assert_eq!(stored_in_hour(&store, hour_start(NOW)).await.ok(), Some(3));
+        assert_eq!(stored_in_hour(&store, next_hour).await.ok(), Some(2));
+        let hours = hours_in(&store, &[(hour_start(NOW), next_hour)])
+            .await
+            .expect("hours");
+        let counts: Vec<(i64, u64)> = hours.iter().map(|h| (h.hour, h.reports)).collect();
+        assert_eq!(counts, [(hour_start(NOW), 3), (next_hour, 2)]);
+        let window = reporters_since(&store, NOW - 1).await.expect("the window");
+        assert_eq!(window[0].reporters, 5);
+        store.close().await;
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// Records `report` alone with a cap of 3 stored reports an hour.
+    async fn ledger_record(store: &Store, report: NewReport) -> Recorded {
+        let outcomes = record_batch(store, &[report], WINDOW, 3)
+            .await
+            .expect("the store records");
+        outcomes[0]
     }
 
     #[tokio::test]
@@ -320,7 +436,7 @@ mod tests {
         assert!(removed >= 4, "{removed}");
         let raw = reporters_since(&store, ancient - 1).await.expect("reports");
         assert_eq!(raw.iter().map(|count| count.reporters).sum::<u64>(), 1);
-        let hours = hours_between(&store, ancient - DAY, NOW)
+        let hours = hours_in(&store, &[(ancient - DAY, NOW)])
             .await
             .expect("hours");
         let kept: Vec<i64> = hours.iter().map(|count| count.hour).collect();

@@ -5,7 +5,8 @@
 //! ([`config`]), from one reporter: a key made of the client's address
 //! ([`client`]) and User-Agent under a daily secret ([`key`]), never the
 //! address itself. One report per reporter, problem and window counts
-//! ([`ledger`], in the [`crate::store`]); rate limits ([`limits`]), a body
+//! ([`ledger`], in the [`crate::store`], written in batches by [`writer`]
+//! and [`batch`]); rate limits ([`limits`]), a body
 //! cap, same-origin posts ([`origin`]) and a cap of reports stored per hour
 //! keep abuse out. The crowd signal ([`crowd`]) compares each problem's
 //! distinct reporters in a region with the same hour of past weeks;
@@ -13,6 +14,7 @@
 //! serves it with the hourly trend ([`routes`]), and [`upkeep`] refreshes
 //! `chatprobe_crowd_level` and prunes what is past retention.
 
+pub(crate) mod batch;
 pub(crate) mod client;
 pub(crate) mod config;
 pub(crate) mod crowd;
@@ -23,6 +25,7 @@ pub(crate) mod origin;
 pub(crate) mod regions;
 pub(crate) mod routes;
 pub(crate) mod upkeep;
+pub(crate) mod writer;
 
 use std::time::{Duration, SystemTime};
 
@@ -38,13 +41,15 @@ use key::Keys;
 use ledger::{NewReport, Recorded};
 use limits::RateLimits;
 use regions::{KnownRegions, UNKNOWN};
+use writer::Writer;
 
-/// The reports side of the status page: its config, store, limits, keys,
-/// known regions and metrics.
+/// The reports side of the status page: its config, store (read here,
+/// written by its writer), limits, keys, known regions and metrics.
 #[derive(Debug)]
 pub(crate) struct Reports {
     config: ReportsConfig,
     store: Store,
+    writer: Writer,
     regions: KnownRegions,
     limits: RateLimits,
     keys: Keys,
@@ -141,7 +146,7 @@ fn read_secret(source: &SecretSource) -> anyhow::Result<Vec<u8>> {
 
 impl Reports {
     /// The reports of `config` on `store`, for the regions `regions` holds,
-    /// counted in `metrics`.
+    /// counted in `metrics`; starts their writer (within a Tokio runtime).
     pub(crate) fn new(
         config: ReportsConfig,
         store: Store,
@@ -150,6 +155,7 @@ impl Reports {
     ) -> anyhow::Result<Reports> {
         let configured = config.secret.as_ref().map(read_secret).transpose()?;
         Ok(Reports {
+            writer: Writer::start(store.clone(), config.window, config.limits.stored_per_hour),
             limits: RateLimits::new(&config.limits),
             keys: Keys::new(configured),
             config,
@@ -221,19 +227,15 @@ impl Reports {
         let reporter = key.hex();
         let report = NewReport {
             at: now,
-            problem: &problem.id.0,
-            region: &region,
-            reporter: &reporter,
+            problem: problem.id.0.clone(),
+            region: region.clone(),
+            reporter,
         };
-        let limits = &self.config.limits;
-        let recorded = ledger::record(
-            &self.store,
-            report,
-            self.config.window,
-            limits.stored_per_hour,
-        )
-        .await
-        .map_err(|error| self.store_down(&error))?;
+        let recorded = self
+            .writer
+            .record(report)
+            .await
+            .map_err(|error| self.store_down(&error))?;
         if recorded == Recorded::Counted {
             self.metrics.count(&problem.id.0, &region);
         }
@@ -271,10 +273,7 @@ impl Reports {
         let window_seconds = self.config.window.as_secs();
         let since = now - i64::try_from(window_seconds).unwrap_or(i64::MAX);
         let window = ledger::reporters_since(&self.store, since).await?;
-        let hours = crowd::baseline_hours(crowd::hour_start(now));
-        let first = hours.iter().copied().min().unwrap_or(now);
-        let last = hours.iter().copied().max().unwrap_or(now);
-        let counts = ledger::hours_between(&self.store, first, last).await?;
+        let counts = ledger::hours_in(&self.store, &crowd::baseline_spans(now)).await?;
         let stored = ledger::stored_in_hour(&self.store, crowd::hour_start(now)).await?;
         let regions = self.regions.all();
         let signal = Signal {
@@ -292,8 +291,7 @@ impl Reports {
 
     /// The last `hours` hours of counted reports and their baselines, up to now.
     pub(crate) async fn trend(&self, now: i64, hours: u32) -> Result<Vec<TrendHour>, StoreError> {
-        let first = crowd::trend_reads_from(now, hours);
-        let counts = ledger::hours_between(&self.store, first, crowd::hour_start(now)).await?;
+        let counts = ledger::hours_in(&self.store, &crowd::trend_spans(now, hours)).await?;
         Ok(crowd::trend(&self.config.problems, &counts, now, hours))
     }
 }

@@ -75,6 +75,22 @@ const MIGRATIONS: &[Migration] = &[
             "CREATE TABLE named_secrets (name TEXT PRIMARY KEY, secret TEXT NOT NULL)",
         ],
     },
+    Migration {
+        version: 3,
+        name: "counted reports per second, for the window's reporters",
+        statements: &[
+            // Counted reports per second (unix seconds), kept one window:
+            // the window's distinct reporters are their sum, a reporter's
+            // report of a problem counting once a window.
+            "CREATE TABLE report_seconds (at BIGINT NOT NULL, problem TEXT NOT NULL, \
+             region TEXT NOT NULL, reports BIGINT NOT NULL, PRIMARY KEY (at, problem, region))",
+            // From the raw reports of the last hour before the newest (a
+            // window is at most an hour; the index on `at` finds them).
+            "INSERT INTO report_seconds (at, problem, region, reports) \
+             SELECT at, problem, region, COUNT(*) FROM reports \
+             WHERE at > (SELECT MAX(at) FROM reports) - 3600 GROUP BY at, problem, region",
+        ],
+    },
 ];
 
 /// The statement that takes the migration lock, held to the transaction's end.

@@ -56,6 +56,13 @@ pub(crate) enum StoreError {
         /// What is wrong with it.
         message: String,
     },
+    /// The task that writes reports has stopped (the page is shutting down).
+    #[error("store {0}: the reports' writer has stopped")]
+    Stopped(&'static str),
+    /// The batch an operation was written in failed (every report in it
+    /// shares the one failure).
+    #[error(transparent)]
+    Shared(std::sync::Arc<StoreError>),
     /// The schema in the store is newer than this build knows.
     #[error(
         "store schema is at version {found}, newer than this chatprobe's {known}: upgrade chatprobe"

@@ -17,8 +17,8 @@ cd "$(dirname "$0")/../.."
 
 names=(agent-devices agent-cpu agent-latency agent-failing-rss agent-leave-outage targets remote-write remote-write-outage
     backend-fanout-100 backend-fanout-1000 backend-group-message-32 backend-group-message-4
-    soak status-board status-page status-page-10000 synapse prosody time-to-page detection soak-pages recovery
-    notify statement)
+    soak status-board status-page status-page-10000 reports reports-postgres synapse prosody time-to-page
+    detection soak-pages recovery notify statement)
 
 command=""
 labels=() units=() decimals=() goals=() scripts=()
@@ -142,6 +142,20 @@ define() {
         measure "a refresh takes, median" ms 0 "" 's/^a refresh takes: +median ([0-9]+) ms, .*/\1/p'
         measure "Prometheus CPU, of one core" % 1 "" 's/^Prometheus CPU: +([0-9.]+) % .*/\1/p'
         measure "ongoing incidents" "" 0 "" 's/^ongoing incidents: +([0-9]+) .*/\1/p' ;;
+    reports | reports-postgres)
+        command="chatprobe bench reports --store sqlite --clients 64 --duration 10s --fill 1000000"
+        local rate_goal=">= 5000"
+        if [[ $1 == reports-postgres ]]; then
+            command="chatprobe bench reports --store postgres --clients 64 --duration 10s --fill 1000000"
+            rate_goal=""
+        fi
+        measure "reports accepted, 64 clients, distinct reporters" /s 0 "$rate_goal" 's/^reports accepted: +[0-9]+ in [0-9.]+ s \(([0-9]+)\/s\).*/\1/p'
+        measure "reports refused or failed" "" 0 "== 0" 's/^reports refused or failed: +([0-9]+) .*/\1/p'
+        measure "report latency p50" ms 1 "" 's/^report latency: +p50 ([0-9.]+) ms, .*/\1/p'
+        measure "report latency p99" ms 1 "<= 50" 's/^report latency: .*, p99 ([0-9.]+) ms, .*/\1/p'
+        measure "status page RSS, 1,000,000 reports stored" MiB 1 "<= 150" 's/^status page RSS: +([0-9.]+) MiB with .*/\1/p'
+        measure "GET / with 1,000,000 reports, median" ms 1 "<= 100" 's/^GET \/: median ([0-9.]+) ms, .*/\1/p'
+        measure "GET /api/reports?hours=24 with 1,000,000 reports, median" ms 1 "" 's/^GET \/api\/reports\?hours=24: median ([0-9.]+) ms, .*/\1/p' ;;
     synapse | prosody)
         local area=matrix
         [[ $1 == prosody ]] && area=xmpp

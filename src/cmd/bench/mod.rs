@@ -4,7 +4,9 @@
 mod agent;
 pub mod backend;
 mod notify;
+mod postgres;
 mod proc;
+mod reports;
 pub mod soak;
 mod status_page;
 mod targets;
@@ -26,6 +28,8 @@ pub enum BenchTarget {
     StatusPage(status_page::StatusPageBenchArgs),
     /// "Notify me" at scale: N confirmed subscribers, an incident ends; seconds until a real SMTP server took the last mail.
     Notify(notify::NotifyBenchArgs),
+    /// "Report a problem" under load: reports accepted per second and their latency from concurrent clients, then the page's RSS and render times with a million reports stored.
+    Reports(reports::ReportsBenchArgs),
 }
 
 /// Run the chosen benchmark and print its numbers on stdout.
@@ -37,5 +41,6 @@ pub async fn run(target: BenchTarget) -> anyhow::Result<()> {
         BenchTarget::Targets(args) => targets::run(args).await,
         BenchTarget::StatusPage(args) => status_page::run(args).await,
         BenchTarget::Notify(args) => notify::run(args).await,
+        BenchTarget::Reports(args) => reports::run(args).await,
     }
 }

@@ -264,15 +264,21 @@ async fn ongoing_incidents(http: &reqwest::Client, base: &str) -> anyhow::Result
 }
 
 /// Request times of one endpoint.
-struct Timed {
-    median: Duration,
-    max: Duration,
+pub(super) struct Timed {
+    /// The median request.
+    pub(super) median: Duration,
+    /// The slowest request.
+    pub(super) max: Duration,
     /// The size of the last answer.
-    bytes: usize,
+    pub(super) bytes: usize,
 }
 
 /// Times `count` GETs of `url` (whole body read) after two of warm-up.
-async fn time_requests(http: &reqwest::Client, url: &str, count: usize) -> anyhow::Result<Timed> {
+pub(super) async fn time_requests(
+    http: &reqwest::Client,
+    url: &str,
+    count: usize,
+) -> anyhow::Result<Timed> {
     let mut times = Vec::with_capacity(count);
     let mut bytes = 0;
     for index in 0..count.max(1) + 2 {

@@ -4,6 +4,7 @@
 //! [`cases`] runs against both stores; [`store`] holds what only a
 //! shared or a crashing store shows.
 
+mod bench;
 mod cases;
 mod exposition;
 mod store;
