@@ -96,18 +96,31 @@ impl WebDriver {
     /// (a radio button, an option of a select, a submit button); a page it
     /// loads has loaded when this returns.
     pub async fn click(&self, selector: &str) {
+        let element = self.element(selector).await;
+        self.post(&format!("element/{element}/click"), json!({}))
+            .await;
+    }
+
+    /// Types `text` into the first element the CSS `selector` matches, as
+    /// a user does.
+    pub async fn fill(&self, selector: &str, text: &str) {
+        let element = self.element(selector).await;
+        self.post(&format!("element/{element}/value"), json!({ "text": text }))
+            .await;
+    }
+
+    /// The driver's id of the first element the CSS `selector` matches.
+    async fn element(&self, selector: &str) -> String {
         let found = self
             .post(
                 "element",
                 json!({"using": "css selector", "value": selector}),
             )
             .await;
-        let element = found[ELEMENT]
+        found[ELEMENT]
             .as_str()
             .unwrap_or_else(|| panic!("no element {selector}: {found}"))
-            .to_owned();
-        self.post(&format!("element/{element}/click"), json!({}))
-            .await;
+            .to_owned()
     }
 
     /// The text of every element the CSS `selector` matches, in page order.

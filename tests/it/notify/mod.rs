@@ -15,12 +15,15 @@ mod webhooks;
 use std::ffi::OsStr;
 use std::time::Duration;
 
+use hmac::{Hmac, Mac as _};
 use serde_json::Value;
+use sha2::Sha256;
 
 use crate::harness::binary::{Running, start_status_page_with_config};
 use crate::harness::dir::TempDir;
 use crate::harness::http::{get_text, metric, wait_for};
 use crate::harness::smtp::Mail;
+use crate::harness::webhook::Delivery;
 use crate::reports::{Answer, post};
 
 /// Where the links in mails point (the page itself listens on a free port).
@@ -246,4 +249,20 @@ pub async fn confirm_all(http: &reqwest::Client, page: &Running, mails: &[Mail])
         let (status, body) = get(http, &on_page(page, &link)).await;
         assert_eq!(status, 200, "{body}");
     }
+}
+
+/// Whether `delivery` is signed with the tests' secret.
+pub fn signed(delivery: &Delivery) -> bool {
+    let Some(signature) = delivery.header("x-chatprobe-signature") else {
+        return false;
+    };
+    let Some(hex_mac) = signature.strip_prefix("sha256=") else {
+        return false;
+    };
+    let Ok(given) = hex::decode(hex_mac) else {
+        return false;
+    };
+    let mut mac = Hmac::<Sha256>::new_from_slice(WEBHOOK_SECRET.as_bytes()).expect("any key");
+    mac.update(&delivery.body);
+    mac.verify_slice(&given).is_ok()
 }

@@ -2,34 +2,15 @@
 //! contract's fields, signed (the test checks the HMAC with the secret),
 //! named by a delivery id that stays the same when a failed post is retried.
 
-use hmac::{Hmac, Mac as _};
 use serde_json::Value;
-use sha2::Sha256;
 
 use super::{
-    PATIENCE, POLL, STARTED, WEBHOOK_SECRET, page_metric, start_page, statement,
-    wait_for_empty_outbox,
+    PATIENCE, POLL, STARTED, page_metric, signed, start_page, statement, wait_for_empty_outbox,
 };
 use crate::harness::dir::TempDir;
 use crate::harness::http::wait_for;
 use crate::harness::webhook::{Delivery, Receiver};
 use crate::reports::{Store, client};
-
-/// Whether `delivery` is signed with the tests' secret.
-fn signed(delivery: &Delivery) -> bool {
-    let Some(signature) = delivery.header("x-chatprobe-signature") else {
-        return false;
-    };
-    let Some(hex_mac) = signature.strip_prefix("sha256=") else {
-        return false;
-    };
-    let Ok(given) = hex::decode(hex_mac) else {
-        return false;
-    };
-    let mut mac = Hmac::<Sha256>::new_from_slice(WEBHOOK_SECRET.as_bytes()).expect("any key");
-    mac.update(&delivery.body);
-    mac.verify_slice(&given).is_ok()
-}
 
 /// Waits until `receiver` has `count` deliveries.
 async fn wait_for_deliveries(receiver: &Receiver, count: usize) -> Vec<Delivery> {
