@@ -198,6 +198,88 @@ mod tests {
         let _ = std::fs::remove_dir_all(dir);
     }
 
+    /// A store at schema 2 holding reports: migration 3 counts the last
+    /// hour's of them per second, and leaves the older ones out.
+    #[tokio::test]
+    async fn a_store_with_reports_migrates_to_per_second_counts() {
+        use sqlx::Executor as _;
+        let dir = std::env::temp_dir().join(format!("chatprobe-migrate3-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("a temp dir");
+        let file = dir.join("status.db");
+        let options = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(&file)
+            .create_if_missing(true);
+        let old = sqlx::SqlitePool::connect_with(options)
+            .await
+            .expect("an SQLite file");
+        old.execute(
+            "CREATE TABLE schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, \
+             applied_at BIGINT NOT NULL)",
+        )
+        .await
+        .expect("schema_migrations");
+        for migration in &MIGRATIONS[..2] {
+            for statement in migration.statements {
+                old.execute(*statement).await.expect("an old migration");
+            }
+            sqlx::query("INSERT INTO schema_migrations VALUES ($1, $2, 0)")
+                .bind(migration.version)
+                .bind(migration.name)
+                .execute(&old)
+                .await
+                .expect("its record");
+        }
+        let newest = 1_800_000_000_i64;
+        let reports = [
+            (newest - 7200, "not_sending", "ap-south", "old"),
+            (newest - 10, "not_sending", "ap-south", "a"),
+            (newest - 10, "not_sending", "ap-south", "b"),
+            (newest - 10, "not_received", "unknown", "a"),
+            (newest, "not_sending", "eu-west", "c"),
+        ];
+        for (at, problem, region, reporter) in reports {
+            sqlx::query("INSERT INTO reports VALUES ($1, $2, $3, $4)")
+                .bind(at)
+                .bind(problem)
+                .bind(region)
+                .bind(reporter)
+                .execute(&old)
+                .await
+                .expect("a report");
+        }
+        old.close().await;
+
+        let store = Store::open(&StoreLocation::Sqlite(file), ReportMetrics::default())
+            .await
+            .expect("the store migrates");
+        let rows = sqlx::query(
+            "SELECT at, problem, region, reports FROM report_seconds ORDER BY at, problem, region",
+        )
+        .fetch_all(store.pool())
+        .await
+        .expect("the per-second counts");
+        let counted: Vec<(i64, String, String, i64)> = rows
+            .iter()
+            .map(|row| {
+                use sqlx::Row as _;
+                (row.get(0), row.get(1), row.get(2), row.get(3))
+            })
+            .collect();
+        let own = |at: i64, problem: &str, region: &str, reports: i64| {
+            (at, problem.to_owned(), region.to_owned(), reports)
+        };
+        assert_eq!(
+            counted,
+            [
+                own(newest - 10, "not_received", "unknown", 1),
+                own(newest - 10, "not_sending", "ap-south", 2),
+                own(newest, "not_sending", "eu-west", 1),
+            ]
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     #[test]
     fn migrations_are_numbered_one_up_from_one() {
         for (index, migration) in MIGRATIONS.iter().enumerate() {
