@@ -11,8 +11,10 @@
 //! Maildir and opens its link in the browser: "Subscription confirmed". A
 //! send outage in ap-south (the mock's admin API): the drafted statement
 //! is on `/` in plain words, the "problem started" mail arrives and the
-//! receiver gets a correctly signed `incident_opened`; the fault removed:
-//! the resolved statement, the "back online" mail and `incident_resolved`.
+//! receiver gets a correctly signed `incident_opened`; the fault removed
+//! while the SMTP server is down for a minute: the resolved statement and
+//! `incident_resolved` at once, the "back online" mail once the server is
+//! back.
 //! Each mail comes once; an address subscribed beside it that never
 //! confirmed gets its confirmation and nothing else.
 
@@ -25,7 +27,9 @@ use crate::harness::http::{get_text, http_client, wait_for};
 use crate::harness::smtp::{Aiosmtpd, Mail};
 use crate::harness::webdriver::WebDriver;
 use crate::harness::webhook::Receiver;
-use crate::notify::{BASE_URL, WEBHOOK_SECRET, on_page, signed, smtp_yaml, subscribe_patiently};
+use crate::notify::{
+    BASE_URL, WEBHOOK_SECRET, on_page, signed, smtp_yaml, subscribe_patiently, wait_for_metric,
+};
 
 /// The visitor's address.
 const VISITOR: &str = "visitor@example.org";
@@ -33,6 +37,8 @@ const VISITOR: &str = "visitor@example.org";
 const UNCONFIRMED: &str = "unconfirmed@example.org";
 /// The probe of the feature the visitor asks about.
 const PROBE: &str = "group_message";
+/// How long the SMTP server is down while the service recovers.
+const SMTP_DOWN: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The page's `notify:` section: publishing at once, mailing through
 /// aiosmtpd on `smtp_port` in clear (loopback), posting every event to
@@ -92,8 +98,16 @@ async fn a_visitor_subscribes_in_the_browser_and_hears_of_the_outage_and_its_end
     );
     webhook_event(&receiver, "incident_opened").await;
 
+    // The SMTP server is down for a minute as the service recovers.
+    smtp.stop();
+    let stopped = tokio::time::Instant::now();
     put_faults(&http, &stack.backend.url(), &Value::Array(Vec::new())).await;
     page_says(&http, &stack, "the resolved statement", "Resolved").await;
+    let unreachable =
+        "chatprobe_notifications_failed_total{channel=\"email\",reason=\"unreachable\"}";
+    wait_for_metric(&http, &stack.page, unreachable, 1.0).await;
+    tokio::time::sleep_until(stopped + SMTP_DOWN).await;
+    smtp.start();
     let resolved = notice(&smtp, "incident_resolved").await;
     assert!(resolved.body.contains("working again"), "{}", resolved.body);
     webhook_event(&receiver, "incident_resolved").await;
