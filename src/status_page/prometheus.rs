@@ -134,8 +134,35 @@ struct SampleStats {
 struct MatrixSeries<'a> {
     #[serde(borrow)]
     metric: BTreeMap<Cow<'a, str>, Cow<'a, str>>,
-    #[serde(default, borrow)]
-    values: Vec<(f64, Cow<'a, str>)>,
+    /// Read straight into points: an answer holds hundreds of thousands,
+    /// and no copy of them as text is kept on the way.
+    #[serde(default)]
+    values: Vec<(f64, Point)>,
+}
+
+/// One value of an answer, parsed from its text (`"0.5"`, `"NaN"`,
+/// `"+Inf"`); `None` for text that is not a number.
+struct Point(Option<f64>);
+
+impl<'de> Deserialize<'de> for Point {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Point, D::Error> {
+        deserializer.deserialize_str(PointVisitor)
+    }
+}
+
+/// Parses a value's text as it is read.
+struct PointVisitor;
+
+impl serde::de::Visitor<'_> for PointVisitor {
+    type Value = Point;
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("a sample value as a string")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Point, E> {
+        Ok(Point(text.parse().ok()))
+    }
 }
 
 impl PrometheusClient {
@@ -239,7 +266,7 @@ fn series(raw: MatrixSeries<'_>) -> Series {
     let points = raw
         .values
         .into_iter()
-        .filter_map(|(at, value)| Some((at as u64, value.parse::<f64>().ok()?)))
+        .filter_map(|(at, Point(value))| Some((at as u64, value?)))
         .collect();
     let labels = raw
         .metric
