@@ -3,8 +3,8 @@
 //! port of 127.0.0.1 (no Unix socket, trust authentication for the test's
 //! own user), run as the unprivileged `postgres` user when the test runs as
 //! root (PostgreSQL refuses to run as root), killed when dropped; or one
-//! that takes TLS connections only ([`Postgres::start_tls`], a self-signed
-//! certificate made with `openssl`).
+//! that takes TLS connections only ([`Postgres::start_tls`], a server
+//! certificate of a test CA, [`super::certificate::TestCa`]).
 
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
@@ -86,35 +86,14 @@ impl Postgres {
     /// A fresh cluster that takes TLS connections only (`hostssl` alone in
     /// `pg_hba.conf`), started; `None` when PostgreSQL or openssl is not installed.
     pub fn start_tls() -> Option<Postgres> {
-        let openssl = super::tool("CHATPROBE_OPENSSL", "openssl", "apt-get install openssl")?;
+        let ca = super::certificate::TestCa::make("postgres")?;
         let mut server = Postgres::initdb()?;
         let (key, certificate) = (
             server.data.join("server.key"),
             server.data.join("server.crt"),
         );
-        let made = Command::new(openssl)
-            .args([
-                "req",
-                "-x509",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-days",
-                "1",
-                "-subj",
-                "/CN=127.0.0.1",
-                "-keyout",
-            ])
-            .arg(&key)
-            .arg("-out")
-            .arg(&certificate)
-            .output()
-            .expect("openssl runs");
-        assert!(
-            made.status.success(),
-            "openssl: {}",
-            String::from_utf8_lossy(&made.stderr)
-        );
+        std::fs::copy(&ca.key, &key).expect("the server key is copied");
+        std::fs::copy(&ca.certificate, &certificate).expect("the server certificate is copied");
         let hba = server.data.join("pg_hba.conf");
         std::fs::write(&hba, "hostssl all all 127.0.0.1/32 trust\n")
             .expect("pg_hba.conf is written");
