@@ -348,6 +348,22 @@ async fn assert_only_the_outage_alerts(http: &reqwest::Client, stack: &Stack) {
     }
 }
 
+/// Waits until `receiver` got `alert` firing from Alertmanager.
+async fn wait_received(stack: &Stack, receiver: &str, alert: &str) {
+    wait_for(
+        &format!("{alert} firing at {receiver}"),
+        PATIENCE,
+        POLL,
+        || async {
+            match stack.webhooks.received(receiver, alert, "firing") {
+                true => Ok(()),
+                false => Err("not yet".to_owned()),
+            }
+        },
+    )
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_region_warns_two_regions_page_and_recovery_resolves() {
     let Some(stack) = start_stack().await else {
@@ -418,33 +434,16 @@ async fn one_region_warns_two_regions_page_and_recovery_resolves() {
         },
     )
     .await;
-    assert!(
-        stack
-            .webhooks
-            .received("chatprobe-tickets", REGIONAL, "firing"),
-        "the regional warning went to the ticket receiver"
-    );
+    // Warnings wait the route's `group_wait` (10 s) before they are sent;
+    // the page, sent at once, can come first.
+    wait_received(&stack, "chatprobe-tickets", REGIONAL).await;
     assert!(
         !stack
             .webhooks
             .received("chatprobe-pager", REGIONAL, "firing"),
         "a regional warning must not page"
     );
-    wait_for(
-        "the Watchdog's heartbeat at its receiver",
-        PATIENCE,
-        POLL,
-        || async {
-            match stack
-                .webhooks
-                .received("chatprobe-heartbeat", WATCHDOG, "firing")
-            {
-                true => Ok(()),
-                false => Err("no heartbeat yet".to_string()),
-            }
-        },
-    )
-    .await;
+    wait_received(&stack, "chatprobe-heartbeat", WATCHDOG).await;
 
     // Recovery: everything resolves.
     let url = format!("{}/admin/faults", stack.backend_url);
