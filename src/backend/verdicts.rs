@@ -74,7 +74,8 @@ pub struct Verdict {
     /// is left to a later run, unreported), or on the push connection of a
     /// device no probe of the run waits on (a sender's own, or one the next
     /// run retires before the loss of its connection has reached it: a
-    /// `disconnect` at a run's closing sync).
+    /// `disconnect` at a run's closing sync), or on a run's last delivery
+    /// to a device (a `reorder` there has nothing to swap it with).
     pub fires_unseen: bool,
 }
 
@@ -388,7 +389,8 @@ pub const VERDICTS: &[Verdict] = &[
         E::Reorder,
         P::Deliver,
         &[(Kinds::Only(&[GroupMessage]), Op::Deliver, R::OutOfOrder)],
-    ),
+    )
+    .fires_unseen(),
     v(
         E::Reorder,
         P::Sync,

@@ -400,6 +400,9 @@ async fn one_region_warns_two_regions_page_and_recovery_resolves() {
         Ok(BTreeMap::new()),
         "one failing region must not page"
     );
+    // Sent after its route's `group_wait` (10 s); once the page fires it
+    // inhibits the warning, so the second region waits for it.
+    wait_received(&stack, "chatprobe-tickets", REGIONAL).await;
 
     // A second region: the page.
     put_faults(
@@ -434,9 +437,6 @@ async fn one_region_warns_two_regions_page_and_recovery_resolves() {
         },
     )
     .await;
-    // Warnings wait the route's `group_wait` (10 s) before they are sent;
-    // the page, sent at once, can come first.
-    wait_received(&stack, "chatprobe-tickets", REGIONAL).await;
     assert!(
         !stack
             .webhooks

@@ -6,8 +6,8 @@
 //! distinct reporters, and the reports surviving a restart of the page.
 
 use super::{
-    Store, client, on_both_stores, page_metric, post, problem_json, region_json, report,
-    reports_json, seed_hourly_counts, start_page, wait_for_metric,
+    Store, client, on_both_stores, page_metric, post, post_refused_body, problem_json, region_json,
+    report, reports_json, seed_hourly_counts, start_page, wait_for_metric,
 };
 use crate::harness::dir::TempDir;
 
@@ -251,7 +251,7 @@ async fn bad_input_is_refused_and_stores_nothing(store: Store) {
     for (path, headers, body, status, words) in cases {
         // A fresh connection each: the server closes the one a refused
         // large body came on.
-        let answer = post(&client(), &page, path, &headers, body).await;
+        let answer = post_refused_body(&page, path, &headers, &body).await;
         assert_eq!(answer.status, status, "{path} {headers:?}: {}", answer.body);
         assert!(
             answer.body.contains(words),

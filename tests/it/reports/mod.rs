@@ -139,6 +139,37 @@ pub async fn post(
         .send()
         .await
         .unwrap_or_else(|error| panic!("POST {path}: {error}"));
+    answer(response).await
+}
+
+/// [`post`] of a body the page refuses before reading it all: the page
+/// answers and closes the connection, which can reset it while the body is
+/// still being sent, before the answer is read; tried afresh up to five
+/// times (each on a new connection) for the answer.
+pub async fn post_refused_body(
+    page: &Running,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Answer {
+    let mut last = String::new();
+    for _ in 0..5 {
+        let mut request = client()
+            .post(format!("{}{path}", page.url()))
+            .body(body.to_vec());
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        match request.send().await {
+            Ok(response) => return answer(response).await,
+            Err(error) => last = error.to_string(),
+        }
+    }
+    panic!("POST {path}: no answer in five tries: {last}");
+}
+
+/// What `response` says.
+async fn answer(response: reqwest::Response) -> Answer {
     Answer {
         status: response.status().as_u16(),
         headers: response.headers().clone(),
