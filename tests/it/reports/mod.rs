@@ -145,15 +145,16 @@ pub async fn post(
 /// [`post`] of a body the page refuses before reading it all: the page
 /// answers and closes the connection, which can reset it while the body is
 /// still being sent, before the answer is read; tried afresh up to five
-/// times (each on a new connection) for the answer.
+/// times (each on a new connection) for the answer. The answer, and the
+/// tries it took (each one a request the page refused and counted).
 pub async fn post_refused_body(
     page: &Running,
     path: &str,
     headers: &[(&str, &str)],
     body: &[u8],
-) -> Answer {
+) -> (Answer, usize) {
     let mut last = String::new();
-    for _ in 0..5 {
+    for tries in 1..=5 {
         let mut request = client()
             .post(format!("{}{path}", page.url()))
             .body(body.to_vec());
@@ -161,7 +162,7 @@ pub async fn post_refused_body(
             request = request.header(*name, *value);
         }
         match request.send().await {
-            Ok(response) => return answer(response).await,
+            Ok(response) => return (answer(response).await, tries),
             Err(error) => last = error.to_string(),
         }
     }
