@@ -2,7 +2,7 @@
 //!
 //! Data flows one way: config → scheduler → probe → client → outcome →
 //! metrics and status. See `docs/architecture.md` for the map of modules.
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 #![warn(missing_docs)]
 #![warn(unreachable_pub)]
 

@@ -111,7 +111,7 @@ fn main() -> ExitCode {
             };
             demo::run(options, shutdown::stop_signal()?).await
         }),
-        Command::StatusPage(args) => on_runtime(Runtime::new(), async {
+        Command::StatusPage(args) => on_runtime(status_page::runtime(), async {
             status_page::run(*args, shutdown::stop_signal()?).await
         }),
         Command::Check {
@@ -128,9 +128,9 @@ fn main() -> ExitCode {
     }
 }
 
-/// Run `command` on `runtime` (the backend, the demo and benchmarks on all
-/// cores, the agent and `once` on the probe runtime: see `docs/architecture.md`,
-/// "Design notes"); its exit status is the command's own, or success, and an
+/// Run `command` on `runtime` (the backend, the demo, benchmarks and the
+/// status page on all cores, the agent and `once` on the probe runtime: see
+/// `docs/architecture.md`, "Design notes"); its exit status is the command's own, or success, and an
 /// error is printed and fails.
 fn on_runtime<T: Termination>(
     runtime: std::io::Result<Runtime>,

@@ -145,6 +145,13 @@ pub(crate) fn options(config: StatusPageConfig) -> StatusPageOptions {
     }
 }
 
+/// The runtime the page runs on: a worker a core, malloc limited to two
+/// arenas first (see `crate::status_page::heap`).
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    crate::status_page::heap::limit_arenas();
+    tokio::runtime::Runtime::new()
+}
+
 /// `chatprobe status-page`: serves the page `args` describe until `shutdown`.
 pub async fn run(
     args: StatusPageArgs,

@@ -9,10 +9,12 @@
 //! [`incidents`], [`uptime`] → [`aggregate`], [`sections`] and the shared
 //! renderer of [`crate::status`], [`feed`] → [`routes`]. [`source`] reads
 //! incrementally into its mirror; [`refresher`] is the one task that does,
-//! on a fixed cadence; [`notes`] is the operator's statement.
+//! on a fixed cadence, trimming the heap
+//! after each ([`heap`]); [`notes`] is the operator's statement.
 
 pub(crate) mod aggregate;
 pub(crate) mod feed;
+pub(crate) mod heap;
 pub(crate) mod incidents;
 pub(crate) mod last_hour;
 mod manual;

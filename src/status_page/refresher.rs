@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use tokio::sync::watch;
 
+use super::heap;
 use super::source::{FleetSource, FleetView, Mirror};
 use crate::status::{Health, StatusSnapshot, Timestamp};
 
@@ -75,6 +76,7 @@ async fn refresh_forever(source: FleetSource, sender: watch::Sender<Arc<Shown>>)
             }
         };
         sender.send_replace(shown);
+        heap::trim();
     }
 }
 

@@ -128,7 +128,7 @@ define() {
         [[ $1 == status-page-10000 ]] && command="chatprobe bench status-page --targets 10000 --probes 1 --regions 1 --failing 100 --rules dashboards/rules.yml"
         measure "every cell on the page, after the page started" s 0 "" 's/^every cell on the page: +([0-9.]+) s after .*/\1/p'
         local endpoint
-        for endpoint in / /api/status /api/incidents /feed.atom /cells; do
+        for endpoint in / /operators /api/status /api/incidents /feed.atom /cells; do
             local pattern=${endpoint//\//\\/}
             measure "GET $endpoint, median" ms 1 "" "s/^GET $pattern(\\?[^:]*)?: median ([0-9.]+) ms, .*/\\2/p"
             measure "GET $endpoint, max" ms 1 "<= 1000" "s/^GET $pattern(\\?[^:]*)?: median [0-9.]+ ms, max ([0-9.]+) ms, .*/\\2/p"
